@@ -1,0 +1,93 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.js';
+import { GabeError } from '../errors.js';
+import { removeJobOutput } from '../jobs/cleanup.js';
+import type { Scheduler } from '../jobs/scheduler.js';
+import type { JobStore } from '../jobs/store.js';
+import { isFinal } from '../jobs/types.js';
+import { presentJob } from './present.js';
+import { errorResponses, JobList, JobParams, JobSchema, ListQuery } from './schemas.js';
+
+export interface JobRoutesOptions {
+  scheduler: Scheduler;
+  store: JobStore;
+  config: Config;
+}
+
+export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
+  app,
+  { scheduler, store, config },
+) => {
+  const load = (id: string) => {
+    const job = store.get(id);
+    if (!job) throw new GabeError('JOB_NOT_FOUND', `job ${id} not found`);
+    return job;
+  };
+
+  app.get(
+    '/job/:job_id',
+    {
+      schema: {
+        summary: 'Get a job',
+        description: 'Status, progress (segments, bytes, speed, ETA) and, once COMPLETED, the result.',
+        tags: ['jobs'],
+        params: JobParams,
+        response: { 200: JobSchema, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const job = load(req.params.job_id);
+      return presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
+    },
+  );
+
+  app.delete(
+    '/job/:job_id',
+    {
+      schema: {
+        summary: 'Cancel or delete a job',
+        description:
+          'PENDING: leaves the queue. PROCESSING: the transfer is stopped and partial files removed. Both end ' +
+          'CANCELLED. A finished job is deleted with its output file. Answers with the final job.',
+        tags: ['jobs'],
+        params: JobParams,
+        response: { 200: JobSchema, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const job = load(req.params.job_id);
+      if (isFinal(job.status)) {
+        await removeJobOutput(job, config);
+        store.delete(job.id);
+        req.log.info({ job_id: job.id }, 'job deleted');
+        return presentJob(job);
+      }
+      const cancelled = await scheduler.cancel(job.id);
+      if (!cancelled) throw new GabeError('JOB_NOT_FOUND', `job ${job.id} not found`);
+      return presentJob(cancelled);
+    },
+  );
+
+  app.get(
+    '/jobs',
+    {
+      schema: {
+        summary: 'List jobs, newest first',
+        tags: ['jobs'],
+        querystring: ListQuery,
+        response: { 200: JobList, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const limit = req.query.limit ?? 50;
+      const offset = req.query.offset ?? 0;
+      const { jobs, total } = store.list({ status: req.query.status, limit, offset });
+      return {
+        jobs: jobs.map((j) => presentJob(j, j.status === 'PROCESSING' ? scheduler.liveProgress(j.id) : null)),
+        total,
+        limit,
+        offset,
+      };
+    },
+  );
+};

@@ -1,0 +1,31 @@
+import type { Job, JobProgress } from '../jobs/types.js';
+import type { JobResponse } from './schemas.js';
+
+/**
+ * The spec's job response (snake_case, `result.file_size_mb`, progress and segment counts) plus bytes,
+ * speed and ETA. `live` overlays a running job's in-memory progress, fresher than the stored copy.
+ */
+export function presentJob(job: Job, live: JobProgress | null = null): JobResponse {
+  const p = live ?? job;
+  return {
+    job_id: job.id,
+    type: job.type,
+    status: job.status,
+    created_at: job.created_at,
+    started_at: job.started_at,
+    completed_at: job.completed_at,
+    result: job.result,
+    error: job.error,
+    error_code: job.error_code,
+    progress: p.progress,
+    total_segments: p.total_segments,
+    downloaded_segments: p.downloaded_segments,
+    downloaded_bytes: p.downloaded_bytes,
+    total_bytes: p.total_bytes,
+    speed_bps: p.speed_bps,
+    eta_seconds: p.eta_seconds,
+    original_url: job.request.url,
+    video_name: job.result?.video_name ?? job.video_name,
+    resolution: job.result?.resolution ?? job.request.resolution ?? null,
+  };
+}

@@ -1,0 +1,137 @@
+import { type Static, Type } from 'typebox';
+
+const JobStatusSchema = Type.Union(
+  [
+    Type.Literal('PENDING'),
+    Type.Literal('PROCESSING'),
+    Type.Literal('COMPLETED'),
+    Type.Literal('FAILED'),
+    Type.Literal('CANCELLED'),
+  ],
+  { description: 'PENDING → PROCESSING → COMPLETED | FAILED | CANCELLED' },
+);
+
+const OptionalNullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T, description: string) =>
+  Type.Optional(Type.Union([t, Type.Null()], { description }));
+
+export const UrlField = Type.String({
+  minLength: 1,
+  maxLength: 8192,
+  description: 'http(s) URL to download.',
+  examples: ['https://example.com/stream/master.m3u8'],
+});
+
+const VideoName = OptionalNullable(
+  Type.String({ maxLength: 1000 }),
+  'Output file name without extension; sanitised. Default: taken from the URL.',
+);
+const ProxyField = OptionalNullable(
+  Type.String({ maxLength: 2048, pattern: '^(https?|socks5h?)://' }),
+  'Proxy for this job (http://, https:// or socks5://); default: config "proxy".',
+);
+
+export const HlsDownloadBody = Type.Object(
+  {
+    url: UrlField,
+    resolution: OptionalNullable(
+      Type.String({ pattern: '^(\\d{1,5}x\\d{1,5}|\\d{1,5}p|best|worst)$' }),
+      '"WxH" (e.g. "1920x1080"), "720p", "best" or "worst". Closest below is chosen when absent, then closest above.',
+    ),
+    use_multithreading: OptionalNullable(Type.Boolean(), 'Fetch segments concurrently; default: config.'),
+    proxy: ProxyField,
+    video_name: VideoName,
+  },
+  { additionalProperties: false },
+);
+export type HlsDownloadBody = Static<typeof HlsDownloadBody>;
+
+export const Mp4DownloadBody = Type.Object(
+  {
+    url: UrlField,
+    video_name: VideoName,
+    type: OptionalNullable(Type.Literal('mp4'), 'Output container; only "mp4".'),
+    proxy: ProxyField,
+  },
+  { additionalProperties: false },
+);
+export type Mp4DownloadBody = Static<typeof Mp4DownloadBody>;
+
+const NullableNumber = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
+const NullableString = (description: string) => Type.Union([Type.String(), Type.Null()], { description });
+
+export const JobResultSchema = Type.Object({
+  status: Type.String(),
+  output_path: Type.String({ description: 'Absolute path of the finished file.' }),
+  resolution: NullableString('Resolution of the downloaded video ("WxH").'),
+  video_name: Type.String(),
+  original_url: Type.String(),
+  file_size_mb: Type.Number(),
+  file_size_bytes: Type.Integer(),
+  duration_seconds: NullableNumber('Duration of the output, from ffprobe.'),
+  segment_count: Type.Union([Type.Integer(), Type.Null()]),
+  container: Type.String(),
+});
+
+export const JobSchema = Type.Object({
+  job_id: Type.String({ format: 'uuid' }),
+  type: Type.Union([Type.Literal('hls'), Type.Literal('mp4')]),
+  status: JobStatusSchema,
+  created_at: Type.String({ format: 'date-time' }),
+  started_at: NullableString('When the job first started processing.'),
+  completed_at: NullableString('When the job reached a final state.'),
+  result: Type.Union([JobResultSchema, Type.Null()]),
+  error: NullableString('Why the job failed, in plain words.'),
+  error_code: NullableString('Stable GABE_ERR_* code of the failure.'),
+  progress: Type.Number({ minimum: 0, maximum: 100 }),
+  total_segments: Type.Integer(),
+  downloaded_segments: Type.Integer(),
+  downloaded_bytes: Type.Integer(),
+  total_bytes: Type.Union([Type.Integer(), Type.Null()]),
+  speed_bps: Type.Number({ description: 'Bytes per second over the last seconds.' }),
+  eta_seconds: NullableNumber('Estimated seconds left.'),
+  original_url: Type.String(),
+  video_name: Type.String(),
+  resolution: NullableString('Resolution requested (or chosen, once known).'),
+});
+export type JobResponse = Static<typeof JobSchema>;
+
+export const ErrorSchema = Type.Object({
+  detail: Type.Unknown({ description: 'What went wrong (a list of field errors for 422).' }),
+  code: Type.String({ description: 'Stable GABE_ERR_* code.' }),
+});
+
+export const JobParams = Type.Object({ job_id: Type.String({ maxLength: 100 }) });
+
+export const ListQuery = Type.Object(
+  {
+    status: Type.Optional(JobStatusSchema),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  },
+  { additionalProperties: false },
+);
+
+export const JobList = Type.Object({
+  jobs: Type.Array(JobSchema),
+  total: Type.Integer(),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+});
+
+const Check = Type.Object({ ok: Type.Boolean() }, { additionalProperties: true });
+export const HealthSchema = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+  version: Type.String(),
+  ffmpeg: Check,
+  database: Check,
+  disk: Check,
+  queue: Type.Object({ pending: Type.Integer(), processing: Type.Integer(), accepting: Type.Boolean() }),
+});
+
+export const errorResponses = {
+  404: ErrorSchema,
+  422: ErrorSchema,
+  429: ErrorSchema,
+  500: ErrorSchema,
+  503: ErrorSchema,
+} as const;

@@ -1,0 +1,137 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, LogController } from 'fastify';
+import { downloadRoutes } from './api/downloads.js';
+import { healthRoutes } from './api/health.js';
+import { jobRoutes } from './api/jobs.js';
+import type { Config } from './config.js';
+import { type ErrorCode, GabeError, isGabeError } from './errors.js';
+import type { Scheduler } from './jobs/scheduler.js';
+import type { JobStore } from './jobs/store.js';
+import type { Logger } from './log.js';
+import type { FfmpegTools } from './media/locate.js';
+import { VERSION } from './version.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface AppDeps {
+  config: Config;
+  store: JobStore;
+  scheduler: Scheduler;
+  ffmpeg: FfmpegTools;
+  log: Logger;
+}
+
+interface FieldError {
+  loc: (string | number)[];
+  msg: string;
+  type: string;
+}
+
+/** FastAPI's 422 shape (`detail: [{loc, msg, type}]`), which the original clients already parse. */
+function fieldErrors(err: FastifyError): FieldError[] {
+  const context = err.validationContext ?? 'body';
+  const out: FieldError[] = [];
+  for (const v of err.validation ?? []) {
+    const path = v.instancePath.split('/').filter(Boolean);
+    const params = v.params as Record<string, unknown>;
+    if (v.keyword === 'additionalProperties') {
+      for (const name of (params['additionalProperties'] as string[] | undefined) ?? []) {
+        out.push({ loc: [context, ...path, name], msg: 'unknown field', type: 'extra_forbidden' });
+      }
+    } else if (v.keyword === 'required') {
+      const names =
+        (params['requiredProperties'] as string[] | undefined) ??
+        (params['missingProperty'] ? [String(params['missingProperty'])] : []);
+      for (const name of names)
+        out.push({ loc: [context, ...path, name], msg: 'field required', type: 'missing' });
+    } else if (v.keyword === 'boolean' || /\/anyOf\/\d+$/.test(v.schemaPath)) {
+      // TypeBox reports each failed branch of a union too; the union's own line says it once.
+    } else {
+      out.push({ loc: [context, ...path], msg: v.message ?? 'invalid', type: v.keyword });
+    }
+  }
+  if (out.length === 0) out.push({ loc: [context], msg: err.message, type: 'invalid' });
+  return out;
+}
+
+function fastifyErrorToGabe(err: FastifyError): GabeError {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GabeError('BODY_TOO_LARGE', `request body is larger than ${BODY_LIMIT} bytes`);
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GabeError('VALIDATION', `request body is not valid JSON: ${err.message}`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GabeError('BAD_REQUEST', 'send the request body as application/json', { httpStatus: 415 });
+    default:
+      if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+        return new GabeError('BAD_REQUEST', err.message, { httpStatus: err.statusCode });
+      }
+      return new GabeError('INTERNAL', 'internal error', { cause: err });
+  }
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export async function buildApp(deps: AppDeps) {
+  const app = Fastify({
+    loggerInstance: deps.log,
+    // Per-request lines would flood video_downloader.log under polling clients; jobs log their own.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    trustProxy: deps.config.trust_proxy,
+    routerOptions: { maxParamLength: 200 },
+    ajv: { customOptions: { removeAdditional: false } },
+  })
+    .setValidatorCompiler(TypeBoxValidatorCompiler)
+    .withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler((error: FastifyError, req, reply) => {
+    if (error.validation) {
+      return reply
+        .code(422)
+        .send({ detail: fieldErrors(error), code: 'GABE_ERR_VALIDATION' satisfies ErrorCode });
+    }
+    const err = isGabeError(error) ? error : fastifyErrorToGabe(error);
+    if (err.httpStatus >= 500) req.log.error({ err: error, code: err.code }, 'request failed');
+    if (err.retryAfter !== undefined) reply.header('retry-after', String(Math.ceil(err.retryAfter)));
+    return reply.code(err.httpStatus).send({ detail: err.message, code: err.code });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ detail: `no route for ${req.method} ${req.url.split('?')[0]}`, code: 'GABE_ERR_NOT_FOUND' }),
+  );
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Gabe',
+        version: VERSION,
+        description:
+          'Downloads HLS (M3U8) streams and direct MP4 URLs into finished MP4 files. Every error is JSON ' +
+          '`{ "detail": ..., "code": "GABE_ERR_..." }`.',
+      },
+      tags: [
+        { name: 'downloads', description: 'Start jobs' },
+        { name: 'jobs', description: 'Follow, list and cancel jobs' },
+        { name: 'service', description: 'Health' },
+      ],
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(downloadRoutes, { scheduler: deps.scheduler, store: deps.store });
+  await app.register(jobRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
+  await app.register(healthRoutes, {
+    config: deps.config,
+    store: deps.store,
+    scheduler: deps.scheduler,
+    ffmpeg: deps.ffmpeg,
+  });
+  return app;
+}

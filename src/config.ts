@@ -1,0 +1,208 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+import { GabeError } from './errors.js';
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T, description: string) =>
+  Type.Union([t, Type.Null()], { default: null, description });
+
+/**
+ * config.json: every key of the original specification with its meaning unchanged, plus Gabe's own.
+ * Units are in the descriptions because users read this schema through the README and /docs.
+ */
+export const ConfigSchema = Type.Object(
+  {
+    temp_path: Type.String({
+      minLength: 1,
+      default: 'temp',
+      description: 'Folder for partial downloads (one sub-folder per job).',
+    }),
+    output_path: Type.String({
+      minLength: 1,
+      default: 'downloads',
+      description: 'Folder for finished files.',
+    }),
+    default_resolution: Nullable(
+      Type.String({ pattern: '^(\\d{1,5}x\\d{1,5}|\\d{1,5}p|best|worst)$' }),
+      'Resolution used when a request names none ("1920x1080", "720p", "best", "worst"); null = highest bandwidth.',
+    ),
+    use_multithreading: Type.Boolean({
+      default: true,
+      description:
+        'Fetch HLS segments concurrently (segment_concurrency at a time) unless a request says otherwise.',
+    }),
+    segment_concurrency: Type.Integer({
+      minimum: 1,
+      maximum: 256,
+      default: 16,
+      description: 'Segments fetched at once per job when multithreading is on.',
+    }),
+    max_concurrent_downloads: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 5,
+      description: 'Jobs PROCESSING at once.',
+    }),
+    max_queue_size: Type.Integer({
+      minimum: 0,
+      default: 100,
+      description: 'PENDING jobs at most; a submission beyond it gets 503.',
+    }),
+    proxy: Nullable(
+      Type.String({ pattern: '^(https?|socks5h?)://' }),
+      'Proxy for every fetch (http://, https:// or socks5://); a request may name its own.',
+    ),
+    chunk_size: Type.Integer({
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      default: 1048576,
+      description: 'Bytes written to disk at a time when streaming a download.',
+    }),
+    max_retries: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 3,
+      description: 'Retries of a failed request (network error, 408, 429, 5xx), with exponential back-off.',
+    }),
+    connection_timeout: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 3600,
+      default: 10,
+      description: 'Seconds to connect, to receive headers, and between two reads of a body.',
+    }),
+    ffmpeg_path: Nullable(
+      Type.String({ minLength: 1 }),
+      'ffmpeg binary, or the folder holding ffmpeg and ffprobe; null = search PATH.',
+    ),
+    clean_jobs_after_days: Type.Number({
+      minimum: 0,
+      default: 7,
+      description: 'Finished jobs older than this are deleted with their files; 0 keeps them forever.',
+    }),
+    max_jobs_per_ip: Type.Integer({
+      minimum: 0,
+      default: 5,
+      description: 'PENDING or PROCESSING jobs per client IP; a submission beyond it gets 429; 0 = no limit.',
+    }),
+    host: Type.String({ minLength: 1, default: '127.0.0.1', description: 'Address the API listens on.' }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 8000,
+      description: 'Port the API listens on.',
+    }),
+    database_path: Type.String({ minLength: 1, default: 'gabe.db', description: 'SQLite job store file.' }),
+    log_path: Type.String({
+      minLength: 1,
+      default: 'logs',
+      description: 'Folder for video_downloader.log (rotated at 1 MB, 5 kept).',
+    }),
+    allow_private_networks: Type.Boolean({
+      default: false,
+      description: 'Allow fetching from loopback, private and link-local addresses.',
+    }),
+    trust_proxy: Type.Boolean({
+      default: false,
+      description: 'Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Readonly<Static<typeof ConfigSchema>>;
+
+const PATH_KEYS = ['temp_path', 'output_path', 'database_path', 'log_path', 'ffmpeg_path'] as const;
+const CONFIG_KEYS = Object.keys(ConfigSchema.properties) as (keyof Config)[];
+
+export interface LoadConfigOptions {
+  /** Path of config.json; a missing file means defaults. */
+  file?: string;
+  /** Environment to read GABE_<KEY> overrides from. */
+  env?: NodeJS.ProcessEnv;
+  /** Values that win over file and environment (CLI flags). */
+  overrides?: Partial<Record<keyof Config, unknown>>;
+}
+
+export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env['GABE_CONFIG'] || 'config.json');
+}
+
+function readConfigFile(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new GabeError('CONFIG', `${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new GabeError('CONFIG', `${file} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** GABE_PORT=9000, GABE_PROXY=null, GABE_USE_MULTITHREADING=false: JSON when it parses, else a string. */
+function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of CONFIG_KEYS) {
+    const raw = env[`GABE_${key.toUpperCase()}`];
+    if (raw === undefined) continue;
+    try {
+      const v: unknown = JSON.parse(raw);
+      out[key] = v !== null && typeof v === 'object' ? raw : v;
+    } catch {
+      out[key] = raw;
+    }
+  }
+  return out;
+}
+
+function describeError(e: {
+  instancePath: string;
+  message: string;
+  keyword: string;
+  params: object;
+}): string {
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? [];
+    return `unknown key ${extra.map((k) => `"${k}"`).join(', ')} (known keys: ${CONFIG_KEYS.join(', ')})`;
+  }
+  const key = e.instancePath.replace(/^\//, '') || '(root)';
+  return `"${key}" ${e.message}`;
+}
+
+/**
+ * Loads, validates and freezes the configuration. Precedence: defaults < file < GABE_* env < overrides.
+ * Fails fast with GABE_ERR_CONFIG naming the key, so a typo never silently falls back to a default.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const file = path.resolve(options.file ?? defaultConfigFile(options.env));
+  const baseDir = path.dirname(file);
+  const merged: Record<string, unknown> = {
+    ...readConfigFile(file),
+    ...readEnvOverrides(options.env ?? process.env),
+  };
+  for (const [k, v] of Object.entries(options.overrides ?? {})) if (v !== undefined) merged[k] = v;
+
+  const withDefaults = Value.Default(ConfigSchema, merged) as Record<string, unknown>;
+  const errors = Value.Errors(ConfigSchema, withDefaults).filter(
+    // A union failure is reported once per branch and once more for the union; keep the union's line.
+    (e) => e.keyword !== 'boolean' && !/\/anyOf\/\d+$/.test(e.schemaPath),
+  );
+  if (errors.length > 0) {
+    const lines = [...new Set(errors.map(describeError))];
+    throw new GabeError('CONFIG', `invalid configuration (${file}): ${lines.join('; ')}`, {
+      details: { errors: lines },
+    });
+  }
+  const config = withDefaults as Static<typeof ConfigSchema>;
+  for (const key of PATH_KEYS) {
+    const v = config[key];
+    // ffmpeg_path may be a bare command name ("ffmpeg7"); only paths with a separator are resolved.
+    if (typeof v === 'string' && (key !== 'ffmpeg_path' || v.includes('/') || v.includes(path.sep))) {
+      (config as Record<string, unknown>)[key] = path.resolve(baseDir, v);
+    }
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,24 @@
+import type { Config } from '../config.js';
+import type { Job, JobResult } from '../jobs/types.js';
+import type { Logger } from '../log.js';
+import type { FfmpegTools } from '../media/locate.js';
+import type { ProgressTracker } from './progress.js';
+
+/** Everything a downloader may use for one job. It owns nothing here; the scheduler cleans up. */
+export interface DownloadContext {
+  job: Job;
+  config: Config;
+  ffmpeg: FfmpegTools;
+  log: Logger;
+  signal: AbortSignal;
+  /** The job's private scratch folder (exists, may hold a previous attempt's partial files). */
+  tempDir: string;
+  progress: ProgressTracker;
+  /** Asks the scheduler to publish the tracker's state (throttled there, so call freely). */
+  reportProgress(): void;
+}
+
+/** One implementation per job type: the scheduler picks by `job.type`. */
+export interface Downloader {
+  run(ctx: DownloadContext): Promise<JobResult>;
+}

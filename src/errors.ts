@@ -1,0 +1,136 @@
+/**
+ * One error model for the whole service: every failure that reaches a job, the API or the CLI is a
+ * GabeError with a stable code, an HTTP status and a `retryable` flag (undici's errors and BullMQ's
+ * "unrecoverable" error are the models). Codes are part of the public contract: never rename one.
+ */
+
+export const ErrorCodes = {
+  VALIDATION: { status: 422, retryable: false },
+  BAD_REQUEST: { status: 400, retryable: false },
+  NOT_FOUND: { status: 404, retryable: false },
+  JOB_NOT_FOUND: { status: 404, retryable: false },
+  RATE_LIMITED: { status: 429, retryable: false },
+  IP_LIMIT: { status: 429, retryable: false },
+  QUEUE_FULL: { status: 503, retryable: false },
+  SHUTTING_DOWN: { status: 503, retryable: false },
+  BODY_TOO_LARGE: { status: 413, retryable: false },
+  NOT_IMPLEMENTED: { status: 501, retryable: false },
+  UNAUTHORIZED: { status: 401, retryable: false },
+  INVALID_URL: { status: 422, retryable: false },
+  FORBIDDEN_DESTINATION: { status: 400, retryable: false },
+  CONFIG: { status: 500, retryable: false },
+  FFMPEG_MISSING: { status: 500, retryable: false },
+  FFMPEG: { status: 500, retryable: false },
+  // Network and origin failures. `retryable` here is the default; the retry policy decides per status.
+  NETWORK: { status: 502, retryable: true },
+  TIMEOUT: { status: 504, retryable: true },
+  HTTP_STATUS: { status: 502, retryable: false },
+  TRUNCATED: { status: 502, retryable: true },
+  TOO_MANY_REDIRECTS: { status: 502, retryable: false },
+  PROXY: { status: 502, retryable: false },
+  NOT_A_VIDEO: { status: 422, retryable: false },
+  NOT_A_PLAYLIST: { status: 422, retryable: false },
+  PLAYLIST_TOO_LARGE: { status: 422, retryable: false },
+  DRM: { status: 422, retryable: false },
+  LIVE_UNSUPPORTED: { status: 422, retryable: false },
+  NO_VARIANT: { status: 422, retryable: false },
+  KEY: { status: 502, retryable: false },
+  SEGMENT: { status: 502, retryable: false },
+  INTEGRITY: { status: 502, retryable: false },
+  DISK_FULL: { status: 507, retryable: false },
+  STORAGE: { status: 500, retryable: false },
+  CANCELLED: { status: 409, retryable: false },
+  INTERNAL: { status: 500, retryable: false },
+} as const satisfies Record<string, { status: number; retryable: boolean }>;
+
+export type ErrorKind = keyof typeof ErrorCodes;
+export type ErrorCode = `GABE_ERR_${ErrorKind}`;
+
+export interface GabeErrorOptions {
+  cause?: unknown;
+  /** Overrides the kind's default (e.g. an HTTP 503 from an origin is retryable, a 404 is not). */
+  retryable?: boolean;
+  /** Overrides the kind's default HTTP status for API answers. */
+  httpStatus?: number;
+  /** Extra facts for logs and API bodies (e.g. the field that failed validation). */
+  details?: Record<string, unknown>;
+  /** Seconds a client should wait before trying again (503/429 answers). */
+  retryAfter?: number;
+}
+
+export class GabeError extends Error {
+  override readonly name = 'GabeError';
+  readonly kind: ErrorKind;
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(kind: ErrorKind, message: string, options: GabeErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.kind = kind;
+    this.code = `GABE_ERR_${kind}`;
+    this.httpStatus = options.httpStatus ?? ErrorCodes[kind].status;
+    this.retryable = options.retryable ?? ErrorCodes[kind].retryable;
+    this.details = options.details;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+export function isGabeError(err: unknown, kind?: ErrorKind): err is GabeError {
+  return err instanceof GabeError && (kind === undefined || err.kind === kind);
+}
+
+/** True for the error an AbortSignal raises (ours, undici's, or a stream's). */
+export function isAbortError(err: unknown): boolean {
+  if (isGabeError(err, 'CANCELLED')) return true;
+  const e = err as { name?: string; code?: string } | null;
+  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR' || e?.code === 'UND_ERR_ABORTED';
+}
+
+const SYSTEM_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
+
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+]);
+
+/**
+ * Maps anything thrown (system errors, undici errors, our own) to a GabeError so that every layer above
+ * the network speaks one language. Unknown errors become INTERNAL and are never retried.
+ */
+export function toGabeError(err: unknown): GabeError {
+  if (err instanceof GabeError) return err;
+  const e = err as { code?: string; message?: string; name?: string } | null;
+  const code = e?.code ?? '';
+  const message = e?.message ?? String(err);
+  if (isAbortError(err)) return new GabeError('CANCELLED', 'the job was cancelled', { cause: err });
+  if (code === 'ENOSPC') return new GabeError('DISK_FULL', 'no space left on the device', { cause: err });
+  if (TIMEOUT_CODES.has(code)) return new GabeError('TIMEOUT', `timed out: ${message}`, { cause: err });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    // A name that does not resolve rarely starts resolving within a retry window, but EAI_AGAIN may.
+    return new GabeError('NETWORK', `host not found: ${message}`, {
+      cause: err,
+      retryable: code === 'EAI_AGAIN',
+    });
+  }
+  if (SYSTEM_NETWORK_CODES.has(code) || code.startsWith('UND_ERR')) {
+    return new GabeError('NETWORK', `network error (${code}): ${message}`, { cause: err });
+  }
+  return new GabeError('INTERNAL', message, { cause: err });
+}

@@ -1,0 +1,80 @@
+import { readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import { isInside, removeDir } from '../storage/paths.js';
+import type { JobStore } from './store.js';
+import type { Job } from './types.js';
+
+const HOUR_MS = 60 * 60 * 1000;
+const JOB_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Deletes a job's output file, but only one that lies inside output_path: a tampered row cannot aim elsewhere. */
+export async function removeJobOutput(job: Job, config: Config): Promise<void> {
+  const file = job.result?.output_path;
+  if (file && isInside(config.output_path, file)) await rm(file, { force: true });
+}
+
+export interface CleanupReport {
+  jobs: number;
+  tempDirs: number;
+}
+
+/**
+ * Deletes final jobs older than clean_jobs_after_days with their files, and temp folders that belong to
+ * no PENDING or PROCESSING job (left by a crash or by a job deleted while its files were being written).
+ */
+export async function cleanupOnce(
+  store: JobStore,
+  config: Config,
+  log: Logger,
+  now = Date.now(),
+): Promise<CleanupReport> {
+  let jobs = 0;
+  if (config.clean_jobs_after_days > 0) {
+    const cutoff = new Date(now - config.clean_jobs_after_days * 24 * HOUR_MS).toISOString();
+    for (;;) {
+      const batch = store.finishedBefore(cutoff);
+      if (batch.length === 0) break;
+      for (const job of batch) {
+        await removeJobOutput(job, config);
+        store.delete(job.id);
+        jobs++;
+      }
+    }
+  }
+  let tempDirs = 0;
+  let entries: string[] = [];
+  try {
+    entries = await readdir(config.temp_path);
+  } catch {
+    // no temp folder yet
+  }
+  const candidates = entries.filter((name) => JOB_DIR.test(name));
+  if (candidates.length > 0) {
+    for (const name of candidates) {
+      const job = store.get(name);
+      if (job && (job.status === 'PENDING' || job.status === 'PROCESSING')) continue;
+      await removeDir(path.join(config.temp_path, name));
+      tempDirs++;
+    }
+  }
+  if (jobs > 0 || tempDirs > 0) log.info({ jobs, temp_dirs: tempDirs }, 'cleanup removed old jobs and files');
+  return { jobs, tempDirs };
+}
+
+/** Runs cleanup now and then hourly; returns a stop function. */
+export function scheduleCleanup(
+  store: JobStore,
+  config: Config,
+  log: Logger,
+  intervalMs = HOUR_MS,
+): () => void {
+  const run = () => {
+    cleanupOnce(store, config, log).catch((err: unknown) => log.error({ err }, 'cleanup failed'));
+  };
+  run();
+  const timer = setInterval(run, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,330 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { GabeError } from '../errors.js';
+import {
+  canTransition,
+  type Job,
+  type JobProgress,
+  type JobRequest,
+  type JobResult,
+  type JobStatus,
+  type JobType,
+} from './types.js';
+
+/**
+ * Versioned migrations: index i brings the schema from user_version i to i + 1. Append only; a shipped
+ * migration is never edited, because users' databases already ran it.
+ */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     type TEXT NOT NULL,
+     status TEXT NOT NULL,
+     request TEXT NOT NULL,
+     client_ip TEXT NOT NULL,
+     video_name TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     started_at TEXT,
+     completed_at TEXT,
+     updated_at TEXT NOT NULL,
+     result TEXT,
+     error TEXT,
+     error_code TEXT,
+     progress REAL NOT NULL DEFAULT 0,
+     total_segments INTEGER NOT NULL DEFAULT 0,
+     downloaded_segments INTEGER NOT NULL DEFAULT 0,
+     downloaded_bytes INTEGER NOT NULL DEFAULT 0,
+     total_bytes INTEGER,
+     speed_bps REAL NOT NULL DEFAULT 0,
+     eta_seconds REAL,
+     attempts INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE INDEX jobs_status_seq ON jobs (status, seq);
+   CREATE INDEX jobs_client_status ON jobs (client_ip, status);
+   CREATE INDEX jobs_completed_at ON jobs (completed_at);`,
+];
+
+interface JobRow {
+  seq: number;
+  id: string;
+  type: string;
+  status: string;
+  request: string;
+  client_ip: string;
+  video_name: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+  result: string | null;
+  error: string | null;
+  error_code: string | null;
+  progress: number;
+  total_segments: number;
+  downloaded_segments: number;
+  downloaded_bytes: number;
+  total_bytes: number | null;
+  speed_bps: number;
+  eta_seconds: number | null;
+  attempts: number;
+}
+
+function fromRow(row: JobRow): Job {
+  return {
+    ...row,
+    type: row.type as JobType,
+    status: row.status as JobStatus,
+    request: JSON.parse(row.request) as JobRequest,
+    result: row.result === null ? null : (JSON.parse(row.result) as JobResult),
+  };
+}
+
+export interface NewJob {
+  type: JobType;
+  request: JobRequest;
+  clientIp: string;
+  videoName: string;
+}
+
+export interface AdmissionLimits {
+  maxQueueSize: number;
+  /** 0 = unlimited. */
+  maxJobsPerIp: number;
+}
+
+export interface ListOptions {
+  status?: JobStatus | undefined;
+  limit: number;
+  offset: number;
+}
+
+const now = () => new Date().toISOString();
+
+/** The SQLite job store. better-sqlite3 is synchronous: every method here is one short transaction. */
+export class JobStore {
+  readonly db: Database.Database;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new GabeError(
+        'CONFIG',
+        `the database was written by a newer Gabe (schema ${version}, this one knows ${MIGRATIONS.length})`,
+      );
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  get schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  /**
+   * Inserts a PENDING job unless a limit says no. Counting and inserting happen in one IMMEDIATE
+   * transaction, so two submissions racing for the last queue place cannot both win.
+   */
+  admit(job: NewJob, limits: AdmissionLimits): Job {
+    const tx = this.db.transaction((): Job => {
+      if (limits.maxJobsPerIp > 0) {
+        const { n } = this.db
+          .prepare(
+            `SELECT COUNT(*) AS n FROM jobs WHERE client_ip = ? AND status IN ('PENDING','PROCESSING')`,
+          )
+          .get(job.clientIp) as { n: number };
+        if (n >= limits.maxJobsPerIp) {
+          throw new GabeError(
+            'IP_LIMIT',
+            `this client already has ${n} jobs pending or processing (max_jobs_per_ip is ${limits.maxJobsPerIp}); wait for one to finish`,
+            { retryAfter: 10 },
+          );
+        }
+      }
+      const { pending } = this.db
+        .prepare(`SELECT COUNT(*) AS pending FROM jobs WHERE status = 'PENDING'`)
+        .get() as {
+        pending: number;
+      };
+      if (pending >= limits.maxQueueSize) {
+        throw new GabeError('QUEUE_FULL', `the queue is full (${pending} jobs pending); try again later`, {
+          retryAfter: 30,
+        });
+      }
+      const t = now();
+      const row = this.db
+        .prepare(
+          `INSERT INTO jobs (id, type, status, request, client_ip, video_name, created_at, updated_at)
+           VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?) RETURNING *`,
+        )
+        .get(
+          randomUUID(),
+          job.type,
+          JSON.stringify(job.request),
+          job.clientIp,
+          job.videoName,
+          t,
+          t,
+        ) as JobRow;
+      return fromRow(row);
+    });
+    return tx.immediate();
+  }
+
+  get(id: string): Job | null {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  list(options: ListOptions): { jobs: Job[]; total: number } {
+    const where = options.status ? 'WHERE status = ?' : '';
+    const params = options.status ? [options.status] : [];
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ? OFFSET ?`)
+      .all(...params, options.limit, options.offset) as JobRow[];
+    const { n } = this.db.prepare(`SELECT COUNT(*) AS n FROM jobs ${where}`).get(...params) as { n: number };
+    return { jobs: rows.map(fromRow), total: n };
+  }
+
+  /** Atomically takes the oldest PENDING job and marks it PROCESSING (FIFO by insertion order). */
+  claimNext(): Job | null {
+    const t = now();
+    const row = this.db
+      .prepare(
+        `UPDATE jobs SET status = 'PROCESSING', started_at = COALESCE(started_at, ?), updated_at = ?,
+           attempts = attempts + 1
+         WHERE seq = (SELECT seq FROM jobs WHERE status = 'PENDING' ORDER BY seq LIMIT 1)
+         RETURNING *`,
+      )
+      .get(t, t) as JobRow | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  /**
+   * Moves a job to a new state if the transition is allowed from its current one; returns the job as
+   * stored afterwards, or null when the job is gone or the transition was refused (someone else won).
+   */
+  transition(
+    id: string,
+    to: JobStatus,
+    fields: { result?: JobResult; error?: string; error_code?: string } = {},
+  ): Job | null {
+    const tx = this.db.transaction((): Job | null => {
+      const current = this.get(id);
+      if (!current || !canTransition(current.status, to)) return null;
+      const t = now();
+      const final = to === 'COMPLETED' || to === 'FAILED' || to === 'CANCELLED';
+      const row = this.db
+        .prepare(
+          `UPDATE jobs SET status = ?, updated_at = ?, completed_at = ?, result = COALESCE(?, result),
+             error = ?, error_code = ?, speed_bps = CASE WHEN ? THEN 0 ELSE speed_bps END,
+             eta_seconds = CASE WHEN ? THEN NULL ELSE eta_seconds END,
+             progress = CASE WHEN ? = 'COMPLETED' THEN 100 ELSE progress END
+           WHERE id = ? RETURNING *`,
+        )
+        .get(
+          to,
+          t,
+          final ? t : null,
+          fields.result ? JSON.stringify(fields.result) : null,
+          fields.error ?? null,
+          fields.error_code ?? null,
+          final ? 1 : 0,
+          final ? 1 : 0,
+          to,
+          id,
+        ) as JobRow;
+      return fromRow(row);
+    });
+    return tx.immediate();
+  }
+
+  updateProgress(id: string, p: JobProgress): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET progress = ?, total_segments = ?, downloaded_segments = ?, downloaded_bytes = ?,
+           total_bytes = ?, speed_bps = ?, eta_seconds = ?, updated_at = ?
+         WHERE id = ? AND status = 'PROCESSING'`,
+      )
+      .run(
+        p.progress,
+        p.total_segments,
+        p.downloaded_segments,
+        p.downloaded_bytes,
+        p.total_bytes,
+        p.speed_bps,
+        p.eta_seconds,
+        now(),
+        id,
+      );
+  }
+
+  /** On start-up: jobs that were PROCESSING when the last process died go back to the queue's front. */
+  requeueInterrupted(): number {
+    return this.db
+      .prepare(
+        `UPDATE jobs SET status = 'PENDING', speed_bps = 0, eta_seconds = NULL, updated_at = ? WHERE status = 'PROCESSING'`,
+      )
+      .run(now()).changes;
+  }
+
+  delete(id: string): boolean {
+    return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+  }
+
+  /** Final jobs whose completion is older than the cutoff (ISO time), oldest first. */
+  finishedBefore(cutoffIso: string, limit = 500): Job[] {
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM jobs WHERE status IN ('COMPLETED','FAILED','CANCELLED') AND completed_at < ?
+         ORDER BY completed_at LIMIT ?`,
+      )
+      .all(cutoffIso, limit) as JobRow[];
+    return rows.map(fromRow);
+  }
+
+  countByStatus(): Record<JobStatus, number> {
+    const out: Record<JobStatus, number> = {
+      PENDING: 0,
+      PROCESSING: 0,
+      COMPLETED: 0,
+      FAILED: 0,
+      CANCELLED: 0,
+    };
+    const rows = this.db.prepare('SELECT status, COUNT(*) AS n FROM jobs GROUP BY status').all() as {
+      status: JobStatus;
+      n: number;
+    }[];
+    for (const r of rows) out[r.status] = r.n;
+    return out;
+  }
+
+  allIds(): Set<string> {
+    return new Set((this.db.prepare('SELECT id FROM jobs').all() as { id: string }[]).map((r) => r.id));
+  }
+
+  /** Proves the database accepts writes (for /health) without touching any job. */
+  checkWritable(): void {
+    this.db.exec('BEGIN IMMEDIATE; ROLLBACK;');
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

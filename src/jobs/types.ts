@@ -1,0 +1,83 @@
+/** Job states and the transitions allowed between them: the one place that says what may follow what. */
+export const JobStatus = {
+  PENDING: 'PENDING',
+  PROCESSING: 'PROCESSING',
+  COMPLETED: 'COMPLETED',
+  FAILED: 'FAILED',
+  CANCELLED: 'CANCELLED',
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+export const FINAL_STATUSES: readonly JobStatus[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
+export const ACTIVE_STATUSES: readonly JobStatus[] = ['PENDING', 'PROCESSING'];
+
+const TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
+  // PENDING → PENDING is not listed: a restart re-queues PROCESSING jobs, never PENDING ones twice.
+  PENDING: ['PROCESSING', 'CANCELLED', 'FAILED'],
+  // PROCESSING → PENDING happens when the service restarts (or shuts down) mid-job: it will resume.
+  PROCESSING: ['COMPLETED', 'FAILED', 'CANCELLED', 'PENDING'],
+  COMPLETED: [],
+  FAILED: [],
+  CANCELLED: [],
+};
+
+export function canTransition(from: JobStatus, to: JobStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+export function isFinal(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+export type JobType = 'hls' | 'mp4';
+
+/** What the client asked for; stored verbatim so a restarted job runs exactly the same request. */
+export interface JobRequest {
+  url: string;
+  video_name?: string | null;
+  resolution?: string | null;
+  use_multithreading?: boolean | null;
+  proxy?: string | null;
+  type?: string | null;
+}
+
+export interface JobResult {
+  status: 'completed';
+  output_path: string;
+  resolution: string | null;
+  video_name: string;
+  original_url: string;
+  file_size_mb: number;
+  file_size_bytes: number;
+  duration_seconds: number | null;
+  segment_count: number | null;
+  container: string;
+}
+
+export interface JobProgress {
+  progress: number;
+  total_segments: number;
+  downloaded_segments: number;
+  downloaded_bytes: number;
+  total_bytes: number | null;
+  speed_bps: number;
+  eta_seconds: number | null;
+}
+
+export interface Job extends JobProgress {
+  id: string;
+  seq: number;
+  type: JobType;
+  status: JobStatus;
+  request: JobRequest;
+  client_ip: string;
+  video_name: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+  result: JobResult | null;
+  error: string | null;
+  error_code: string | null;
+  attempts: number;
+}

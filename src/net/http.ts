@@ -1,0 +1,191 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { socksDispatcher } from 'fetch-socks';
+import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
+import { GabeError, toGabeError } from '../errors.js';
+import { isRetryableStatus, parseRetryAfter } from './retry.js';
+
+export const USER_AGENT =
+  // Some CDNs refuse requests without a browser-like agent; keep our name in it for origin logs.
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Gabe/0.1';
+
+export interface HttpClientOptions {
+  /** connect, headers and between-reads timeout, ms (config connection_timeout × 1000). */
+  timeoutMs: number;
+  proxy?: string | null | undefined;
+  /** Keep-alive sockets per origin; sized to the job's concurrency. */
+  connections?: number;
+  maxRedirects?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The URL that answered, after redirects: playlists resolve their URIs against it. */
+  url: string;
+  body: Dispatcher.ResponseData['body'];
+  contentLength: number | null;
+}
+
+export interface GetOptions {
+  signal?: AbortSignal | undefined;
+  /** Inclusive byte range; `end` omitted = to the end. */
+  range?: { start: number; end?: number | undefined } | undefined;
+  headers?: Record<string, string>;
+  method?: 'GET' | 'HEAD';
+}
+
+function makeDispatcher(options: HttpClientOptions): Dispatcher {
+  const common = {
+    connections: options.connections ?? 16,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: options.timeoutMs },
+    headersTimeout: options.timeoutMs,
+    // undici's bodyTimeout is the longest gap between two body chunks: a stalled transfer fails
+    // after connection_timeout instead of hanging forever.
+    bodyTimeout: options.timeoutMs,
+  };
+  const proxy = options.proxy;
+  if (!proxy) return new Agent(common);
+  let u: URL;
+  try {
+    u = new URL(proxy);
+  } catch {
+    throw new GabeError('PROXY', `proxy "${proxy}" is not a URL`);
+  }
+  if (u.protocol === 'http:' || u.protocol === 'https:') return new ProxyAgent({ ...common, uri: proxy });
+  if (u.protocol === 'socks5:' || u.protocol === 'socks5h:') {
+    return socksDispatcher(
+      {
+        type: 5,
+        host: u.hostname,
+        port: Number(u.port || 1080),
+        ...(u.username ? { userId: decodeURIComponent(u.username) } : {}),
+        ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      },
+      { ...common, connect: { timeout: options.timeoutMs } },
+    );
+  }
+  throw new GabeError('PROXY', `proxy scheme ${u.protocol} is not supported (use http, https or socks5)`);
+}
+
+export function checkUrl(raw: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new GabeError('INVALID_URL', `"${raw.slice(0, 200)}" is not a valid URL`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new GabeError('INVALID_URL', `only http and https URLs are supported, not ${u.protocol}`);
+  }
+  return u;
+}
+
+/**
+ * A keep-alive HTTP client for one job. Redirects are followed here, one hop at a time, so every hop can
+ * be checked and the final URL is known. Statuses other than 2xx become GabeErrors whose `retryable`
+ * follows the retry policy, with Retry-After attached.
+ */
+export class HttpClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly maxRedirects: number;
+
+  constructor(readonly options: HttpClientOptions) {
+    this.dispatcher = makeDispatcher(options);
+    this.maxRedirects = options.maxRedirects ?? 10;
+  }
+
+  async get(rawUrl: string, options: GetOptions = {}): Promise<HttpResponse> {
+    let url = checkUrl(rawUrl).href;
+    const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...options.headers };
+    if (options.range) headers['range'] = `bytes=${options.range.start}-${options.range.end ?? ''}`;
+    for (let hop = 0; ; hop++) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          method: options.method ?? 'GET',
+          headers,
+          dispatcher: this.dispatcher,
+          signal: options.signal,
+        });
+      } catch (err) {
+        throw toGabeError(err);
+      }
+      if (res.statusCode >= 300 && res.statusCode < 400 && res.headers['location']) {
+        await res.body.dump().catch(() => {});
+        if (hop >= this.maxRedirects) {
+          throw new GabeError(
+            'TOO_MANY_REDIRECTS',
+            `more than ${this.maxRedirects} redirects from ${rawUrl}`,
+          );
+        }
+        const location = String(res.headers['location']);
+        url = checkUrl(new URL(location, url).href).href;
+        continue;
+      }
+      if (res.statusCode < 200 || res.statusCode >= 300) {
+        await res.body.dump().catch(() => {});
+        const retryAfter = parseRetryAfter(res.headers['retry-after']);
+        throw new GabeError('HTTP_STATUS', `HTTP ${res.statusCode} from ${url}`, {
+          retryable: isRetryableStatus(res.statusCode),
+          details: { status: res.statusCode, url },
+          ...(retryAfter !== null ? { retryAfter: retryAfter / 1000 } : {}),
+        });
+      }
+      const len = res.headers['content-length'];
+      return {
+        status: res.statusCode,
+        headers: res.headers,
+        url,
+        body: res.body,
+        contentLength: len !== undefined && /^\d+$/.test(String(len)) ? Number(len) : null,
+      };
+    }
+  }
+
+  /**
+   * Reads a whole (small) body into memory, refusing more than `maxBytes` and failing, retryably, on
+   * a body shorter than its Content-Length: a truncated segment must never pass for a whole one.
+   */
+  async getBuffer(
+    url: string,
+    options: GetOptions & { maxBytes?: number } = {},
+  ): Promise<{ data: Buffer; res: HttpResponse }> {
+    const res = await this.get(url, options);
+    const max = options.maxBytes ?? 512 * 1024 * 1024;
+    if (res.contentLength !== null && res.contentLength > max) {
+      await res.body.dump().catch(() => {});
+      throw new GabeError(
+        'PLAYLIST_TOO_LARGE',
+        `${url} is ${res.contentLength} bytes, more than ${max} allowed`,
+      );
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    try {
+      for await (const chunk of res.body) {
+        total += (chunk as Buffer).length;
+        if (total > max) {
+          res.body.destroy();
+          throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      throw toGabeError(err);
+    }
+    if (res.contentLength !== null && total !== res.contentLength) {
+      throw new GabeError('TRUNCATED', `${url}: got ${total} of ${res.contentLength} bytes`);
+    }
+    return { data: Buffer.concat(chunks, total), res };
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close().catch(() => {});
+  }
+
+  /** Drops every socket now (cancel): in-flight bodies error out instead of finishing. */
+  async destroy(): Promise<void> {
+    await this.dispatcher.destroy().catch(() => {});
+  }
+}
