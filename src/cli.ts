@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
+import { downloadLocally, progressReporter } from './cli/download.js';
+import { info } from './cli/info.js';
 import { defaultConfigFile, loadConfig } from './config.js';
 import { isGabeError } from './errors.js';
+import { parseResolutionPreference } from './hls/select.js';
 import { createLogger } from './log.js';
+import { locateFfmpeg } from './media/locate.js';
 import { createService, listen } from './server.js';
 import { VERSION } from './version.js';
 
@@ -58,6 +62,76 @@ async function serve(opts: { config?: string; host?: string; port?: number }): P
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
+function parseConcurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256)
+    throw new InvalidArgumentError('a whole number from 1 to 256');
+  return n;
+}
+
+function parseResolution(value: string): string {
+  try {
+    parseResolutionPreference(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
+}
+
+interface DownloadFlags {
+  output?: string;
+  resolution?: string;
+  concurrency?: number;
+  proxy?: string;
+  config?: string;
+}
+
+async function download(url: string, opts: DownloadFlags): Promise<void> {
+  const config = loadConfig({
+    file: opts.config ?? defaultConfigFile(),
+    overrides: {
+      segment_concurrency: opts.concurrency,
+      use_multithreading: opts.concurrency === 1 ? false : undefined,
+      proxy: opts.proxy,
+    },
+  });
+  const log = createLogger({ stdout: false, stderrLevel: 'warn' });
+  const ffmpeg = await locateFfmpeg({ ffmpegPath: config.ffmpeg_path });
+  if (ffmpeg.warning) log.warn(ffmpeg.warning);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  process.once('SIGTERM', () => controller.abort());
+  const reporter = progressReporter(process.stderr);
+  try {
+    const result = await downloadLocally({
+      url,
+      output: opts.output,
+      resolution: opts.resolution,
+      proxy: opts.proxy,
+      config,
+      ffmpeg,
+      log,
+      signal: controller.signal,
+      onProgress: (t) => reporter.update(t),
+    });
+    reporter.stop();
+    const facts = [
+      result.resolution,
+      `${result.file_size_mb} MB`,
+      result.duration_seconds && `${result.duration_seconds.toFixed(1)} s`,
+    ];
+    process.stdout.write(`${result.output_path}\n`);
+    process.stderr.write(`done: ${facts.filter(Boolean).join(', ')}\n`);
+  } catch (err) {
+    reporter.stop();
+    if (controller.signal.aborted) {
+      process.stderr.write('gabe: cancelled; partial files removed\n');
+      process.exit(130);
+    }
+    throw err;
+  }
+}
+
 export function buildCli(): Command {
   const program = new Command('gabe')
     .description('Download HLS (M3U8) streams and MP4 URLs into MP4 files: an HTTP service and a CLI.')
@@ -70,6 +144,41 @@ export function buildCli(): Command {
     .option('-H, --host <host>', 'address to listen on (default: config "host", 127.0.0.1)')
     .option('-p, --port <port>', 'port to listen on (default: config "port", 8000)', parsePort)
     .action((opts: { config?: string; host?: string; port?: number }) => serve(opts).catch(fail));
+
+  program
+    .command('download')
+    .description(
+      'download an HLS playlist or an MP4 URL into an MP4 file, in this process (no service needed)',
+    )
+    .argument('<url>', 'master or media playlist URL, or a direct video URL')
+    .option(
+      '-o, --output <file>',
+      'output file (default: <name from the URL>.mp4 in this folder; never overwritten)',
+    )
+    .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
+    .option(
+      '-n, --concurrency <n>',
+      'segments fetched at once (default: config segment_concurrency, 16)',
+      parseConcurrency,
+    )
+    .option('--proxy <url>', 'http://, https:// or socks5:// proxy')
+    .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
+    .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
+
+  program
+    .command('info')
+    .description('list the variants and renditions of a playlist (like yt-dlp -F), or its segments')
+    .argument('<source>', 'playlist URL or file')
+    .option('--json', 'print the parsed model as JSON')
+    .option('--base-url <url>', 'URL to resolve relative URIs against (default: the URL fetched)')
+    .option('--proxy <url>', 'proxy for fetching the playlist')
+    .action((source: string, opts: { json?: boolean; baseUrl?: string; proxy?: string }) =>
+      info(source, { ...opts, timeoutMs: 15_000 })
+        .then((out) => {
+          process.stdout.write(`${out}\n`);
+        })
+        .catch(fail),
+    );
 
   return program;
 }

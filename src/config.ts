@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { GabeError } from './errors.js';
+import { RESOLUTION_PREFERENCE_PATTERN } from './hls/select.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T, description: string) =>
   Type.Union([t, Type.Null()], { default: null, description });
@@ -24,7 +25,7 @@ export const ConfigSchema = Type.Object(
       description: 'Folder for finished files.',
     }),
     default_resolution: Nullable(
-      Type.String({ pattern: '^(\\d{1,5}x\\d{1,5}|\\d{1,5}p|best|worst)$' }),
+      Type.String({ pattern: RESOLUTION_PREFERENCE_PATTERN }),
       'Resolution used when a request names none ("1920x1080", "720p", "best", "worst"); null = highest bandwidth.',
     ),
     use_multithreading: Type.Boolean({

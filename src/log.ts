@@ -67,12 +67,15 @@ export interface LoggerOptions {
   level?: string;
   /** Write to stdout too (the service does; the CLI's download command keeps stdout for progress). */
   stdout?: boolean;
+  /** Also write lines of at least this level to stderr (the CLI shows retries and warnings). */
+  stderrLevel?: pino.Level;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env['GABE_LOG_LEVEL'] ?? 'info';
   const streams: pino.StreamEntry[] = [];
   if (options.stdout ?? true) streams.push({ level: level as pino.Level, stream: process.stdout });
+  if (options.stderrLevel) streams.push({ level: options.stderrLevel, stream: process.stderr });
   if (options.logPath) {
     streams.push({
       level: level as pino.Level,
@@ -80,5 +83,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     });
   }
   if (streams.length === 0) return pino({ level: 'silent' });
-  return pino({ level, base: { pid: process.pid } }, pino.multistream(streams));
+  const lowest = streams
+    .map((s) => pino.levels.values[s.level ?? 'info'] ?? 30)
+    .reduce((a, b) => Math.min(a, b));
+  return pino(
+    { level: pino.levels.labels[lowest] ?? level, base: { pid: process.pid } },
+    pino.multistream(streams),
+  );
 }

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { type App, buildApp } from './app.js';
 import type { Config } from './config.js';
+import { hlsDownloader } from './download/hls.js';
 import { mp4Downloader } from './download/mp4.js';
 import { GabeError } from './errors.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
@@ -33,7 +34,13 @@ export async function createService(config: Config, options: ServiceOptions = {}
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   for (const dir of [config.output_path, config.temp_path]) mkdirSync(dir, { recursive: true });
   const store = new JobStore(config.database_path);
-  const scheduler = new Scheduler({ store, config, ffmpeg, log, downloaders: { mp4: mp4Downloader } });
+  const scheduler = new Scheduler({
+    store,
+    config,
+    ffmpeg,
+    log,
+    downloaders: { mp4: mp4Downloader, hls: hlsDownloader },
+  });
   const app = await buildApp({ config, store, scheduler, ffmpeg, log });
   const stopCleanup = scheduleCleanup(store, config, log);
   const { requeued, pending } = scheduler.start();

@@ -1,39 +1,10 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { gabe, waitForOutput } from './helpers/cli.js';
 import { tempDir } from './helpers/tmp.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function gabe(
-  args: string[],
-  env: Record<string, string> = {},
-): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (out += d));
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, output: () => out, exit };
-}
-
-async function waitForOutput(output: () => string, re: RegExp, ms = 30_000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const m = output().match(re);
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; output:\n${output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function configIn(dir: string, value: Record<string, unknown>): string {
   const file = path.join(dir, 'config.json');

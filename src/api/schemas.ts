@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { RESOLUTION_PREFERENCE_PATTERN } from '../hls/select.js';
 
 const JobStatusSchema = Type.Union(
   [
@@ -34,7 +35,7 @@ export const HlsDownloadBody = Type.Object(
   {
     url: UrlField,
     resolution: OptionalNullable(
-      Type.String({ pattern: '^(\\d{1,5}x\\d{1,5}|\\d{1,5}p|best|worst)$' }),
+      Type.String({ pattern: RESOLUTION_PREFERENCE_PATTERN }),
       '"WxH" (e.g. "1920x1080"), "720p", "best" or "worst". Closest below is chosen when absent, then closest above.',
     ),
     use_multithreading: OptionalNullable(Type.Boolean(), 'Fetch segments concurrently; default: config.'),

@@ -70,7 +70,9 @@ function sameInit(a: InitSection | null, b: InitSection | null): boolean {
   if (a === b) return true;
   if (!a || !b) return false;
   return (
-    a.uri === b.uri && a.byterange?.offset === b.byterange?.offset && a.byterange?.length === b.byterange?.length
+    a.uri === b.uri &&
+    a.byterange?.offset === b.byterange?.offset &&
+    a.byterange?.length === b.byterange?.length
   );
 }
 
@@ -117,7 +119,7 @@ function coalesce(pieces: Piece[]): Fetch[] {
       p.range.offset === current.range.offset + current.range.length &&
       current.range.length + p.range.length <= MAX_COALESCED_BYTES &&
       current.pieces.length < MAX_COALESCED_PIECES;
-    if (contiguous && current && current.range) {
+    if (contiguous && current?.range) {
       current.pieces.push(p);
       current.range = { offset: current.range.offset, length: current.range.length + p.range!.length };
     } else {

@@ -33,7 +33,9 @@ export class KeyCache {
       });
     }
     if (data.length !== 16) {
-      throw new GabeError('KEY', `the AES-128 key at ${uri} is ${data.length} bytes, not 16`, { details: { url: uri } });
+      throw new GabeError('KEY', `the AES-128 key at ${uri} is ${data.length} bytes, not 16`, {
+        details: { url: uri },
+      });
     }
     return data;
   }

@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Config } from '../config.js';
+import { detectKind } from '../download/detect.js';
+import { hlsDownloader } from '../download/hls.js';
+import { mp4Downloader } from '../download/mp4.js';
+import { ProgressTracker } from '../download/progress.js';
+import type { Downloader } from '../download/types.js';
+import type { Job, JobResult, JobType } from '../jobs/types.js';
+import type { Logger } from '../log.js';
+import type { FfmpegTools } from '../media/locate.js';
+import { HttpClient } from '../net/http.js';
+import { nameFromUrl, sanitizeName } from '../storage/names.js';
+import { removeDir } from '../storage/paths.js';
+
+const DOWNLOADERS: Record<JobType, Downloader> = { hls: hlsDownloader, mp4: mp4Downloader };
+
+export interface LocalDownloadOptions {
+  url: string;
+  /** Output file; default: `<name from URL>.mp4` in the current folder. */
+  output?: string;
+  resolution?: string;
+  proxy?: string;
+  config: Config;
+  ffmpeg: FfmpegTools;
+  log: Logger;
+  signal: AbortSignal;
+  /** Called about four times a second with the tracker, for progress display. */
+  onProgress?: (tracker: ProgressTracker) => void;
+}
+
+/**
+ * `gabe download`: the service's own downloaders run in this process, with a throwaway job record
+ * that never touches the database. Same pipeline, same errors, same output checks.
+ */
+export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResult> {
+  const id = randomUUID();
+  const outputFile = o.output ? path.resolve(o.output) : null;
+  const videoName = outputFile ? sanitizeName(path.basename(outputFile)) : nameFromUrl(o.url);
+  const config: Config = Object.freeze({
+    ...o.config,
+    output_path: outputFile ? path.dirname(outputFile) : process.cwd(),
+    temp_path: path.join(tmpdir(), 'gabe-cli'),
+  });
+  const probeClient = new HttpClient({
+    timeoutMs: config.connection_timeout * 1000,
+    proxy: o.proxy ?? config.proxy,
+  });
+  let type: JobType;
+  try {
+    type = await detectKind(probeClient, o.url, o.signal);
+  } finally {
+    await probeClient.destroy();
+  }
+  const now = new Date().toISOString();
+  const job: Job = {
+    id,
+    seq: 0,
+    type,
+    status: 'PROCESSING',
+    request: { url: o.url, resolution: o.resolution ?? null, proxy: o.proxy ?? null },
+    client_ip: 'cli',
+    video_name: videoName,
+    created_at: now,
+    started_at: now,
+    completed_at: null,
+    updated_at: now,
+    result: null,
+    error: null,
+    error_code: null,
+    attempts: 1,
+    progress: 0,
+    total_segments: 0,
+    downloaded_segments: 0,
+    downloaded_bytes: 0,
+    total_bytes: null,
+    speed_bps: 0,
+    eta_seconds: null,
+  };
+  const tempDir = path.join(config.temp_path, id);
+  await mkdir(tempDir, { recursive: true });
+  const tracker = new ProgressTracker();
+  let last = 0;
+  try {
+    return await DOWNLOADERS[type].run({
+      job,
+      config,
+      ffmpeg: o.ffmpeg,
+      log: o.log.child({ job_id: id }),
+      signal: o.signal,
+      tempDir,
+      progress: tracker,
+      reportProgress: () => {
+        const now = Date.now();
+        if (now - last < 250) return;
+        last = now;
+        o.onProgress?.(tracker);
+      },
+    });
+  } finally {
+    await removeDir(tempDir);
+  }
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+/** A progress bar on a terminal, a plain line every few seconds otherwise (logs, CI, pipes). */
+export function progressReporter(stream: NodeJS.WriteStream): {
+  update(t: ProgressTracker): void;
+  stop(): void;
+} {
+  if (stream.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format: ' {bar} {percentage}% | {detail} | {speed} | ETA {eta_formatted}',
+        hideCursor: true,
+        etaBuffer: 20,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    return {
+      update(t) {
+        const s = t.snapshot();
+        const detail =
+          s.total_segments > 0
+            ? `${s.downloaded_segments}/${s.total_segments} segments`
+            : mb(s.downloaded_bytes);
+        const payload = { detail, speed: `${mb(s.speed_bps)}/s` };
+        if (!started) {
+          bar.start(100, 0, payload);
+          started = true;
+        }
+        bar.update(Math.floor(s.progress), payload);
+      },
+      stop() {
+        if (started) bar.stop();
+      },
+    };
+  }
+  let lastLine = 0;
+  return {
+    update(t) {
+      if (Date.now() - lastLine < 2000) return;
+      lastLine = Date.now();
+      const s = t.snapshot();
+      const parts = [`${s.progress.toFixed(1)}%`, mb(s.downloaded_bytes)];
+      if (s.total_segments > 0) parts.push(`${s.downloaded_segments}/${s.total_segments} segments`);
+      parts.push(`${mb(s.speed_bps)}/s`);
+      if (s.eta_seconds !== null) parts.push(`ETA ${Math.round(s.eta_seconds)} s`);
+      stream.write(`${parts.join('  ')}\n`);
+    },
+    stop() {},
+  };
+}

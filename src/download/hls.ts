@@ -1,0 +1,234 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { GabeError, isGabeError } from '../errors.js';
+import { KeyCache } from '../hls/aes.js';
+import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition, Variant } from '../hls/model.js';
+import { assertDownloadable, detectDrm, parsePlaylist } from '../hls/parse.js';
+import { formatResolution, selectAudioRendition, selectVariant } from '../hls/select.js';
+import type { JobResult } from '../jobs/types.js';
+import { buildMergeArgs } from '../media/merge.js';
+import { ffprobe, type ProbeResult, runTool } from '../media/run.js';
+import { HttpClient } from '../net/http.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
+import { ensureSpace, publishFile } from '../storage/paths.js';
+import { planTrack, type TrackPlan } from './plan.js';
+import { downloadTrack } from './track.js';
+import type { DownloadContext, Downloader } from './types.js';
+
+/** Playlists larger than this are refused before parsing (a 100,000-segment playlist is ~10 MB). */
+const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
+/** Masters that point at masters: real CDNs do one hop; loops must end. */
+const MAX_PLAYLIST_HOPS = 3;
+
+async function loadPlaylist(
+  http: HttpClient,
+  url: string,
+  ctx: DownloadContext,
+  policy: RetryPolicy,
+): Promise<Playlist> {
+  const { data, res } = await withRetry(
+    () => http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES }),
+    policy,
+    {
+      signal: ctx.signal,
+      onRetry: (err, attempt, delayMs) =>
+        ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying'),
+    },
+  );
+  // The final URL after redirects is the base for relative URIs (RFC 8216 4.1 via RFC 3986 5.1.3).
+  return parsePlaylist(data.toString('utf8'), res.url);
+}
+
+function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undefined): string {
+  return item.resolvedUri ?? new URL(item.uri, base).href;
+}
+
+interface Selected {
+  media: MediaPlaylist;
+  variant: Variant | null;
+  audio: MediaPlaylist | null;
+  audioRendition: Rendition | null;
+}
+
+/** Resolves the job URL to the media playlists to download: the chosen variant and its audio, if separate. */
+async function selectStreams(http: HttpClient, ctx: DownloadContext, policy: RetryPolicy): Promise<Selected> {
+  const { request } = ctx.job;
+  let playlist = await loadPlaylist(http, request.url, ctx, policy);
+  let master: MasterPlaylist | null = null;
+  let variant: Variant | null = null;
+  for (let hop = 0; playlist.kind === 'master'; hop++) {
+    if (hop >= MAX_PLAYLIST_HOPS) {
+      throw new GabeError(
+        'NOT_A_PLAYLIST',
+        `the master playlist leads to more than ${MAX_PLAYLIST_HOPS} masters in a row`,
+      );
+    }
+    const drm = detectDrm(playlist);
+    if (drm) throw new GabeError('DRM', `the stream is DRM-protected (${drm}); Gabe cannot download it`);
+    master = playlist;
+    const selection = selectVariant(master, request.resolution, ctx.config.default_resolution);
+    variant = selection.variant;
+    ctx.log.info(
+      { resolution: formatResolution(variant), bandwidth: variant.bandwidth, reason: selection.reason },
+      'variant selected',
+    );
+    playlist = await loadPlaylist(http, urlOf(variant, master.baseUrl), ctx, policy);
+  }
+  const media = playlist;
+  assertDownloadable(media);
+  let audio: MediaPlaylist | null = null;
+  let audioRendition: Rendition | null = null;
+  if (master && variant) {
+    audioRendition = selectAudioRendition(master, variant);
+    if (audioRendition?.uri) {
+      const loaded = await loadPlaylist(
+        http,
+        urlOf({ uri: audioRendition.uri, resolvedUri: audioRendition.resolvedUri }, master.baseUrl),
+        ctx,
+        policy,
+      );
+      if (loaded.kind !== 'media')
+        throw new GabeError('NOT_A_PLAYLIST', 'the audio rendition is not a media playlist');
+      assertDownloadable(loaded);
+      audio = loaded;
+      ctx.log.info(
+        { name: audioRendition.name, language: audioRendition.language },
+        'separate audio selected',
+      );
+    }
+  }
+  return { media, variant, audio, audioRendition };
+}
+
+function trackFile(ctx: DownloadContext, label: string, plan: TrackPlan): string {
+  return path.join(ctx.tempDir, `${label}.${plan.fmp4 ? 'mp4' : 'ts'}`);
+}
+
+function hasAdtsAudio(probe: ProbeResult): boolean {
+  return (
+    /mpegts/.test(probe.format.format_name) &&
+    probe.streams.some((s) => s.codec_type === 'audio' && s.codec_name === 'aac')
+  );
+}
+
+/**
+ * The output must be as long as the playlist says. A short file means lost media that no HTTP status
+ * revealed (a segment that decoded to nothing, a broken merge). Tolerance: encoders pad the last GOP
+ * and audio priming adds a frame or two.
+ */
+function checkDuration(actual: number | null, expected: number): void {
+  if (actual === null || expected <= 0) return;
+  const tolerance = Math.max(1.5, expected * 0.02);
+  if (Math.abs(actual - expected) > tolerance) {
+    throw new GabeError(
+      'INTEGRITY',
+      `the merged file is ${actual.toFixed(2)} s long but the playlist lists ${expected.toFixed(2)} s of media`,
+    );
+  }
+}
+
+export const hlsDownloader: Downloader = {
+  async run(ctx: DownloadContext): Promise<JobResult> {
+    const { job, config, log, signal } = ctx;
+    const multithreading = job.request.use_multithreading ?? config.use_multithreading;
+    const concurrency = multithreading ? config.segment_concurrency : 1;
+    const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: config.max_retries };
+    const http = new HttpClient({
+      timeoutMs: config.connection_timeout * 1000,
+      proxy: job.request.proxy ?? config.proxy,
+      connections: concurrency + 2,
+    });
+    try {
+      const selected = await selectStreams(http, ctx, policy);
+      const videoPlan = planTrack(selected.media);
+      const audioPlan = selected.audio ? planTrack(selected.audio) : null;
+      ctx.progress.setTotals({
+        segments: videoPlan.segmentCount + (audioPlan?.segmentCount ?? 0),
+        bytes:
+          videoPlan.knownBytes !== null && (audioPlan === null || audioPlan.knownBytes !== null)
+            ? videoPlan.knownBytes + (audioPlan?.knownBytes ?? 0)
+            : null,
+      });
+      ctx.reportProgress();
+      const estimate = ((selected.variant?.bandwidth ?? 0) / 8) * videoPlan.duration;
+      if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
+
+      const keys = new KeyCache(async (uri) => {
+        const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
+          signal,
+        });
+        return data;
+      });
+      const common = {
+        http,
+        policy,
+        keys,
+        signal,
+        log,
+        progress: ctx.progress,
+        reportProgress: ctx.reportProgress,
+      };
+      const videoFile = trackFile(ctx, 'video', videoPlan);
+      const audioFile = audioPlan ? trackFile(ctx, 'audio', audioPlan) : null;
+      await Promise.all([
+        downloadTrack({ ...common, plan: videoPlan, file: videoFile, concurrency, label: 'video' }),
+        audioPlan && audioFile
+          ? downloadTrack({
+              ...common,
+              plan: audioPlan,
+              file: audioFile,
+              // Audio segments are small; a few connections keep pace with the video.
+              concurrency: Math.max(1, Math.ceil(concurrency / 4)),
+              label: 'audio',
+            })
+          : null,
+      ]);
+
+      const videoProbe = await ffprobe(ctx.ffmpeg.ffprobe, videoFile, signal).catch((err: unknown) => {
+        if (isGabeError(err, 'CANCELLED')) throw err;
+        throw new GabeError(
+          'INTEGRITY',
+          `the downloaded segments are not media ffprobe can read: ${(err as Error).message}`,
+        );
+      });
+      const audioProbe = audioFile ? await ffprobe(ctx.ffmpeg.ffprobe, audioFile, signal) : null;
+      const merged = path.join(ctx.tempDir, 'merged.mp4');
+      log.info({ video: videoFile, audio: audioFile }, 'merging into MP4');
+      await runTool(
+        ctx.ffmpeg.ffmpeg,
+        buildMergeArgs({
+          video: videoFile,
+          audio: audioFile,
+          output: merged,
+          adtsAudio: audioProbe ? hasAdtsAudio(audioProbe) : hasAdtsAudio(videoProbe),
+        }),
+        { signal },
+      );
+      const out = await ffprobe(ctx.ffmpeg.ffprobe, merged, signal);
+      const duration = Number(out.format.duration);
+      checkDuration(Number.isFinite(duration) ? duration : null, videoPlan.duration);
+      const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
+      const resolution = v
+        ? `${v.width}x${v.height}`
+        : selected.variant
+          ? formatResolution(selected.variant)
+          : null;
+      const size = (await stat(merged)).size;
+      const outputPath = await publishFile(merged, config.output_path, job.video_name, '.mp4');
+      return {
+        status: 'completed',
+        output_path: outputPath,
+        resolution,
+        video_name: path.basename(outputPath, '.mp4'),
+        original_url: job.request.url,
+        file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
+        file_size_bytes: size,
+        duration_seconds: Number.isFinite(duration) ? duration : null,
+        segment_count: videoPlan.segmentCount,
+        container: 'mp4',
+      };
+    } finally {
+      await http.destroy();
+    }
+  },
+};

@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { Job } from '../src/jobs/types.js';
+import {
+  decodedHash,
+  decodedVideoHash,
+  durationOf,
+  ffprobeJson,
+  type HlsAesFixture,
+  type HlsMasterFixture,
+  type HlsSeparateAudioFixture,
+  makeHlsAes,
+  makeHlsByteRange,
+  makeHlsDiscontinuity,
+  makeHlsFmp4,
+  makeHlsMaster,
+  makeHlsSeparateAudio,
+  makeHlsTs,
+  makeTempDir,
+  runFfmpeg,
+} from './helpers/fixtures.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { closeAllServices, startTestService, type TestService } from './helpers/service.js';
+
+/** What `ffmpeg -i URL -c copy` makes of the same playlist: the reference a download must equal. */
+async function reference(url: string): Promise<string> {
+  const out = path.join(await makeTempDir('ref'), 'ref.mp4');
+  await runFfmpeg([
+    '-v',
+    'error',
+    '-allowed_extensions',
+    'ALL',
+    '-i',
+    url,
+    '-map',
+    '0:v?',
+    '-map',
+    '0:a?',
+    '-c',
+    'copy',
+    out,
+  ]);
+  return out;
+}
+
+describe('HLS downloads end to end', () => {
+  let origin: Origin;
+  let svc: TestService;
+  let master: HlsMasterFixture;
+  let aes: HlsAesFixture;
+  let sep: HlsSeparateAudioFixture;
+  let ip = 0;
+
+  before(async () => {
+    origin = await startOrigin();
+    master = await makeHlsMaster();
+    aes = await makeHlsAes({ iv: 'implicit', rotateEvery: 2 });
+    sep = await makeHlsSeparateAudio();
+    origin.serveDir('/master/', master.dir);
+    origin.serveDir('/aes/', aes.dir);
+    origin.serveDir('/sep/', sep.dir);
+    svc = await startTestService({ max_jobs_per_ip: 0, max_retries: 2 });
+  });
+  afterEach(() => origin.reset());
+  after(async () => {
+    await closeAllServices();
+    await origin.close();
+  });
+
+  async function download(body: Record<string, unknown>): Promise<Job> {
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: '/download/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(body),
+      remoteAddress: `10.4.0.${++ip % 250}`,
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    return svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED']);
+  }
+
+  async function assertSameVideo(job: Job, url: string): Promise<void> {
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(
+      await decodedVideoHash(job.result!.output_path),
+      await decodedVideoHash(await reference(url)),
+    );
+  }
+
+  it('downloads a master playlist at the highest bandwidth by default, equal to ffmpeg -c copy', async () => {
+    const job = await download({ url: `${origin.url}/master/${master.masterName}`, video_name: 'best' });
+    const top = master.variants.at(-1)!;
+    await assertSameVideo(job, `${origin.url}/master/${top.uri}`);
+    assert.equal(job.result!.resolution, top.resolution);
+    assert.equal(job.result!.segment_count, top.segmentCount);
+    assert.equal(job.total_segments, top.segmentCount);
+    assert.equal(job.downloaded_segments, top.segmentCount);
+    assert.equal(job.progress, 100);
+    const streams = (await ffprobeJson(job.result!.output_path)).streams.map((s) => s.codec_type).sort();
+    assert.deepEqual(streams, ['audio', 'video']);
+    assert.ok(Math.abs(job.result!.duration_seconds! - top.duration) < 0.5);
+    assert.deepEqual(readdirSync(svc.config.temp_path), [], 'temp files removed after success');
+  });
+
+  it('picks the requested resolution, else the closest below, else the closest above', async () => {
+    const [low, mid] = master.variants;
+    const url = `${origin.url}/master/${master.masterName}`;
+    const exact = await download({ url, resolution: mid!.resolution });
+    assert.equal(exact.result!.resolution, mid!.resolution);
+    await assertSameVideo(exact, `${origin.url}/master/${mid!.uri}`);
+    assert.equal((await download({ url, resolution: '800x450' })).result!.resolution, mid!.resolution);
+    assert.equal((await download({ url, resolution: '100x100' })).result!.resolution, low!.resolution);
+    assert.equal((await download({ url, resolution: '360p' })).result!.resolution, mid!.resolution);
+    assert.equal((await download({ url, resolution: 'worst' })).result!.resolution, low!.resolution);
+  });
+
+  it('uses default_resolution from config when the request names none', async () => {
+    const other = await startTestService({ max_jobs_per_ip: 0, default_resolution: '640x360' });
+    const res = await other.app.inject({
+      method: 'POST',
+      url: '/download/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url: `${origin.url}/master/${master.masterName}` }),
+    });
+    const job = await other.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
+    assert.equal(job.result?.resolution, '640x360', job.error ?? '');
+    await other.close();
+  });
+
+  it('decrypts AES-128 with rotating keys and IVs from the media sequence, fetching each key once', async () => {
+    const url = `${origin.url}/aes/${aes.playlistName}`;
+    const job = await download({ url });
+    assert.ok(aes.keys.length >= 2);
+    for (const k of aes.keys) assert.equal(origin.countRequests(`/aes/${k.uri}`), 1, k.uri);
+    await assertSameVideo(job, url);
+  });
+
+  it('fails with GABE_ERR_KEY naming the status when a key cannot be fetched', async () => {
+    origin.addFault({ match: /\.key$/, status: 403 });
+    const job = await download({ url: `${origin.url}/aes/${aes.playlistName}` });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_KEY');
+    assert.match(job.error ?? '', /HTTP 403/);
+  });
+
+  it('downloads fMP4 (EXT-X-MAP) and single-file byte-range playlists, coalescing adjacent ranges', async () => {
+    const fmp4 = await makeHlsFmp4();
+    origin.serveDir('/fmp4/', fmp4.dir);
+    const fUrl = `${origin.url}/fmp4/${fmp4.playlistName}`;
+    await assertSameVideo(await download({ url: fUrl }), fUrl);
+
+    const br = await makeHlsByteRange();
+    origin.serveDir('/br/', br.dir);
+    const bUrl = `${origin.url}/br/${br.playlistName}`;
+    const job = await download({ url: bUrl });
+    const mediaRequests = origin.requests.filter((r) => r.path === `/br/${br.mediaFile}`);
+    assert.equal(mediaRequests.length, 1, `one request for ${br.segmentCount} adjacent ranges`);
+    assert.match(String(mediaRequests[0]!.headers['range']), /^bytes=\d+-\d+$/);
+    await assertSameVideo(job, bUrl);
+  });
+
+  it('cuts byte ranges out of the whole file when the origin ignores Range', async () => {
+    const br = await makeHlsByteRange();
+    origin.serveDir('/br2/', br.dir);
+    origin.setOptions({ ranges: false });
+    const url = `${origin.url}/br2/${br.playlistName}`;
+    origin.setOptions({ ranges: true });
+    const ref = await reference(url);
+    origin.setOptions({ ranges: false });
+    const job = await download({ url });
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(await decodedVideoHash(job.result!.output_path), await decodedVideoHash(ref));
+  });
+
+  it('muxes the DEFAULT separate audio rendition with the video', async () => {
+    const job = await download({ url: `${origin.url}/sep/${sep.masterName}` });
+    await assertSameVideo(job, `${origin.url}/sep/${sep.video.uri}`);
+    const en = sep.audio.find((a) => a.default)!;
+    const fr = sep.audio.find((a) => !a.default)!;
+    const out = await ffprobeJson(job.result!.output_path);
+    assert.deepEqual(out.streams.map((s) => s.codec_type).sort(), ['audio', 'video']);
+    const audioRef = await reference(`${origin.url}/sep/${en.uri}`);
+    assert.equal(await decodedHash(job.result!.output_path, 'a'), await decodedHash(audioRef, 'a'));
+    assert.equal(
+      origin.countRequests(new RegExp(`^/sep/${path.dirname(fr.uri)}/`)),
+      0,
+      'other languages not fetched',
+    );
+  });
+
+  it('keeps a video-only stream video-only', async () => {
+    const job = await download({ url: `${origin.url}/sep/${sep.video.uri}` });
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    const types = (await ffprobeJson(job.result!.output_path)).streams.map((s) => s.codec_type);
+    assert.deepEqual(types, ['video']);
+  });
+
+  it('merges a stream with a discontinuity into one MP4 with every frame', async () => {
+    const disc = await makeHlsDiscontinuity();
+    origin.serveDir('/disc/', disc.dir);
+    const url = `${origin.url}/disc/${disc.playlistName}`;
+    const job = await download({ url });
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.ok(Math.abs((await durationOf(job.result!.output_path)) - disc.duration) < 1);
+    assert.equal(job.result!.segment_count, disc.segmentCount);
+  });
+
+  it('fetches one segment at a time without multithreading and several at once with it', async () => {
+    const ts = await makeHlsTs({ seconds: 12, segmentSeconds: 1 });
+    origin.serveDir('/conc/', ts.dir);
+    const url = `${origin.url}/conc/${ts.playlistName}`;
+    const peak = async (body: Record<string, unknown>) => {
+      origin.reset();
+      origin.addFault({ match: /\.ts$/, latencyMs: 60 });
+      const job = await download({ url, ...body });
+      assert.equal(job.status, 'COMPLETED', job.error ?? '');
+      const segs = origin.requests.filter((r) => r.path.endsWith('.ts')).sort((a, b) => a.at - b.at);
+      let max = 0;
+      for (const r of segs) max = Math.max(max, segs.filter((o) => o.at <= r.at && o.at + 60 > r.at).length);
+      return max;
+    };
+    assert.equal(await peak({ use_multithreading: false }), 1);
+    assert.ok((await peak({ use_multithreading: true })) > 4);
+  });
+
+  it('retries failing and truncated segments and still produces the same video', async () => {
+    const url = `${origin.url}/master/${master.variants[0]!.uri}`;
+    origin.addFault({ match: /seg_001\.ts$/, status: 503, times: 1 });
+    origin.addFault({ match: /seg_002\.ts$/, truncate: { fraction: 0.5 }, times: 1 });
+    origin.addFault({ match: /seg_000\.ts$/, reset: 'before-headers', times: 1 });
+    await assertSameVideo(await download({ url }), url);
+  });
+
+  it('fails with GABE_ERR_SEGMENT naming the segment when it still fails after retries', async () => {
+    origin.addFault({ match: /seg_001\.ts$/, status: 404 });
+    const job = await download({ url: `${origin.url}/master/${master.variants[0]!.uri}` });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_SEGMENT');
+    assert.match(job.error ?? '', /segment 1 .*HTTP 404/);
+    assert.deepEqual(readdirSync(svc.config.temp_path), [], 'temp files removed after failure');
+  });
+
+  it('fails clearly on HTML, DRM and live playlists', async () => {
+    origin.route('/page.m3u8', {
+      body: '<!doctype html><html><body>Sign in</body></html>',
+      contentType: 'text/html',
+    });
+    const html = await download({ url: `${origin.url}/page.m3u8` });
+    assert.equal(html.error_code, 'GABE_ERR_NOT_A_PLAYLIST');
+    origin.route('/drm.m3u8', {
+      body: '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://key"\n#EXTINF:2,\na.ts\n#EXT-X-ENDLIST\n',
+    });
+    const drm = await download({ url: `${origin.url}/drm.m3u8` });
+    assert.equal(drm.error_code, 'GABE_ERR_DRM');
+    origin.route('/live.m3u8', { body: '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n' });
+    const live = await download({ url: `${origin.url}/live.m3u8` });
+    assert.equal(live.error_code, 'GABE_ERR_LIVE_UNSUPPORTED');
+  });
+
+  it('merges 20,000 segments without open-file or command-line limits', async () => {
+    const ts = await makeHlsTs({ seconds: 20, segmentSeconds: 20 });
+    const file = readFileSync(path.join(path.dirname(ts.playlist), ts.segments[0]!));
+    const n = 20_000;
+    const size = Math.ceil(file.length / n);
+    const lines = ['#EXTM3U', '#EXT-X-TARGETDURATION:1', '#EXT-X-PLAYLIST-TYPE:VOD'];
+    for (let i = 0; i < n; i++) lines.push(`#EXTINF:${(ts.duration / n).toFixed(6)},`, `/slice?i=${i}`);
+    lines.push('#EXT-X-ENDLIST');
+    origin.route('/many.m3u8', { body: lines.join('\n') });
+    origin.route('/slice', (_req, _res, ctx) => {
+      const i = Number(ctx.url.searchParams.get('i'));
+      return ctx.send(file.subarray(i * size, (i + 1) * size), { contentType: 'video/mp2t' });
+    });
+    const job = await download({ url: `${origin.url}/many.m3u8` });
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(job.result!.segment_count, n);
+    assert.equal(origin.countRequests('/slice'), n);
+  });
+});
