@@ -22,7 +22,9 @@ import {
   runFfmpeg,
 } from './helpers/fixtures.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
+import { startProxy } from './helpers/proxy.js';
 import { closeAllServices, startTestService, type TestService } from './helpers/service.js';
+import { startSocks5 } from './helpers/socks.js';
 
 /** What `ffmpeg -i URL -c copy` makes of the same playlist: the reference a download must equal. */
 async function reference(url: string): Promise<string> {
@@ -257,6 +259,64 @@ describe('HLS downloads end to end', () => {
     origin.route('/live.m3u8', { body: '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\na.ts\n' });
     const live = await download({ url: `${origin.url}/live.m3u8` });
     assert.equal(live.error_code, 'GABE_ERR_LIVE_UNSUPPORTED');
+  });
+
+  it('fetches playlists, segments and keys through an http or socks5 proxy named in the request', async () => {
+    const url = `${origin.url}/aes/${aes.playlistName}`;
+    const socks = await startSocks5();
+    const proxy = await startProxy();
+    try {
+      await assertSameVideo(await download({ url, proxy: socks.url }), url);
+      assert.ok(socks.targets.length >= 1);
+      assert.ok(socks.targets.every((t) => t === `127.0.0.1:${origin.port}`));
+      await assertSameVideo(await download({ url, proxy: proxy.url }), url);
+      assert.ok(proxy.targets.length >= 1);
+    } finally {
+      await socks.close();
+      await proxy.close();
+    }
+  });
+
+  it('reports segments, bytes, speed and ETA while running, and cancels within a second', async () => {
+    const ts = await makeHlsTs({ seconds: 30, segmentSeconds: 1 });
+    origin.serveDir('/slow/', ts.dir);
+    origin.addFault({ match: /\.ts$/, latencyMs: 250 });
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: '/download/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url: `${origin.url}/slow/${ts.playlistName}`, use_multithreading: false }),
+      remoteAddress: '10.5.0.1',
+    });
+    const id = res.json().job_id;
+    await svc.waitFor(id, (j) => j.downloaded_segments >= 3);
+    const live = (await svc.app.inject({ method: 'GET', url: `/job/${id}` })).json();
+    assert.equal(live.status, 'PROCESSING');
+    assert.equal(live.total_segments, ts.segmentCount);
+    assert.ok(live.downloaded_segments >= 3 && live.downloaded_segments < ts.segmentCount);
+    assert.ok(live.progress > 0 && live.progress < 100);
+    assert.ok(live.downloaded_bytes > 0 && live.speed_bps > 0 && live.eta_seconds > 0, JSON.stringify(live));
+    const started = Date.now();
+    const del = await svc.app.inject({ method: 'DELETE', url: `/job/${id}` });
+    assert.ok(Date.now() - started < 1000);
+    assert.equal(del.json().status, 'CANCELLED');
+    const seen = origin.countRequests(/^\/slow\/.*\.ts$/);
+    await new Promise((r) => setTimeout(r, 600));
+    assert.equal(origin.countRequests(/^\/slow\/.*\.ts$/), seen, 'no segment requested after cancel');
+    assert.deepEqual(readdirSync(svc.config.temp_path), [], 'temp files removed after cancel');
+  });
+
+  it('fails with GABE_ERR_INTEGRITY when the media is much shorter than the playlist says', async () => {
+    const ts = await makeHlsTs({ seconds: 6, segmentSeconds: 2 });
+    const text = readFileSync(ts.playlist, 'utf8').replace(/#EXTINF:[\d.]+/g, '#EXTINF:10.0');
+    origin.serveDir('/lie/', ts.dir);
+    origin.route('/lie/long.m3u8', {
+      body: text.replace('#EXT-X-TARGETDURATION:2', '#EXT-X-TARGETDURATION:10'),
+    });
+    const job = await download({ url: `${origin.url}/lie/long.m3u8` });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_INTEGRITY');
+    assert.match(job.error ?? '', /playlist lists 30\.00 s/);
   });
 
   it('merges 20,000 segments without open-file or command-line limits', async () => {

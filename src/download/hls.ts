@@ -12,7 +12,7 @@ import { HttpClient } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
 import { planTrack, type TrackPlan } from './plan.js';
-import { downloadTrack } from './track.js';
+import { downloadTrack, isExpiredUrlError } from './track.js';
 import type { DownloadContext, Downloader } from './types.js';
 
 /** Playlists larger than this are refused before parsing (a 100,000-segment playlist is ~10 MB). */
@@ -45,8 +45,11 @@ function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undef
 
 interface Selected {
   media: MediaPlaylist;
+  /** The URL the media playlist was requested from (before redirects), for reloading it. */
+  mediaUrl: string;
   variant: Variant | null;
   audio: MediaPlaylist | null;
+  audioUrl: string | null;
   audioRendition: Rendition | null;
 }
 
@@ -56,6 +59,7 @@ async function selectStreams(http: HttpClient, ctx: DownloadContext, policy: Ret
   let playlist = await loadPlaylist(http, request.url, ctx, policy);
   let master: MasterPlaylist | null = null;
   let variant: Variant | null = null;
+  let mediaUrl = request.url;
   for (let hop = 0; playlist.kind === 'master'; hop++) {
     if (hop >= MAX_PLAYLIST_HOPS) {
       throw new GabeError(
@@ -72,21 +76,19 @@ async function selectStreams(http: HttpClient, ctx: DownloadContext, policy: Ret
       { resolution: formatResolution(variant), bandwidth: variant.bandwidth, reason: selection.reason },
       'variant selected',
     );
-    playlist = await loadPlaylist(http, urlOf(variant, master.baseUrl), ctx, policy);
+    mediaUrl = urlOf(variant, master.baseUrl);
+    playlist = await loadPlaylist(http, mediaUrl, ctx, policy);
   }
   const media = playlist;
   assertDownloadable(media);
   let audio: MediaPlaylist | null = null;
+  let audioUrl: string | null = null;
   let audioRendition: Rendition | null = null;
   if (master && variant) {
     audioRendition = selectAudioRendition(master, variant);
     if (audioRendition?.uri) {
-      const loaded = await loadPlaylist(
-        http,
-        urlOf({ uri: audioRendition.uri, resolvedUri: audioRendition.resolvedUri }, master.baseUrl),
-        ctx,
-        policy,
-      );
+      audioUrl = urlOf({ uri: audioRendition.uri, resolvedUri: audioRendition.resolvedUri }, master.baseUrl);
+      const loaded = await loadPlaylist(http, audioUrl, ctx, policy);
       if (loaded.kind !== 'media')
         throw new GabeError('NOT_A_PLAYLIST', 'the audio rendition is not a media playlist');
       assertDownloadable(loaded);
@@ -97,7 +99,35 @@ async function selectStreams(http: HttpClient, ctx: DownloadContext, policy: Ret
       );
     }
   }
-  return { media, variant, audio, audioRendition };
+  return { media, mediaUrl, variant, audio, audioUrl, audioRendition };
+}
+
+/**
+ * Signed URLs expire mid-download. A fresh copy of the media playlist carries fresh segment and key
+ * URLs; when the media playlist's own URL has expired too, the whole selection runs again from the
+ * job's URL (the master), which picks the same variant from the same ladder.
+ */
+async function reloadTrack(
+  which: 'video' | 'audio',
+  selected: Selected,
+  http: HttpClient,
+  ctx: DownloadContext,
+  policy: RetryPolicy,
+): Promise<MediaPlaylist> {
+  const url = which === 'video' ? selected.mediaUrl : selected.audioUrl;
+  if (url) {
+    try {
+      const playlist = await loadPlaylist(http, url, ctx, policy);
+      if (playlist.kind === 'media') return playlist;
+    } catch (err) {
+      if (!isExpiredUrlError(err)) throw err;
+    }
+  }
+  const fresh = await selectStreams(http, ctx, policy);
+  Object.assign(selected, fresh);
+  const media = which === 'video' ? fresh.media : fresh.audio;
+  if (!media) throw new GabeError('NOT_A_PLAYLIST', `the reloaded playlist no longer has the ${which} track`);
+  return media;
 }
 
 function trackFile(ctx: DownloadContext, label: string, plan: TrackPlan): string {
@@ -171,7 +201,14 @@ export const hlsDownloader: Downloader = {
       const videoFile = trackFile(ctx, 'video', videoPlan);
       const audioFile = audioPlan ? trackFile(ctx, 'audio', audioPlan) : null;
       await Promise.all([
-        downloadTrack({ ...common, plan: videoPlan, file: videoFile, concurrency, label: 'video' }),
+        downloadTrack({
+          ...common,
+          plan: videoPlan,
+          file: videoFile,
+          concurrency,
+          label: 'video',
+          refresh: () => reloadTrack('video', selected, http, ctx, policy),
+        }),
         audioPlan && audioFile
           ? downloadTrack({
               ...common,
@@ -180,6 +217,7 @@ export const hlsDownloader: Downloader = {
               // Audio segments are small; a few connections keep pace with the video.
               concurrency: Math.max(1, Math.ceil(concurrency / 4)),
               label: 'audio',
+              refresh: () => reloadTrack('audio', selected, http, ctx, policy),
             })
           : null,
       ]);

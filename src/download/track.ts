@@ -1,10 +1,11 @@
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js';
 import { decryptAes128, type KeyCache } from '../hls/aes.js';
+import type { MediaPlaylist } from '../hls/model.js';
 import type { Logger } from '../log.js';
 import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
-import type { Fetch, Piece, TrackPlan } from './plan.js';
+import { type Fetch, type Piece, planTrack, type TrackPlan } from './plan.js';
 import type { ProgressTracker } from './progress.js';
 
 export interface TrackOptions {
@@ -21,6 +22,35 @@ export interface TrackOptions {
   reportProgress(): void;
   /** A label for errors ("video", "audio"). */
   label: string;
+  /** Re-fetches the track's media playlist (fresh signed URLs) when segments or keys expire. */
+  refresh?: () => Promise<MediaPlaylist>;
+}
+
+/** Signed URLs that expired answer 401, 403, 404 or 410; a fresh playlist has working ones. */
+const EXPIRY_STATUSES = new Set([401, 403, 404, 410]);
+/** Playlist reloads for one request before its failure is final. */
+const MAX_REFRESHES_PER_FETCH = 2;
+
+export function isExpiredUrlError(err: unknown): boolean {
+  return isGabeError(err) && EXPIRY_STATUSES.has(Number(err.details?.['status']));
+}
+
+/** Current URLs of a piece: the plan's, or newer ones from a reloaded playlist. */
+interface PieceUrls {
+  url: string;
+  keyUri: string | null;
+}
+
+/** Pieces are matched across playlist reloads by media sequence number (RFC 8216 6.2.1). */
+function anchorsOf(plan: TrackPlan): string[] {
+  const anchors: string[] = new Array(plan.pieces.length);
+  let next = '';
+  for (let i = plan.pieces.length - 1; i >= 0; i--) {
+    const p = plan.pieces[i]!;
+    if (p.kind === 'segment') next = String(p.msn);
+    anchors[i] = `${p.kind}:${p.kind === 'segment' ? p.msn : next}`;
+  }
+  return anchors;
 }
 
 /** Durable progress of one track: how many fetches are in the file, and how many bytes that is. */
@@ -31,11 +61,15 @@ interface Checkpoint {
   segments: number;
 }
 
-/** Identifies the plan, so a checkpoint is only trusted for the same playlist it was written for. */
+/**
+ * Identifies the plan, so a checkpoint is only trusted for the same playlist it was written for.
+ * Query strings are left out: signed URLs get new tokens after a restart, the media stays the same.
+ */
 function fingerprintOf(plan: TrackPlan): string {
+  const path = (url: string | undefined) => (url ? new URL(url).pathname : '');
   const first = plan.pieces[0];
   const last = plan.pieces.at(-1);
-  return `${plan.pieces.length}|${plan.fetches.length}|${first?.url}|${last?.url}|${last?.msn}`;
+  return `${plan.pieces.length}|${plan.fetches.length}|${path(first?.url)}|${path(last?.url)}|${first?.msn}|${last?.msn}`;
 }
 
 async function readCheckpoint(file: string, fingerprint: string): Promise<Checkpoint | null> {
@@ -62,15 +96,21 @@ function describe(piece: Piece, label: string): string {
  * Fetches one request's bytes (possibly several coalesced byte ranges), checks and decrypts each piece.
  * A server that ignores Range answers 200 with the whole resource: the ranges are cut out of it.
  */
-async function fetchPieces(f: Fetch, o: TrackOptions, signal: AbortSignal): Promise<Buffer[]> {
+async function fetchPieces(
+  f: Fetch,
+  o: TrackOptions,
+  signal: AbortSignal,
+  urlsOf: (p: Piece) => PieceUrls,
+): Promise<Buffer[]> {
   const range = f.range ? { start: f.range.offset, end: f.range.offset + f.range.length - 1 } : undefined;
+  const url = urlsOf(f.pieces[0]!).url;
   const data = await withRetry(
     async () => {
-      const { data, res } = await o.http.getBuffer(f.url, { signal, range });
+      const { data, res } = await o.http.getBuffer(url, { signal, range });
       o.progress.addBytes(data.length);
       if (f.range && res.status === 200) {
         if (data.length < f.range.offset + f.range.length) {
-          throw new GabeError('SEGMENT', `${f.url} is ${data.length} bytes, shorter than its byte range`);
+          throw new GabeError('SEGMENT', `${url} is ${data.length} bytes, shorter than its byte range`);
         }
         return data.subarray(f.range.offset, f.range.offset + f.range.length);
       }
@@ -86,7 +126,7 @@ async function fetchPieces(f: Fetch, o: TrackOptions, signal: AbortSignal): Prom
     {
       signal,
       onRetry: (err, attempt, delayMs) =>
-        o.log.warn({ url: f.url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying'),
+        o.log.warn({ url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying'),
     },
   ).catch((raw: unknown) => {
     const err = toGabeError(raw);
@@ -95,7 +135,7 @@ async function fetchPieces(f: Fetch, o: TrackOptions, signal: AbortSignal): Prom
     throw new GabeError(
       'SEGMENT',
       `${describe(f.pieces[0]!, o.label)} failed${status ? ` with HTTP ${status}` : ''}: ${err.message}`,
-      { cause: err, details: { status, url: f.url } },
+      { cause: err, details: { status, url } },
     );
   });
   const out: Buffer[] = [];
@@ -104,11 +144,14 @@ async function fetchPieces(f: Fetch, o: TrackOptions, signal: AbortSignal): Prom
     let bytes = f.pieces.length === 1 ? data : data.subarray(offset, offset + piece.range!.length);
     offset += bytes.length;
     if (piece.decrypt) {
-      const key = await o.keys.get(piece.decrypt.keyUri);
+      const key = await o.keys.get(urlsOf(piece).keyUri ?? piece.decrypt.keyUri);
       bytes = decryptAes128(bytes, key, piece.decrypt.iv, describe(piece, o.label));
     }
     if (looksLikeHtml(bytes)) {
-      throw new GabeError('SEGMENT', `${describe(piece, o.label)} is an HTML page, not media (${piece.url})`);
+      throw new GabeError(
+        'SEGMENT',
+        `${describe(piece, o.label)} is an HTML page, not media (${urlsOf(piece).url})`,
+      );
     }
     out.push(bytes);
   }
@@ -146,6 +189,52 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   const onAbort = () => inner.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
   const window = Math.max(8, o.concurrency * 4);
+  const anchors = anchorsOf(plan);
+  const fresh = new Map<number, PieceUrls>();
+  const urlsOf = (p: Piece): PieceUrls =>
+    fresh.get(p.index) ?? { url: p.url, keyUri: p.decrypt?.keyUri ?? null };
+  let refreshing: Promise<void> | null = null;
+  const refresh = (): Promise<void> => {
+    refreshing ??= (async () => {
+      const media = await o.refresh!();
+      const next = planTrack(media);
+      const byAnchor = new Map<string, Piece>();
+      anchorsOf(next).forEach((a, i) => byAnchor.set(a, next.pieces[i]!));
+      plan.pieces.forEach((p, i) => {
+        const q = byAnchor.get(anchors[i]!);
+        if (q) fresh.set(p.index, { url: q.url, keyUri: q.decrypt?.keyUri ?? null });
+      });
+      o.log.info({ track: o.label }, 'reloaded the playlist for fresh segment URLs');
+    })().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  };
+  /** A fetch whose URL expired gets a reloaded playlist's URL and tries again. */
+  const fetchWithRefresh = async (f: Fetch, signal: AbortSignal): Promise<Buffer[]> => {
+    for (let round = 0; ; round++) {
+      const before = f.pieces.map((p) => JSON.stringify(urlsOf(p))).join();
+      try {
+        return await fetchPieces(f, o, signal, urlsOf);
+      } catch (err) {
+        const expired = isExpiredUrlError(err) || isExpiredUrlError((err as { cause?: unknown }).cause);
+        if (!o.refresh || !expired || round >= MAX_REFRESHES_PER_FETCH || signal.aborted) throw err;
+        await refresh().catch((reloadErr: unknown) => {
+          o.log.warn({ err: (reloadErr as Error).message }, 'reloading the playlist failed');
+          throw err;
+        });
+        if (!fresh.has(f.pieces[0]!.index)) {
+          throw new GabeError(
+            'SEGMENT',
+            `${describe(f.pieces[0]!, o.label)} expired and is no longer listed in the reloaded playlist`,
+            { cause: err },
+          );
+        }
+        // Same URLs after a reload: the resource is really gone, not expired.
+        if (f.pieces.map((p) => JSON.stringify(urlsOf(p))).join() === before) throw err;
+      }
+    }
+  };
   const ready = new Map<number, Buffer[]>();
   let nextStart = nextWrite;
   let inFlight = 0;
@@ -199,7 +288,7 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
         ) {
           const i = nextStart++;
           inFlight++;
-          fetchPieces(plan.fetches[i]!, o, inner.signal).then(
+          fetchWithRefresh(plan.fetches[i]!, inner.signal).then(
             (buffers) => {
               inFlight--;
               ready.set(i, buffers);
