@@ -1,10 +1,17 @@
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, LogController } from 'fastify';
-import { downloadRoutes } from './api/downloads.js';
+import { apiKeyHook } from './api/auth.js';
+import { checkDestinations, downloadRoutes } from './api/downloads.js';
+import { eventRoutes } from './api/events.js';
+import { fileRoutes } from './api/files.js';
 import { healthRoutes } from './api/health.js';
 import { jobRoutes } from './api/jobs.js';
+import { metricsRoutes } from './api/metrics.js';
+import { probeRoutes } from './api/probe.js';
+import { isWebPath, webRoutes } from './api/web.js';
 import type { Config } from './config.js';
 import { type ErrorCode, GabeError, isGabeError } from './errors.js';
 import type { Scheduler } from './jobs/scheduler.js';
@@ -105,6 +112,27 @@ export async function buildApp(deps: AppDeps) {
       .send({ detail: `no route for ${req.method} ${req.url.split('?')[0]}`, code: 'GABE_ERR_NOT_FOUND' }),
   );
 
+  app.decorateRequest('owner', null);
+  const auth = apiKeyHook(deps.config, { isPublic: isWebPath });
+  if (auth) app.addHook('onRequest', auth);
+  if (deps.config.rate_limit_per_minute > 0) {
+    // Applied per route (submissions only): polling GET /job must never be throttled by it.
+    await app.register(fastifyRateLimit, {
+      global: false,
+      max: deps.config.rate_limit_per_minute,
+      timeWindow: 60_000,
+      keyGenerator: (req) => req.owner ?? req.ip,
+      errorResponseBuilder: (_req, context) =>
+        new GabeError(
+          'RATE_LIMITED',
+          `too many submissions: at most ${context.max} a minute; retry in ${context.after}`,
+          {
+            retryAfter: Math.ceil(context.ttl / 1000),
+          },
+        ),
+    });
+  }
+
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -125,8 +153,16 @@ export async function buildApp(deps: AppDeps) {
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(downloadRoutes, { scheduler: deps.scheduler, store: deps.store });
+  await app.register(downloadRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
   await app.register(jobRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
+  await app.register(fileRoutes, { store: deps.store, config: deps.config });
+  await app.register(eventRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
+  await app.register(probeRoutes, {
+    config: deps.config,
+    guard: (url: string) => checkDestinations({ url }, deps.config),
+  });
+  await app.register(metricsRoutes, { scheduler: deps.scheduler, store: deps.store });
+  await app.register(webRoutes);
   await app.register(healthRoutes, {
     config: deps.config,
     store: deps.store,

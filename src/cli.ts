@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
+import type { JobListResponse, JobResponse } from './api/schemas.js';
+import { type ClientOptions, call, DEFAULT_SERVER, follow, formatJobLine } from './cli/client.js';
 import { downloadLocally, progressReporter } from './cli/download.js';
 import { info } from './cli/info.js';
 import { defaultConfigFile, loadConfig } from './config.js';
@@ -112,7 +114,7 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
       ffmpeg,
       log,
       signal: controller.signal,
-      onProgress: (t) => reporter.update(t),
+      onProgress: (t) => reporter.update(t.snapshot()),
     });
     reporter.stop();
     const facts = [
@@ -180,7 +182,102 @@ export function buildCli(): Command {
         .catch(fail),
     );
 
+  const client = (cmd: Command): Command =>
+    cmd
+      .option('-s, --server <url>', `Gabe service URL (default: $GABE_SERVER or ${DEFAULT_SERVER})`)
+      .option('-k, --api-key <key>', 'API key (default: $GABE_API_KEY)');
+  const connect = (opts: { server?: string; apiKey?: string }): ClientOptions => ({
+    server: opts.server ?? process.env['GABE_SERVER'] ?? DEFAULT_SERVER,
+    apiKey: opts.apiKey ?? process.env['GABE_API_KEY'],
+  });
+  const print = (text: string): void => {
+    process.stdout.write(`${text}\n`);
+  };
+  /** Exit status of a followed job: 0 only when it completed. */
+  const finish = (job: JobResponse, json?: boolean) => {
+    print(json ? JSON.stringify(job, null, 2) : formatJobLine(job));
+    if (job.status !== 'COMPLETED') process.exitCode = 1;
+  };
+
+  client(program.command('submit'))
+    .description('submit a download to a running service')
+    .argument('<url>', 'playlist or video URL')
+    .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
+    .option('--name <name>', 'video name')
+    .option('--mp4', 'a direct MP4 URL (default: HLS)')
+    .option('--callback-url <url>', 'URL to POST the job to when it ends (webhook)')
+    .option('-f, --follow', 'show progress until the job ends')
+    .option('--json', 'print the job as JSON')
+    .action(
+      (
+        url: string,
+        opts: ClientFlags & {
+          resolution?: string;
+          name?: string;
+          mp4?: boolean;
+          callbackUrl?: string;
+          follow?: boolean;
+          json?: boolean;
+        },
+      ) =>
+        (async () => {
+          const o = connect(opts);
+          const body: Record<string, unknown> = { url };
+          if (opts.name) body['video_name'] = opts.name;
+          if (opts.callbackUrl) body['callback_url'] = opts.callbackUrl;
+          if (!opts.mp4 && opts.resolution) body['resolution'] = opts.resolution;
+          const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
+          if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
+          print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);
+        })().catch(fail),
+    );
+
+  client(program.command('jobs'))
+    .description('list jobs of a running service, newest first')
+    .option('--status <status>', 'PENDING, PROCESSING, COMPLETED, FAILED or CANCELLED')
+    .option('-n, --limit <n>', 'how many', '20')
+    .option('--json', 'print JSON')
+    .action((opts: ClientFlags & { status?: string; limit: string; json?: boolean }) =>
+      (async () => {
+        const q = new URLSearchParams({ limit: opts.limit, ...(opts.status ? { status: opts.status } : {}) });
+        const list = await call<JobListResponse>(connect(opts), 'GET', `/jobs?${q}`);
+        if (opts.json) return print(JSON.stringify(list, null, 2));
+        for (const j of list.jobs) print(formatJobLine(j));
+        if (list.total > list.jobs.length) print(`(${list.jobs.length} of ${list.total})`);
+      })().catch(fail),
+    );
+
+  client(program.command('status'))
+    .description('show one job; --follow shows progress until it ends')
+    .argument('<id>', 'job id')
+    .option('-f, --follow', 'follow live progress')
+    .option('--json', 'print JSON')
+    .action((id: string, opts: ClientFlags & { follow?: boolean; json?: boolean }) =>
+      (async () => {
+        const o = connect(opts);
+        if (opts.follow) return finish(await follow(o, id, process.stderr), opts.json);
+        const job = await call<JobResponse>(o, 'GET', `/job/${encodeURIComponent(id)}`);
+        print(opts.json ? JSON.stringify(job, null, 2) : formatJobLine(job));
+      })().catch(fail),
+    );
+
+  client(program.command('cancel'))
+    .description('cancel a pending or running job (a finished one is deleted with its file)')
+    .argument('<id>', 'job id')
+    .action((id: string, opts: ClientFlags) =>
+      call<JobResponse>(connect(opts), 'DELETE', `/job/${encodeURIComponent(id)}`)
+        .then((job) => {
+          print(formatJobLine(job));
+        })
+        .catch(fail),
+    );
+
   return program;
+}
+
+interface ClientFlags {
+  server?: string;
+  apiKey?: string;
 }
 
 // Quietly ignore EPIPE when stdout is piped into `head` and closed early.

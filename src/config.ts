@@ -103,6 +103,29 @@ export const ConfigSchema = Type.Object(
       default: false,
       description: 'Allow fetching from loopback, private and link-local addresses.',
     }),
+    api_keys: Type.Union(
+      [Type.Array(Type.String({ minLength: 16, maxLength: 512 }), { minItems: 1 }), Type.Null()],
+      {
+        default: null,
+        description:
+          'API keys (16+ characters). When set, every route but /health needs `Authorization: Bearer KEY` or `X-API-Key: KEY`, and a key sees only its own jobs.',
+      },
+    ),
+    max_jobs_per_key: Type.Integer({
+      minimum: 0,
+      default: 10,
+      description: 'PENDING or PROCESSING jobs per API key; a submission beyond it gets 429; 0 = no limit.',
+    }),
+    rate_limit_per_minute: Type.Integer({
+      minimum: 0,
+      default: 120,
+      description: 'Job submissions per client (API key, else IP) per minute; more get 429; 0 = no limit.',
+    }),
+    webhook_secret: Type.Union([Type.String({ minLength: 16 }), Type.Null()], {
+      default: null,
+      description:
+        'Secret for signing webhooks: X-Gabe-Signature is sha256=HMAC-SHA256(secret, "<X-Gabe-Timestamp>.<body>").',
+    }),
     trust_proxy: Type.Boolean({
       default: false,
       description: 'Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).',

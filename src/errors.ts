@@ -11,6 +11,7 @@ export const ErrorCodes = {
   JOB_NOT_FOUND: { status: 404, retryable: false },
   RATE_LIMITED: { status: 429, retryable: false },
   IP_LIMIT: { status: 429, retryable: false },
+  KEY_LIMIT: { status: 429, retryable: false },
   QUEUE_FULL: { status: 503, retryable: false },
   SHUTTING_DOWN: { status: 503, retryable: false },
   BODY_TOO_LARGE: { status: 413, retryable: false },

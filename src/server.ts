@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { presentJob } from './api/present.js';
 import { type App, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { hlsDownloader } from './download/hls.js';
@@ -7,6 +8,7 @@ import { GabeError } from './errors.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { JobStore } from './jobs/store.js';
+import { WebhookSender } from './jobs/webhooks.js';
 import { createLogger, type Logger } from './log.js';
 import { type FfmpegTools, locateFfmpeg } from './media/locate.js';
 
@@ -42,6 +44,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     downloaders: { mp4: mp4Downloader, hls: hlsDownloader },
   });
   const app = await buildApp({ config, store, scheduler, ffmpeg, log });
+  const webhooks = new WebhookSender(scheduler, config, log, (job) => presentJob(job));
   const stopCleanup = scheduleCleanup(store, config, log);
   const { requeued, pending } = scheduler.start();
   if (requeued > 0 || pending > 0) log.info({ requeued, pending }, 'resuming jobs from the previous run');
@@ -57,6 +60,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       closing ??= (async () => {
         stopCleanup();
         await scheduler.stop();
+        await webhooks.close();
         await app.close();
         store.close();
       })();

@@ -189,6 +189,7 @@ describe('API contract', () => {
       assert.ok(spec.paths[p], p);
     const body = spec.paths['/download/'].post.requestBody.content['application/json'].schema;
     assert.deepEqual(Object.keys(body.properties).sort(), [
+      'callback_url',
       'proxy',
       'resolution',
       'url',

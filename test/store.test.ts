@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { isGabeError } from '../src/errors.js';
-import { JobStore } from '../src/jobs/store.js';
+import { JobStore, MIGRATIONS } from '../src/jobs/store.js';
 import { tempDir } from './helpers/tmp.js';
 
 const LIMITS = { maxQueueSize: 100, maxJobsPerIp: 0 };
@@ -19,13 +19,31 @@ describe('job store (SQLite)', () => {
     const file = path.join(tempDir(), 'sub', 'jobs.db');
     const store = new JobStore(file);
     assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
-    assert.equal(store.schemaVersion, 1);
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
     const job = store.admit(newJob(), LIMITS);
     store.close();
     const again = new JobStore(file);
     assert.equal(again.get(job.id)?.request.url, 'https://example.com/a.mp4');
     assert.equal(again.get(job.id)?.status, 'PENDING');
     again.close();
+  });
+
+  it('migrates a schema-1 database forward, keeping its jobs', () => {
+    const file = path.join(tempDir(), 'jobs.db');
+    const db = new Database(file);
+    db.exec(MIGRATIONS[0]!);
+    db.pragma('user_version = 1');
+    db.prepare(
+      `INSERT INTO jobs (id, type, status, request, client_ip, video_name, created_at, updated_at)
+       VALUES ('11111111-1111-1111-1111-111111111111', 'mp4', 'COMPLETED', '{"url":"https://e.x/a.mp4"}', '1.2.3.4', 'a', 'x', 'x')`,
+    ).run();
+    db.close();
+    const store = new JobStore(file);
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
+    const job = store.get('11111111-1111-1111-1111-111111111111');
+    assert.equal(job?.status, 'COMPLETED');
+    assert.equal(job?.owner, null);
+    store.close();
   });
 
   it('refuses a database written by a newer schema', () => {

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
 import type { JobRequest, JobType } from '../jobs/types.js';
+import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
 import { checkUrl } from '../net/http.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { presentJob } from './present.js';
@@ -10,21 +12,60 @@ import { ErrorSchema, errorResponses, HlsDownloadBody, JobSchema, Mp4DownloadBod
 export interface DownloadRoutesOptions {
   scheduler: Scheduler;
   store: JobStore;
+  config: Config;
+}
+
+/**
+ * The destination guard at submission, so a forbidden URL is a 400 now rather than a failed job later.
+ * The URL: IP literals in any spelling and local-only names, then DNS (a name that does not resolve is
+ * not refused here; the job fails with a network error). A proxy named in the request is the caller's
+ * choice, but it could point into our network too (the job would then connect to it), so its host is
+ * checked the same way; the config proxy is the operator's and trusted. Limit: a request proxy whose
+ * name resolves differently by the time the job runs is not re-checked then.
+ */
+export async function checkDestinations(
+  request: Pick<JobRequest, 'url' | 'proxy' | 'callback_url'>,
+  config: Config,
+): Promise<void> {
+  if (config.allow_private_networks) return;
+  checkUrlDestination(request.url);
+  const checks = [resolveAndCheck(new URL(request.url).hostname)];
+  // A webhook is a fetch the service makes too: the same guard keeps it out of the local network.
+  if (request.callback_url) {
+    checkUrlDestination(request.callback_url);
+    checks.push(resolveAndCheck(new URL(request.callback_url).hostname, {}, { what: 'callback_url' }));
+  }
+  if (request.proxy) {
+    let proxyHost: string | null = null;
+    try {
+      proxyHost = new URL(request.proxy).hostname;
+    } catch {
+      // Not a URL: the job reports GABE_ERR_PROXY, as before.
+    }
+    // resolveAndCheck checks literals and local names first, then DNS.
+    if (proxyHost) checks.push(resolveAndCheck(proxyHost, {}, { what: 'proxy' }));
+  }
+  await Promise.all(checks);
 }
 
 export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = async (
   app,
-  { scheduler },
+  { scheduler, config },
 ) => {
-  const submit = (type: JobType, request: JobRequest, ip: string) => {
+  const submit = async (type: JobType, request: JobRequest, ip: string, owner: string | null) => {
     checkUrl(request.url);
+    if (request.callback_url) checkUrl(request.callback_url);
+    await checkDestinations(request, config);
     const videoName = request.video_name ? sanitizeName(request.video_name) : nameFromUrl(request.url);
-    return presentJob(scheduler.submit({ type, request, clientIp: ip, videoName }));
+    return presentJob(scheduler.submit({ type, request, clientIp: ip, videoName, owner }));
   };
+  // Submissions only: polling GET /job must never be throttled (limits set where the plugin registers).
+  const rateLimit = { rateLimit: {} };
 
   app.post(
     '/download/',
     {
+      config: rateLimit,
       schema: {
         summary: 'Start an HLS (M3U8) download',
         description:
@@ -34,12 +75,13 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
         response: { 200: JobSchema, 400: ErrorSchema, 501: ErrorSchema, ...errorResponses },
       },
     },
-    async (req) => submit('hls', req.body, req.ip),
+    async (req) => submit('hls', req.body, req.ip, req.owner),
   );
 
   app.post(
     '/download/mp4',
     {
+      config: rateLimit,
       schema: {
         summary: 'Start a direct MP4 download',
         description: 'Queues a job that streams the file at `url` to output_path as MP4.',
@@ -48,6 +90,6 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
         response: { 200: JobSchema, 400: ErrorSchema, ...errorResponses },
       },
     },
-    async (req) => submit('mp4', req.body, req.ip),
+    async (req) => submit('mp4', req.body, req.ip, req.owner),
   );
 };

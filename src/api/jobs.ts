@@ -18,9 +18,11 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
   app,
   { scheduler, store, config },
 ) => {
-  const load = (id: string) => {
+  // Another key's job answers exactly like a missing one: its existence is not the caller's business.
+  const load = (id: string, owner: string | null) => {
     const job = store.get(id);
-    if (!job) throw new GabeError('JOB_NOT_FOUND', `job ${id} not found`);
+    if (!job || (config.api_keys && job.owner !== owner))
+      throw new GabeError('JOB_NOT_FOUND', `job ${id} not found`);
     return job;
   };
 
@@ -36,7 +38,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       },
     },
     async (req) => {
-      const job = load(req.params.job_id);
+      const job = load(req.params.job_id, req.owner);
       return presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
     },
   );
@@ -55,7 +57,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       },
     },
     async (req) => {
-      const job = load(req.params.job_id);
+      const job = load(req.params.job_id, req.owner);
       if (isFinal(job.status)) {
         await removeJobOutput(job, config);
         store.delete(job.id);
@@ -81,7 +83,12 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
     async (req) => {
       const limit = req.query.limit ?? 50;
       const offset = req.query.offset ?? 0;
-      const { jobs, total } = store.list({ status: req.query.status, limit, offset });
+      const { jobs, total } = store.list({
+        status: req.query.status,
+        limit,
+        offset,
+        owner: config.api_keys ? (req.owner ?? '') : undefined,
+      });
       return {
         jobs: jobs.map((j) => presentJob(j, j.status === 'PROCESSING' ? scheduler.liveProgress(j.id) : null)),
         total,

@@ -31,6 +31,11 @@ const ProxyField = OptionalNullable(
   'Proxy for this job (http://, https:// or socks5://); default: config "proxy".',
 );
 
+const CallbackUrl = OptionalNullable(
+  Type.String({ minLength: 1, maxLength: 2048, pattern: '^https?://' }),
+  'Webhook: the job JSON is POSTed here when it ends, signed with config "webhook_secret".',
+);
+
 export const HlsDownloadBody = Type.Object(
   {
     url: UrlField,
@@ -41,6 +46,7 @@ export const HlsDownloadBody = Type.Object(
     use_multithreading: OptionalNullable(Type.Boolean(), 'Fetch segments concurrently; default: config.'),
     proxy: ProxyField,
     video_name: VideoName,
+    callback_url: CallbackUrl,
   },
   { additionalProperties: false },
 );
@@ -52,6 +58,7 @@ export const Mp4DownloadBody = Type.Object(
     video_name: VideoName,
     type: OptionalNullable(Type.Literal('mp4'), 'Output container; only "mp4".'),
     proxy: ProxyField,
+    callback_url: CallbackUrl,
   },
   { additionalProperties: false },
 );
@@ -118,6 +125,8 @@ export const JobList = Type.Object({
   limit: Type.Integer(),
   offset: Type.Integer(),
 });
+
+export type JobListResponse = Static<typeof JobList>;
 
 const Check = Type.Object({ ok: Type.Boolean() }, { additionalProperties: true });
 export const HealthSchema = Type.Object({

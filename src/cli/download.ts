@@ -9,7 +9,7 @@ import { hlsDownloader } from '../download/hls.js';
 import { mp4Downloader } from '../download/mp4.js';
 import { ProgressTracker } from '../download/progress.js';
 import type { Downloader } from '../download/types.js';
-import type { Job, JobResult, JobType } from '../jobs/types.js';
+import type { Job, JobProgress, JobResult, JobType } from '../jobs/types.js';
 import type { Logger } from '../log.js';
 import type { FfmpegTools } from '../media/locate.js';
 import { HttpClient } from '../net/http.js';
@@ -44,10 +44,14 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     ...o.config,
     output_path: outputFile ? path.dirname(outputFile) : process.cwd(),
     temp_path: path.join(tmpdir(), 'gabe-cli'),
+    // The destination guard protects a service from its callers; `gabe download` runs for the local
+    // user, who may fetch from their own LAN or loopback like curl would.
+    allow_private_networks: true,
   });
   const probeClient = new HttpClient({
     timeoutMs: config.connection_timeout * 1000,
     proxy: o.proxy ?? config.proxy,
+    allowPrivateNetworks: config.allow_private_networks,
   });
   let type: JobType;
   try {
@@ -63,6 +67,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     status: 'PROCESSING',
     request: { url: o.url, resolution: o.resolution ?? null, proxy: o.proxy ?? null },
     client_ip: 'cli',
+    owner: null,
     video_name: videoName,
     created_at: now,
     started_at: now,
@@ -109,7 +114,7 @@ const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
 /** A progress bar on a terminal, a plain line every few seconds otherwise (logs, CI, pipes). */
 export function progressReporter(stream: NodeJS.WriteStream): {
-  update(t: ProgressTracker): void;
+  update(s: JobProgress): void;
   stop(): void;
 } {
   if (stream.isTTY) {
@@ -124,8 +129,7 @@ export function progressReporter(stream: NodeJS.WriteStream): {
     );
     let started = false;
     return {
-      update(t) {
-        const s = t.snapshot();
+      update(s) {
         const detail =
           s.total_segments > 0
             ? `${s.downloaded_segments}/${s.total_segments} segments`
@@ -144,10 +148,9 @@ export function progressReporter(stream: NodeJS.WriteStream): {
   }
   let lastLine = 0;
   return {
-    update(t) {
+    update(s) {
       if (Date.now() - lastLine < 2000) return;
       lastLine = Date.now();
-      const s = t.snapshot();
       const parts = [`${s.progress.toFixed(1)}%`, mb(s.downloaded_bytes)];
       if (s.total_segments > 0) parts.push(`${s.downloaded_segments}/${s.total_segments} segments`);
       parts.push(`${mb(s.speed_bps)}/s`);

@@ -21,7 +21,8 @@ export async function loadForInfo(
     const text = await readFile(source, 'utf8');
     return { playlist: parsePlaylist(text, o.baseUrl), baseKnown: o.baseUrl !== undefined };
   }
-  const http = new HttpClient({ timeoutMs: o.timeoutMs, proxy: o.proxy });
+  // `gabe info` runs for the local user, who may read playlists from their own LAN: no destination guard.
+  const http = new HttpClient({ timeoutMs: o.timeoutMs, proxy: o.proxy, allowPrivateNetworks: true });
   try {
     const { data, res } = await http.getBuffer(source, { maxBytes: 16 * 1024 * 1024 });
     return { playlist: parsePlaylist(data.toString('utf8'), o.baseUrl ?? res.url), baseKnown: true };

@@ -8,6 +8,7 @@ import { formatResolution, selectAudioRendition, selectVariant } from '../hls/se
 import type { JobResult } from '../jobs/types.js';
 import { buildMergeArgs } from '../media/merge.js';
 import { ffprobe, type ProbeResult, runTool } from '../media/run.js';
+import { type GuardOptions, surfaceForbidden } from '../net/guard.js';
 import { HttpClient } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
@@ -31,8 +32,10 @@ async function loadPlaylist(
     policy,
     {
       signal: ctx.signal,
-      onRetry: (err, attempt, delayMs) =>
-        ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying'),
+      onRetry: (err, attempt, delayMs) => {
+        ctx.onRetry?.();
+        ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying');
+      },
     },
   );
   // The final URL after redirects is the base for relative URIs (RFC 8216 4.1 via RFC 3986 5.1.3).
@@ -157,8 +160,9 @@ function checkDuration(actual: number | null, expected: number): void {
   }
 }
 
-export const hlsDownloader: Downloader = {
-  async run(ctx: DownloadContext): Promise<JobResult> {
+export const hlsDownloader = {
+  /** `seams.guard`: the destination guard's test seam (net/guard.ts); the service passes none. */
+  async run(ctx: DownloadContext, seams: { guard?: GuardOptions } = {}): Promise<JobResult> {
     const { job, config, log, signal } = ctx;
     const multithreading = job.request.use_multithreading ?? config.use_multithreading;
     const concurrency = multithreading ? config.segment_concurrency : 1;
@@ -167,6 +171,8 @@ export const hlsDownloader: Downloader = {
       timeoutMs: config.connection_timeout * 1000,
       proxy: job.request.proxy ?? config.proxy,
       connections: concurrency + 2,
+      allowPrivateNetworks: config.allow_private_networks,
+      guard: seams.guard,
     });
     try {
       const selected = await selectStreams(http, ctx, policy);
@@ -197,6 +203,7 @@ export const hlsDownloader: Downloader = {
         log,
         progress: ctx.progress,
         reportProgress: ctx.reportProgress,
+        onRetry: ctx.onRetry,
       };
       const videoFile = trackFile(ctx, 'video', videoPlan);
       const audioFile = audioPlan ? trackFile(ctx, 'audio', audioPlan) : null;
@@ -265,8 +272,11 @@ export const hlsDownloader: Downloader = {
         segment_count: videoPlan.segmentCount,
         container: 'mp4',
       };
+    } catch (err) {
+      // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.
+      throw surfaceForbidden(err);
     } finally {
       await http.destroy();
     }
   },
-};
+} satisfies Downloader;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { GabeError, isGabeError } from '../errors.js';
 import type { JobResult } from '../jobs/types.js';
 import { ffprobe, type ProbeResult, runTool } from '../media/run.js';
+import type { GuardOptions } from '../net/guard.js';
 import { HttpClient, type HttpResponse } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
@@ -29,7 +30,15 @@ async function sizeOf(file: string): Promise<number> {
  * Appends the body to `file` in chunk_size writes. What was received is written even when the
  * transfer breaks, so the next attempt resumes with Range from the right byte.
  */
-async function appendBody(res: HttpResponse, file: string, ctx: DownloadContext): Promise<number> {
+/** Free space is re-checked after this many bytes, so a disk that other writers fill is noticed early. */
+const SPACE_CHECK_BYTES = 32 * 1024 * 1024;
+
+async function appendBody(
+  res: HttpResponse,
+  file: string,
+  ctx: DownloadContext,
+  remaining: number | null,
+): Promise<number> {
   const fh = await open(file, 'a');
   const chunkSize = ctx.config.chunk_size;
   let pending: Buffer[] = [];
@@ -50,8 +59,15 @@ async function appendBody(res: HttpResponse, file: string, ctx: DownloadContext)
       pendingBytes += b.length;
       ctx.progress.addBytes(b.length);
       if (pendingBytes >= chunkSize) {
+        const before = written;
         await flush();
         ctx.reportProgress();
+        if (
+          remaining !== null &&
+          Math.floor(before / SPACE_CHECK_BYTES) !== Math.floor(written / SPACE_CHECK_BYTES)
+        ) {
+          await ensureSpace(ctx.tempDir, remaining - written);
+        }
       }
     }
   } finally {
@@ -107,14 +123,17 @@ function describeResolution(probe: ProbeResult): string | null {
   return v ? `${v.width}x${v.height}` : null;
 }
 
-export const mp4Downloader: Downloader = {
-  async run(ctx: DownloadContext): Promise<JobResult> {
+export const mp4Downloader = {
+  /** `seams.guard`: the destination guard's test seam (net/guard.ts); the service passes none. */
+  async run(ctx: DownloadContext, seams: { guard?: GuardOptions } = {}): Promise<JobResult> {
     const { job, config, signal, log } = ctx;
     const url = job.request.url;
     const http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
       proxy: job.request.proxy ?? config.proxy,
       connections: 1,
+      allowPrivateNetworks: config.allow_private_networks,
+      guard: seams.guard,
     });
     const part = path.join(ctx.tempDir, 'download.part');
     try {
@@ -146,7 +165,7 @@ export const mp4Downloader: Downloader = {
           ctx.progress.setTotals({ bytes: total });
           if (total !== null) await ensureSpace(ctx.tempDir, (total - start) * 2);
           const expected = total === null ? null : total - start;
-          const got = await appendBody(res, part, ctx);
+          const got = await appendBody(res, part, ctx, expected);
           if (expected !== null && got !== expected) {
             throw new GabeError('TRUNCATED', `the transfer ended after ${got} of ${expected} bytes`);
           }
@@ -154,8 +173,10 @@ export const mp4Downloader: Downloader = {
         { ...DEFAULT_RETRY_POLICY, maxRetries: config.max_retries },
         {
           signal,
-          onRetry: (err, attempt, delayMs) =>
-            log.warn({ err: err.message, attempt, delayMs }, 'download failed; retrying with back-off'),
+          onRetry: (err, attempt, delayMs) => {
+            ctx.onRetry?.();
+            log.warn({ err: err.message, attempt, delayMs }, 'download failed; retrying with back-off');
+          },
         },
       );
       ctx.reportProgress();
@@ -214,4 +235,4 @@ export const mp4Downloader: Downloader = {
       await http.destroy();
     }
   },
-};
+} satisfies Downloader;

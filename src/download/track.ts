@@ -1,10 +1,12 @@
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js';
 import { decryptAes128, type KeyCache } from '../hls/aes.js';
 import type { MediaPlaylist } from '../hls/model.js';
 import type { Logger } from '../log.js';
 import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
+import { ensureSpace } from '../storage/paths.js';
 import { type Fetch, type Piece, planTrack, type TrackPlan } from './plan.js';
 import type { ProgressTracker } from './progress.js';
 
@@ -22,12 +24,18 @@ export interface TrackOptions {
   reportProgress(): void;
   /** A label for errors ("video", "audio"). */
   label: string;
+  /** Counts a retried request (metrics). */
+  onRetry?: () => void;
   /** Re-fetches the track's media playlist (fresh signed URLs) when segments or keys expire. */
   refresh?: () => Promise<MediaPlaylist>;
 }
 
 /** Signed URLs that expired answer 401, 403, 404 or 410; a fresh playlist has working ones. */
 const EXPIRY_STATUSES = new Set([401, 403, 404, 410]);
+/** Longest time between two checkpoints of a track. */
+const CHECKPOINT_MS = 200;
+/** Free space is re-checked every so many segments written, against the bytes still to come. */
+const SPACE_CHECK_SEGMENTS = 50;
 /** Playlist reloads for one request before its failure is final. */
 const MAX_REFRESHES_PER_FETCH = 2;
 
@@ -125,8 +133,10 @@ async function fetchPieces(
     o.policy,
     {
       signal,
-      onRetry: (err, attempt, delayMs) =>
-        o.log.warn({ url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying'),
+      onRetry: (err, attempt, delayMs) => {
+        o.onRetry?.();
+        o.log.warn({ url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying');
+      },
     },
   ).catch((raw: unknown) => {
     const err = toGabeError(raw);
@@ -239,6 +249,7 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   let nextStart = nextWrite;
   let inFlight = 0;
   let segments = cp?.segments ?? 0;
+  let lastCheckpoint = 0;
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -257,10 +268,9 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
           while (ready.has(nextWrite) && !failed) {
             const buffers = ready.get(nextWrite)!;
             ready.delete(nextWrite);
-            for (const b of buffers) {
-              await fh.write(b);
-              bytes += b.length;
-            }
+            if (buffers.length === 1) await fh.write(buffers[0]!);
+            else await fh.writev(buffers);
+            for (const b of buffers) bytes += b.length;
             for (const p of plan.fetches[nextWrite]!.pieces) {
               if (p.kind === 'segment') {
                 segments++;
@@ -268,9 +278,20 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
               }
             }
             nextWrite++;
-            const checkpoint: Checkpoint = { fingerprint, fetches: nextWrite, bytes, segments };
-            await writeFile(`${file}.json`, JSON.stringify(checkpoint));
+            // A checkpoint per write would cost a file write per segment (20,000 on long streams); every
+            // CHECKPOINT_MS bounds what a crash makes us fetch again to the segments of that interval.
+            const now = Date.now();
+            if (now - lastCheckpoint >= CHECKPOINT_MS || nextWrite === plan.fetches.length) {
+              lastCheckpoint = now;
+              const checkpoint: Checkpoint = { fingerprint, fetches: nextWrite, bytes, segments };
+              await writeFile(`${file}.json`, JSON.stringify(checkpoint));
+            }
             o.reportProgress();
+            if (segments % SPACE_CHECK_SEGMENTS === 0 && segments > 0) {
+              // Estimate what is still to come from the average segment so far.
+              const left = (plan.segmentCount - segments) * (bytes / segments);
+              await ensureSpace(path.dirname(file), left * 1.5);
+            }
           }
         } catch (err) {
           fail(err);

@@ -16,6 +16,8 @@ export interface DownloadContext {
   progress: ProgressTracker;
   /** Asks the scheduler to publish the tracker's state (throttled there, so call freely). */
   reportProgress(): void;
+  /** Counts a retried request (metrics). */
+  onRetry?: () => void;
 }
 
 /** One implementation per job type: the scheduler picks by `job.type`. */

@@ -85,14 +85,15 @@ export function assertDownloadable(media: MediaPlaylist): void {
       details: { drm },
     });
   }
+  // Checked before liveness: "#EXTM3U" alone (a stub, an error) is better told as empty than as live.
+  if (media.segments.length === 0) {
+    throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
+  }
   // PLAYLIST-TYPE:VOD promises the playlist never changes (RFC 8216 4.3.3.5), even if ENDLIST is missing.
   if (!media.endlist && media.playlistType !== 'VOD') {
     throw new GabeError(
       'LIVE_UNSUPPORTED',
       'the playlist is live (no EXT-X-ENDLIST): only finished (VOD) streams can be downloaded',
     );
-  }
-  if (media.segments.length === 0) {
-    throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
   }
 }

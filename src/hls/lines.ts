@@ -51,21 +51,30 @@ function notAPlaylist(what: string): GabeError {
 
 /**
  * Recognises the usual wrong answers (an error page, an API response, the video itself) to say what
- * they are. Text starting with `#` is left to the lexer: a Latin-1 playlist decoded as UTF-8 is full
- * of U+FFFD and is still a playlist.
+ * they are. Text starting with `#` is left to the lexer unless control characters (NUL above all)
+ * say it is binary: a Latin-1 playlist decoded as UTF-8 is full of U+FFFD and is still a playlist.
  */
 function sniff(text: string): void {
   const head = text.slice(0, 1024);
+  // UTF-16 read as UTF-8: the BOM turns into U+FFFD U+FFFD and every other character is a NUL.
+  if (/^[\uFEFF\uFFFD]*(?:[^\0]\0){4}|^[\uFEFF\uFFFD]*(?:\0[^\0]){4}/.test(head.slice(0, 64))) {
+    throw notAPlaylist('UTF-16 text (an HLS playlist must be UTF-8)');
+  }
   const start = trimBlanks(head.replace(/^[\s\uFEFF]+/, ''));
   if (start === '') throw notAPlaylist('an empty response');
-  if (start.startsWith('#')) return;
+  const startsWithHash = start.startsWith('#');
   let control = 0;
   for (let i = 0; i < head.length; i++) {
     const c = head.charCodeAt(i);
-    if (c === 0 || c === 0xfffd) control += 8;
-    else if (c < 0x20 && c !== 9 && c !== 10 && c !== 13) control++;
+    // RFC 8216 4.1 forbids control characters; U+FFFD only counts before a `#`, since a Latin-1
+    // playlist decoded as UTF-8 is full of them and is still a playlist.
+    if (c === 0 || (c === 0xfffd && !startsWithHash)) control += 8;
+    else if ((c < 0x20 && c !== 9 && c !== 10 && c !== 13) || c === 0x7f) control++;
   }
-  if (control >= 8) throw notAPlaylist('binary data (a media file?)');
+  if (control >= 8) {
+    throw notAPlaylist(startsWithHash ? 'binary data after its first line' : 'binary data (a media file?)');
+  }
+  if (startsWithHash) return;
   const lower = start.slice(0, 200).toLowerCase();
   if (lower.startsWith('<')) {
     if (lower.includes('<mpd')) throw notAPlaylist('a DASH manifest (MPD)');
@@ -93,15 +102,40 @@ export interface LexOptions {
   readonly base: URL | undefined;
   /** Variables a master playlist defined, for `EXT-X-DEFINE:IMPORT`. */
   readonly imports: Readonly<Record<string, string>> | undefined;
+  /**
+   * Most characters variable substitution may add to the playlist as a whole. Variables can refer to
+   * variables, so a few lines of EXT-X-DEFINE can otherwise grow into gigabytes ("billion laughs").
+   */
+  readonly maxExpansion: number;
+  /**
+   * Most URI lines (segments, variants). Media and master builders enforce their own caps too; this
+   * one stops a 16 MB playlist of URIs early, before a model of 100,000 entries is built for nothing.
+   */
+  readonly maxUris: number;
 }
 
 export function lex(input: string, opts: LexOptions): LexResult {
   const text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input;
   sniff(text);
   const vars = new Map<string, string>();
+  let expanded = 0;
+  const expand = (ref: string, name: string): string => {
+    const value = vars.get(name);
+    if (value === undefined) return ref;
+    // Counted before String.replace builds its result, so memory stays bounded by the limit.
+    expanded += value.length - ref.length;
+    if (expanded > opts.maxExpansion) {
+      throw new GabeError(
+        'PLAYLIST_TOO_LARGE',
+        `EXT-X-DEFINE variables expand the playlist by more than ${opts.maxExpansion} characters`,
+      );
+    }
+    return value;
+  };
   const substitute = (value: string): string =>
-    value.includes('{$') ? value.replace(VARIABLE_REF, (ref, name: string) => vars.get(name) ?? ref) : value;
+    value.includes('{$') ? value.replace(VARIABLE_REF, expand) : value;
   const lines: Line[] = [];
+  let uris = 0;
   let seenSignificant = false;
   let seenHeader = false;
   let seenPlaylistTag = false;
@@ -125,6 +159,12 @@ export function lex(input: string, opts: LexOptions): LexResult {
     }
     // The first significant line must be a tag: a text file of links is an .m3u, not HLS.
     if (!seenSignificant) throw notAPlaylist('a document that does not start with #EXTM3U');
+    if (++uris > opts.maxUris) {
+      throw new GabeError(
+        'PLAYLIST_TOO_LARGE',
+        `the playlist lists more than ${opts.maxUris} segments or variants`,
+      );
+    }
     lines.push({ kind: 'uri', uri: substitute(line) });
   }
   // Without #EXTM3U we still accept text that is made of HLS tags (some encoders forget the header).
@@ -140,8 +180,9 @@ function define(attrs: Attributes, vars: Map<string, string>, opts: LexOptions):
   }
   const imported = attrs['IMPORT'];
   if (imported !== undefined) {
-    const value = opts.imports?.[imported];
-    if (value !== undefined) vars.set(imported, value);
+    // Own properties only: IMPORT="constructor" must not find Object.prototype's.
+    const value = opts.imports && Object.hasOwn(opts.imports, imported) ? opts.imports[imported] : undefined;
+    if (typeof value === 'string') vars.set(imported, value);
     return;
   }
   const param = attrs['QUERYPARAM'];

@@ -15,14 +15,15 @@ export interface MasterBuildOptions {
   readonly defines: Readonly<Record<string, string>>;
 }
 
-function withResolved(uri: string, base: URL | undefined): { uri: string; resolvedUri?: string } {
-  const resolvedUri = resolveUri(uri, base);
-  return resolvedUri === undefined ? { uri } : { uri, resolvedUri };
-}
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
+/**
+ * Optional fields are assigned, not spread in (`...(x ? { x } : {})`): with 100,000 entries, object
+ * spread made parsing a hostile master take seconds on the event loop.
+ */
 function toVariant(attrs: Attributes, uri: string, iFrameOnly: boolean, base: URL | undefined): Variant {
-  return {
-    ...withResolved(uri, base),
+  const variant: Writable<Variant> = {
+    uri,
     bandwidth: parseNumber(attrs['BANDWIDTH']),
     averageBandwidth: parseNumber(attrs['AVERAGE-BANDWIDTH']),
     resolution: parseResolutionAttr(attrs['RESOLUTION']),
@@ -35,19 +36,20 @@ function toVariant(attrs: Attributes, uri: string, iFrameOnly: boolean, base: UR
     iFrameOnly,
     attributes: attrs,
   };
+  const resolvedUri = resolveUri(uri, base);
+  if (resolvedUri !== undefined) variant.resolvedUri = resolvedUri;
+  return variant;
 }
 
 function toRendition(attrs: Attributes, base: URL | undefined): Rendition {
   const uri = attr(attrs, 'URI');
-  const resolvedUri = uri === null ? undefined : resolveUri(uri, base);
-  return {
+  const rendition: Writable<Rendition> = {
     type: attrs['TYPE'] ?? '',
     groupId: attrs['GROUP-ID'] ?? '',
     name: attrs['NAME'] ?? '',
     language: attr(attrs, 'LANGUAGE'),
     assocLanguage: attr(attrs, 'ASSOC-LANGUAGE'),
     uri,
-    ...(resolvedUri === undefined ? {} : { resolvedUri }),
     // Enumerated YES/NO; anything else (absent included) is NO (RFC 8216 4.3.4.1).
     default: attrs['DEFAULT'] === 'YES',
     autoselect: attrs['AUTOSELECT'] === 'YES',
@@ -57,6 +59,9 @@ function toRendition(attrs: Attributes, base: URL | undefined): Rendition {
     instreamId: attr(attrs, 'INSTREAM-ID'),
     attributes: attrs,
   };
+  const resolvedUri = uri === null ? undefined : resolveUri(uri, base);
+  if (resolvedUri !== undefined) rendition.resolvedUri = resolvedUri;
+  return rendition;
 }
 
 export function buildMaster(lines: readonly Line[], opts: MasterBuildOptions): MasterPlaylist {

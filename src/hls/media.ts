@@ -10,6 +10,15 @@ import type { Line, TagLine } from './lines.js';
 import type { ByteRange, InitSection, Key, MediaPlaylist, PlaylistType, Segment } from './model.js';
 import { attr, parseByteRange, parseNumber, resolveUri, trimBlanks } from './values.js';
 
+/**
+ * Most KEYFORMATs in effect at once. Real streams use one to four (identity, FairPlay, Widevine,
+ * PlayReady); without a cap, a playlist of distinct KEYFORMATs costs quadratic time and memory
+ * (every key tag copies the set in effect).
+ */
+export const MAX_KEY_FORMATS = 32;
+
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+
 export interface BuildOptions {
   readonly base: URL | undefined;
   readonly maxSegments: number;
@@ -154,6 +163,12 @@ export function buildMedia(lines: readonly Line[], opts: BuildOptions): MediaPla
         else {
           const key = toKey(tag.attrs, method, base);
           keysByFormat.set(key.keyformat, key);
+          if (keysByFormat.size > MAX_KEY_FORMATS) {
+            throw new GabeError(
+              'NOT_A_PLAYLIST',
+              `the playlist applies more than ${MAX_KEY_FORMATS} EXT-X-KEY formats (KEYFORMAT) at once`,
+            );
+          }
         }
         keys = [...keysByFormat.values()];
         break;
@@ -166,6 +181,7 @@ export function buildMedia(lines: readonly Line[], opts: BuildOptions): MediaPla
             ? null
             : (parseByteRange(tag.attrs['BYTERANGE']) ?? badRange(tag));
         const byterange = r === null ? null : { length: r.length, offset: r.offset ?? 0 };
+        if (byterange !== null && !Number.isSafeInteger(byterange.offset + byterange.length)) badRange(tag);
         const resolvedUri = resolveUri(uri, base);
         map = { uri, ...(resolvedUri === undefined ? {} : { resolvedUri }), byterange, keys };
         break;
@@ -182,12 +198,10 @@ export function buildMedia(lines: readonly Line[], opts: BuildOptions): MediaPla
       throw new GabeError('PLAYLIST_TOO_LARGE', `the playlist lists more than ${opts.maxSegments} segments`);
     }
     if (discontinuity) discontinuitySequence++;
-    const resolvedUri = resolveUri(line.uri, base);
-    const segment: Segment = {
+    // Optional fields are assigned rather than spread in: object spread costs seconds at 100,000 segments.
+    const segment: Writable<Segment> = {
       uri: line.uri,
-      ...(resolvedUri === undefined ? {} : { resolvedUri }),
       duration: duration ?? null,
-      ...(title === undefined ? {} : { title }),
       msn: header.mediaSequence + header.skippedSegments + segments.length,
       byterange: absoluteRange(range, previous),
       discontinuity,
@@ -195,8 +209,11 @@ export function buildMedia(lines: readonly Line[], opts: BuildOptions): MediaPla
       keys,
       map,
       gap,
-      ...(pdt === undefined ? {} : { pdt }),
     };
+    const resolvedUri = resolveUri(line.uri, base);
+    if (resolvedUri !== undefined) segment.resolvedUri = resolvedUri;
+    if (title !== undefined) segment.title = title;
+    if (pdt !== undefined) segment.pdt = pdt;
     segments.push(segment);
     previous = segment;
     duration = undefined;
@@ -219,9 +236,16 @@ function absoluteRange(
   previous: Segment | undefined,
 ): ByteRange | null {
   if (range === null) return null;
-  if (range.offset !== null) return { length: range.length, offset: range.offset };
   const prev = previous?.byterange;
-  return { length: range.length, offset: prev ? prev.offset + prev.length : 0 };
+  const offset = range.offset ?? (prev ? prev.offset + prev.length : 0);
+  // Offsets add up over segments: past 2^53 they stop being exact, and no file is that large.
+  if (!Number.isSafeInteger(offset + range.length)) {
+    throw new GabeError(
+      'NOT_A_PLAYLIST',
+      `invalid byte range: ${range.length}@${offset} ends beyond ${Number.MAX_SAFE_INTEGER} bytes`,
+    );
+  }
+  return { length: range.length, offset };
 }
 
 export function toKey(attrs: Record<string, string>, method: string, base: URL | undefined): Key {

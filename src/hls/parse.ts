@@ -67,7 +67,12 @@ export function parsePlaylist(text: string, baseUrl?: string, opts: ParseOptions
   }
   const base = parseBase(baseUrl);
   try {
-    const { lines, defines } = lex(text, { base, imports: opts.imports });
+    const { lines, defines } = lex(text, {
+      base,
+      imports: opts.imports,
+      maxExpansion: maxBytes,
+      maxUris: maxSegments,
+    });
     return isMaster(lines)
       ? buildMaster(lines, { base, maxSegments, defines })
       : buildMedia(lines, { base, maxSegments });

@@ -10,7 +10,10 @@ import { jobTempDir, removeDir } from '../storage/paths.js';
 import type { JobStore, NewJob } from './store.js';
 import type { Job, JobProgress, JobType } from './types.js';
 
-const PROGRESS_WRITE_MS = 500;
+/** Progress events (SSE, metrics) at most this often per job… */
+const PROGRESS_EMIT_MS = 250;
+/** …and the stored copy (GET /job overlays live progress, so the database may lag). */
+const PROGRESS_WRITE_MS = 1000;
 
 type StopReason = 'cancel' | 'shutdown';
 
@@ -69,10 +72,18 @@ export class Scheduler extends EventEmitter {
     const admitted = this.deps.store.admit(job, {
       maxQueueSize: this.deps.config.max_queue_size,
       maxJobsPerIp: this.deps.config.max_jobs_per_ip,
+      maxJobsPerOwner: this.deps.config.max_jobs_per_key,
     });
     this.emit('job', admitted);
     queueMicrotask(() => this.pump());
     return admitted;
+  }
+
+  /** Sum of running jobs' current speeds, bytes per second. */
+  totalSpeed(): number {
+    let sum = 0;
+    for (const r of this.running.values()) sum += r.tracker.speed();
+    return sum;
   }
 
   /** The live progress of a running job (fresher than the throttled copy in the store). */
@@ -143,13 +154,16 @@ export class Scheduler extends EventEmitter {
     const log = this.deps.log.child({ job_id: job.id });
     const tempDir = jobTempDir(config.temp_path, job.id);
     let lastWrite = 0;
+    let lastEmit = 0;
     const reportProgress = () => {
       const now = Date.now();
+      if (now - lastEmit < PROGRESS_EMIT_MS) return;
+      lastEmit = now;
+      const snapshot = tracker.snapshot();
+      this.emit('progress', job.id, snapshot);
       if (now - lastWrite < PROGRESS_WRITE_MS) return;
       lastWrite = now;
-      const snapshot = tracker.snapshot();
       store.updateProgress(job.id, snapshot);
-      this.emit('progress', job.id, snapshot);
     };
     log.info({ type: job.type, url: job.request.url, attempt: job.attempts }, 'job started');
     try {
@@ -165,6 +179,7 @@ export class Scheduler extends EventEmitter {
         tempDir,
         progress: tracker,
         reportProgress,
+        onRetry: () => this.emit('retry', job.id),
       });
       if (controller.signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled');
       store.updateProgress(job.id, tracker.snapshot());

@@ -17,7 +17,7 @@ import {
  * Versioned migrations: index i brings the schema from user_version i to i + 1. Append only; a shipped
  * migration is never edited, because users' databases already ran it.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE jobs (
      seq INTEGER PRIMARY KEY AUTOINCREMENT,
      id TEXT NOT NULL UNIQUE,
@@ -45,6 +45,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE INDEX jobs_status_seq ON jobs (status, seq);
    CREATE INDEX jobs_client_status ON jobs (client_ip, status);
    CREATE INDEX jobs_completed_at ON jobs (completed_at);`,
+  // 2: jobs belong to the API key that submitted them (a SHA-256 of it: the key itself is never stored).
+  `ALTER TABLE jobs ADD COLUMN owner TEXT;
+   CREATE INDEX jobs_owner_status ON jobs (owner, status);`,
 ];
 
 interface JobRow {
@@ -70,6 +73,7 @@ interface JobRow {
   speed_bps: number;
   eta_seconds: number | null;
   attempts: number;
+  owner: string | null;
 }
 
 function fromRow(row: JobRow): Job {
@@ -87,16 +91,22 @@ export interface NewJob {
   request: JobRequest;
   clientIp: string;
   videoName: string;
+  /** Hash of the submitting API key, when keys are in use. */
+  owner?: string | null;
 }
 
 export interface AdmissionLimits {
   maxQueueSize: number;
   /** 0 = unlimited. */
   maxJobsPerIp: number;
+  /** 0 = unlimited; applies to jobs with an owner. */
+  maxJobsPerOwner?: number;
 }
 
 export interface ListOptions {
   status?: JobStatus | undefined;
+  /** Only this API key's jobs (undefined = everyone's). */
+  owner?: string | undefined;
   limit: number;
   offset: number;
 }
@@ -157,6 +167,18 @@ export class JobStore {
           );
         }
       }
+      if (job.owner && limits.maxJobsPerOwner) {
+        const { n } = this.db
+          .prepare(`SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND status IN ('PENDING','PROCESSING')`)
+          .get(job.owner) as { n: number };
+        if (n >= limits.maxJobsPerOwner) {
+          throw new GabeError(
+            'KEY_LIMIT',
+            `this API key already has ${n} jobs pending or processing (max_jobs_per_key is ${limits.maxJobsPerOwner}); wait for one to finish`,
+            { retryAfter: 10 },
+          );
+        }
+      }
       const { pending } = this.db
         .prepare(`SELECT COUNT(*) AS pending FROM jobs WHERE status = 'PENDING'`)
         .get() as {
@@ -170,8 +192,8 @@ export class JobStore {
       const t = now();
       const row = this.db
         .prepare(
-          `INSERT INTO jobs (id, type, status, request, client_ip, video_name, created_at, updated_at)
-           VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?) RETURNING *`,
+          `INSERT INTO jobs (id, type, status, request, client_ip, video_name, created_at, updated_at, owner)
+           VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?) RETURNING *`,
         )
         .get(
           randomUUID(),
@@ -181,6 +203,7 @@ export class JobStore {
           job.videoName,
           t,
           t,
+          job.owner ?? null,
         ) as JobRow;
       return fromRow(row);
     });
@@ -193,8 +216,17 @@ export class JobStore {
   }
 
   list(options: ListOptions): { jobs: Job[]; total: number } {
-    const where = options.status ? 'WHERE status = ?' : '';
-    const params = options.status ? [options.status] : [];
+    const clauses: string[] = [];
+    const params: string[] = [];
+    if (options.status) {
+      clauses.push('status = ?');
+      params.push(options.status);
+    }
+    if (options.owner !== undefined) {
+      clauses.push('owner = ?');
+      params.push(options.owner);
+    }
+    const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
     const rows = this.db
       .prepare(`SELECT * FROM jobs ${where} ORDER BY seq DESC LIMIT ? OFFSET ?`)
       .all(...params, options.limit, options.offset) as JobRow[];

@@ -39,6 +39,8 @@ export interface JobRequest {
   use_multithreading?: boolean | null;
   proxy?: string | null;
   type?: string | null;
+  /** Webhook: POSTed the job JSON when it reaches a final state. */
+  callback_url?: string | null;
 }
 
 export interface JobResult {
@@ -80,4 +82,6 @@ export interface Job extends JobProgress {
   error: string | null;
   error_code: string | null;
   attempts: number;
+  /** SHA-256 of the API key that submitted the job, or null without keys. */
+  owner: string | null;
 }

@@ -62,6 +62,10 @@ export function runTool(
         resolve({ stdout: Buffer.concat(out), stderr: err });
       } else {
         const tail = err.trim().split('\n').slice(-6).join('\n');
+        if (/No space left on device/i.test(err)) {
+          reject(new GabeError('DISK_FULL', `no space left on the device while ffmpeg was writing: ${tail}`));
+          return;
+        }
         reject(
           new GabeError('FFMPEG', `${binary} exited with ${sig ?? `code ${code}`}: ${tail}`, {
             details: { stderr: err.slice(-4000) },

@@ -2,6 +2,13 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { socksDispatcher } from 'fetch-socks';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError, toGabeError } from '../errors.js';
+import {
+  checkUrlDestination,
+  findForbidden,
+  type GuardOptions,
+  guardedConnector,
+  resolveAndCheck,
+} from './guard.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
 export const USER_AGENT =
@@ -15,6 +22,14 @@ export interface HttpClientOptions {
   /** Keep-alive sockets per origin; sized to the job's concurrency. */
   connections?: number;
   maxRedirects?: number;
+  /**
+   * false: the destination guard (guard.ts) refuses every hop to loopback, private, link-local and
+   * other special addresses, checked at connect time. Required, so every caller decides: the service
+   * passes config.allow_private_networks.
+   */
+  allowPrivateNetworks: boolean;
+  /** Seams for tests (injected DNS, allowed addresses); never from config. */
+  guard?: GuardOptions;
 }
 
 export interface HttpResponse {
@@ -45,7 +60,10 @@ function makeDispatcher(options: HttpClientOptions): Dispatcher {
     bodyTimeout: options.timeoutMs,
   };
   const proxy = options.proxy;
-  if (!proxy) return new Agent(common);
+  if (!proxy) {
+    if (options.allowPrivateNetworks) return new Agent(common);
+    return new Agent({ ...common, connect: guardedConnector({ timeout: options.timeoutMs }, options.guard) });
+  }
   let u: URL;
   try {
     u = new URL(proxy);
@@ -89,29 +107,75 @@ export function checkUrl(raw: string): URL {
 export class HttpClient {
   private readonly dispatcher: Dispatcher;
   private readonly maxRedirects: number;
+  /** Proxied and guarded: host names already checked with our DNS (one lookup per name and job). */
+  private readonly proxiedHostChecks: Map<string, Promise<unknown>> | null;
 
   constructor(readonly options: HttpClientOptions) {
     this.dispatcher = makeDispatcher(options);
     this.maxRedirects = options.maxRedirects ?? 10;
+    this.proxiedHostChecks = options.proxy && !options.allowPrivateNetworks ? new Map() : null;
+  }
+
+  /**
+   * The guard's per-hop check. Direct connections are also checked at connect time by the guarded
+   * connector; through a proxy that cannot happen (the proxy connects), so the name is resolved here.
+   */
+  private async checkDestination(url: string): Promise<void> {
+    if (this.options.allowPrivateNetworks) return;
+    checkUrlDestination(url, this.options.guard);
+    if (!this.proxiedHostChecks) return;
+    const host = new URL(url).hostname;
+    let check = this.proxiedHostChecks.get(host);
+    if (!check) {
+      check = resolveAndCheck(host, this.options.guard);
+      this.proxiedHostChecks.set(host, check);
+    }
+    await check;
   }
 
   async get(rawUrl: string, options: GetOptions = {}): Promise<HttpResponse> {
+    return this.send(rawUrl, options.method ?? 'GET', options, undefined);
+  }
+
+  /**
+   * POSTs a body (webhooks) and drains the answer. Only 307 and 308 redirects are followed, since only
+   * they keep the method and body (RFC 9110 15.4); any other status outside 2xx is an error.
+   */
+  async post(
+    rawUrl: string,
+    body: string,
+    options: Omit<GetOptions, 'range' | 'method'> = {},
+  ): Promise<number> {
+    const res = await this.send(rawUrl, 'POST', options, body);
+    await res.body.dump().catch(() => {});
+    return res.status;
+  }
+
+  private async send(
+    rawUrl: string,
+    method: 'GET' | 'HEAD' | 'POST',
+    options: GetOptions,
+    body: string | undefined,
+  ): Promise<HttpResponse> {
     let url = checkUrl(rawUrl).href;
     const headers: Record<string, string> = { 'user-agent': USER_AGENT, ...options.headers };
     if (options.range) headers['range'] = `bytes=${options.range.start}-${options.range.end ?? ''}`;
     for (let hop = 0; ; hop++) {
+      await this.checkDestination(url);
       let res: Dispatcher.ResponseData;
       try {
         res = await request(url, {
-          method: options.method ?? 'GET',
+          method,
           headers,
+          body,
           dispatcher: this.dispatcher,
           signal: options.signal,
         });
       } catch (err) {
-        throw toGabeError(err);
+        throw findForbidden(err) ?? toGabeError(err);
       }
-      if (res.statusCode >= 300 && res.statusCode < 400 && res.headers['location']) {
+      const follows = method !== 'POST' || res.statusCode === 307 || res.statusCode === 308;
+      if (follows && res.statusCode >= 300 && res.statusCode < 400 && res.headers['location']) {
         await res.body.dump().catch(() => {});
         if (hop >= this.maxRedirects) {
           throw new GabeError(

@@ -1,0 +1,148 @@
+import { fastifySSE } from '@fastify/sse';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../config.js';
+import { GabeError } from '../errors.js';
+import type { Scheduler } from '../jobs/scheduler.js';
+import type { JobStore } from '../jobs/store.js';
+import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
+import { presentJob } from './present.js';
+import { JobParams, type JobResponse } from './schemas.js';
+
+export interface EventRoutesOptions {
+  scheduler: Scheduler;
+  store: JobStore;
+  config: Config;
+}
+
+type Listener = (job: JobResponse, owner: string | null) => void;
+
+/**
+ * One subscription to the scheduler for all SSE clients: a state event for every transition, and
+ * progress at most every 250 ms per job (the scheduler may report more often).
+ */
+class JobEventHub {
+  private readonly listeners = new Set<Listener>();
+  private readonly lastProgress = new Map<string, number>();
+
+  constructor(
+    private readonly scheduler: Scheduler,
+    private readonly store: JobStore,
+  ) {
+    scheduler.on('job', this.onJob);
+    scheduler.on('progress', this.onProgress);
+  }
+
+  private readonly onJob = (job: Job) => {
+    if (isFinal(job.status)) this.lastProgress.delete(job.id);
+    this.broadcast(presentJob(job), job.owner);
+  };
+
+  private readonly onProgress = (id: string, progress: JobProgress) => {
+    const now = Date.now();
+    if (now - (this.lastProgress.get(id) ?? 0) < 250) return;
+    this.lastProgress.set(id, now);
+    const job = this.store.get(id);
+    if (job?.status === 'PROCESSING') this.broadcast(presentJob(job, progress), job.owner);
+  };
+
+  private broadcast(job: JobResponse, owner: string | null): void {
+    for (const l of this.listeners) l(job, owner);
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  close(): void {
+    this.scheduler.off('job', this.onJob);
+    this.scheduler.off('progress', this.onProgress);
+    this.listeners.clear();
+  }
+}
+
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
+  const { scheduler, store, config } = opts;
+  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
+  const hub = new JobEventHub(scheduler, store);
+  app.addHook('onClose', async () => hub.close());
+  const visible = (owner: string | null, caller: string | null) => !config.api_keys || owner === caller;
+  const live = (job: Job) =>
+    presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
+
+  app.get(
+    '/events',
+    {
+      sse: 'only',
+      schema: {
+        summary: 'Live events for all jobs (Server-Sent Events)',
+        description:
+          'Event `job` with the job JSON on every state change and on progress (≤ 4/s per job). ' +
+          'On connect, the current state of every PENDING or PROCESSING job is sent first.',
+        tags: ['jobs'],
+      },
+    },
+    async (req, reply) => {
+      reply.sse.keepAlive();
+      const unsubscribe = hub.subscribe((job, owner) => {
+        if (visible(owner, req.owner) && reply.sse.isConnected)
+          void reply.sse.send({ event: 'job', data: job });
+      });
+      reply.sse.onClose(unsubscribe);
+      for (const status of ['PROCESSING', 'PENDING'] as const) {
+        const { jobs } = store.list({
+          status,
+          limit: 500,
+          offset: 0,
+          owner: config.api_keys ? (req.owner ?? '') : undefined,
+        });
+        for (const job of jobs) await reply.sse.send({ event: 'job', data: live(job) });
+      }
+    },
+  );
+
+  app.get(
+    '/job/:job_id/events',
+    {
+      sse: 'only',
+      schema: {
+        summary: 'Live events for one job (Server-Sent Events)',
+        description:
+          'Sends the current state first, then a `job` event on every change and on progress (≤ 4/s); the ' +
+          'stream closes after the final state.',
+        tags: ['jobs'],
+        params: JobParams,
+      },
+    },
+    async (req, reply) => {
+      const job = store.get(req.params.job_id);
+      if (!job || !visible(job.owner, req.owner))
+        throw new GabeError('JOB_NOT_FOUND', `job ${req.params.job_id} not found`);
+      if (isFinal(job.status)) {
+        await reply.sse.send({ event: 'job', data: presentJob(job) });
+        return;
+      }
+      reply.sse.keepAlive();
+      let closed = false;
+      const unsubscribe = hub.subscribe((update) => {
+        if (update.job_id !== job.id || closed || !reply.sse.isConnected) return;
+        void reply.sse.send({ event: 'job', data: update }).then(() => {
+          if (isFinal(update.status) && !closed) {
+            closed = true;
+            unsubscribe();
+            reply.sse.close();
+          }
+        });
+      });
+      reply.sse.onClose(unsubscribe);
+      // Subscribed first, then the current state: a transition in between is sent, never lost.
+      const current = store.get(job.id);
+      if (current) await reply.sse.send({ event: 'job', data: live(current) });
+      if (current && isFinal(current.status) && !closed) {
+        closed = true;
+        unsubscribe();
+        reply.sse.close();
+      }
+    },
+  );
+};

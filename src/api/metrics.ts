@@ -1,0 +1,103 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Scheduler } from '../jobs/scheduler.js';
+import type { JobStore } from '../jobs/store.js';
+import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
+
+export interface MetricsRoutesOptions {
+  scheduler: Scheduler;
+  store: JobStore;
+}
+
+/**
+ * Prometheus metrics on a registry of this app's own (not prom-client's global one), so two services
+ * in one process, as in tests, never share counters.
+ */
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { scheduler, store }) => {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gabe_' });
+  new Gauge({
+    name: 'gabe_jobs',
+    help: 'Jobs in the store by state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      for (const [state, n] of Object.entries(store.countByStatus())) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'gabe_queue_depth',
+    help: 'Jobs waiting to start (PENDING).',
+    registers: [registry],
+    collect() {
+      this.set(store.countByStatus().PENDING);
+    },
+  });
+  new Gauge({
+    name: 'gabe_download_speed_bytes_per_second',
+    help: 'Sum of the current download speeds of running jobs.',
+    registers: [registry],
+    collect() {
+      this.set(scheduler.totalSpeed());
+    },
+  });
+  const bytes = new Counter({
+    name: 'gabe_downloaded_bytes_total',
+    help: 'Bytes received from origins.',
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'gabe_retries_total',
+    help: 'Requests retried after a failure (segments, playlists, keys, files).',
+    registers: [registry],
+  });
+  const finished = new Counter({
+    name: 'gabe_jobs_finished_total',
+    help: 'Jobs that reached a final state.',
+    labelNames: ['type', 'state'],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'gabe_job_duration_seconds',
+    help: 'From start of processing to the final state.',
+    labelNames: ['type', 'state'],
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
+    registers: [registry],
+  });
+
+  const seenBytes = new Map<string, number>();
+  const onProgress = (id: string, p: JobProgress) => {
+    const before = seenBytes.get(id) ?? 0;
+    if (p.downloaded_bytes > before) bytes.inc(p.downloaded_bytes - before);
+    seenBytes.set(id, p.downloaded_bytes);
+  };
+  const onJob = (job: Job) => {
+    if (!isFinal(job.status)) return;
+    const before = seenBytes.get(job.id) ?? 0;
+    if (job.status !== 'CANCELLED' || before > 0) bytes.inc(Math.max(0, job.downloaded_bytes - before));
+    seenBytes.delete(job.id);
+    finished.inc({ type: job.type, state: job.status });
+    if (job.started_at && job.completed_at) {
+      const secs = (Date.parse(job.completed_at) - Date.parse(job.started_at)) / 1000;
+      duration.observe({ type: job.type, state: job.status }, Math.max(0, secs));
+    }
+  };
+  const onRetry = () => retries.inc();
+  scheduler.on('progress', onProgress);
+  scheduler.on('job', onJob);
+  scheduler.on('retry', onRetry);
+  app.addHook('onClose', async () => {
+    scheduler.off('progress', onProgress);
+    scheduler.off('job', onJob);
+    scheduler.off('retry', onRetry);
+  });
+
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['service'] } },
+    async (_req, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    },
+  );
+};

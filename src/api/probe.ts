@@ -1,0 +1,202 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { type Static, Type } from 'typebox';
+import type { Config } from '../config.js';
+import { detectKind } from '../download/detect.js';
+import { parseContentRange } from '../download/mp4.js';
+import { GabeError } from '../errors.js';
+import { identityKey } from '../hls/keys.js';
+import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../hls/model.js';
+import { detectDrm, parsePlaylist } from '../hls/parse.js';
+import { formatResolution, isAudioOnly } from '../hls/select.js';
+import { checkUrl, HttpClient } from '../net/http.js';
+import { errorResponses, UrlField } from './schemas.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+const RenditionInfo = Type.Object({
+  name: Type.String(),
+  language: Nullable(Type.String()),
+  group_id: Type.String(),
+  default: Type.Boolean(),
+});
+
+export const ProbeResult = Type.Object({
+  kind: Type.Union([Type.Literal('master'), Type.Literal('media'), Type.Literal('mp4')]),
+  url: Type.String({ description: 'The URL that answered, after redirects.' }),
+  live: Type.Boolean(),
+  duration_seconds: Nullable(Type.Number()),
+  encrypted: Type.Boolean(),
+  encryption: Nullable(
+    Type.String({ description: 'AES-128, or the DRM system that makes it undownloadable.' }),
+  ),
+  variants: Type.Array(
+    Type.Object({
+      id: Type.Integer({ description: 'Position in the master playlist.' }),
+      resolution: Nullable(Type.String()),
+      bandwidth: Nullable(Type.Number()),
+      average_bandwidth: Nullable(Type.Number()),
+      codecs: Nullable(Type.String()),
+      frame_rate: Nullable(Type.Number()),
+      estimated_size_bytes: Nullable(Type.Number({ description: 'Duration × (average) bandwidth.' })),
+    }),
+  ),
+  audio: Type.Array(RenditionInfo),
+  subtitles: Type.Array(RenditionInfo),
+  mp4: Nullable(
+    Type.Object({
+      size_bytes: Nullable(Type.Number()),
+      content_type: Nullable(Type.String()),
+      accepts_ranges: Type.Boolean(),
+    }),
+  ),
+});
+export type ProbeResult = Static<typeof ProbeResult>;
+
+const ProbeBody = Type.Object({ url: UrlField }, { additionalProperties: false });
+
+const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
+
+async function fetchPlaylist(
+  http: HttpClient,
+  url: string,
+): Promise<{ playlist: Playlist; finalUrl: string }> {
+  const { data, res } = await http.getBuffer(url, { maxBytes: MAX_PLAYLIST_BYTES });
+  return { playlist: parsePlaylist(data.toString('utf8'), res.url), finalUrl: res.url };
+}
+
+function renditions(master: MasterPlaylist, type: string) {
+  return master.renditions
+    .filter((r: Rendition) => r.type === type)
+    .map((r) => ({ name: r.name, language: r.language, group_id: r.groupId, default: r.default }));
+}
+
+function mediaFacts(media: MediaPlaylist) {
+  let encryption: string | null = detectDrm(media);
+  let duration = 0;
+  for (const s of media.segments) {
+    if (!s.gap) duration += s.duration ?? 0;
+    const key = identityKey(s.keys);
+    if (!encryption && key) encryption = key.method;
+  }
+  return { live: !media.endlist && media.playlistType !== 'VOD', duration, encryption };
+}
+
+/** What a download of this URL would get, without downloading it. */
+export async function probe(url: string, config: Config): Promise<ProbeResult> {
+  checkUrl(url);
+  const http = new HttpClient({
+    timeoutMs: config.connection_timeout * 1000,
+    proxy: config.proxy,
+    allowPrivateNetworks: config.allow_private_networks,
+  });
+  try {
+    const kind = await detectKind(http, url);
+    if (kind === 'mp4') {
+      const res = await http.get(url, { range: { start: 0, end: 0 } });
+      await res.body.dump().catch(() => {});
+      const range = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
+      return {
+        kind: 'mp4',
+        url: res.url,
+        live: false,
+        duration_seconds: null,
+        encrypted: false,
+        encryption: null,
+        variants: [],
+        audio: [],
+        subtitles: [],
+        mp4: {
+          size_bytes: range?.total ?? res.contentLength,
+          content_type: res.headers['content-type'] ? String(res.headers['content-type']) : null,
+          accepts_ranges: range !== null,
+        },
+      };
+    }
+    const { playlist, finalUrl } = await fetchPlaylist(http, url);
+    if (playlist.kind === 'media') {
+      const facts = mediaFacts(playlist);
+      return {
+        kind: 'media',
+        url: finalUrl,
+        live: facts.live,
+        duration_seconds: facts.duration,
+        encrypted: facts.encryption !== null,
+        encryption: facts.encryption,
+        variants: [],
+        audio: [],
+        subtitles: [],
+        mp4: null,
+      };
+    }
+    // Duration and encryption live in the media playlists: read the top variant's, as a download would.
+    const candidates = playlist.variants.filter((v) => !isAudioOnly(v));
+    const top = [...(candidates.length ? candidates : playlist.variants)].sort(
+      (a, b) => (b.bandwidth ?? 0) - (a.bandwidth ?? 0),
+    )[0];
+    let facts: ReturnType<typeof mediaFacts> | null = null;
+    if (top) {
+      const media = await fetchPlaylist(http, top.resolvedUri ?? new URL(top.uri, finalUrl).href);
+      if (media.playlist.kind === 'media') facts = mediaFacts(media.playlist);
+    }
+    const drm = detectDrm(playlist);
+    const encryption = drm ?? facts?.encryption ?? null;
+    return {
+      kind: 'master',
+      url: finalUrl,
+      live: facts?.live ?? false,
+      duration_seconds: facts?.duration ?? null,
+      encrypted: encryption !== null,
+      encryption,
+      variants: playlist.variants.map((v, id) => {
+        const bps = v.averageBandwidth ?? v.bandwidth;
+        return {
+          id,
+          resolution: formatResolution(v),
+          bandwidth: v.bandwidth,
+          average_bandwidth: v.averageBandwidth,
+          codecs: v.codecs,
+          frame_rate: v.frameRate,
+          estimated_size_bytes: bps && facts ? Math.round((bps / 8) * facts.duration) : null,
+        };
+      }),
+      audio: renditions(playlist, 'AUDIO'),
+      subtitles: renditions(playlist, 'SUBTITLES'),
+      mp4: null,
+    };
+  } finally {
+    await http.destroy();
+  }
+}
+
+export const probeRoutes: FastifyPluginAsyncTypebox<{
+  config: Config;
+  guard: (url: string) => Promise<void>;
+}> = async (app, { config, guard }) => {
+  app.post(
+    '/probe',
+    {
+      schema: {
+        summary: 'Inspect a URL before downloading it',
+        description:
+          'HLS: playlist kind, variants (resolution, bandwidth, codecs, estimated size), audio and subtitle ' +
+          'renditions, encryption, duration, live. MP4: size and whether Range works. Same destination ' +
+          'guard and limits as downloads.',
+        tags: ['downloads'],
+        body: ProbeBody,
+        response: { 200: ProbeResult, 400: errorResponses[422], ...errorResponses },
+      },
+    },
+    async (req) => {
+      await guard(req.body.url);
+      try {
+        return await probe(req.body.url, config);
+      } catch (err) {
+        if (err instanceof GabeError && err.httpStatus >= 500) {
+          // An origin failure is the client's URL's problem, not ours: answer 502 with the reason.
+          throw new GabeError(err.kind, err.message, { httpStatus: 502, cause: err });
+        }
+        throw err;
+      }
+    },
+  );
+};
