@@ -27,10 +27,12 @@ async function readSse(
   url: string,
   until: (events: SseEvent[]) => boolean,
   headers: Record<string, string> = {},
+  onHeaders?: () => void,
 ): Promise<{ events: SseEvent[]; closedByServer: boolean }> {
   const res = await request(url, { headers: { accept: 'text/event-stream', ...headers }, bodyTimeout: 0 });
   assert.equal(res.statusCode, 200);
   assert.match(String(res.headers['content-type']), /text\/event-stream/);
+  onHeaders?.();
   const events: SseEvent[] = [];
   let buffer = '';
   for await (const chunk of res.body) {
@@ -160,6 +162,24 @@ describe('interfaces: SSE, file delivery, probe, metrics, webhooks, CLI client',
     assert.ok(statuses.includes('PROCESSING'));
   });
 
+  it('opens /events as an event stream at once when no job is running, then sends the jobs that come', async () => {
+    // Nothing pending or processing: the stream must still be committed as text/event-stream before
+    // any event, or a browser's EventSource drops it (it did, with an empty text/plain 200).
+    let stream: Promise<{ events: SseEvent[]; closedByServer: boolean }> | undefined;
+    const connected = new Promise<void>((resolve) => {
+      stream = readSse(
+        `${svc.url}/events`,
+        (events) => events.some((e) => e.data.video_name === 'sse-late' && e.data.status === 'COMPLETED'),
+        {},
+        resolve,
+      );
+    });
+    await connected;
+    await submit('/download/mp4', { url: `${origin.url}/v.mp4`, video_name: 'sse-late' });
+    const { events, closedByServer } = await stream!;
+    assert.equal(closedByServer, false);
+    assert.equal(events[0]!.data.status, 'PENDING');
+  });
   it('serves the finished file with Range, ETag and a Content-Disposition naming the video', async () => {
     const job = await submit('/download/mp4', { url: `${origin.url}/v.mp4`, video_name: 'Clip – été' });
     const done = await svc.waitFor(job.job_id, ['COMPLETED']);

@@ -84,6 +84,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     },
     async (req, reply) => {
       reply.sse.keepAlive();
+      // @fastify/sse commits the headers on the first event only; with no job to replay the handler
+      // would return first and Fastify would answer an empty text/plain 200, which EventSource rejects.
+      // Node holds written headers back until the first body write: flush them so the client sees the
+      // stream open (EventSource's `open`) before any job moves.
+      reply.sse.sendHeaders();
+      reply.raw.flushHeaders();
       const unsubscribe = hub.subscribe((job, owner) => {
         if (visible(owner, req.owner) && reply.sse.isConnected)
           void reply.sse.send({ event: 'job', data: job });

@@ -209,7 +209,9 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
       const media = await o.refresh!();
       const next = planTrack(media);
       const byAnchor = new Map<string, Piece>();
-      anchorsOf(next).forEach((a, i) => byAnchor.set(a, next.pieces[i]!));
+      anchorsOf(next).forEach((a, i) => {
+        byAnchor.set(a, next.pieces[i]!);
+      });
       plan.pieces.forEach((p, i) => {
         const q = byAnchor.get(anchors[i]!);
         if (q) fresh.set(p.index, { url: q.url, keyUri: q.decrypt?.keyUri ?? null });

@@ -165,8 +165,8 @@ export async function resolveAndCheck(
 ): Promise<LookupAddress[]> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
+    // Not unref'd: it is always cleared below, and a lookup that never settles must still end.
     timer = setTimeout(() => resolve(null), options.timeoutMs ?? 3000);
-    timer.unref();
   });
   try {
     const answers = await Promise.race([resolveStrict(hostname, guard, options.what), timeout]);
