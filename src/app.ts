@@ -2,7 +2,8 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyError, LogController } from 'fastify';
+import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
+import secureJsonParse from 'secure-json-parse';
 import { apiKeyHook } from './api/auth.js';
 import { checkDestinations, downloadRoutes } from './api/downloads.js';
 import { eventRoutes } from './api/events.js';
@@ -67,9 +68,6 @@ function fastifyErrorToGabe(err: FastifyError): GabeError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new GabeError('BODY_TOO_LARGE', `request body is larger than ${BODY_LIMIT} bytes`);
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new GabeError('VALIDATION', `request body is not valid JSON: ${err.message}`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new GabeError('BAD_REQUEST', 'send the request body as application/json', { httpStatus: 415 });
     default:
@@ -78,6 +76,47 @@ function fastifyErrorToGabe(err: FastifyError): GabeError {
       }
       return new GabeError('INTERNAL', 'internal error', { cause: err });
   }
+}
+
+/**
+ * Fastify's own JSON parser answers "Body is not valid JSON" for every refusal, even well-formed JSON
+ * refused for a `__proto__` or `constructor.prototype` key (prototype poisoning). This one keeps
+ * the same protection and says which it was.
+ */
+function parseJsonBody(
+  _req: unknown,
+  body: string,
+  done: (err: Error | null, value?: unknown) => void,
+): void {
+  if (body.length === 0) {
+    done(new GabeError('VALIDATION', 'request body is empty; send a JSON object'));
+    return;
+  }
+  try {
+    done(null, secureJsonParse.parse(body));
+  } catch (err) {
+    const why = (err as Error).message;
+    const poisoned = /prototype property/i.test(why);
+    done(
+      new GabeError(
+        'VALIDATION',
+        poisoned
+          ? `request body is refused: it has a forbidden key (__proto__ or constructor.prototype): ${why}`
+          : `request body is not valid JSON: ${why}`,
+      ),
+    );
+  }
+}
+
+/** Router-level refusals (a malformed percent-escape, a path parameter too long) in Gabe's shape. */
+function frameworkError(error: FastifyError, _req: unknown, reply: FastifyReply): void {
+  const status =
+    error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+  const what =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : 'the URL is malformed';
+  void reply
+    .code(status)
+    .send({ detail: `${what} (${error.code})`, code: 'GABE_ERR_BAD_REQUEST' satisfies ErrorCode });
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
@@ -90,10 +129,14 @@ export async function buildApp(deps: AppDeps) {
     bodyLimit: BODY_LIMIT,
     trustProxy: deps.config.trust_proxy,
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors: frameworkError,
     ajv: { customOptions: { removeAdditional: false } },
   })
     .setValidatorCompiler(TypeBoxValidatorCompiler)
     .withTypeProvider<TypeBoxTypeProvider>();
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseJsonBody);
 
   app.setErrorHandler((error: FastifyError, req, reply) => {
     if (error.validation) {

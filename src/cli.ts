@@ -1,16 +1,14 @@
 #!/usr/bin/env node
+// Each command imports what it needs when it runs: `gabe download` must not pay for loading the web
+// framework, and `gabe --version` for nothing at all (start-up is part of every CLI run's time).
 import { Command, InvalidArgumentError } from 'commander';
 import type { JobListResponse, JobResponse } from './api/schemas.js';
-import { type ClientOptions, call, DEFAULT_SERVER, follow, formatJobLine } from './cli/client.js';
-import { downloadLocally, progressReporter } from './cli/download.js';
-import { info } from './cli/info.js';
-import { defaultConfigFile, loadConfig } from './config.js';
+import type { ClientOptions } from './cli/client.js';
 import { isGabeError } from './errors.js';
 import { parseResolutionPreference } from './hls/select.js';
-import { createLogger } from './log.js';
-import { locateFfmpeg } from './media/locate.js';
-import { createService, listen } from './server.js';
 import { VERSION } from './version.js';
+
+const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
 /** Hard stop if a clean shutdown hangs (a wedged socket, a stuck ffmpeg): jobs resume next start anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -29,6 +27,11 @@ function fail(err: unknown): never {
 }
 
 async function serve(opts: { config?: string; host?: string; port?: number }): Promise<void> {
+  const [{ defaultConfigFile, loadConfig }, { createLogger }, { createService, listen }] = await Promise.all([
+    import('./config.js'),
+    import('./log.js'),
+    import('./server.js'),
+  ]);
   const config = loadConfig({
     file: opts.config ?? defaultConfigFile(),
     overrides: { host: opts.host, port: opts.port },
@@ -89,16 +92,33 @@ interface DownloadFlags {
 }
 
 async function download(url: string, opts: DownloadFlags): Promise<void> {
+  const [
+    { defaultConfigFile, loadConfig },
+    { createLogger },
+    { locateFfmpeg },
+    { downloadLocally },
+    { progressReporter },
+  ] = await Promise.all([
+    import('./config.js'),
+    import('./log.js'),
+    import('./media/locate.js'),
+    import('./cli/download.js'),
+    import('./cli/progress.js'),
+  ]);
   const config = loadConfig({
     file: opts.config ?? defaultConfigFile(),
     overrides: {
+      // An explicit number is a fixed number: no growth beyond it.
       segment_concurrency: opts.concurrency,
+      segment_concurrency_max: opts.concurrency,
+      // One flag for both kinds: -n is the segments of an HLS job or the connections of an MP4 one.
+      mp4_connections: opts.concurrency === undefined ? undefined : Math.min(opts.concurrency, 64),
       use_multithreading: opts.concurrency === 1 ? false : undefined,
       proxy: opts.proxy,
     },
   });
   const log = createLogger({ stdout: false, stderrLevel: 'warn' });
-  const ffmpeg = await locateFfmpeg({ ffmpegPath: config.ffmpeg_path });
+  const ffmpeg = await locateFfmpeg({ ffmpegPath: config.ffmpeg_path, verifyPath: false });
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
@@ -160,7 +180,7 @@ export function buildCli(): Command {
     .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
     .option(
       '-n, --concurrency <n>',
-      'segments fetched at once (default: config segment_concurrency, 16)',
+      'segments (HLS) or connections (MP4, at most 64) at once (default: config segment_concurrency / mp4_connections, 16)',
       parseConcurrency,
     )
     .option('--proxy <url>', 'http://, https:// or socks5:// proxy')
@@ -175,7 +195,8 @@ export function buildCli(): Command {
     .option('--base-url <url>', 'URL to resolve relative URIs against (default: the URL fetched)')
     .option('--proxy <url>', 'proxy for fetching the playlist')
     .action((source: string, opts: { json?: boolean; baseUrl?: string; proxy?: string }) =>
-      info(source, { ...opts, timeoutMs: 15_000 })
+      import('./cli/info.js')
+        .then(({ info }) => info(source, { ...opts, timeoutMs: 15_000 }))
         .then((out) => {
           process.stdout.write(`${out}\n`);
         })
@@ -193,8 +214,10 @@ export function buildCli(): Command {
   const print = (text: string): void => {
     process.stdout.write(`${text}\n`);
   };
+  const api = () => import('./cli/client.js');
   /** Exit status of a followed job: 0 only when it completed. */
-  const finish = (job: JobResponse, json?: boolean) => {
+  const finish = async (job: JobResponse, json?: boolean) => {
+    const { formatJobLine } = await api();
     print(json ? JSON.stringify(job, null, 2) : formatJobLine(job));
     if (job.status !== 'COMPLETED') process.exitCode = 1;
   };
@@ -221,6 +244,7 @@ export function buildCli(): Command {
         },
       ) =>
         (async () => {
+          const { call, follow } = await api();
           const o = connect(opts);
           const body: Record<string, unknown> = { url };
           if (opts.name) body['video_name'] = opts.name;
@@ -239,6 +263,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action((opts: ClientFlags & { status?: string; limit: string; json?: boolean }) =>
       (async () => {
+        const { call, formatJobLine } = await api();
         const q = new URLSearchParams({ limit: opts.limit, ...(opts.status ? { status: opts.status } : {}) });
         const list = await call<JobListResponse>(connect(opts), 'GET', `/jobs?${q}`);
         if (opts.json) return print(JSON.stringify(list, null, 2));
@@ -254,6 +279,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action((id: string, opts: ClientFlags & { follow?: boolean; json?: boolean }) =>
       (async () => {
+        const { call, follow, formatJobLine } = await api();
         const o = connect(opts);
         if (opts.follow) return finish(await follow(o, id, process.stderr), opts.json);
         const job = await call<JobResponse>(o, 'GET', `/job/${encodeURIComponent(id)}`);
@@ -265,11 +291,11 @@ export function buildCli(): Command {
     .description('cancel a pending or running job (a finished one is deleted with its file)')
     .argument('<id>', 'job id')
     .action((id: string, opts: ClientFlags) =>
-      call<JobResponse>(connect(opts), 'DELETE', `/job/${encodeURIComponent(id)}`)
-        .then((job) => {
-          print(formatJobLine(job));
-        })
-        .catch(fail),
+      (async () => {
+        const { call, formatJobLine } = await api();
+        const job = await call<JobResponse>(connect(opts), 'DELETE', `/job/${encodeURIComponent(id)}`);
+        print(formatJobLine(job));
+      })().catch(fail),
     );
 
   return program;

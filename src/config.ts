@@ -4,6 +4,7 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { GabeError } from './errors.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from './hls/select.js';
+import { requestHeaders } from './net/headers.js';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T, description: string) =>
   Type.Union([t, Type.Null()], { default: null, description });
@@ -37,7 +38,22 @@ export const ConfigSchema = Type.Object(
       minimum: 1,
       maximum: 256,
       default: 16,
-      description: 'Segments fetched at once per job when multithreading is on.',
+      description:
+        'Segments fetched at once per job when multithreading is on, to start with: Gabe raises it while throughput grows, up to segment_concurrency_max.',
+    }),
+    segment_concurrency_max: Type.Integer({
+      minimum: 1,
+      maximum: 256,
+      default: 64,
+      description:
+        'Most segments fetched at once per job; the same as segment_concurrency keeps the number fixed. A 429 or 503 from the origin halves it.',
+    }),
+    mp4_connections: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 16,
+      description:
+        'Connections used at once for one MP4 download (parallel byte ranges) when the server supports Range; 1 = a single stream.',
     }),
     max_concurrent_downloads: Type.Integer({
       minimum: 1,
@@ -126,6 +142,10 @@ export const ConfigSchema = Type.Object(
       description:
         'Secret for signing webhooks: X-Gabe-Signature is sha256=HMAC-SHA256(secret, "<X-Gabe-Timestamp>.<body>").',
     }),
+    headers: requestHeaders(
+      "HTTP headers sent with every fetch (e.g. a User-Agent or Referer a CDN insists on); a request's own `headers` add to and override these.",
+      { default: {} },
+    ),
     trust_proxy: Type.Boolean({
       default: false,
       description: 'Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).',
@@ -166,7 +186,11 @@ function readConfigFile(file: string): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
-/** GABE_PORT=9000, GABE_PROXY=null, GABE_USE_MULTITHREADING=false: JSON when it parses, else a string. */
+/**
+ * GABE_PORT=9000, GABE_PROXY=null, GABE_USE_MULTITHREADING=false, GABE_HEADERS='{"Referer":"…"}': JSON
+ * when it parses, else a string. Objects and arrays only for the keys that hold them, so that a value
+ * that merely looks like JSON stays the string it is for a string key.
+ */
 function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const key of CONFIG_KEYS) {
@@ -174,13 +198,15 @@ function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
     if (raw === undefined) continue;
     try {
       const v: unknown = JSON.parse(raw);
-      out[key] = v !== null && typeof v === 'object' ? raw : v;
+      out[key] = v !== null && typeof v === 'object' && !STRUCTURED_KEYS.has(key) ? raw : v;
     } catch {
       out[key] = raw;
     }
   }
   return out;
 }
+
+const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys']);
 
 function describeError(e: {
   instancePath: string;

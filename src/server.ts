@@ -4,10 +4,12 @@ import { type App, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { hlsDownloader } from './download/hls.js';
 import { mp4Downloader } from './download/mp4.js';
+import type { Downloader } from './download/types.js';
 import { GabeError } from './errors.js';
 import { scheduleCleanup } from './jobs/cleanup.js';
 import { Scheduler } from './jobs/scheduler.js';
 import { JobStore } from './jobs/store.js';
+import type { JobType } from './jobs/types.js';
 import { WebhookSender } from './jobs/webhooks.js';
 import { createLogger, type Logger } from './log.js';
 import { type FfmpegTools, locateFfmpeg } from './media/locate.js';
@@ -27,6 +29,8 @@ export interface ServiceOptions {
   log?: Logger;
   /** Pre-located tools (tests reuse one lookup across many services). */
   ffmpeg?: FfmpegTools;
+  /** Replaces downloaders (tests wrap the real ones to reach their seams). */
+  downloaders?: Partial<Record<JobType, Downloader>>;
 }
 
 /** Wires the service together without listening: the API, the CLI and the tests all start here. */
@@ -41,7 +45,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     config,
     ffmpeg,
     log,
-    downloaders: { mp4: mp4Downloader, hls: hlsDownloader },
+    downloaders: { mp4: mp4Downloader, hls: hlsDownloader, ...options.downloaders },
   });
   const app = await buildApp({ config, store, scheduler, ffmpeg, log });
   const webhooks = new WebhookSender(scheduler, config, log, (job) => presentJob(job));

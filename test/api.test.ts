@@ -189,9 +189,17 @@ describe('API contract', () => {
       assert.ok(spec.paths[p], p);
     const body = spec.paths['/download/'].post.requestBody.content['application/json'].schema;
     assert.deepEqual(Object.keys(body.properties).sort(), [
+      'audio_language',
+      'audio_only',
       'callback_url',
+      'headers',
+      'iv',
+      'key',
+      'max_duration',
       'proxy',
       'resolution',
+      'subtitle_languages',
+      'subtitles',
       'url',
       'use_multithreading',
       'video_name',

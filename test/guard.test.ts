@@ -16,10 +16,10 @@ import {
   checkUrlDestination,
   classifyAddress,
   type GuardOptions,
-  guardedConnector,
   resolveAndCheck,
 } from '../src/net/guard.js';
 import { HttpClient } from '../src/net/http.js';
+import { NativeTransport } from '../src/net/native.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../src/net/retry.js';
 import { closeAllServices, startTestService, testFfmpeg } from './helpers/service.js';
 import { tempDir } from './helpers/tmp.js';
@@ -379,15 +379,22 @@ describe('connect-time guard (DNS rebinding)', () => {
     assert.deepEqual(dns.calls, ['rebind.example']);
   });
 
-  it('the connector itself refuses IP literals (which net.connect never looks up)', async () => {
-    const connect = guardedConnector({ timeout: 2000 });
-    const err = await new Promise<Error | null>((resolve) =>
-      connect({ hostname: '127.0.0.1', protocol: 'http:', port: String(origin.port) }, (e, socket) => {
-        socket?.destroy();
-        resolve(e);
-      }),
-    );
-    assert.ok(isGabeError(err, 'FORBIDDEN_DESTINATION'), String(err));
+  it('the transport itself refuses IP literals (which net.connect never looks up)', async () => {
+    const transport = new NativeTransport({ connections: 1, timeoutMs: 2000, guard: {} });
+    try {
+      await assertForbidden(
+        () => transport.request(new URL(`http://127.0.0.1:${origin.port}/`), { method: 'GET', headers: {} }),
+        /refusing to connect to 127\.0\.0\.1 \(loopback\)/,
+      );
+      await assertForbidden(() =>
+        transport.request(new URL(`http://[::ffff:127.0.0.1]:${origin.port}/`), {
+          method: 'GET',
+          headers: {},
+        }),
+      );
+    } finally {
+      transport.destroy();
+    }
     assert.equal(origin.connections, 0);
   });
 

@@ -8,6 +8,7 @@ import { identityKey } from '../hls/keys.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../hls/model.js';
 import { detectDrm, parsePlaylist } from '../hls/parse.js';
 import { formatResolution, isAudioOnly } from '../hls/select.js';
+import { mergeHeaders, requestHeaders } from '../net/headers.js';
 import { checkUrl, HttpClient } from '../net/http.js';
 import { errorResponses, UrlField } from './schemas.js';
 
@@ -52,7 +53,15 @@ export const ProbeResult = Type.Object({
 });
 export type ProbeResult = Static<typeof ProbeResult>;
 
-const ProbeBody = Type.Object({ url: UrlField }, { additionalProperties: false });
+const ProbeBody = Type.Object(
+  {
+    url: UrlField,
+    headers: Type.Optional(
+      requestHeaders("HTTP headers for the probe's fetches (as a download would send them)."),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
 
@@ -82,12 +91,17 @@ function mediaFacts(media: MediaPlaylist) {
 }
 
 /** What a download of this URL would get, without downloading it. */
-export async function probe(url: string, config: Config): Promise<ProbeResult> {
+export async function probe(
+  url: string,
+  config: Config,
+  headers: Record<string, string> | null = null,
+): Promise<ProbeResult> {
   checkUrl(url);
   const http = new HttpClient({
     timeoutMs: config.connection_timeout * 1000,
     proxy: config.proxy,
     allowPrivateNetworks: config.allow_private_networks,
+    headers: mergeHeaders(config.headers, headers),
   });
   try {
     const kind = await detectKind(http, url);
@@ -189,7 +203,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<{
     async (req) => {
       await guard(req.body.url);
       try {
-        return await probe(req.body.url, config);
+        return await probe(req.body.url, config, req.body.headers);
       } catch (err) {
         if (err instanceof GabeError && err.httpStatus >= 500) {
           // An origin failure is the client's URL's problem, not ours: answer 502 with the reason.

@@ -1,5 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { RESOLUTION_PREFERENCE_PATTERN } from '../hls/select.js';
+import { requestHeaders } from '../net/headers.js';
 
 const JobStatusSchema = Type.Union(
   [
@@ -36,6 +37,9 @@ const CallbackUrl = OptionalNullable(
   'Webhook: the job JSON is POSTed here when it ends, signed with config "webhook_secret".',
 );
 
+const Hex128 = (description: string) =>
+  OptionalNullable(Type.String({ pattern: '^(0[xX])?[0-9a-fA-F]{32}$' }), description);
+
 export const HlsDownloadBody = Type.Object(
   {
     url: UrlField,
@@ -47,6 +51,34 @@ export const HlsDownloadBody = Type.Object(
     proxy: ProxyField,
     video_name: VideoName,
     callback_url: CallbackUrl,
+    headers: Type.Optional(
+      requestHeaders(
+        'HTTP headers for every fetch of this job (e.g. Referer, User-Agent, Cookie), over config "headers".',
+      ),
+    ),
+    key: Hex128(
+      'AES-128 key (32 hex digits) for every encrypted segment, instead of fetching the key URIs (for streams whose key URL needs out-of-band auth).',
+    ),
+    iv: Hex128(
+      "AES-128 IV (32 hex digits) for every encrypted segment, instead of the playlist's or the sequence number.",
+    ),
+    audio_language: OptionalNullable(
+      Type.String({ minLength: 1, maxLength: 35 }),
+      'Audio rendition to use, by language ("en", "pt-BR"); default: the DEFAULT rendition.',
+    ),
+    audio_only: OptionalNullable(Type.Boolean(), 'Download only the audio, into an .m4a file.'),
+    subtitles: OptionalNullable(
+      Type.Boolean(),
+      'Fetch WebVTT subtitle renditions into the MP4 (mov_text) and a .vtt beside it; default true.',
+    ),
+    subtitle_languages: OptionalNullable(
+      Type.Array(Type.String({ minLength: 1, maxLength: 35 }), { maxItems: 50 }),
+      'Only these subtitle languages ("en", "fr"); default: all.',
+    ),
+    max_duration: OptionalNullable(
+      Type.Number({ exclusiveMinimum: 0, maximum: 7 * 24 * 3600 }),
+      'Live streams: stop recording after this many seconds (the job then completes with the recording).',
+    ),
   },
   { additionalProperties: false },
 );
@@ -59,6 +91,11 @@ export const Mp4DownloadBody = Type.Object(
     type: OptionalNullable(Type.Literal('mp4'), 'Output container; only "mp4".'),
     proxy: ProxyField,
     callback_url: CallbackUrl,
+    headers: Type.Optional(
+      requestHeaders(
+        'HTTP headers for every fetch of this job (e.g. Referer, User-Agent, Cookie), over config "headers".',
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
+import { PACKAGE_ROOT } from '../version.js';
 
-/** web/ sits beside src/ and dist/, so the same path works from the sources and the build. */
-export const WEB_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
+/** web/ sits beside src/ and dist/. */
+export const WEB_DIR = path.join(PACKAGE_ROOT, 'web');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

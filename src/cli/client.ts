@@ -2,14 +2,12 @@ import { request } from 'undici';
 import type { JobResponse } from '../api/schemas.js';
 import { GabeError } from '../errors.js';
 import { isFinal } from '../jobs/types.js';
-import { progressReporter } from './download.js';
+import { progressReporter } from './progress.js';
 
 export interface ClientOptions {
   server: string;
   apiKey?: string | undefined;
 }
-
-export const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
 function headers(o: ClientOptions, extra: Record<string, string> = {}): Record<string, string> {
   return { ...(o.apiKey ? { 'x-api-key': o.apiKey } : {}), ...extra };

@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Config } from '../config.js';
 import { detectKind } from '../download/detect.js';
 import { hlsDownloader } from '../download/hls.js';
 import { mp4Downloader } from '../download/mp4.js';
 import { ProgressTracker } from '../download/progress.js';
 import type { Downloader } from '../download/types.js';
-import type { Job, JobProgress, JobResult, JobType } from '../jobs/types.js';
+import type { Job, JobResult, JobType } from '../jobs/types.js';
 import type { Logger } from '../log.js';
 import type { FfmpegTools } from '../media/locate.js';
 import { HttpClient } from '../net/http.js';
@@ -108,55 +107,4 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
   } finally {
     await removeDir(tempDir);
   }
-}
-
-const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-
-/** A progress bar on a terminal, a plain line every few seconds otherwise (logs, CI, pipes). */
-export function progressReporter(stream: NodeJS.WriteStream): {
-  update(s: JobProgress): void;
-  stop(): void;
-} {
-  if (stream.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      {
-        stream,
-        format: ' {bar} {percentage}% | {detail} | {speed} | ETA {eta_formatted}',
-        hideCursor: true,
-        etaBuffer: 20,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    let started = false;
-    return {
-      update(s) {
-        const detail =
-          s.total_segments > 0
-            ? `${s.downloaded_segments}/${s.total_segments} segments`
-            : mb(s.downloaded_bytes);
-        const payload = { detail, speed: `${mb(s.speed_bps)}/s` };
-        if (!started) {
-          bar.start(100, 0, payload);
-          started = true;
-        }
-        bar.update(Math.floor(s.progress), payload);
-      },
-      stop() {
-        if (started) bar.stop();
-      },
-    };
-  }
-  let lastLine = 0;
-  return {
-    update(s) {
-      if (Date.now() - lastLine < 2000) return;
-      lastLine = Date.now();
-      const parts = [`${s.progress.toFixed(1)}%`, mb(s.downloaded_bytes)];
-      if (s.total_segments > 0) parts.push(`${s.downloaded_segments}/${s.total_segments} segments`);
-      parts.push(`${mb(s.speed_bps)}/s`);
-      if (s.eta_seconds !== null) parts.push(`ETA ${Math.round(s.eta_seconds)} s`);
-      stream.write(`${parts.join('  ')}\n`);
-    },
-    stop() {},
-  };
 }

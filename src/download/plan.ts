@@ -19,6 +19,11 @@ export interface Piece {
   range: ByteRange | null;
   decrypt: Decryption | null;
   duration: number;
+  /**
+   * The discontinuity run (RFC 8216 4.3.2.3) this piece belongs to: 0 for the first, one more after
+   * every EXT-X-DISCONTINUITY. Pieces of one run share timestamps and codec parameters.
+   */
+  run: number;
 }
 
 /**
@@ -37,11 +42,20 @@ export interface TrackPlan {
   fetches: Fetch[];
   /** Segments that will be fetched (GAP segments excluded). */
   segmentCount: number;
-  /** Sum of their EXTINF durations, seconds. */
+  /** Sum of their EXTINF durations, seconds (unreadable ones count as 0). */
   duration: number;
+  /** Segments whose EXTINF duration is unreadable (NaN, Infinity): `duration` is then a lower bound. */
+  unknownDurations: number;
   /** Bytes known in advance from byte ranges, or null when any piece's size is unknown. */
   knownBytes: number | null;
   fmp4: boolean;
+  /** EXTINF seconds of each discontinuity run, by run number (one entry without discontinuities). */
+  runDurations: number[];
+  /** Media sequence number of the last segment planned (live playlists grow past it). */
+  lastMsn: number;
+  /** The init section in effect at the end of the plan, so that appended segments know theirs. */
+  lastMap: InitSection | null;
+  override: KeyOverride | null;
 }
 
 const MAX_COALESCED_BYTES = 8 * 1024 * 1024;
@@ -56,14 +70,31 @@ function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undef
   }
 }
 
-function decryptionFor(keys: readonly Key[], base: string | undefined, iv: () => Buffer): Decryption | null {
+/** A key and IV given with the job (hex), replacing what the playlist says. */
+export interface KeyOverride {
+  /** The key is known: key URIs are not fetched (nor required). */
+  key: boolean;
+  iv: Buffer | null;
+}
+
+/** The URI the key cache is asked for when the job brought its own key. */
+export const OVERRIDE_KEY_URI = 'gabe:request-key';
+
+function decryptionFor(
+  keys: readonly Key[],
+  base: string | undefined,
+  iv: () => Buffer,
+  override: KeyOverride | null,
+): Decryption | null {
   const key = identityKey(keys);
   if (!key) return null;
   if (key.method !== 'AES-128') {
     throw new GabeError('DRM', `encryption method ${key.method} is not supported (only clear-key AES-128)`);
   }
+  const theIv = override?.iv ?? iv();
+  if (override?.key) return { keyUri: OVERRIDE_KEY_URI, iv: theIv };
   if (!key.uri) throw new GabeError('KEY', 'an AES-128 key has no URI');
-  return { keyUri: urlOf({ uri: key.uri, resolvedUri: key.resolvedUri }, base), iv: iv() };
+  return { keyUri: urlOf({ uri: key.uri, resolvedUri: key.resolvedUri }, base), iv: theIv };
 }
 
 function sameInit(a: InitSection | null, b: InitSection | null): boolean {
@@ -76,7 +107,13 @@ function sameInit(a: InitSection | null, b: InitSection | null): boolean {
   );
 }
 
-function initPiece(map: InitSection, index: number, base: string | undefined): Piece {
+function initPiece(
+  map: InitSection,
+  index: number,
+  base: string | undefined,
+  override: KeyOverride | null,
+  run: number,
+): Piece {
   return {
     kind: 'init',
     index,
@@ -85,23 +122,36 @@ function initPiece(map: InitSection, index: number, base: string | undefined): P
     range: map.byterange,
     // An encrypted EXT-X-MAP must carry its own IV (RFC 8216 4.3.2.5); without one, IV 0 is what
     // players use in practice.
-    decrypt: decryptionFor(map.keys, base, () => {
-      const k = identityKey(map.keys);
-      return k?.iv ? parseIv(k.iv) : Buffer.alloc(16);
-    }),
+    decrypt: decryptionFor(
+      map.keys,
+      base,
+      () => {
+        const k = identityKey(map.keys);
+        return k?.iv ? parseIv(k.iv) : Buffer.alloc(16);
+      },
+      override,
+    ),
     duration: 0,
+    run,
   };
 }
 
-function segmentPiece(s: Segment, index: number, base: string | undefined): Piece {
+function segmentPiece(
+  s: Segment,
+  index: number,
+  base: string | undefined,
+  override: KeyOverride | null,
+  run: number,
+): Piece {
   return {
     kind: 'segment',
     index,
     msn: s.msn,
     url: urlOf(s, base),
     range: s.byterange,
-    decrypt: decryptionFor(s.keys, base, () => effectiveIv(s)),
+    decrypt: decryptionFor(s.keys, base, () => effectiveIv(s), override),
     duration: s.duration ?? 0,
+    run,
   };
 }
 
@@ -135,27 +185,56 @@ function coalesce(pieces: Piece[]): Fetch[] {
  * segment that uses it and again whenever it changes, then the segments. GAP segments are skipped:
  * the origin says they do not exist.
  */
-export function planTrack(media: MediaPlaylist): TrackPlan {
+export function planTrack(media: MediaPlaylist, override: KeyOverride | null = null): TrackPlan {
+  const plan: TrackPlan = {
+    pieces: [],
+    fetches: [],
+    segmentCount: 0,
+    duration: 0,
+    unknownDurations: 0,
+    knownBytes: 0,
+    fmp4: false,
+    runDurations: [],
+    lastMsn: -1,
+    lastMap: null,
+    override,
+  };
+  appendSegments(plan, media, media.segments);
+  if (plan.segmentCount === 0) throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
+  return plan;
+}
+
+/**
+ * Adds `segments` (of `media`, in order, newer than the plan's last) to the plan: what a reload of a
+ * live playlist brings. Returns how many segments were added.
+ */
+export function appendSegments(plan: TrackPlan, media: MediaPlaylist, segments: readonly Segment[]): number {
   const base = media.baseUrl;
-  const pieces: Piece[] = [];
-  let lastMap: InitSection | null = null;
-  let segmentCount = 0;
-  let duration = 0;
-  let knownBytes: number | null = 0;
-  let fmp4 = false;
-  for (const s of media.segments) {
+  const added: Piece[] = [];
+  let run = Math.max(0, plan.runDurations.length - 1);
+  for (const s of segments) {
     if (s.gap) continue;
-    if (s.map && !sameInit(s.map, lastMap)) {
-      pieces.push(initPiece(s.map, pieces.length, base));
-      fmp4 = true;
-      if (knownBytes !== null) knownBytes = s.map.byterange ? knownBytes + s.map.byterange.length : null;
+    // A discontinuity before the very first segment starts nothing new: there is nothing before it.
+    if (s.discontinuity && plan.segmentCount > 0) run++;
+    plan.runDurations[run] ??= 0;
+    if (s.map && !sameInit(s.map, plan.lastMap)) {
+      added.push(initPiece(s.map, plan.pieces.length + added.length, base, plan.override, run));
+      plan.fmp4 = true;
+      if (plan.knownBytes !== null)
+        plan.knownBytes = s.map.byterange ? plan.knownBytes + s.map.byterange.length : null;
     }
-    lastMap = s.map;
-    pieces.push(segmentPiece(s, pieces.length, base));
-    segmentCount++;
-    duration += s.duration ?? 0;
-    if (knownBytes !== null) knownBytes = s.byterange ? knownBytes + s.byterange.length : null;
+    plan.lastMap = s.map;
+    added.push(segmentPiece(s, plan.pieces.length + added.length, base, plan.override, run));
+    plan.segmentCount++;
+    plan.lastMsn = s.msn;
+    if (s.duration === null || !Number.isFinite(s.duration)) plan.unknownDurations++;
+    else {
+      plan.duration += s.duration;
+      plan.runDurations[run]! += s.duration;
+    }
+    if (plan.knownBytes !== null) plan.knownBytes = s.byterange ? plan.knownBytes + s.byterange.length : null;
   }
-  if (segmentCount === 0) throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
-  return { pieces, fetches: coalesce(pieces), segmentCount, duration, knownBytes, fmp4 };
+  plan.pieces.push(...added);
+  plan.fetches.push(...coalesce(added));
+  return added.filter((p) => p.kind === 'segment').length;
 }

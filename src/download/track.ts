@@ -1,13 +1,16 @@
+import { createReadStream } from 'node:fs';
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js';
 import { decryptAes128, type KeyCache } from '../hls/aes.js';
-import type { MediaPlaylist } from '../hls/model.js';
 import type { Logger } from '../log.js';
+import { detectDisguise } from '../media/disguise.js';
 import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
-import { type Fetch, type Piece, planTrack, type TrackPlan } from './plan.js';
+import { AdaptiveConcurrency } from './concurrency.js';
+import type { TrackSink } from './merger.js';
+import type { Fetch, Piece, TrackPlan } from './plan.js';
 import type { ProgressTracker } from './progress.js';
 
 export interface TrackOptions {
@@ -15,7 +18,8 @@ export interface TrackOptions {
   plan: TrackPlan;
   /** The track file: pieces are appended to it in playlist order. */
   file: string;
-  concurrency: number;
+  /** Requests in flight: `initial` at first, raised while throughput grows up to `max` (concurrency.ts). */
+  concurrency: { initial: number; max: number };
   policy: RetryPolicy;
   keys: KeyCache;
   signal: AbortSignal;
@@ -26,10 +30,16 @@ export interface TrackOptions {
   label: string;
   /** Counts a retried request (metrics). */
   onRetry?: () => void;
-  /** Re-fetches the track's media playlist (fresh signed URLs) when segments or keys expire. */
-  refresh?: () => Promise<MediaPlaylist>;
+  /** Re-fetches and plans the track's media playlist (fresh signed URLs) when segments or keys expire. */
+  refresh?: () => Promise<TrackPlan>;
+  /** Gets the track's bytes in order as they are written (the merge), from the first byte on a resume too. */
+  sink?: TrackSink;
+  /** Set once the track's disguised segments have been logged (one line per track, not per segment). */
+  disguiseLogged?: boolean;
 }
 
+/** Statuses by which an origin says "slower, please" (RFC 6585, RFC 9110). */
+const THROTTLE_STATUSES = new Set([429, 503]);
 /** Signed URLs that expired answer 401, 403, 404 or 410; a fresh playlist has working ones. */
 const EXPIRY_STATUSES = new Set([401, 403, 404, 410]);
 /** Longest time between two checkpoints of a track. */
@@ -38,6 +48,12 @@ const CHECKPOINT_MS = 200;
 const SPACE_CHECK_SEGMENTS = 50;
 /** Playlist reloads for one request before its failure is final. */
 const MAX_REFRESHES_PER_FETCH = 2;
+/**
+ * Segments held in memory (fetched, waiting for an earlier one, or in flight) at most, in bytes: the
+ * window in segments bounds memory for small segments, this bounds it for large ones. The segment
+ * next in line is always fetched, so a single huge segment still goes through.
+ */
+const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
 
 export function isExpiredUrlError(err: unknown): boolean {
   return isGabeError(err) && EXPIRY_STATUSES.has(Number(err.details?.['status']));
@@ -89,9 +105,18 @@ async function readCheckpoint(file: string, fingerprint: string): Promise<Checkp
   }
 }
 
-function looksLikeHtml(data: Buffer): boolean {
-  const head = data.subarray(0, 64).toString('latin1').trimStart().toLowerCase();
-  return head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<?xml');
+/** Text an origin serves where media should be: an error page, or a playlist (a loop, or a trick). */
+function textInsteadOfMedia(data: Buffer): string | null {
+  const head = data
+    .subarray(0, 64)
+    .toString('latin1')
+    .replace(/^\xEF\xBB\xBF/, '')
+    .trimStart()
+    .toLowerCase();
+  if (head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<?xml'))
+    return 'an HTML page';
+  if (head.startsWith('#extm3u')) return 'an HLS playlist';
+  return null;
 }
 
 function describe(piece: Piece, label: string): string {
@@ -109,32 +134,33 @@ async function fetchPieces(
   o: TrackOptions,
   signal: AbortSignal,
   urlsOf: (p: Piece) => PieceUrls,
+  onThrottle: () => void,
 ): Promise<Buffer[]> {
   const range = f.range ? { start: f.range.offset, end: f.range.offset + f.range.length - 1 } : undefined;
   const url = urlsOf(f.pieces[0]!).url;
-  const data = await withRetry(
+  const chunks = await withRetry(
     async () => {
-      const { data, res } = await o.http.getBuffer(url, { signal, range });
-      o.progress.addBytes(data.length);
+      const { chunks, length, res } = await o.http.getChunks(url, { signal, range });
+      o.progress.addBytes(length);
+      // A 0-byte answer with status 200 is a failed segment (an overloaded edge), never an empty one.
+      if (length === 0) throw new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
       if (f.range && res.status === 200) {
-        if (data.length < f.range.offset + f.range.length) {
-          throw new GabeError('SEGMENT', `${url} is ${data.length} bytes, shorter than its byte range`);
+        if (length < f.range.offset + f.range.length) {
+          throw new GabeError('SEGMENT', `${url} is ${length} bytes, shorter than its byte range`);
         }
-        return data.subarray(f.range.offset, f.range.offset + f.range.length);
+        return [Buffer.concat(chunks, length).subarray(f.range.offset, f.range.offset + f.range.length)];
       }
-      if (f.range && data.length !== f.range.length) {
-        throw new GabeError(
-          'TRUNCATED',
-          `${f.url}: got ${data.length} bytes of a ${f.range.length}-byte range`,
-        );
+      if (f.range && length !== f.range.length) {
+        throw new GabeError('TRUNCATED', `${f.url}: got ${length} bytes of a ${f.range.length}-byte range`);
       }
-      return data;
+      return chunks;
     },
     o.policy,
     {
       signal,
       onRetry: (err, attempt, delayMs) => {
         o.onRetry?.();
+        if (THROTTLE_STATUSES.has(Number(err.details?.['status']))) onThrottle();
         o.log.warn({ url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying');
       },
     },
@@ -148,24 +174,81 @@ async function fetchPieces(
       { cause: err, details: { status, url } },
     );
   });
+  const only = f.pieces.length === 1 ? f.pieces[0]! : null;
+  if (only && !only.decrypt) {
+    // The common case, a whole clear segment: its chunks go to disk as they came.
+    checkMedia(chunks, only, o, urlsOf);
+    return undisguise(chunks, o);
+  }
+  const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   const out: Buffer[] = [];
   let offset = 0;
   for (const piece of f.pieces) {
-    let bytes = f.pieces.length === 1 ? data : data.subarray(offset, offset + piece.range!.length);
+    let bytes = only ? data : data.subarray(offset, offset + piece.range!.length);
     offset += bytes.length;
     if (piece.decrypt) {
       const key = await o.keys.get(urlsOf(piece).keyUri ?? piece.decrypt.keyUri);
       bytes = decryptAes128(bytes, key, piece.decrypt.iv, describe(piece, o.label));
     }
-    if (looksLikeHtml(bytes)) {
-      throw new GabeError(
-        'SEGMENT',
-        `${describe(piece, o.label)} is an HTML page, not media (${urlsOf(piece).url})`,
-      );
-    }
-    out.push(bytes);
+    checkMedia([bytes], piece, o, urlsOf);
+    out.push(...undisguise([bytes], o));
   }
   return out;
+}
+
+/**
+ * MPEG-TS behind a fake image header (PNG, JPEG, GIF, BMP bytes before the first sync byte, which
+ * ffmpeg would take for a picture): the header is cut off. Real TS (0x47 first) costs one comparison.
+ */
+function undisguise(chunks: Buffer[], o: TrackOptions): Buffer[] {
+  const first = chunks[0];
+  if (!first || o.plan.fmp4 || first[0] === 0x47) return chunks;
+  // A fake header is small; a first chunk shorter than a few packets is joined with the rest to look.
+  const head = first.length >= 16 * 1024 || chunks.length === 1 ? first : Buffer.concat(chunks);
+  const found = detectDisguise(head);
+  if (!found) return chunks;
+  if (!o.disguiseLogged) {
+    o.disguiseLogged = true;
+    o.log.info(
+      { track: o.label, kind: found.kind, bytes: found.offset },
+      'segments carry a fake image header; cut off',
+    );
+  }
+  let skip = found.offset;
+  const out: Buffer[] = [];
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
+}
+
+function checkMedia(chunks: Buffer[], piece: Piece, o: TrackOptions, urlsOf: (p: Piece) => PieceUrls): void {
+  const first = chunks[0] ?? Buffer.alloc(0);
+  const head = first.length >= 64 || chunks.length === 1 ? first : Buffer.concat(chunks).subarray(0, 64);
+  const text = textInsteadOfMedia(head);
+  if (text) {
+    throw new GabeError(
+      'SEGMENT',
+      `${describe(piece, o.label)} is ${text}, not media (${urlsOf(piece).url})`,
+    );
+  }
+}
+
+function sizeOf(buffers: readonly Buffer[]): number {
+  let n = 0;
+  for (const b of buffers) n += b.length;
+  return n;
+}
+
+/** Sends the first `bytes` of a resumed track file to the merge. */
+async function replay(file: string, bytes: number, sink: TrackSink): Promise<void> {
+  const stream = createReadStream(file, { start: 0, end: bytes - 1, highWaterMark: 1024 * 1024 });
+  for await (const chunk of stream) await sink.write([chunk as Buffer]);
 }
 
 /**
@@ -191,6 +274,8 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
       { track: o.label, fetches: cp.fetches, of: plan.fetches.length },
       'resuming track from checkpoint',
     );
+    // The merge starts from the first byte: what the file already holds goes to it first.
+    if (o.sink && cp.bytes > 0) await replay(file, cp.bytes, o.sink);
   } else {
     await rm(file, { force: true });
   }
@@ -198,7 +283,15 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   const inner = new AbortController();
   const onAbort = () => inner.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
-  const window = Math.max(8, o.concurrency * 4);
+  const limit = new AdaptiveConcurrency(o.concurrency);
+  const onThrottle = () => {
+    const before = limit.limit;
+    limit.onThrottle();
+    if (limit.limit < before)
+      o.log.info({ track: o.label, concurrency: limit.limit }, 'origin pushes back; fewer requests at once');
+  };
+  // Twice the concurrency: a slow segment at the head of the line does not stop the others at once.
+  const windowSize = () => Math.max(8, limit.limit * 2);
   const anchors = anchorsOf(plan);
   const fresh = new Map<number, PieceUrls>();
   const urlsOf = (p: Piece): PieceUrls =>
@@ -206,8 +299,7 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   let refreshing: Promise<void> | null = null;
   const refresh = (): Promise<void> => {
     refreshing ??= (async () => {
-      const media = await o.refresh!();
-      const next = planTrack(media);
+      const next = await o.refresh!();
       const byAnchor = new Map<string, Piece>();
       anchorsOf(next).forEach((a, i) => {
         byAnchor.set(a, next.pieces[i]!);
@@ -227,7 +319,7 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
     for (let round = 0; ; round++) {
       const before = f.pieces.map((p) => JSON.stringify(urlsOf(p))).join();
       try {
-        return await fetchPieces(f, o, signal, urlsOf);
+        return await fetchPieces(f, o, signal, urlsOf, onThrottle);
       } catch (err) {
         const expired = isExpiredUrlError(err) || isExpiredUrlError((err as { cause?: unknown }).cause);
         if (!o.refresh || !expired || round >= MAX_REFRESHES_PER_FETCH || signal.aborted) throw err;
@@ -248,6 +340,11 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
     }
   };
   const ready = new Map<number, Buffer[]>();
+  let readyBytes = 0;
+  const firstWrite = nextWrite;
+  const firstBytes = bytes;
+  /** Bytes per fetch so far (this run), to guess what the requests in flight will bring. */
+  const averageFetch = () => (nextWrite > firstWrite ? (bytes - firstBytes) / (nextWrite - firstWrite) : 0);
   let nextStart = nextWrite;
   let inFlight = 0;
   let segments = cp?.segments ?? 0;
@@ -270,9 +367,14 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
           while (ready.has(nextWrite) && !failed) {
             const buffers = ready.get(nextWrite)!;
             ready.delete(nextWrite);
-            if (buffers.length === 1) await fh.write(buffers[0]!);
-            else await fh.writev(buffers);
-            for (const b of buffers) bytes += b.length;
+            const size = sizeOf(buffers);
+            readyBytes -= size;
+            // The file (for resuming) and the merge take the same buffers at the same time.
+            await Promise.all([
+              buffers.length === 1 ? fh.write(buffers[0]!) : fh.writev(buffers),
+              o.sink?.write(buffers),
+            ]);
+            bytes += size;
             for (const p of plan.fetches[nextWrite]!.pieces) {
               if (p.kind === 'segment') {
                 segments++;
@@ -305,15 +407,19 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
       const launch = () => {
         while (
           !failed &&
-          inFlight < o.concurrency &&
+          inFlight < limit.limit &&
           nextStart < plan.fetches.length &&
-          nextStart < nextWrite + window
+          nextStart < nextWrite + windowSize() &&
+          (nextStart === nextWrite || readyBytes + inFlight * averageFetch() < MAX_BUFFERED_BYTES)
         ) {
           const i = nextStart++;
           inFlight++;
           fetchWithRefresh(plan.fetches[i]!, inner.signal).then(
             (buffers) => {
               inFlight--;
+              const size = sizeOf(buffers);
+              limit.onFetch(size);
+              readyBytes += size;
               ready.set(i, buffers);
               void drain();
             },

@@ -136,11 +136,12 @@ export function selectVariant(
 }
 
 /** RFC 5646 tags compare case-insensitively; `en` also matches `en-US`. */
-function languageMatches(tag: string | null, wanted: string): boolean {
+/** RFC 5646 tags compare case-insensitively; a wanted `en` also takes `en-US` (RFC 4647 3.3.1). */
+export function languageMatches(tag: string | null, wanted: string): boolean {
   if (tag === null) return false;
-  const t = tag.toLowerCase();
-  const w = wanted.toLowerCase();
-  return t === w || t.startsWith(`${w}-`);
+  const t = tag.trim().toLowerCase();
+  const w = wanted.trim().toLowerCase();
+  return w !== '' && (t === w || t.startsWith(`${w}-`));
 }
 
 /**

@@ -41,6 +41,17 @@ export interface JobRequest {
   type?: string | null;
   /** Webhook: POSTed the job JSON when it reaches a final state. */
   callback_url?: string | null;
+  /** Sent with every fetch of the job, over config `headers`. */
+  headers?: Record<string, string> | null;
+  /** AES-128 key and IV (hex) overriding the playlist's key URIs and IVs. */
+  key?: string | null;
+  iv?: string | null;
+  audio_language?: string | null;
+  audio_only?: boolean | null;
+  subtitles?: boolean | null;
+  subtitle_languages?: string[] | null;
+  /** Live streams: seconds to record at most. */
+  max_duration?: number | null;
 }
 
 export interface JobResult {

@@ -1,28 +1,79 @@
 /**
  * ffmpeg arguments for turning downloaded tracks into one MP4 (pure: tested without running ffmpeg).
  * Stream copy only: Gabe never re-encodes, so the output is bit-for-bit the stream's own video.
+ *
+ * Normally the tracks arrive on pipes while they download (`pipe:0` the main track, `pipe:3` a
+ * separate audio rendition), so the MP4 is muxed as the segments come in, with no second pass over
+ * the data. Merging from the track files on disk is the fallback.
  */
+import { SEGMENT_DEMUXERS, safeInput } from './run.js';
+
+/** A track read from a pipe (file descriptor of the ffmpeg process) or from a file. */
+export type TrackInput = { pipe: number } | { file: string };
+
 export interface MergeInput {
-  /** The main track (video, or audio for an audio-only stream), MPEG-TS or fragmented MP4. */
-  video: string;
-  /** A separate audio rendition to use instead of any audio in the main track. */
-  audio?: string | null;
+  /** The main track: video (with or without audio), or audio for an audio-only stream. */
+  main: TrackInput;
+  /** A separate audio rendition, replacing any audio in the main track. */
+  audio: TrackInput | null;
   output: string;
-  /** ADTS AAC in MPEG-TS needs aac_adtstoasc to become MP4's AudioSpecificConfig. */
-  adtsAudio: boolean;
+  /**
+   * Bytes reserved at the start of the file for the moov box, so it goes in front without the second
+   * pass over the whole file that +faststart costs; null = +faststart.
+   */
+  moovReserve: number | null;
+}
+
+/** The file descriptors the tracks are written to when they come through pipes. */
+export const MERGE_PIPES = { main: 0, audio: 3 } as const;
+
+/**
+ * Room for the moov of `seconds` of media: its sample tables cost at most ~24 bytes per video frame
+ * (size, composition offset, time-to-sample, sync) and ~12 per audio frame; 60 fps video with 48 kHz
+ * AAC is ~2 KB a second. 3 KB a second covers that with margin, and the unused rest stays as a `free`
+ * box (about 0.5% of a typical stream). If it still does not fit, ffmpeg fails at the end and the
+ * caller merges again from the track files with +faststart.
+ */
+export function moovReserveFor(seconds: number): number | null {
+  if (!Number.isFinite(seconds) || seconds <= 0) return null;
+  const bytes = 128 * 1024 + Math.ceil(seconds) * 3 * 1024;
+  // Beyond ~6 hours the padding would pass 64 MB: such a file pays the +faststart pass instead.
+  return bytes <= MAX_MOOV_RESERVE ? bytes : null;
+}
+
+const MAX_MOOV_RESERVE = 64 * 1024 * 1024;
+
+/** ffmpeg's complaint when the reserved moov space was too small (libavformat/movenc.c). */
+export function isMoovReserveTooSmall(stderr: string): boolean {
+  return /reserved_moov_size is too small/.test(stderr);
+}
+
+function inputArgs(track: TrackInput): string[] {
+  if ('file' in track) return [...safeInput('file', SEGMENT_DEMUXERS), '-i', track.file];
+  return [
+    ...safeInput('pipe', SEGMENT_DEMUXERS),
+    // Input threads hand packets to the muxer through this queue; with two live pipes a deeper queue
+    // lets the faster track run ahead instead of blocking its writer on every interleave.
+    '-thread_queue_size',
+    '1024',
+    '-i',
+    `pipe:${track.pipe}`,
+  ];
 }
 
 export function buildMergeArgs(input: MergeInput): string[] {
   const args = ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
-  args.push('-i', input.video);
-  if (input.audio) args.push('-i', input.audio);
+  args.push(...inputArgs(input.main));
+  if (input.audio) args.push(...inputArgs(input.audio));
   // '?' makes a map optional: an audio-only or video-only stream merges without error. Data and ID3
-  // timed-metadata streams are left out on purpose: MP4 cannot carry them.
+  // timed-metadata streams are left out on purpose: MP4 cannot carry them. ADTS AAC needs no explicit
+  // aac_adtstoasc: the MP4 muxer inserts it (ffmpeg >= 4).
   args.push('-map', '0:v?');
   args.push('-map', input.audio ? '1:a?' : '0:a?');
   args.push('-c', 'copy');
-  if (input.adtsAudio) args.push('-bsf:a', 'aac_adtstoasc');
   // moov in front, so the file starts playing in a browser before it has fully loaded.
-  args.push('-movflags', '+faststart', '-f', 'mp4', input.output);
+  if (input.moovReserve === null) args.push('-movflags', '+faststart');
+  else args.push('-moov_size', String(input.moovReserve));
+  args.push('-f', 'mp4', input.output);
   return args;
 }

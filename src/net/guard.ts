@@ -12,15 +12,18 @@
  *    and before every hop.
  * 2. `resolveAndCheck`: resolves a name and refuses it when ANY answer is forbidden. Used at
  *    submission (early, clear 400) and, through a proxy, before each request.
- * 3. `guardedConnector`: the undici connector of every direct connection. Its `lookup` resolves,
- *    checks and hands net.connect only the checked addresses, so what is checked is exactly what is
+ * 3. `guardedLookup`: the `lookup` of every direct connection (net/native.ts). It resolves, checks
+ *    and hands net.connect only the checked addresses, so what is checked is exactly what is
  *    connected to: a name that answers a public address to the check and 127.0.0.1 to the connect
- *    (DNS rebinding) cannot get through, since there is only one resolution. The peer address of the
- *    connected socket is checked once more (belt and braces).
+ *    (DNS rebinding) cannot get through, since there is only one resolution. IP literals (which
+ *    net.connect never looks up) and the peer address of every new socket are checked there once
+ *    more (belt and braces). Through a proxy the socket goes to the proxy (trusted, possibly on
+ *    loopback) and the proxy resolves the target itself, so there only layer 2 applies, before each
+ *    request; a name that rebinds between our lookup and the proxy's is beyond its reach: where that
+ *    matters, give the proxy egress rules of its own.
  */
 import dns, { type LookupAddress } from 'node:dns';
 import net from 'node:net';
-import { buildConnector } from 'undici';
 import { GabeError, isGabeError } from '../errors.js';
 import { type AddressReason, classifyAddress, parseIp } from './address.js';
 
@@ -47,7 +50,7 @@ function forbidden(message: string, details: Record<string, unknown>): GabeError
 }
 
 /** The reason `ip` is forbidden, or null when it is public or explicitly allowed. */
-function addressReason(ip: string, guard: GuardOptions): AddressReason | null {
+export function addressReason(ip: string, guard: GuardOptions): AddressReason | null {
   const reason = classifyAddress(ip);
   if (reason === null || reason === 'invalid') return reason;
   const bytes = parseIp(ip)?.bytes;
@@ -113,7 +116,7 @@ export function checkUrlDestination(url: string | URL, guard: GuardOptions = {})
   checkHostDestination(u.hostname, guard);
 }
 
-function refuseConnect(address: string, reason: AddressReason, hostname: string): GabeError {
+export function refuseConnect(address: string, reason: AddressReason, hostname: string): GabeError {
   return forbidden(
     `refusing to connect to ${address || 'an unknown address'} (${reason}) for host ${hostname}`,
     {
@@ -180,7 +183,7 @@ export async function resolveAndCheck(
 }
 
 /** net.connect's `lookup`: the resolution that is checked is the one that is connected to. */
-function guardedLookup(guard: GuardOptions): net.LookupFunction {
+export function guardedLookup(guard: GuardOptions): net.LookupFunction {
   return (hostname, options, callback) => {
     resolveStrict(hostname, guard, 'host', true).then(
       (answers) => {
@@ -196,42 +199,6 @@ function guardedLookup(guard: GuardOptions): net.LookupFunction {
       },
       (err: NodeJS.ErrnoException) => callback(err, ''),
     );
-  };
-}
-
-/**
- * An undici connector (Agent `connect` option) that can only connect to checked addresses. Errors are
- * GabeError FORBIDDEN_DESTINATION (not retryable); undici fails the pending requests with them as
- * they are. Only for direct connections: through a proxy the socket goes to the proxy (trusted,
- * possibly on loopback) and the proxy resolves the target itself, so there the guard can only check
- * the target name with our own DNS before each request (HttpClient does); a name that rebinds
- * between our lookup and the proxy's is beyond its reach: where that matters, give the proxy egress
- * rules of its own.
- */
-export function guardedConnector(
-  base: buildConnector.BuildOptions,
-  guard: GuardOptions = {},
-): buildConnector.connector {
-  const connect = buildConnector({ ...base, lookup: guardedLookup(guard) });
-  return (opts, callback) => {
-    // net.connect skips `lookup` for IP literals, so they are judged here.
-    const literal = net.isIP(opts.hostname) ? addressReason(opts.hostname, guard) : null;
-    if (literal) {
-      const err = refuseConnect(opts.hostname, literal, opts.hostname);
-      queueMicrotask(() => callback(err, null));
-      return;
-    }
-    connect(opts, (err, socket) => {
-      if (err) return callback(err, null);
-      const remote = socket.remoteAddress ?? '';
-      const reason = addressReason(remote, guard);
-      if (reason) {
-        socket.destroy();
-        callback(refuseConnect(remote, reason, opts.hostname), null);
-        return;
-      }
-      callback(null, socket);
-    });
   };
 }
 

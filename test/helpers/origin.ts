@@ -59,6 +59,10 @@ export interface LoggedRequest extends RequestInfo {
   faults: number[];
   /** True once the response ended normally; false for resets, truncations and client aborts. */
   completed: boolean;
+  /** Date.now() when the response or its connection closed; 0 while it is still open. */
+  endedAt: number;
+  /** The client's port: requests with different ports came over different connections. */
+  remotePort: number;
 }
 
 export type Matcher = RegExp | string | ((req: RequestInfo) => boolean);
@@ -442,7 +446,15 @@ export async function startOrigin(options: OriginOptions = {}): Promise<Origin> 
       headers: req.headers,
     };
     const { fault, applied } = pickFaults(info);
-    const entry: LoggedRequest = { ...info, status: 0, at: Date.now(), faults: applied, completed: false };
+    const entry: LoggedRequest = {
+      ...info,
+      status: 0,
+      at: Date.now(),
+      faults: applied,
+      completed: false,
+      endedAt: 0,
+      remotePort: req.socket.remotePort ?? 0,
+    };
     requests.push(entry);
     // Record the status whenever headers go out, including implicit headers from res.write/end.
     const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
@@ -458,6 +470,7 @@ export async function startOrigin(options: OriginOptions = {}): Promise<Origin> 
     live.add(aborted);
     if (closed) aborted.abort();
     res.on('close', () => {
+      entry.endedAt = Date.now();
       live.delete(aborted);
       aborted.abort();
     });

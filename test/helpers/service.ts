@@ -4,7 +4,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import type { Job, JobStatus } from '../../src/jobs/types.js';
 import { createLogger } from '../../src/log.js';
 import { type FfmpegTools, locateFfmpeg } from '../../src/media/locate.js';
-import { createService, type Service } from '../../src/server.js';
+import { createService, type Service, type ServiceOptions } from '../../src/server.js';
 import { tempDir } from './tmp.js';
 
 let tools: Promise<FfmpegTools> | null = null;
@@ -36,7 +36,7 @@ export interface TestService extends Service {
  */
 export async function startTestService(
   overrides: Partial<Record<keyof Config, unknown>> = {},
-  options: { listen?: boolean; dir?: string } = {},
+  options: { listen?: boolean; dir?: string; downloaders?: ServiceOptions['downloaders'] } = {},
 ): Promise<TestService> {
   const dir = options.dir ?? tempDir('gabe-svc-');
   mkdirSync(dir, { recursive: true });
@@ -47,7 +47,11 @@ export async function startTestService(
   );
   const config = loadConfig({ file, env: {} });
   const log = createLogger({ logPath: config.log_path, stdout: false });
-  const service = await createService(config, { log, ffmpeg: await testFfmpeg() });
+  const service = await createService(config, {
+    log,
+    ffmpeg: await testFfmpeg(),
+    downloaders: options.downloaders,
+  });
   let url = '';
   if (options.listen) url = await service.app.listen({ host: '127.0.0.1', port: 0 });
   let closed = false;

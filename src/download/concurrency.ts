@@ -1,0 +1,83 @@
+/**
+ * How many segment requests a track keeps in flight. CDNs cap each connection's bandwidth and add a
+ * round trip per request, so more parallel requests buy throughput, up to a point that depends on the
+ * origin, the path and this machine. Rather than guess one number, start at `initial` and grow while
+ * throughput grows (x1.5 per step, up to `max`); stop growing once a step brings less than 10% more.
+ * An origin that pushes back (429, 503) halves the limit and ends the growth for the job: politeness
+ * wins over speed.
+ *
+ * Pure: callers report completed fetches and throttling; time comes from `now`.
+ */
+export interface AdaptiveOptions {
+  initial: number;
+  max: number;
+  now?: () => number;
+}
+
+/** A step must raise throughput by this much to justify the connections it added. */
+const MIN_GAIN = 1.1;
+const GROWTH = 1.5;
+/** A measurement spans at least this long and two rounds of requests at the current limit. */
+const MIN_WINDOW_MS = 500;
+
+export class AdaptiveConcurrency {
+  private current: number;
+  private readonly max: number;
+  private readonly now: () => number;
+  private growing: boolean;
+  private windowStart: number | null = null;
+  private windowBytes = 0;
+  private windowFetches = 0;
+  /** Throughput (bytes/ms) measured at the limit before the last step up, and that limit. */
+  private before: number | null = null;
+  private previous: number;
+
+  constructor(options: AdaptiveOptions) {
+    this.max = Math.max(1, options.max);
+    this.current = Math.min(Math.max(1, options.initial), this.max);
+    this.now = options.now ?? Date.now;
+    this.previous = this.current;
+    this.growing = this.current < this.max;
+  }
+
+  get limit(): number {
+    return this.current;
+  }
+
+  /** A fetch finished with `bytes` of media. */
+  onFetch(bytes: number): void {
+    if (!this.growing) return;
+    const t = this.now();
+    if (this.windowStart === null) {
+      this.windowStart = t;
+      return; // the first fetch only starts the clock: it carried connection set-up
+    }
+    this.windowBytes += bytes;
+    this.windowFetches++;
+    const elapsed = t - this.windowStart;
+    if (elapsed < MIN_WINDOW_MS || this.windowFetches < this.current * 2) return;
+    this.step(this.windowBytes / elapsed);
+    this.windowStart = t;
+    this.windowBytes = 0;
+    this.windowFetches = 0;
+  }
+
+  /** The origin answered 429 or 503 (or similar push-back). */
+  onThrottle(): void {
+    this.current = Math.max(1, Math.floor(this.current / 2));
+    this.growing = false;
+  }
+
+  private step(rate: number): void {
+    if (this.before !== null && rate < this.before * MIN_GAIN) {
+      // The last step did not pay: give its connections back.
+      this.current = this.previous;
+      this.growing = false;
+      return;
+    }
+    this.before = rate;
+    this.previous = this.current;
+    this.current = Math.min(this.max, Math.ceil(this.current * GROWTH));
+    if (this.current >= this.max) this.growing = false;
+  }
+}

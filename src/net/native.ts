@@ -1,0 +1,134 @@
+import http from 'node:http';
+import https from 'node:https';
+import { isIP, type Socket } from 'node:net';
+import { addressReason, type GuardOptions, guardedLookup, refuseConnect } from './guard.js';
+
+/** What HttpClient needs of a response body: both transports' bodies have it. */
+export interface HttpBody extends AsyncIterable<unknown> {
+  destroy(error?: Error): unknown;
+  /** Reads and discards the rest (a redirect's or an error's small body), so the socket can be reused. */
+  dump(): Promise<void>;
+}
+
+export interface RawResponse {
+  statusCode: number;
+  headers: http.IncomingHttpHeaders;
+  body: HttpBody;
+}
+
+export interface RawRequest {
+  method: 'GET' | 'HEAD' | 'POST';
+  headers: Record<string, string>;
+  body?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface NativeTransportOptions {
+  /** Keep-alive sockets per origin. */
+  connections: number;
+  /** Connect, response headers and the gap between two body reads, ms. */
+  timeoutMs: number;
+  /** null: no destination guard (allow_private_networks). */
+  guard: GuardOptions | null;
+}
+
+/** Bodies larger than this are not read to the end to save a socket: the socket is closed instead. */
+const DUMP_LIMIT = 128 * 1024;
+
+function timeoutError(ms: number): NodeJS.ErrnoException {
+  return Object.assign(new Error(`no data for ${ms} ms (connect, headers or body)`), { code: 'ETIMEDOUT' });
+}
+
+function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
+  const dump = (): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const length = Number(res.headers['content-length']);
+      if (res.complete || res.destroyed) return resolve();
+      if (!(length <= DUMP_LIMIT)) {
+        res.destroy();
+        return resolve();
+      }
+      res.once('end', resolve);
+      res.once('close', resolve);
+      res.resume();
+    });
+  return Object.assign(res, { dump });
+}
+
+/**
+ * Direct HTTP/1.1 with Node's own client. It does the same job as undici for the bytes of segments
+ * and files, at about half the CPU: its parser is native, where undici copies every chunk into and
+ * out of a WebAssembly parser (0.5 s against 0.9 s of CPU for 240 MB over 16 connections here).
+ * Proxied requests keep using undici (ProxyAgent, SOCKS), where the per-byte cost matters less.
+ *
+ * The destination guard works as with undici: names are resolved by the guard's lookup, so the
+ * address connected to is the one that was checked, and the peer address of every new socket is
+ * checked once more before a request goes out on it.
+ */
+export class NativeTransport {
+  private readonly http: http.Agent;
+  private readonly https: https.Agent;
+
+  constructor(private readonly options: NativeTransportOptions) {
+    const agentOptions = {
+      keepAlive: true,
+      keepAliveMsecs: 30_000,
+      maxSockets: options.connections,
+      maxFreeSockets: options.connections,
+      // Most recently used first: the warmest connection, and idle ones left to time out.
+      scheduling: 'lifo' as const,
+      ...(options.guard ? { lookup: guardedLookup(options.guard) } : {}),
+    };
+    this.http = new http.Agent(agentOptions);
+    this.https = new https.Agent(agentOptions);
+  }
+
+  request(url: URL, req: RawRequest): Promise<RawResponse> {
+    const { timeoutMs, guard } = this.options;
+    const lib = url.protocol === 'https:' ? https : http;
+    if (guard) {
+      // net.connect never looks up IP literals, so the guarded lookup would not see them.
+      const literal = url.hostname.replace(/^\[|\]$/g, '');
+      const reason = isIP(literal) ? addressReason(literal, guard) : null;
+      if (reason) return Promise.reject(refuseConnect(literal, reason, url.hostname));
+    }
+    return new Promise<RawResponse>((resolve, reject) => {
+      const out = lib.request(url, {
+        method: req.method,
+        headers: req.headers,
+        agent: url.protocol === 'https:' ? this.https : this.http,
+        signal: req.signal,
+        // The socket's idle timeout, from before it connects to the last byte of the body.
+        timeout: timeoutMs,
+      });
+      let response: http.IncomingMessage | null = null;
+      out.on('timeout', () => {
+        const err = timeoutError(timeoutMs);
+        if (response) response.destroy(err);
+        out.destroy(err);
+      });
+      out.on('error', reject);
+      if (guard) {
+        out.on('socket', (socket: Socket) => {
+          if (socket.remoteAddress) return; // a kept-alive socket, checked when it connected
+          socket.once('connect', () => {
+            const remote = socket.remoteAddress ?? '';
+            const reason = addressReason(remote, guard);
+            if (reason) out.destroy(refuseConnect(remote, reason, url.hostname));
+          });
+        });
+      }
+      out.on('response', (res) => {
+        response = res;
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withDump(res) });
+      });
+      out.end(req.body);
+    });
+  }
+
+  /** Closes every socket now (cancel): bodies still being read fail instead of finishing. */
+  destroy(): void {
+    this.http.destroy();
+    this.https.destroy();
+  }
+}
