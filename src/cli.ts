@@ -89,6 +89,43 @@ interface DownloadFlags {
   concurrency?: number;
   proxy?: string;
   config?: string;
+  header?: string[];
+  key?: string;
+  iv?: string;
+  audioLanguage?: string;
+  audioOnly?: boolean;
+  subtitles?: boolean;
+  subtitleLang?: string[];
+  maxDuration?: number;
+}
+
+/** `-H "Referer: https://x/"`, repeatable, as curl takes them. */
+function collectHeader(value: string, previous: string[] = []): string[] {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+:/.test(value)) throw new InvalidArgumentError('use "Name: value"');
+  return [...previous, value];
+}
+
+function headersOf(lines: string[] | undefined): Record<string, string> | undefined {
+  if (!lines?.length) return undefined;
+  const out: Record<string, string> = {};
+  for (const line of lines) {
+    const i = line.indexOf(':');
+    out[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function parseHex128(value: string): string {
+  if (!/^(0[xX])?[0-9a-fA-F]{32}$/.test(value)) throw new InvalidArgumentError('32 hexadecimal digits');
+  return value;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number of seconds above 0');
+  return n;
 }
 
 async function download(url: string, opts: DownloadFlags): Promise<void> {
@@ -121,7 +158,19 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
   const ffmpeg = await locateFfmpeg({ ffmpegPath: config.ffmpeg_path, verifyPath: false });
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  // A live recording: the first Ctrl-C stops it and keeps what was recorded, a second one cancels.
+  const stop = new AbortController();
+  let live = false;
+  const onSignal = () => {
+    if (live && !stop.signal.aborted) {
+      process.stderr.write('gabe: stopping the recording (Ctrl-C again to cancel)\n');
+      stop.abort();
+      process.once('SIGINT', onSignal);
+      return;
+    }
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
   process.once('SIGTERM', () => controller.abort());
   const reporter = progressReporter(process.stderr);
   try {
@@ -135,6 +184,20 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
       log,
       signal: controller.signal,
       onProgress: (t) => reporter.update(t.snapshot()),
+      stop: stop.signal,
+      onLive: () => {
+        live = true;
+      },
+      request: {
+        headers: headersOf(opts.header) ?? null,
+        key: opts.key ?? null,
+        iv: opts.iv ?? null,
+        audio_language: opts.audioLanguage ?? null,
+        audio_only: opts.audioOnly ?? null,
+        subtitles: opts.subtitles === false ? false : null,
+        subtitle_languages: opts.subtitleLang ?? null,
+        max_duration: opts.maxDuration ?? null,
+      },
     });
     reporter.stop();
     const facts = [
@@ -180,10 +243,22 @@ export function buildCli(): Command {
     .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
     .option(
       '-n, --concurrency <n>',
-      'segments (HLS) or connections (MP4, at most 64) at once (default: config segment_concurrency / mp4_connections, 16)',
+      'a fixed number of segments (HLS) or connections (MP4, at most 64) at once (default: HLS starts at segment_concurrency, 16, and grows while throughput does; MP4 uses mp4_connections, 16)',
       parseConcurrency,
     )
     .option('--proxy <url>', 'http://, https:// or socks5:// proxy')
+    .option(
+      '-H, --header <line>',
+      'request header for every fetch, "Name: value" (repeatable)',
+      collectHeader,
+    )
+    .option('--key <hex>', 'AES-128 key (32 hex digits) instead of the key URIs', parseHex128)
+    .option('--iv <hex>', "AES-128 IV (32 hex digits) instead of the playlist's", parseHex128)
+    .option('--audio-language <tag>', 'audio rendition by language (HLS), e.g. en, pt-BR')
+    .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
+    .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
+    .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
+    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 
@@ -229,6 +304,13 @@ export function buildCli(): Command {
     .option('--name <name>', 'video name')
     .option('--mp4', 'a direct MP4 URL (default: HLS)')
     .option('--callback-url <url>', 'URL to POST the job to when it ends (webhook)')
+    .option(
+      '-H, --header <line>',
+      'request header for every fetch, "Name: value" (repeatable)',
+      collectHeader,
+    )
+    .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
+    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action(
@@ -239,6 +321,9 @@ export function buildCli(): Command {
           name?: string;
           mp4?: boolean;
           callbackUrl?: string;
+          header?: string[];
+          audioOnly?: boolean;
+          maxDuration?: number;
           follow?: boolean;
           json?: boolean;
         },
@@ -250,6 +335,9 @@ export function buildCli(): Command {
           if (opts.name) body['video_name'] = opts.name;
           if (opts.callbackUrl) body['callback_url'] = opts.callbackUrl;
           if (!opts.mp4 && opts.resolution) body['resolution'] = opts.resolution;
+          if (opts.header?.length) body['headers'] = headersOf(opts.header);
+          if (!opts.mp4 && opts.audioOnly) body['audio_only'] = true;
+          if (!opts.mp4 && opts.maxDuration) body['max_duration'] = opts.maxDuration;
           const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
           if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
           print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

@@ -7,6 +7,7 @@ import { parsePlaylist } from '../src/hls/parse.js';
 import { gabe } from './helpers/cli.js';
 import {
   decodedVideoHash,
+  ffprobeJson,
   type HlsMasterFixture,
   type Mp4Fixture,
   makeHlsMaster,
@@ -71,6 +72,40 @@ describe('gabe download and gabe info', () => {
     } finally {
       origin.reset();
     }
+  });
+
+  it('sends -H headers with every fetch and keeps only the audio with --audio-only', async () => {
+    origin.addFault({
+      match: (r) => r.path.startsWith('/m/') && r.headers['referer'] !== 'https://r.example/',
+      status: 403,
+    });
+    try {
+      const out = path.join(tempDir(), 'sound.m4a');
+      const url = `${origin.url}/m/${master.variants[0]!.uri}`;
+      const refused = gabe(['download', url, '-o', out, '--audio-only']);
+      assert.notEqual(await refused.exit, 0);
+      assert.match(refused.stderr(), /403/);
+      const run = gabe(['download', url, '-o', out, '--audio-only', '-H', 'Referer: https://r.example/']);
+      assert.equal(await run.exit, 0, run.output());
+      assert.equal(run.stdout().trim(), out);
+      const streams = (await ffprobeJson(out)).streams.map((s) => s.codec_type);
+      assert.deepEqual(streams, ['audio']);
+    } finally {
+      origin.reset();
+    }
+  });
+
+  it('refuses a malformed header or key before fetching anything', async () => {
+    const url = `${origin.url}/m/${master.masterName}`;
+    for (const args of [
+      ['-H', 'no colon here'],
+      ['--key', 'abc'],
+    ]) {
+      const run = gabe(['download', url, ...args]);
+      assert.notEqual(await run.exit, 0);
+      assert.match(run.stderr(), /Name: value|32 hexadecimal digits/);
+    }
+    assert.equal(origin.countRequests(/^\/m\//), 0);
   });
 
   it('exits non-zero with the error message on failure', async () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isLive } from '../src/download/streams.js';
 import { GabeError } from '../src/errors.js';
 import { formatInfoTable, toInfoJson } from '../src/hls/info.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist } from '../src/hls/model.js';
@@ -467,16 +468,18 @@ describe('DRM and downloadability', () => {
     assert.equal(detectDrm(p), 'FairPlay');
   });
 
-  test('a live playlist (no EXT-X-ENDLIST) is LIVE_UNSUPPORTED', () => {
+  test('a live playlist (no EXT-X-ENDLIST) is downloadable, and live: it is recorded', () => {
     const p = media(
       m3u8('#EXTM3U', '#EXT-X-TARGETDURATION:4', '#EXT-X-MEDIA-SEQUENCE:9', '#EXTINF:4,', 'a.ts'),
     );
-    throwsKind(() => assertDownloadable(p), 'LIVE_UNSUPPORTED');
+    assert.doesNotThrow(() => assertDownloadable(p));
+    assert.equal(isLive(p), true);
   });
 
-  test('PLAYLIST-TYPE:VOD without EXT-X-ENDLIST is complete, hence downloadable', () => {
+  test('PLAYLIST-TYPE:VOD without EXT-X-ENDLIST is complete, not live', () => {
     const p = media(m3u8('#EXTM3U', '#EXT-X-PLAYLIST-TYPE:VOD', '#EXTINF:4,', 'a.ts'));
     assert.doesNotThrow(() => assertDownloadable(p));
+    assert.equal(isLive(p), false);
   });
 
   test('a finished playlist with no segments is NOT_A_PLAYLIST', () => {

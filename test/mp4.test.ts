@@ -240,7 +240,7 @@ describe('MP4 downloads against a faulty origin', () => {
         ...{ request: { url }, video_name: 'resumed', created_at: now, started_at: now, completed_at: null },
         ...{ updated_at: now, result: null, error: null, error_code: null, attempts: 1, progress: 0 },
         ...{ total_segments: 0, downloaded_segments: 0, downloaded_bytes: 0, total_bytes: null },
-        ...{ speed_bps: 0, eta_seconds: null },
+        ...{ speed_bps: 0, eta_seconds: null, recorded_seconds: null },
       };
       return mp4Downloader.run({
         job,

@@ -17,6 +17,9 @@ const STATUS_WORDS = {
 
 // Plain-words versions of the service's stable error codes. Anything not here falls back to the
 // server's own `detail`, which is already written for people.
+const LIVE_NOTE =
+  'This is a live stream: it is recorded until it ends. Cancel stops the recording and keeps what was recorded.';
+
 const FRIENDLY_ERRORS = {
   GABE_ERR_NOT_A_PLAYLIST: 'That URL did not return an HLS playlist.',
   GABE_ERR_NOT_A_VIDEO: 'That URL did not return a video file.',
@@ -31,7 +34,7 @@ const FRIENDLY_ERRORS = {
   GABE_ERR_PROXY: 'The proxy refused or failed the connection.',
   GABE_ERR_PLAYLIST_TOO_LARGE: 'That playlist is too large to handle.',
   GABE_ERR_DRM: 'This stream is protected by DRM, so it cannot be downloaded.',
-  GABE_ERR_LIVE_UNSUPPORTED: 'This is a live stream; it can be downloaded once the broadcast has ended.',
+  GABE_ERR_LIVE_UNSUPPORTED: 'This is a live stream, which cannot be downloaded.',
   GABE_ERR_NO_VARIANT: 'The playlist has no quality that matches your choice.',
   GABE_ERR_KEY: 'The decryption key of this stream could not be fetched.',
   GABE_ERR_SEGMENT: 'A part of the video could not be downloaded.',
@@ -345,7 +348,7 @@ function renderProbe(r) {
       elt('p', { class: 'warning', text: `Protected by ${r.encryption}: ${FRIENDLY_ERRORS.GABE_ERR_DRM}` }),
     );
   }
-  if (r.live) parts.push(elt('p', { class: 'warning', text: FRIENDLY_ERRORS.GABE_ERR_LIVE_UNSUPPORTED }));
+  if (r.live) parts.push(elt('p', { class: 'warning', text: LIVE_NOTE }));
 
   if (r.variants.length > 0) parts.push(renderQualities(r.variants));
   if (r.audio.length > 0) parts.push(renderRenditions('Audio tracks', r.audio));

@@ -24,6 +24,7 @@ export function presentJob(job: Job, live: JobProgress | null = null): JobRespon
     total_bytes: p.total_bytes,
     speed_bps: p.speed_bps,
     eta_seconds: p.eta_seconds,
+    recorded_seconds: p.recorded_seconds,
     original_url: job.request.url,
     video_name: job.result?.video_name ?? job.video_name,
     resolution: job.result?.resolution ?? job.request.resolution ?? null,

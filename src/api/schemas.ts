@@ -114,7 +114,37 @@ export const JobResultSchema = Type.Object({
   file_size_bytes: Type.Integer(),
   duration_seconds: NullableNumber('Duration of the output, from ffprobe.'),
   segment_count: Type.Union([Type.Integer(), Type.Null()]),
-  container: Type.String(),
+  container: Type.String({
+    description: '"mp4", or "m4a" for audio_only; the source container for MP4 URLs.',
+  }),
+  subtitles: Type.Optional(
+    Type.Array(
+      Type.Object({
+        language: Type.Union([Type.String(), Type.Null()]),
+        name: Type.String(),
+        path: Type.String({ description: 'The sidecar .vtt beside the output.' }),
+        cues: Type.Integer(),
+      }),
+      { description: 'Subtitle renditions muxed into the MP4 (mov_text), each also written as a .vtt.' },
+    ),
+  ),
+  live: Type.Optional(
+    Type.Object(
+      {
+        ended: Type.Union([
+          Type.Literal('endlist'),
+          Type.Literal('max_duration'),
+          Type.Literal('stopped'),
+          Type.Literal('stalled'),
+        ]),
+        missed_segments: Type.Integer(),
+      },
+      {
+        description:
+          'Live recordings: why the recording ended (EXT-X-ENDLIST, max_duration, DELETE, or a playlist that stopped changing) and segments that left the window unrecorded.',
+      },
+    ),
+  ),
 });
 
 export const JobSchema = Type.Object({
@@ -134,6 +164,7 @@ export const JobSchema = Type.Object({
   total_bytes: Type.Union([Type.Integer(), Type.Null()]),
   speed_bps: Type.Number({ description: 'Bytes per second over the last seconds.' }),
   eta_seconds: NullableNumber('Estimated seconds left.'),
+  recorded_seconds: NullableNumber('Live recordings: seconds of media recorded so far (null otherwise).'),
   original_url: Type.String(),
   video_name: Type.String(),
   resolution: NullableString('Resolution requested (or chosen, once known).'),

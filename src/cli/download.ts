@@ -8,9 +8,10 @@ import { hlsDownloader } from '../download/hls.js';
 import { mp4Downloader } from '../download/mp4.js';
 import { ProgressTracker } from '../download/progress.js';
 import type { Downloader } from '../download/types.js';
-import type { Job, JobResult, JobType } from '../jobs/types.js';
+import type { Job, JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { Logger } from '../log.js';
 import type { FfmpegTools } from '../media/locate.js';
+import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { removeDir } from '../storage/paths.js';
@@ -29,6 +30,12 @@ export interface LocalDownloadOptions {
   signal: AbortSignal;
   /** Called about four times a second with the tracker, for progress display. */
   onProgress?: (tracker: ProgressTracker) => void;
+  /** More of the job's request (headers, key, audio and subtitle choices, max_duration). */
+  request?: Omit<JobRequest, 'url'>;
+  /** Live recordings: aborting it stops the recording and keeps what was recorded. */
+  stop?: AbortSignal;
+  /** Called once the URL turns out to be a live stream that is being recorded. */
+  onLive?: () => void;
 }
 
 /**
@@ -51,6 +58,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     timeoutMs: config.connection_timeout * 1000,
     proxy: o.proxy ?? config.proxy,
     allowPrivateNetworks: config.allow_private_networks,
+    headers: mergeHeaders(config.headers, o.request?.headers),
   });
   let type: JobType;
   try {
@@ -64,7 +72,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     seq: 0,
     type,
     status: 'PROCESSING',
-    request: { url: o.url, resolution: o.resolution ?? null, proxy: o.proxy ?? null },
+    request: { ...o.request, url: o.url, resolution: o.resolution ?? null, proxy: o.proxy ?? null },
     client_ip: 'cli',
     owner: null,
     video_name: videoName,
@@ -83,6 +91,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     total_bytes: null,
     speed_bps: 0,
     eta_seconds: null,
+    recorded_seconds: null,
   };
   const tempDir = path.join(config.temp_path, id);
   await mkdir(tempDir, { recursive: true });
@@ -102,6 +111,10 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
         if (now - last < 250) return;
         last = now;
         o.onProgress?.(tracker);
+      },
+      markLive: () => {
+        o.onLive?.();
+        return o.stop ?? new AbortController().signal;
       },
     });
   } finally {

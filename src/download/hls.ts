@@ -1,142 +1,73 @@
-import { stat } from 'node:fs/promises';
+/**
+ * The HLS job: choose the streams, download their tracks (concurrently, in order, into track files
+ * kept for resuming), mux them into one MP4 with ffmpeg while they arrive, check the result, publish it.
+ *
+ * - Discontinuities: a plan whose segments change timestamps or codec parameters is merged from the
+ *   track files afterwards, one run at a time (media/merge.ts concatList), not through the pipes.
+ * - Subtitles: stitched before ffmpeg starts (it opens every input first), which needs the main
+ *   track's first timestamp; the tracks download meanwhile, their pipes waiting.
+ * - Live playlists are recorded (live.ts) until they end, max_duration, or DELETE.
+ */
+import { copyFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError, isGabeError } from '../errors.js';
 import { KeyCache } from '../hls/aes.js';
-import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition, Variant } from '../hls/model.js';
-import { assertDownloadable, detectDrm, parsePlaylist } from '../hls/parse.js';
-import { formatResolution, selectAudioRendition, selectVariant } from '../hls/select.js';
+import { formatResolution } from '../hls/select.js';
 import type { JobResult } from '../jobs/types.js';
-import { buildMergeArgs, isMoovReserveTooSmall, moovReserveFor } from '../media/merge.js';
+import {
+  buildMergeArgs,
+  concatList,
+  isMoovReserveTooSmall,
+  moovReserveFor,
+  type TrackInput,
+} from '../media/merge.js';
+import { firstFmp4Pts, firstTsPts } from '../media/pts.js';
 import { ffprobe, runTool } from '../media/run.js';
 import { type GuardOptions, surfaceForbidden } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
+import { DEFAULT_RETRY_POLICY, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
-import { Merger } from './merger.js';
-import { type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPlan } from './plan.js';
-import { downloadTrack, isExpiredUrlError } from './track.js';
+import { type LiveOutcome, LiveRecording } from './live.js';
+import { Merger, type TrackSink } from './merger.js';
+import { emptyPlan, type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPlan } from './plan.js';
+import { isLive, type PlaylistSource, reloadTrack, selectStreams, type Track } from './streams.js';
+import { prepareSubtitles, type SubtitleFile } from './subtitles.js';
+import { downloadTrack, readCheckpoint, type TrackResult } from './track.js';
 import type { DownloadContext, Downloader } from './types.js';
 
-/** Playlists larger than this are refused before parsing (a 100,000-segment playlist is ~10 MB). */
-const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
-/** Masters that point at masters: real CDNs do one hop; loops must end. */
-const MAX_PLAYLIST_HOPS = 3;
-
-async function loadPlaylist(
-  http: HttpClient,
-  url: string,
-  ctx: DownloadContext,
-  policy: RetryPolicy,
-): Promise<Playlist> {
-  const { data, res } = await withRetry(
-    () => http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES }),
-    policy,
-    {
-      signal: ctx.signal,
-      onRetry: (err, attempt, delayMs) => {
-        ctx.onRetry?.();
-        ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying');
-      },
-    },
-  );
-  // The final URL after redirects is the base for relative URIs (RFC 8216 4.1 via RFC 3986 5.1.3).
-  return parsePlaylist(data.toString('utf8'), res.url);
+/** Test seams: the destination guard's (net/guard.ts) and the moov reservation's; the service passes none. */
+export interface HlsSeams {
+  guard?: GuardOptions;
+  moovReserve?: (seconds: number) => number | null;
 }
 
-function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undefined): string {
-  return item.resolvedUri ?? new URL(item.uri, base).href;
+/** One track of the job: what to fetch, where it goes, and, for live streams, its recording. */
+interface TrackJob {
+  label: 'video' | 'audio';
+  which: 'main' | 'audio';
+  plan: TrackPlan;
+  file: string;
+  live: LiveRecording | null;
+  /** Live: the fingerprint its checkpoints carry, and the checkpoint a restart found. */
+  resume?: Parameters<typeof downloadTrack>[0]['resume'];
 }
 
-interface Selected {
-  media: MediaPlaylist;
-  /** The URL the media playlist was requested from (before redirects), for reloading it. */
-  mediaUrl: string;
-  variant: Variant | null;
-  audio: MediaPlaylist | null;
-  audioUrl: string | null;
-  audioRendition: Rendition | null;
+/** Bytes of the main track read for its first timestamp (TS: the first PES of each stream). */
+const ORIGIN_SCAN_BYTES = 4 * 1024 * 1024;
+
+function parseHex(hex: string): Buffer {
+  return Buffer.from(hex.replace(/^0[xX]/, ''), 'hex');
 }
 
-/** Resolves the job URL to the media playlists to download: the chosen variant and its audio, if separate. */
-async function selectStreams(http: HttpClient, ctx: DownloadContext, policy: RetryPolicy): Promise<Selected> {
-  const { request } = ctx.job;
-  let playlist = await loadPlaylist(http, request.url, ctx, policy);
-  let master: MasterPlaylist | null = null;
-  let variant: Variant | null = null;
-  let mediaUrl = request.url;
-  for (let hop = 0; playlist.kind === 'master'; hop++) {
-    if (hop >= MAX_PLAYLIST_HOPS) {
-      throw new GabeError(
-        'NOT_A_PLAYLIST',
-        `the master playlist leads to more than ${MAX_PLAYLIST_HOPS} masters in a row`,
-      );
-    }
-    const drm = detectDrm(playlist);
-    if (drm) throw new GabeError('DRM', `the stream is DRM-protected (${drm}); Gabe cannot download it`);
-    master = playlist;
-    const selection = selectVariant(master, request.resolution, ctx.config.default_resolution);
-    variant = selection.variant;
-    ctx.log.info(
-      { resolution: formatResolution(variant), bandwidth: variant.bandwidth, reason: selection.reason },
-      'variant selected',
-    );
-    mediaUrl = urlOf(variant, master.baseUrl);
-    playlist = await loadPlaylist(http, mediaUrl, ctx, policy);
-  }
-  const media = playlist;
-  assertDownloadable(media);
-  let audio: MediaPlaylist | null = null;
-  let audioUrl: string | null = null;
-  let audioRendition: Rendition | null = null;
-  if (master && variant) {
-    audioRendition = selectAudioRendition(master, variant);
-    if (audioRendition?.uri) {
-      audioUrl = urlOf({ uri: audioRendition.uri, resolvedUri: audioRendition.resolvedUri }, master.baseUrl);
-      const loaded = await loadPlaylist(http, audioUrl, ctx, policy);
-      if (loaded.kind !== 'media')
-        throw new GabeError('NOT_A_PLAYLIST', 'the audio rendition is not a media playlist');
-      assertDownloadable(loaded);
-      audio = loaded;
-      ctx.log.info(
-        { name: audioRendition.name, language: audioRendition.language },
-        'separate audio selected',
-      );
-    }
-  }
-  return { media, mediaUrl, variant, audio, audioUrl, audioRendition };
+function keyOverride(request: DownloadContext['job']['request']): KeyOverride | null {
+  if (!request.key && !request.iv) return null;
+  return { key: Boolean(request.key), iv: request.iv ? parseHex(request.iv) : null };
 }
 
-/**
- * Signed URLs expire mid-download. A fresh copy of the media playlist carries fresh segment and key
- * URLs; when the media playlist's own URL has expired too, the whole selection runs again from the
- * job's URL (the master), which picks the same variant from the same ladder.
- */
-async function reloadTrack(
-  which: 'video' | 'audio',
-  selected: Selected,
-  http: HttpClient,
-  ctx: DownloadContext,
-  policy: RetryPolicy,
-): Promise<MediaPlaylist> {
-  const url = which === 'video' ? selected.mediaUrl : selected.audioUrl;
-  if (url) {
-    try {
-      const playlist = await loadPlaylist(http, url, ctx, policy);
-      if (playlist.kind === 'media') return playlist;
-    } catch (err) {
-      if (!isExpiredUrlError(err)) throw err;
-    }
-  }
-  const fresh = await selectStreams(http, ctx, policy);
-  Object.assign(selected, fresh);
-  const media = which === 'video' ? fresh.media : fresh.audio;
-  if (!media) throw new GabeError('NOT_A_PLAYLIST', `the reloaded playlist no longer has the ${which} track`);
-  return media;
-}
-
-function trackFile(ctx: DownloadContext, label: string, plan: TrackPlan): string {
-  return path.join(ctx.tempDir, `${label}.${plan.fmp4 ? 'mp4' : 'ts'}`);
+function isMoovReserveError(err: unknown): boolean {
+  const stderr = isGabeError(err) ? err.details?.['stderr'] : undefined;
+  return typeof stderr === 'string' && isMoovReserveTooSmall(stderr);
 }
 
 /**
@@ -145,12 +76,11 @@ function trackFile(ctx: DownloadContext, label: string, plan: TrackPlan): string
  * and audio priming adds a frame or two. With unreadable EXTINFs the playlist's sum is only a lower
  * bound, so only a file shorter than it fails.
  */
-function checkDuration(actual: number | null, plan: TrackPlan): void {
-  const expected = plan.duration;
+function checkDuration(actual: number | null, expected: number, lowerBoundOnly: boolean): void {
   if (actual === null || expected <= 0) return;
   const tolerance = Math.max(1.5, expected * 0.02);
   const tooShort = actual < expected - tolerance;
-  const tooLong = plan.unknownDurations === 0 && actual > expected + tolerance;
+  const tooLong = !lowerBoundOnly && actual > expected + tolerance;
   if (tooShort || tooLong) {
     throw new GabeError(
       'INTEGRITY',
@@ -159,30 +89,109 @@ function checkDuration(actual: number | null, plan: TrackPlan): void {
   }
 }
 
-function parseKeyHex(hex: string): Buffer {
-  return Buffer.from(hex.replace(/^0[xX]/, ''), 'hex');
+/**
+ * Collects a track's first bytes until its first timestamp can be read, giving up (null) after two
+ * segments without one.
+ */
+function originWatcher(fmp4: () => boolean) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let settle!: (pts: number | null) => void;
+  const origin = new Promise<number | null>((resolve) => {
+    settle = resolve;
+  });
+  let done = false;
+  let segments = 0;
+  const finish = (pts: number | null) => {
+    if (done) return;
+    done = true;
+    chunks.length = 0;
+    settle(pts);
+  };
+  return {
+    origin,
+    finish,
+    see(buffers: readonly Buffer[], fetch: { pieces: { kind: string }[] } | null) {
+      if (done) return;
+      chunks.push(...buffers);
+      for (const b of buffers) size += b.length;
+      segments += fetch ? fetch.pieces.filter((p) => p.kind === 'segment').length : 0;
+      const head = Buffer.concat(chunks, size);
+      const pts = fmp4() ? firstFmp4Pts(head) : firstTsPts(head);
+      if (pts !== null || size >= ORIGIN_SCAN_BYTES || segments >= 2) finish(pts);
+    },
+  };
 }
 
-function keyOverride(request: DownloadContext['job']['request']): KeyOverride | null {
-  if (!request.key && !request.iv) return null;
-  return { key: Boolean(request.key), iv: request.iv ? parseKeyHex(request.iv) : null };
+/** What a pipe holds in memory while ffmpeg has not started: enough for the first segments. */
+const EARLY_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A pipe into a merger that starts later (once its subtitle files exist). The first writes are held
+ * in memory, so the track gets far enough for its first timestamp to be read (the subtitles need it),
+ * then the writer waits for ffmpeg.
+ */
+function deferredSink(
+  merger: Promise<Merger>,
+  pick: (m: Merger) => TrackSink | null,
+): TrackSink & { flush(): Promise<void> } {
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  let opening: Promise<TrackSink> | null = null;
+  // Writes go to `held` until the merger exists or `held` is full; then, in order, through `opening`,
+  // which first sends what was held.
+  const open = (): Promise<TrackSink> => {
+    opening ??= (async () => {
+      const sink = pick(await merger);
+      if (!sink) throw new GabeError('INTERNAL', 'the merger has no pipe for this track');
+      const early = held;
+      held = [];
+      if (early.length > 0) await sink.write(early);
+      return sink;
+    })();
+    return opening;
+  };
+  merger.then(open, () => {}).catch(() => {});
+  return {
+    async write(chunks) {
+      const size = chunks.reduce((n, c) => n + c.length, 0);
+      if (!opening && heldBytes + size <= EARLY_BYTES) {
+        held.push(...chunks);
+        heldBytes += size;
+        return;
+      }
+      await (await open()).write(chunks);
+    },
+    async flush() {
+      await open();
+    },
+  };
 }
 
-function isMoovReserveError(err: unknown): boolean {
-  const stderr = isGabeError(err) ? err.details?.['stderr'] : undefined;
-  return typeof stderr === 'string' && isMoovReserveTooSmall(stderr);
-}
-
-/** Test seams: the destination guard's (net/guard.ts) and the moov reservation's; the service passes none. */
-export interface HlsSeams {
-  guard?: GuardOptions;
-  moovReserve?: (seconds: number) => number | null;
+/** Sidecar .vtt files beside the output: `<name>.<language>.vtt`, never over an existing file. */
+async function publishSidecars(
+  output: string,
+  subtitles: readonly SubtitleFile[],
+): Promise<NonNullable<JobResult['subtitles']>> {
+  const base = output.replace(/\.[^./]+$/, '');
+  const used = new Set<string>();
+  const out: NonNullable<JobResult['subtitles']> = [];
+  for (const [i, s] of subtitles.entries()) {
+    const tag = (s.language ?? `track${i + 1}`).replace(/[^A-Za-z0-9-]/g, '') || `track${i + 1}`;
+    let name = `${base}.${tag}.vtt`;
+    for (let n = 2; used.has(name); n++) name = `${base}.${tag}-${n}.vtt`;
+    used.add(name);
+    await copyFile(s.sidecarFile, name);
+    out.push({ language: s.language, name: s.name, path: name, cues: s.cues });
+  }
+  return out;
 }
 
 export const hlsDownloader = {
   async run(ctx: DownloadContext, seams: HlsSeams = {}): Promise<JobResult> {
     const { job, config, log, signal } = ctx;
-    const multithreading = job.request.use_multithreading ?? config.use_multithreading;
+    const request = job.request;
+    const multithreading = request.use_multithreading ?? config.use_multithreading;
     const concurrency = multithreading
       ? {
           initial: config.segment_concurrency,
@@ -196,35 +205,140 @@ export const hlsDownloader = {
     const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: config.max_retries };
     const http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
-      proxy: job.request.proxy ?? config.proxy,
+      proxy: request.proxy ?? config.proxy,
       connections: concurrency.max + audioConcurrency.max + 2,
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
-      headers: mergeHeaders(config.headers, job.request.headers),
+      headers: mergeHeaders(config.headers, request.headers),
     });
+    const src: PlaylistSource = { http, ctx, policy };
+    // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).
+    const over = new AbortController();
     try {
-      const selected = await selectStreams(http, ctx, policy);
-      const override = keyOverride(job.request);
-      const videoPlan = planTrack(selected.media, override);
-      const audioPlan = selected.audio ? planTrack(selected.audio, override) : null;
-      ctx.progress.setTotals({
-        segments: videoPlan.segmentCount + (audioPlan?.segmentCount ?? 0),
-        bytes:
-          videoPlan.knownBytes !== null && (audioPlan === null || audioPlan.knownBytes !== null)
-            ? videoPlan.knownBytes + (audioPlan?.knownBytes ?? 0)
+      const selected = await selectStreams(src);
+      const audioOnly = request.audio_only === true;
+      const live = isLive(selected.main.media);
+      const stop = live ? (ctx.markLive?.() ?? new AbortController().signal) : null;
+      const override = keyOverride(request);
+      // audio_only with a separate rendition: that rendition alone is the main track.
+      const mainIsAudio = audioOnly && selected.audio !== null;
+      const specs: { which: 'main' | 'audio'; label: 'video' | 'audio'; track: Track }[] = [
+        {
+          which: mainIsAudio ? 'audio' : 'main',
+          label: mainIsAudio ? 'audio' : 'video',
+          track: mainIsAudio ? selected.audio! : selected.main,
+        },
+      ];
+      if (selected.audio && !mainIsAudio)
+        specs.push({ which: 'audio', label: 'audio', track: selected.audio });
+
+      const tracks: TrackJob[] = [];
+      for (const spec of specs) {
+        const file = path.join(ctx.tempDir, `${spec.label}.track`);
+        const reload = async () => reloadTrack(src, selected, spec.which);
+        if (!live) {
+          tracks.push({
+            label: spec.label,
+            which: spec.which,
+            plan: planTrack(spec.track.media, override),
+            file,
+            live: null,
+          });
+          continue;
+        }
+        const plan = emptyPlan(override);
+        const fingerprint = `live|${new URL(spec.track.url).pathname}`;
+        const checkpoint = await readCheckpoint(file, fingerprint);
+        if (checkpoint) plan.lastMsn = checkpoint.lastMsn;
+        const recorded = checkpoint?.seconds ?? 0;
+        const recording = new LiveRecording(plan, spec.track.media, {
+          reload,
+          maxDuration: request.max_duration ? Math.max(0, request.max_duration - recorded) : null,
+          stop: stop!,
+          signal: AbortSignal.any([signal, over.signal]),
+          log: log.child({ track: spec.label }),
+        });
+        tracks.push({
+          label: spec.label,
+          which: spec.which,
+          plan,
+          file,
+          live: recording,
+          resume: { checkpoint, fingerprint },
+        });
+      }
+      const main = tracks[0]!;
+      const audio = tracks[1] ?? null;
+      if (live) log.info({ max_duration: request.max_duration ?? null }, 'live playlist: recording');
+
+      const setTotals = () =>
+        ctx.progress.setTotals({
+          segments: tracks.reduce(
+            (n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0),
+            0,
+          ),
+          bytes: tracks.every((t) => t.plan.knownBytes !== null)
+            ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), 0)
             : null,
-      });
+        });
+      setTotals();
       ctx.reportProgress();
-      const estimate = ((selected.variant?.bandwidth ?? 0) / 8) * videoPlan.duration;
+      const estimate =
+        ((selected.variant?.bandwidth ?? 0) / 8) * (live ? (request.max_duration ?? 0) : main.plan.duration);
       if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
 
       const keys = new KeyCache(async (uri) => {
-        if (uri === OVERRIDE_KEY_URI && job.request.key) return parseKeyHex(job.request.key);
+        if (uri === OVERRIDE_KEY_URI && request.key) return parseHex(request.key);
         const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
           signal,
         });
         return data;
       });
+      const subtitleTracks = live || audioOnly ? [] : selected.subtitles;
+      if (live && selected.subtitles.length > 0) log.info('subtitles are not recorded from live streams');
+      // Discontinuities known up front: merged from the track files, run by run, after the download.
+      const piped = !tracks.some((t) => t.plan.runDurations.length > 1);
+      const merged = path.join(ctx.tempDir, 'merged.mp4');
+      const moovReserve = seams.moovReserve
+        ? seams.moovReserve(main.plan.duration)
+        : live
+          ? request.max_duration
+            ? moovReserveFor(request.max_duration)
+            : null
+          : main.plan.unknownDurations === 0
+            ? moovReserveFor(main.plan.duration)
+            : null;
+
+      const watcher = originWatcher(() => main.plan.fmp4);
+      if (subtitleTracks.length === 0) watcher.finish(null);
+      let merger: Merger | null = null;
+      let subtitles: SubtitleFile[] = [];
+      let openMerger!: (m: Merger) => void;
+      let failMerger!: (err: unknown) => void;
+      const mergerReady = new Promise<Merger>((resolve, reject) => {
+        openMerger = resolve;
+        failMerger = reject;
+      });
+      mergerReady.catch(() => {});
+      const sinks = {
+        main: deferredSink(mergerReady, (m) => m.main),
+        audio: deferredSink(mergerReady, (m) => m.audio),
+      };
+      const startMerger = async () => {
+        subtitles = await prepareSubtitles(src, subtitleTracks, watcher.origin, ctx.tempDir);
+        if (!piped) return;
+        merger = new Merger({
+          ffmpeg: ctx.ffmpeg.ffmpeg,
+          separateAudio: audio !== null,
+          audioOnly,
+          subtitles: subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name })),
+          output: merged,
+          moovReserve,
+          signal,
+        });
+        openMerger(merger);
+      };
+
       const common = {
         http,
         policy,
@@ -235,102 +349,155 @@ export const hlsDownloader = {
         reportProgress: ctx.reportProgress,
         onRetry: ctx.onRetry,
       };
-      const videoFile = trackFile(ctx, 'video', videoPlan);
-      const audioFile = audioPlan ? trackFile(ctx, 'audio', audioPlan) : null;
-      const merged = path.join(ctx.tempDir, 'merged.mp4');
-      // ffmpeg muxes while the segments arrive; the track files are kept beside it so that a job
-      // interrupted mid-way resumes from them instead of fetching everything again.
-      const moovReserve = seams.moovReserve
-        ? seams.moovReserve(videoPlan.duration)
-        : videoPlan.unknownDurations === 0
-          ? moovReserveFor(videoPlan.duration)
-          : null;
-      const merger = new Merger({
-        ffmpeg: ctx.ffmpeg.ffmpeg,
-        separateAudio: audioPlan !== null,
-        output: merged,
-        moovReserve,
-        signal,
+      const downloads = tracks.map((t) => {
+        t.live?.onChange(() => {
+          setTotals();
+          ctx.reportProgress();
+        });
+        return downloadTrack({
+          ...common,
+          plan: t.plan,
+          file: t.file,
+          concurrency: t === main ? concurrency : audioConcurrency,
+          label: t.label,
+          refresh: async () => planTrack(await reloadTrack(src, selected, t.which), override),
+          sink: piped ? (t === main ? sinks.main : sinks.audio) : undefined,
+          growth: t.live ?? undefined,
+          resume: t.resume,
+          onData:
+            t === main
+              ? (buffers, fetch) => {
+                  watcher.see(buffers, fetch);
+                  if (live && fetch)
+                    for (const p of fetch.pieces)
+                      if (p.kind === 'segment') ctx.progress.addRecorded(p.duration);
+                }
+              : undefined,
+        });
       });
+      const recordings = tracks.map((t) => t.live?.record() ?? null);
+      let results: TrackResult[];
+      let outcome: LiveOutcome | null = null;
       try {
-        await Promise.all([
-          downloadTrack({
-            ...common,
-            plan: videoPlan,
-            file: videoFile,
-            concurrency,
-            label: 'video',
-            refresh: async () => planTrack(await reloadTrack('video', selected, http, ctx, policy), override),
-            sink: merger.main,
+        const [res] = await Promise.all([
+          Promise.all(downloads),
+          startMerger().catch((err: unknown) => {
+            failMerger(err);
+            throw err;
           }),
-          audioPlan && audioFile
-            ? downloadTrack({
-                ...common,
-                plan: audioPlan,
-                file: audioFile,
-                // Audio segments are small; a few connections keep pace with the video.
-                concurrency: audioConcurrency,
-                label: 'audio',
-                refresh: async () =>
-                  planTrack(await reloadTrack('audio', selected, http, ctx, policy), override),
-                sink: merger.audio ?? undefined,
-              })
-            : null,
+          ...recordings,
         ]);
+        results = res;
+        outcome = (await recordings[0]) ?? null;
+        watcher.finish(null);
       } catch (err) {
-        await merger.abort();
+        failMerger(err);
+        await (merger as Merger | null)?.abort();
         throw err;
       }
-      log.info({ video: videoFile, audio: audioFile }, 'all segments in; finishing the MP4');
-      try {
-        await merger.finish();
-      } catch (err) {
-        if (!isMoovReserveError(err)) throw err;
-        // The stream has more samples than the moov reservation allows for (very high frame rates):
-        // merge once more from the complete track files, with a second pass for the moov.
-        log.warn(
-          { moovReserve },
-          'the reserved moov space was too small; merging again from the track files',
-        );
+      log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
+
+      const fileInput = (t: TrackJob, r: TrackResult): Promise<TrackInput> =>
+        trackInput(t, r, main, ctx.tempDir);
+      const mergeFromFiles = async (reserve: number | null) => {
         await runTool(
           ctx.ffmpeg.ffmpeg,
           buildMergeArgs({
-            main: { file: videoFile },
-            audio: audioFile ? { file: audioFile } : null,
+            main: await fileInput(main, results[0]!),
+            audio: audio ? await fileInput(audio, results[1]!) : null,
+            audioOnly,
+            subtitles: subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name })),
             output: merged,
-            moovReserve: null,
+            moovReserve: reserve,
           }),
           { signal },
         );
+      };
+      const runs = Math.max(...results.map((r) => r.runStarts.length));
+      const pipedMerger = merger as Merger | null;
+      if (pipedMerger && runs <= 1) {
+        try {
+          await sinks.main.flush();
+          if (audio) await sinks.audio.flush();
+          await pipedMerger.finish();
+        } catch (err) {
+          if (!isMoovReserveError(err)) throw err;
+          // More samples than the moov reservation allows for (very high frame rates): merge once
+          // more from the complete track files, with a second pass for the moov.
+          log.warn(
+            { moovReserve },
+            'the reserved moov space was too small; merging again from the track files',
+          );
+          await mergeFromFiles(null);
+        }
+      } else {
+        // Discontinuities (known up front, or a live stream that brought some): run by run, from the files.
+        await pipedMerger?.abort();
+        log.info({ runs }, 'merging discontinuity runs from the track files');
+        await mergeFromFiles(moovReserve);
       }
-      const out = await ffprobe(ctx.ffmpeg.ffprobe, merged, signal);
+
+      const out = await ffprobe(ctx.ffmpeg.ffprobe, merged, signal, 'mov');
       const duration = Number(out.format.duration);
-      checkDuration(Number.isFinite(duration) ? duration : null, videoPlan);
+      checkDuration(
+        Number.isFinite(duration) ? duration : null,
+        results[0]!.seconds,
+        main.plan.unknownDurations > 0,
+      );
       const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
-      const resolution = v
-        ? `${v.width}x${v.height}`
-        : selected.variant
-          ? formatResolution(selected.variant)
-          : null;
+      const resolution = audioOnly
+        ? null
+        : v
+          ? `${v.width}x${v.height}`
+          : selected.variant
+            ? formatResolution(selected.variant)
+            : null;
       const size = (await stat(merged)).size;
-      const outputPath = await publishFile(merged, config.output_path, job.video_name, '.mp4');
-      return {
+      const ext = audioOnly ? '.m4a' : '.mp4';
+      const outputPath = await publishFile(merged, config.output_path, job.video_name, ext);
+      const result: JobResult = {
         status: 'completed',
         output_path: outputPath,
         resolution,
-        video_name: path.basename(outputPath, '.mp4'),
-        original_url: job.request.url,
+        video_name: path.basename(outputPath, ext),
+        original_url: request.url,
         file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
         file_size_bytes: size,
         duration_seconds: Number.isFinite(duration) ? duration : null,
-        segment_count: videoPlan.segmentCount,
-        container: 'mp4',
+        segment_count: results[0]!.segments,
+        container: audioOnly ? 'm4a' : 'mp4',
       };
+      if (subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, subtitles);
+      if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
+      return result;
     } catch (err) {
       // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.
       throw surfaceForbidden(err);
     } finally {
+      over.abort();
       await http.destroy();
     }
   },
 } satisfies Downloader;
+
+/** The track file as ffmpeg input: the file itself, or an ffconcat list of its discontinuity runs. */
+async function trackInput(t: TrackJob, r: TrackResult, main: TrackJob, dir: string): Promise<TrackInput> {
+  if (r.runStarts.length <= 1) return { file: t.file };
+  // The main track's run lengths for every track, so that all of them start each run together. A
+  // resumed recording knows only its latest runs: ffmpeg then measures each run itself.
+  const lengths =
+    main.plan.runDurations.length === r.runStarts.length
+      ? main.plan.runDurations
+      : t.plan.runDurations.length === r.runStarts.length
+        ? t.plan.runDurations
+        : null;
+  const runs = r.runStarts.map((start, i) => ({
+    start,
+    end: r.runStarts[i + 1] ?? r.bytes,
+    seconds: lengths?.[i] ?? null,
+  }));
+  const list = path.join(dir, `${t.label}.ffconcat`);
+  await rm(list, { force: true });
+  await writeFile(list, concatList(t.file, runs));
+  return { concat: list };
+}

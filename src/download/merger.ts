@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { GabeError, toGabeError } from '../errors.js';
-import { buildMergeArgs, MERGE_PIPES } from '../media/merge.js';
+import { buildMergeArgs, MERGE_PIPES, type SubtitleInput } from '../media/merge.js';
 import { type RunResult, runTool } from '../media/run.js';
 
 /** Where a track's bytes go, in playlist order, as they are written to its file. */
@@ -11,6 +11,8 @@ export interface TrackSink {
 export interface MergerOptions {
   ffmpeg: string;
   separateAudio: boolean;
+  audioOnly?: boolean;
+  subtitles?: readonly SubtitleInput[];
   output: string;
   moovReserve: number | null;
   signal: AbortSignal;
@@ -48,6 +50,8 @@ export class Merger {
     const args = buildMergeArgs({
       main: { pipe: MERGE_PIPES.main },
       audio: options.separateAudio ? { pipe: MERGE_PIPES.audio } : null,
+      audioOnly: options.audioOnly,
+      subtitles: options.subtitles,
       output: options.output,
       moovReserve: options.moovReserve,
     });

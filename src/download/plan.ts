@@ -186,7 +186,15 @@ function coalesce(pieces: Piece[]): Fetch[] {
  * the origin says they do not exist.
  */
 export function planTrack(media: MediaPlaylist, override: KeyOverride | null = null): TrackPlan {
-  const plan: TrackPlan = {
+  const plan = emptyPlan(override);
+  appendSegments(plan, media, media.segments);
+  if (plan.segmentCount === 0) throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
+  return plan;
+}
+
+/** A plan with nothing in it yet: a live recording's, which grows with every reload. */
+export function emptyPlan(override: KeyOverride | null = null): TrackPlan {
+  return {
     pieces: [],
     fetches: [],
     segmentCount: 0,
@@ -199,9 +207,6 @@ export function planTrack(media: MediaPlaylist, override: KeyOverride | null = n
     lastMap: null,
     override,
   };
-  appendSegments(plan, media, media.segments);
-  if (plan.segmentCount === 0) throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
-  return plan;
 }
 
 /**

@@ -13,6 +13,7 @@ export class ProgressTracker {
   private totalBytes: number | null = null;
   private segments = 0;
   private totalSegments = 0;
+  private recorded: number | null = null;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -36,6 +37,11 @@ export class ProgressTracker {
 
   addSegment(): void {
     this.segments += 1;
+  }
+
+  /** Live recordings: `seconds` more of media are in. */
+  addRecorded(seconds: number): void {
+    this.recorded = (this.recorded ?? 0) + seconds;
   }
 
   get downloadedBytes(): number {
@@ -73,6 +79,7 @@ export class ProgressTracker {
       total_bytes: this.totalBytes,
       speed_bps: Math.round(speed),
       eta_seconds: eta === null ? null : Math.round(eta * 10) / 10,
+      recorded_seconds: this.recorded === null ? null : Math.round(this.recorded * 1000) / 1000,
     };
   }
 }

@@ -9,6 +9,7 @@ import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
 import { AdaptiveConcurrency } from './concurrency.js';
+import type { Growth } from './live.js';
 import type { TrackSink } from './merger.js';
 import type { Fetch, Piece, TrackPlan } from './plan.js';
 import type { ProgressTracker } from './progress.js';
@@ -36,6 +37,18 @@ export interface TrackOptions {
   sink?: TrackSink;
   /** Set once the track's disguised segments have been logged (one line per track, not per segment). */
   disguiseLogged?: boolean;
+  /** A live recording: the plan grows until it says it ended. */
+  growth?: Growth;
+  /**
+   * A live recording resumed after a restart: the file's first `bytes` are kept and the plan holds only
+   * what comes after them. Without it, a checkpoint matching the plan's fingerprint is looked for.
+   */
+  resume?: { checkpoint: TrackCheckpoint | null; fingerprint: string };
+  /**
+   * Sees the track's bytes in file order, those a resume keeps first: hls.ts reads the first
+   * timestamps from them, and counts a live recording's seconds.
+   */
+  onData?: (buffers: readonly Buffer[], fetch: Fetch | null) => void;
 }
 
 /** Statuses by which an origin says "slower, please" (RFC 6585, RFC 9110). */
@@ -78,11 +91,25 @@ function anchorsOf(plan: TrackPlan): string[] {
 }
 
 /** Durable progress of one track: how many fetches are in the file, and how many bytes that is. */
-interface Checkpoint {
+export interface TrackCheckpoint {
   fingerprint: string;
   fetches: number;
   bytes: number;
   segments: number;
+  /** Media sequence number of the last segment in the file (live recordings continue after it). */
+  lastMsn: number;
+  /** EXTINF seconds in the file. */
+  seconds: number;
+  /** Byte offset in the file where each discontinuity run starts (the first at 0). */
+  runStarts: number[];
+}
+
+/** What a track holds once downloaded: the file's size and where its discontinuity runs start. */
+export interface TrackResult {
+  bytes: number;
+  segments: number;
+  seconds: number;
+  runStarts: number[];
 }
 
 /**
@@ -96,10 +123,12 @@ function fingerprintOf(plan: TrackPlan): string {
   return `${plan.pieces.length}|${plan.fetches.length}|${path(first?.url)}|${path(last?.url)}|${first?.msn}|${last?.msn}`;
 }
 
-async function readCheckpoint(file: string, fingerprint: string): Promise<Checkpoint | null> {
+/** The checkpoint beside a track file, if it was written for `fingerprint`. */
+export async function readCheckpoint(file: string, fingerprint: string): Promise<TrackCheckpoint | null> {
   try {
-    const cp = JSON.parse(await readFile(`${file}.json`, 'utf8')) as Checkpoint;
-    return cp.fingerprint === fingerprint ? cp : null;
+    const cp = JSON.parse(await readFile(`${file}.json`, 'utf8')) as TrackCheckpoint;
+    if (cp.fingerprint !== fingerprint || !Array.isArray(cp.runStarts)) return null;
+    return cp;
   } catch {
     return null;
   }
@@ -246,9 +275,12 @@ function sizeOf(buffers: readonly Buffer[]): number {
 }
 
 /** Sends the first `bytes` of a resumed track file to the merge. */
-async function replay(file: string, bytes: number, sink: TrackSink): Promise<void> {
+async function replay(file: string, bytes: number, o: TrackOptions): Promise<void> {
   const stream = createReadStream(file, { start: 0, end: bytes - 1, highWaterMark: 1024 * 1024 });
-  for await (const chunk of stream) await sink.write([chunk as Buffer]);
+  for await (const chunk of stream) {
+    o.onData?.([chunk as Buffer], null);
+    await o.sink?.write([chunk as Buffer]);
+  }
 }
 
 /**
@@ -258,24 +290,30 @@ async function replay(file: string, bytes: number, sink: TrackSink): Promise<voi
  * writer, so memory stays bounded when one early segment is slow. After every write a checkpoint
  * records what the file holds, so a restarted job fetches only what is missing.
  */
-export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }> {
+export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   const { plan, file } = o;
-  const fingerprint = fingerprintOf(plan);
-  const cp = await readCheckpoint(file, fingerprint);
+  const fingerprint = o.resume?.fingerprint ?? fingerprintOf(plan);
+  const cp = o.resume ? o.resume.checkpoint : await readCheckpoint(file, fingerprint);
   let nextWrite = 0;
   let bytes = 0;
+  let seconds = 0;
+  let lastMsn = cp?.lastMsn ?? -1;
+  const runStarts: number[] = cp ? [...cp.runStarts] : [];
+  let lastRun = runStarts.length - 1;
   if (cp) {
     // The data is written before its checkpoint, so the file may hold more than the checkpoint says.
     await truncate(file, cp.bytes);
-    nextWrite = cp.fetches;
+    // A resumed recording's plan starts after the file; a resumed download's plan includes it.
+    nextWrite = o.resume ? 0 : cp.fetches;
     bytes = cp.bytes;
+    seconds = cp.seconds;
     for (let i = 0; i < cp.segments; i++) o.progress.addSegment();
     o.log.info(
       { track: o.label, fetches: cp.fetches, of: plan.fetches.length },
       'resuming track from checkpoint',
     );
     // The merge starts from the first byte: what the file already holds goes to it first.
-    if (o.sink && cp.bytes > 0) await replay(file, cp.bytes, o.sink);
+    if ((o.sink || o.onData) && cp.bytes > 0) await replay(file, cp.bytes, o);
   } else {
     await rm(file, { force: true });
   }
@@ -292,7 +330,6 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   };
   // Twice the concurrency: a slow segment at the head of the line does not stop the others at once.
   const windowSize = () => Math.max(8, limit.limit * 2);
-  const anchors = anchorsOf(plan);
   const fresh = new Map<number, PieceUrls>();
   const urlsOf = (p: Piece): PieceUrls =>
     fresh.get(p.index) ?? { url: p.url, keyUri: p.decrypt?.keyUri ?? null };
@@ -300,6 +337,8 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
   const refresh = (): Promise<void> => {
     refreshing ??= (async () => {
       const next = await o.refresh!();
+      // Computed now: a live plan has grown since the track started.
+      const anchors = anchorsOf(plan);
       const byAnchor = new Map<string, Piece>();
       anchorsOf(next).forEach((a, i) => {
         byAnchor.set(a, next.pieces[i]!);
@@ -367,17 +406,30 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
           while (ready.has(nextWrite) && !failed) {
             const buffers = ready.get(nextWrite)!;
             ready.delete(nextWrite);
+            const fetch = plan.fetches[nextWrite]!;
             const size = sizeOf(buffers);
             readyBytes -= size;
+            o.onData?.(buffers, fetch);
+            // Where each discontinuity run starts in the file (a concat merge cuts the file there).
+            let offset = bytes;
+            for (const [j, p] of fetch.pieces.entries()) {
+              if (p.run > lastRun) {
+                runStarts.push(offset);
+                lastRun = p.run;
+              }
+              if (fetch.pieces.length > 1) offset += buffers[j]?.length ?? 0;
+            }
             // The file (for resuming) and the merge take the same buffers at the same time.
             await Promise.all([
               buffers.length === 1 ? fh.write(buffers[0]!) : fh.writev(buffers),
               o.sink?.write(buffers),
             ]);
             bytes += size;
-            for (const p of plan.fetches[nextWrite]!.pieces) {
+            for (const p of fetch.pieces) {
               if (p.kind === 'segment') {
                 segments++;
+                seconds += p.duration;
+                lastMsn = p.msn;
                 o.progress.addSegment();
               }
             }
@@ -387,7 +439,15 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
             const now = Date.now();
             if (now - lastCheckpoint >= CHECKPOINT_MS || nextWrite === plan.fetches.length) {
               lastCheckpoint = now;
-              const checkpoint: Checkpoint = { fingerprint, fetches: nextWrite, bytes, segments };
+              const checkpoint: TrackCheckpoint = {
+                fingerprint,
+                fetches: nextWrite,
+                bytes,
+                segments,
+                lastMsn,
+                seconds,
+                runStarts,
+              };
               await writeFile(`${file}.json`, JSON.stringify(checkpoint));
             }
             o.reportProgress();
@@ -429,8 +489,12 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
             },
           );
         }
-        if (nextWrite === plan.fetches.length && inFlight === 0 && !writing) resolve();
+        const more = o.growth !== undefined && !o.growth.ended;
+        if (nextWrite === plan.fetches.length && inFlight === 0 && !writing && !more) resolve();
       };
+      o.growth?.onChange(() => {
+        if (!failed) launch();
+      });
       launch();
     });
   } catch (err) {
@@ -440,5 +504,5 @@ export async function downloadTrack(o: TrackOptions): Promise<{ bytes: number }>
     o.signal.removeEventListener('abort', onAbort);
     await fh.close();
   }
-  return { bytes };
+  return { bytes, segments, seconds, runStarts };
 }

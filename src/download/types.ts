@@ -18,6 +18,11 @@ export interface DownloadContext {
   reportProgress(): void;
   /** Counts a retried request (metrics). */
   onRetry?: () => void;
+  /**
+   * A live recording calls this once it knows it is one: from then on DELETE means "stop and keep
+   * what was recorded" (the returned signal aborts; the job then completes) instead of cancelling.
+   */
+  markLive?: () => AbortSignal;
 }
 
 /** One implementation per job type: the scheduler picks by `job.type`. */

@@ -77,7 +77,7 @@ export function detectDrm(playlist: Playlist): string | null {
   return found.size === 0 ? null : [...found].join(', ');
 }
 
-/** Throws unless the media playlist is one we can download: complete, not DRM-protected, not empty. */
+/** Throws unless the media playlist is one we can download: not DRM-protected, not empty. */
 export function assertDownloadable(media: MediaPlaylist): void {
   const drm = detectDrm(media);
   if (drm !== null) {
@@ -85,15 +85,8 @@ export function assertDownloadable(media: MediaPlaylist): void {
       details: { drm },
     });
   }
-  // Checked before liveness: "#EXTM3U" alone (a stub, an error) is better told as empty than as live.
+  // A live playlist that lists nothing yet is indistinguishable from a stub or an error page.
   if (media.segments.length === 0) {
     throw new GabeError('NOT_A_PLAYLIST', 'the media playlist lists no segments');
-  }
-  // PLAYLIST-TYPE:VOD promises the playlist never changes (RFC 8216 4.3.3.5), even if ENDLIST is missing.
-  if (!media.endlist && media.playlistType !== 'VOD') {
-    throw new GabeError(
-      'LIVE_UNSUPPORTED',
-      'the playlist is live (no EXT-X-ENDLIST): only finished (VOD) streams can be downloaded',
-    );
   }
 }

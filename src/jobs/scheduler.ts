@@ -21,6 +21,8 @@ interface Running {
   controller: AbortController;
   tracker: ProgressTracker;
   done: Promise<void>;
+  /** Set by a live recording: DELETE aborts this (stop and keep) rather than the job. */
+  stop: AbortController | null;
 }
 
 export interface SchedulerDeps {
@@ -93,12 +95,14 @@ export class Scheduler extends EventEmitter {
 
   /**
    * Cancels a PENDING or PROCESSING job and resolves with it once it is CANCELLED and its transfer and
-   * temp files are gone. Returns null for an unknown job, the job unchanged for a finished one.
+   * temp files are gone; a live recording is stopped instead, and resolves once it has COMPLETED with
+   * what was recorded. Returns null for an unknown job, the job unchanged for a finished one.
    */
   async cancel(id: string): Promise<Job | null> {
     const run = this.running.get(id);
     if (run) {
-      run.controller.abort('cancel' satisfies StopReason);
+      if (run.stop) run.stop.abort();
+      else run.controller.abort('cancel' satisfies StopReason);
       await run.done;
       return this.deps.store.get(id);
     }
@@ -141,15 +145,16 @@ export class Scheduler extends EventEmitter {
   private launch(job: Job): void {
     const controller = new AbortController();
     const tracker = new ProgressTracker();
-    const entry: Running = { controller, tracker, done: Promise.resolve() };
+    const entry: Running = { controller, tracker, done: Promise.resolve(), stop: null };
     this.running.set(job.id, entry);
-    entry.done = this.execute(job, controller, tracker).finally(() => {
+    entry.done = this.execute(job, entry).finally(() => {
       this.running.delete(job.id);
       this.pump();
     });
   }
 
-  private async execute(job: Job, controller: AbortController, tracker: ProgressTracker): Promise<void> {
+  private async execute(job: Job, entry: Running): Promise<void> {
+    const { controller, tracker } = entry;
     const { store, config } = this.deps;
     const log = this.deps.log.child({ job_id: job.id });
     const tempDir = jobTempDir(config.temp_path, job.id);
@@ -180,6 +185,10 @@ export class Scheduler extends EventEmitter {
         progress: tracker,
         reportProgress,
         onRetry: () => this.emit('retry', job.id),
+        markLive: () => {
+          entry.stop ??= new AbortController();
+          return entry.stop.signal;
+        },
       });
       if (controller.signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled');
       store.updateProgress(job.id, tracker.snapshot());

@@ -48,6 +48,8 @@ export const MIGRATIONS: readonly string[] = [
   // 2: jobs belong to the API key that submitted them (a SHA-256 of it: the key itself is never stored).
   `ALTER TABLE jobs ADD COLUMN owner TEXT;
    CREATE INDEX jobs_owner_status ON jobs (owner, status);`,
+  // 3: live recordings report the seconds of media recorded so far.
+  `ALTER TABLE jobs ADD COLUMN recorded_seconds REAL;`,
 ];
 
 interface JobRow {
@@ -72,6 +74,7 @@ interface JobRow {
   total_bytes: number | null;
   speed_bps: number;
   eta_seconds: number | null;
+  recorded_seconds: number | null;
   attempts: number;
   owner: string | null;
 }
@@ -291,7 +294,7 @@ export class JobStore {
     this.db
       .prepare(
         `UPDATE jobs SET progress = ?, total_segments = ?, downloaded_segments = ?, downloaded_bytes = ?,
-           total_bytes = ?, speed_bps = ?, eta_seconds = ?, updated_at = ?
+           total_bytes = ?, speed_bps = ?, eta_seconds = ?, recorded_seconds = ?, updated_at = ?
          WHERE id = ? AND status = 'PROCESSING'`,
       )
       .run(
@@ -302,6 +305,7 @@ export class JobStore {
         p.total_bytes,
         p.speed_bps,
         p.eta_seconds,
+        p.recorded_seconds,
         now(),
         id,
       );

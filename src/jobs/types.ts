@@ -65,6 +65,10 @@ export interface JobResult {
   duration_seconds: number | null;
   segment_count: number | null;
   container: string;
+  /** WebVTT renditions muxed as mov_text, each also delivered as a .vtt beside the output. */
+  subtitles?: { language: string | null; name: string; path: string; cues: number }[];
+  /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
+  live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
 }
 
 export interface JobProgress {
@@ -75,6 +79,8 @@ export interface JobProgress {
   total_bytes: number | null;
   speed_bps: number;
   eta_seconds: number | null;
+  /** Live recordings: seconds of media recorded so far (null for other jobs). */
+  recorded_seconds: number | null;
 }
 
 export interface Job extends JobProgress {

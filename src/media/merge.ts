@@ -8,14 +8,29 @@
  */
 import { SEGMENT_DEMUXERS, safeInput } from './run.js';
 
-/** A track read from a pipe (file descriptor of the ffmpeg process) or from a file. */
-export type TrackInput = { pipe: number } | { file: string };
+/**
+ * A track read from a pipe (file descriptor of the ffmpeg process), from a file, or from an ffconcat
+ * list of the file's discontinuity runs (concatList).
+ */
+export type TrackInput = { pipe: number } | { file: string } | { concat: string };
+
+export interface SubtitleInput {
+  /** A WebVTT file on the output's timeline. */
+  file: string;
+  /** RFC 5646 tag from the playlist, or null. */
+  language: string | null;
+  title: string;
+}
 
 export interface MergeInput {
   /** The main track: video (with or without audio), or audio for an audio-only stream. */
   main: TrackInput;
   /** A separate audio rendition, replacing any audio in the main track. */
   audio: TrackInput | null;
+  /** WebVTT tracks to mux as mov_text. */
+  subtitles?: readonly SubtitleInput[];
+  /** Only the audio (an .m4a): video streams are left out. */
+  audioOnly?: boolean;
   output: string;
   /**
    * Bytes reserved at the start of the file for the moov box, so it goes in front without the second
@@ -50,6 +65,18 @@ export function isMoovReserveTooSmall(stderr: string): boolean {
 
 function inputArgs(track: TrackInput): string[] {
   if ('file' in track) return [...safeInput('file', SEGMENT_DEMUXERS), '-i', track.file];
+  if ('concat' in track) {
+    // The list is ours; its entries are subfile: slices of our own track file, nothing else.
+    return [
+      '-f',
+      'concat',
+      '-safe',
+      '0',
+      ...safeInput('file,subfile', `concat,${SEGMENT_DEMUXERS}`),
+      '-i',
+      track.concat,
+    ];
+  }
   return [
     ...safeInput('pipe', SEGMENT_DEMUXERS),
     // Input threads hand packets to the muxer through this queue; with two live pipes a deeper queue
@@ -65,15 +92,101 @@ export function buildMergeArgs(input: MergeInput): string[] {
   const args = ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
   args.push(...inputArgs(input.main));
   if (input.audio) args.push(...inputArgs(input.audio));
+  const subtitles = input.audioOnly ? [] : (input.subtitles ?? []);
+  const first = input.audio ? 2 : 1;
+  for (const s of subtitles) args.push(...safeInput('file', 'webvtt'), '-f', 'webvtt', '-i', s.file);
   // '?' makes a map optional: an audio-only or video-only stream merges without error. Data and ID3
   // timed-metadata streams are left out on purpose: MP4 cannot carry them. ADTS AAC needs no explicit
   // aac_adtstoasc: the MP4 muxer inserts it (ffmpeg >= 4).
-  args.push('-map', '0:v?');
+  if (!input.audioOnly) args.push('-map', '0:v?');
   args.push('-map', input.audio ? '1:a?' : '0:a?');
+  subtitles.forEach((_, i) => {
+    args.push('-map', `${first + i}:s`);
+  });
   args.push('-c', 'copy');
+  if (subtitles.length > 0) args.push('-c:s', 'mov_text');
+  subtitles.forEach((s, i) => {
+    args.push(
+      `-metadata:s:s:${i}`,
+      `language=${iso639_2(s.language)}`,
+      `-metadata:s:s:${i}`,
+      `title=${s.title}`,
+    );
+  });
   // moov in front, so the file starts playing in a browser before it has fully loaded.
   if (input.moovReserve === null) args.push('-movflags', '+faststart');
   else args.push('-moov_size', String(input.moovReserve));
   args.push('-f', 'mp4', input.output);
   return args;
+}
+
+/**
+ * An ffconcat list of a track file's discontinuity runs, as `subfile` slices: each run is demuxed
+ * on its own and placed right after the previous one for the playlist's EXTINF time (`duration`), so
+ * a run whose timestamps restart, or whose audio is shorter than its video (an inserted ad), neither
+ * breaks the timeline nor shifts the audio against the video of the runs after it.
+ */
+export function concatList(
+  file: string,
+  runs: readonly { start: number; end: number; seconds: number | null }[],
+): string {
+  const lines = ['ffconcat version 1.0'];
+  for (const r of runs) {
+    const url = `subfile,,start,${r.start},end,${r.end},,:${file}`;
+    lines.push(`file '${url.replaceAll("'", "'\\''")}'`);
+    if (r.seconds !== null && r.seconds > 0) lines.push(`duration ${r.seconds.toFixed(6)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** MP4 stores ISO 639-2/T language codes; HLS gives RFC 5646 tags (mostly ISO 639-1). */
+const ISO639_1_TO_2: Record<string, string> = {
+  ar: 'ara',
+  bg: 'bul',
+  ca: 'cat',
+  cs: 'ces',
+  da: 'dan',
+  de: 'deu',
+  el: 'ell',
+  en: 'eng',
+  es: 'spa',
+  et: 'est',
+  fa: 'fas',
+  fi: 'fin',
+  fr: 'fra',
+  he: 'heb',
+  hi: 'hin',
+  hr: 'hrv',
+  hu: 'hun',
+  id: 'ind',
+  is: 'isl',
+  it: 'ita',
+  ja: 'jpn',
+  ko: 'kor',
+  lt: 'lit',
+  lv: 'lav',
+  ms: 'msa',
+  nb: 'nob',
+  nl: 'nld',
+  nn: 'nno',
+  no: 'nor',
+  pl: 'pol',
+  pt: 'por',
+  ro: 'ron',
+  ru: 'rus',
+  sk: 'slk',
+  sl: 'slv',
+  sr: 'srp',
+  sv: 'swe',
+  th: 'tha',
+  tr: 'tur',
+  uk: 'ukr',
+  vi: 'vie',
+  zh: 'zho',
+};
+
+export function iso639_2(tag: string | null): string {
+  const primary = (tag ?? '').trim().toLowerCase().split('-')[0] ?? '';
+  if (/^[a-z]{3}$/.test(primary)) return primary;
+  return ISO639_1_TO_2[primary] ?? 'und';
 }

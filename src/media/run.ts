@@ -114,7 +114,7 @@ export const VIDEO_DEMUXERS = 'mov,matroska,mpegts,flv,avi,asf,mpeg,ogg,aac,mp3,
 export const SEGMENT_DEMUXERS = 'mpegts,mov,aac,mp3,ac3,eac3';
 
 /** Input options that confine ffmpeg/ffprobe to reading one local file or pipe as a plain container. */
-export function safeInput(kind: 'file' | 'pipe', demuxers: string): string[] {
+export function safeInput(kind: 'file' | 'pipe' | 'file,subfile', demuxers: string): string[] {
   return ['-protocol_whitelist', kind, '-format_whitelist', demuxers];
 }
 

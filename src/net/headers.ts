@@ -5,8 +5,23 @@ import { Type } from 'typebox';
  * 9110 tokens and values have no control characters, so no header can be injected; the headers Gabe
  * sets itself (Host, Range, message framing, connection management) are refused.
  */
-const NAME =
-  "^(?!(?:host|range|content-length|transfer-encoding|connection|te|trailer|upgrade|expect|keep-alive|proxy-connection)$)[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+const OWN = [
+  'host',
+  'range',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'keep-alive',
+  'proxy-connection',
+];
+/** JSON Schema patterns take no flags: each letter of the refused names matches either case. */
+const anyCase = (name: string) =>
+  [...name].map((c) => (/[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c)).join('');
+const NAME = `^(?!(?:${OWN.map(anyCase).join('|')})$)[!#$%&'*+.^_\`|~0-9A-Za-z-]+$`;
 const VALUE = '^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$';
 
 export function requestHeaders(description: string, options: { default?: Record<string, string> } = {}) {
@@ -16,6 +31,8 @@ export function requestHeaders(description: string, options: { default?: Record<
     {
       ...options,
       maxProperties: 50,
+      // patternProperties alone lets every other name through.
+      additionalProperties: false,
       description: `${description} Host, Range, Connection and framing headers are Gabe's own.`,
       examples: [{ Referer: 'https://example.com/', 'User-Agent': 'Mozilla/5.0' }],
     },
