@@ -4,15 +4,15 @@
 import { chmodSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-// Kept as packages: native code, and packages that find their own files next to themselves at
-// run time (Swagger UI's assets, the ffmpeg binaries, pino's worker files).
+// Kept as packages: native code, and packages that find their own files next to themselves at run
+// time (Swagger UI's assets, the ffmpeg binaries). pino is bundled: Gabe uses no pino transports,
+// the only part that loads worker files by path.
 const external = [
   'better-sqlite3',
   '@fastify/swagger-ui',
   '@fastify/static',
   '@ffmpeg-installer/ffmpeg',
   '@ffprobe-installer/ffprobe',
-  'pino',
 ];
 
 rmSync('dist', { recursive: true, force: true });

@@ -165,12 +165,12 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
     if (live && !stop.signal.aborted) {
       process.stderr.write('gabe: stopping the recording (Ctrl-C again to cancel)\n');
       stop.abort();
-      process.once('SIGINT', onSignal);
       return;
     }
     controller.abort();
   };
-  process.once('SIGINT', onSignal);
+  // `on`, not `once`: a second Ctrl-C right after the first must reach the handler too.
+  process.on('SIGINT', onSignal);
   process.once('SIGTERM', () => controller.abort());
   const reporter = progressReporter(process.stderr);
   try {

@@ -328,7 +328,7 @@ describe('interfaces: SSE, file delivery, probe, metrics, webhooks, CLI client',
     assert.equal(await cancel.exit, 0);
     const gone = gabe(['status', id], env);
     assert.equal(await gone.exit, 1);
-    assert.match(gone.stderr(), /not found .*HTTP 404 GABE_ERR_JOB_NOT_FOUND/);
+    assert.match(gone.stderr(), /not found \(HTTP 404\) \[GABE_ERR_JOB_NOT_FOUND\]/);
 
     const mp4Run = gabe(['submit', `${origin.url}/v.mp4`, '--mp4', '--server', svc.url]);
     assert.equal(await mp4Run.exit, 0, mp4Run.output());

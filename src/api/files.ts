@@ -86,7 +86,7 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (a
       }
       // Media headers only once a file body follows: an error answer stays plain JSON.
       reply.header('last-modified', st.mtime.toUTCString());
-      reply.header('content-type', 'video/mp4');
+      reply.header('content-type', file.endsWith('.m4a') ? 'audio/mp4' : 'video/mp4');
       reply.header('content-disposition', contentDisposition(path.basename(file)));
       if (range) {
         reply.code(206);

@@ -183,6 +183,8 @@ export const ListQuery = Type.Object(
     status: Type.Optional(JobStatusSchema),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
     offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    // Read by the API-key check (auth.ts) on any GET; listed so it is not an unknown field here.
+    api_key: Type.Optional(Type.String({ description: 'API key, for clients that cannot send headers.' })),
   },
   { additionalProperties: false },
 );

@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import type { JobResponse } from '../api/schemas.js';
-import { GabeError } from '../errors.js';
+import { ErrorCodes, type ErrorKind, GabeError } from '../errors.js';
 import { isFinal } from '../jobs/types.js';
 import { progressReporter } from './progress.js';
 
@@ -51,7 +51,9 @@ function serviceError(status: number, text: string): GabeError {
     // not JSON (a proxy's error page): shown as text
   }
   const detail = typeof e?.detail === 'string' ? e.detail : JSON.stringify(e?.detail ?? text.slice(0, 200));
-  return new GabeError('BAD_REQUEST', `${detail} (HTTP ${status}${e?.code ? ` ${e.code}` : ''})`, {
+  // The service's own code, so the CLI prints it once and rightly, not as a client-side BAD_REQUEST.
+  const kind = e?.code?.startsWith('GABE_ERR_') ? (e.code.slice('GABE_ERR_'.length) as ErrorKind) : null;
+  return new GabeError(kind && kind in ErrorCodes ? kind : 'BAD_REQUEST', `${detail} (HTTP ${status})`, {
     httpStatus: status,
   });
 }

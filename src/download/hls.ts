@@ -14,6 +14,7 @@ import { GabeError, isGabeError } from '../errors.js';
 import { KeyCache } from '../hls/aes.js';
 import { formatResolution } from '../hls/select.js';
 import type { JobResult } from '../jobs/types.js';
+import { probeIsoBmff } from '../media/isobmff.js';
 import {
   buildMergeArgs,
   concatList,
@@ -437,7 +438,8 @@ export const hlsDownloader = {
         await mergeFromFiles(moovReserve);
       }
 
-      const out = await ffprobe(ctx.ffmpeg.ffprobe, merged, signal, 'mov');
+      // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
+      const out = (await probeIsoBmff(merged)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, merged, signal, 'mov'));
       const duration = Number(out.format.duration);
       checkDuration(
         Number.isFinite(duration) ? duration : null,

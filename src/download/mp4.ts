@@ -2,6 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError, isGabeError } from '../errors.js';
 import type { JobResult } from '../jobs/types.js';
+import { probeIsoBmff } from '../media/isobmff.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../media/run.js';
 import type { GuardOptions } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
@@ -31,6 +32,9 @@ async function sniffText(file: string): Promise<string | null> {
 }
 
 async function probeVideo(ctx: DownloadContext, file: string): Promise<ProbeResult> {
+  // A well-formed MP4 is checked in-process; everything else (other containers, damage) by ffprobe.
+  const mp4 = await probeIsoBmff(file);
+  if (mp4) return mp4;
   const text = await sniffText(file);
   if (text) throw new GabeError('NOT_A_VIDEO', `the URL returned ${text}, not a video file`);
   let probe: ProbeResult;

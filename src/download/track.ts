@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -319,6 +320,8 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   }
   const fh = await open(file, 'a');
   const inner = new AbortController();
+  // Every request in flight and every retry back-off listens on it: up to the concurrency, not a leak.
+  setMaxListeners(o.concurrency.max * 2 + 16, inner.signal);
   const onAbort = () => inner.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
   const limit = new AdaptiveConcurrency(o.concurrency);

@@ -1,6 +1,4 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { socksDispatcher } from 'fetch-socks';
-import { type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError, toGabeError } from '../errors.js';
 import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
 import { type HttpBody, NativeTransport, type RawRequest, type RawResponse } from './native.js';
@@ -39,33 +37,10 @@ export interface HttpResponse {
 }
 
 /** One way of sending a request: Node's own client for direct connections, undici through proxies. */
-interface Transport {
+export interface Transport {
   request(url: URL, req: RawRequest): Promise<RawResponse>;
   close(): Promise<void>;
   destroy(): Promise<void>;
-}
-
-class UndiciTransport implements Transport {
-  constructor(private readonly dispatcher: Dispatcher) {}
-
-  async request(url: URL, req: RawRequest): Promise<RawResponse> {
-    const res = await request(url, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      dispatcher: this.dispatcher,
-      signal: req.signal,
-    });
-    return { statusCode: res.statusCode, headers: res.headers as IncomingHttpHeaders, body: res.body };
-  }
-
-  async close(): Promise<void> {
-    await this.dispatcher.close().catch(() => {});
-  }
-
-  async destroy(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => {});
-  }
 }
 
 function makeTransport(options: HttpClientOptions): Transport {
@@ -82,7 +57,14 @@ function makeTransport(options: HttpClientOptions): Transport {
       destroy: async () => native.destroy(),
     };
   }
-  return new UndiciTransport(makeDispatcher({ ...options, proxy }));
+  // undici (and fetch-socks) load only for proxied jobs: most runs never pay for parsing them.
+  const loading = import('./proxy.js').then((m) => m.proxyTransport({ ...options, proxy }));
+  loading.catch(() => {});
+  return {
+    request: async (url, req) => (await loading).request(url, req),
+    close: async () => (await loading.catch(() => null))?.close(),
+    destroy: async () => (await loading.catch(() => null))?.destroy(),
+  };
 }
 
 export interface GetOptions {
@@ -91,40 +73,6 @@ export interface GetOptions {
   range?: { start: number; end?: number | undefined } | undefined;
   headers?: Record<string, string>;
   method?: 'GET' | 'HEAD';
-}
-
-/** undici dispatchers for proxied requests: an HTTP(S) proxy, or SOCKS5 through fetch-socks. */
-function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatcher {
-  const common = {
-    connections: options.connections ?? 16,
-    keepAliveTimeout: 30_000,
-    connect: { timeout: options.timeoutMs },
-    headersTimeout: options.timeoutMs,
-    // undici's bodyTimeout is the longest gap between two body chunks: a stalled transfer fails
-    // after connection_timeout instead of hanging forever.
-    bodyTimeout: options.timeoutMs,
-  };
-  const proxy = options.proxy;
-  let u: URL;
-  try {
-    u = new URL(proxy);
-  } catch {
-    throw new GabeError('PROXY', `proxy "${proxy}" is not a URL`);
-  }
-  if (u.protocol === 'http:' || u.protocol === 'https:') return new ProxyAgent({ ...common, uri: proxy });
-  if (u.protocol === 'socks5:' || u.protocol === 'socks5h:') {
-    return socksDispatcher(
-      {
-        type: 5,
-        host: u.hostname,
-        port: Number(u.port || 1080),
-        ...(u.username ? { userId: decodeURIComponent(u.username) } : {}),
-        ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-      },
-      { ...common, connect: { timeout: options.timeoutMs } },
-    );
-  }
-  throw new GabeError('PROXY', `proxy scheme ${u.protocol} is not supported (use http, https or socks5)`);
 }
 
 export function checkUrl(raw: string): URL {
