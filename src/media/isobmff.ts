@@ -116,8 +116,7 @@ export async function probeIsoBmff(file: string): Promise<ProbeResult | null> {
     }
     if (!ftyp || !mdat || !moov) return null;
     const facts = readMoov(moov);
-    if (!facts || !facts.streams.some((s) => s.codec_type === 'video' || s.codec_type === 'audio'))
-      return null;
+    if (!facts?.streams.some((s) => s.codec_type === 'video' || s.codec_type === 'audio')) return null;
     return {
       format: {
         format_name: 'mov,mp4,m4a,3gp,3g2,mj2',
