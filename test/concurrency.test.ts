@@ -17,7 +17,7 @@ function simulate(
 }
 
 describe('adaptive segment concurrency', () => {
-  it('grows by half while each step buys at least 10% more throughput, up to the maximum', () => {
+  it('doubles while each step buys at least 10% more throughput, up to the maximum', () => {
     const clock = { t: 0 };
     const c = new AdaptiveConcurrency({ initial: 16, max: 64, now: () => clock.t });
     // Per-connection caps: throughput proportional to the connections, without end.
@@ -28,19 +28,19 @@ describe('adaptive segment concurrency', () => {
   it('gives back the last step when it did not pay, and stays there', () => {
     const clock = { t: 0 };
     const c = new AdaptiveConcurrency({ initial: 16, max: 256, now: () => clock.t });
-    // Saturates at 24 connections: 36 brings nothing more.
-    simulate(c, (n) => Math.min(n, 24) * 6, 3000, clock);
-    assert.equal(c.limit, 24);
+    // Saturates at 32 connections: 64 brings nothing more.
+    simulate(c, (n) => Math.min(n, 32) * 6, 3000, clock);
+    assert.equal(c.limit, 32);
   });
 
-  it('does not grow on a measurement shorter than half a second or two rounds of requests', () => {
+  it('does not grow on a measurement shorter than 300 ms or one round of requests', () => {
     const clock = { t: 0 };
     const c = new AdaptiveConcurrency({ initial: 16, max: 64, now: () => clock.t });
-    for (let i = 0; i < 31; i++) {
+    for (let i = 0; i < 15; i++) {
       clock.t += 100;
       c.onFetch(1);
     }
-    assert.equal(c.limit, 16, '31 fetches after the first are fewer than two rounds of 16');
+    assert.equal(c.limit, 16, '14 fetches after the first are fewer than one round of 16');
     const fast = new AdaptiveConcurrency({ initial: 16, max: 64, now: () => clock.t });
     for (let i = 0; i < 100; i++) {
       clock.t += 1;

@@ -187,7 +187,7 @@ describe('reliability', () => {
   it('after kill -9 mid-job, a restarted service fetches only the missing segments and completes', async () => {
     const dir = tempDir();
     origin.addFault({ match: /\/ts\/seg_\d+\.ts$/, latencyMs: 150 });
-    const first = await serveChild(dir, { segment_concurrency: 4 });
+    const first = await serveChild(dir, { segment_concurrency: 4, segment_concurrency_max: 4 });
     const submitted = await post(first.url, '/download/', { url: `${origin.url}/ts/${ts.playlistName}` });
     assert.equal(submitted.status, 200);
     const id = submitted.json.job_id;
@@ -197,7 +197,7 @@ describe('reliability', () => {
     const before = origin.countRequests(/\/ts\/seg_\d+\.ts$/);
     assert.ok(before < ts.segmentCount, 'killed before the end');
 
-    const second = await serveChild(dir, { segment_concurrency: 4 });
+    const second = await serveChild(dir, { segment_concurrency: 4, segment_concurrency_max: 4 });
     try {
       const done = await waitJob(second.url, id, (j) => j.status === 'COMPLETED' || j.status === 'FAILED');
       assert.equal(done.status, 'COMPLETED', done.error ?? '');
@@ -279,7 +279,7 @@ describe('reliability', () => {
   it('on SIGTERM stops within 10 s keeping the job, which resumes on the next start', async () => {
     const dir = tempDir();
     origin.addFault({ match: /\/ts\/seg_\d+\.ts$/, latencyMs: 200 });
-    const first = await serveChild(dir, { segment_concurrency: 2 });
+    const first = await serveChild(dir, { segment_concurrency: 2, segment_concurrency_max: 2 });
     const { json } = await post(first.url, '/download/', { url: `${origin.url}/ts/${ts.playlistName}` });
     await waitJob(first.url, json.job_id, (j) => j.downloaded_segments >= 5);
     const stopping = Date.now();
@@ -294,7 +294,7 @@ describe('reliability', () => {
     db.close();
     assert.equal(row.status, 'PENDING');
     assert.ok(row.downloaded_segments >= 5, 'progress was checkpointed');
-    const second = await serveChild(dir, { segment_concurrency: 2 });
+    const second = await serveChild(dir, { segment_concurrency: 2, segment_concurrency_max: 2 });
     try {
       const done = await waitJob(
         second.url,

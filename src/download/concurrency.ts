@@ -2,7 +2,10 @@
  * How many segment requests a track keeps in flight. CDNs cap each connection's bandwidth and add a
  * round trip per request, so more parallel requests buy throughput, up to a point that depends on the
  * origin, the path and this machine. Rather than guess one number, start at `initial` and grow while
- * throughput grows (x1.5 per step, up to `max`); stop growing once a step brings less than 10% more.
+ * throughput grows (doubling per step, up to `max`); stop growing once a step brings less than 10%
+ * more, and give that step back. Doubling, and short measurements, because a stream of a few hundred
+ * segments is over in seconds: the benchmark's sweep (bench/README.md) found a slower ramp spending
+ * most of such a download below the level it ends at.
  * An origin that pushes back (429, 503) halves the limit and ends the growth for the job: politeness
  * wins over speed.
  *
@@ -16,9 +19,9 @@ export interface AdaptiveOptions {
 
 /** A step must raise throughput by this much to justify the connections it added. */
 const MIN_GAIN = 1.1;
-const GROWTH = 1.5;
-/** A measurement spans at least this long and two rounds of requests at the current limit. */
-const MIN_WINDOW_MS = 500;
+const GROWTH = 2;
+/** A measurement spans at least this long and one round of requests at the current limit. */
+const MIN_WINDOW_MS = 200;
 
 export class AdaptiveConcurrency {
   private current: number;
@@ -55,7 +58,7 @@ export class AdaptiveConcurrency {
     this.windowBytes += bytes;
     this.windowFetches++;
     const elapsed = t - this.windowStart;
-    if (elapsed < MIN_WINDOW_MS || this.windowFetches < this.current * 2) return;
+    if (elapsed < MIN_WINDOW_MS || this.windowFetches < this.current) return;
     this.step(this.windowBytes / elapsed);
     this.windowStart = t;
     this.windowBytes = 0;

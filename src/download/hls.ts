@@ -8,29 +8,24 @@
  *   track's first timestamp; the tracks download meanwhile, their pipes waiting.
  * - Live playlists are recorded (live.ts) until they end, max_duration, or DELETE.
  */
-import { copyFile, rm, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { GabeError, isGabeError } from '../errors.js';
+import { isGabeError } from '../errors.js';
 import { KeyCache } from '../hls/aes.js';
 import { formatResolution } from '../hls/select.js';
 import type { JobResult } from '../jobs/types.js';
 import { probeIsoBmff } from '../media/isobmff.js';
-import {
-  buildMergeArgs,
-  concatList,
-  isMoovReserveTooSmall,
-  moovReserveFor,
-  type TrackInput,
-} from '../media/merge.js';
-import { firstFmp4Pts, firstTsPts } from '../media/pts.js';
+import { buildMergeArgs, isMoovReserveTooSmall, moovReserveFor, type TrackInput } from '../media/merge.js';
 import { ffprobe, runTool } from '../media/run.js';
 import { type GuardOptions, surfaceForbidden } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
+import { deferredSink, originWatcher } from './deferred.js';
 import { type LiveOutcome, LiveRecording } from './live.js';
-import { Merger, type TrackSink } from './merger.js';
+import { Merger } from './merger.js';
+import { checkDuration, publishSidecars, trackInput } from './output.js';
 import { emptyPlan, type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPlan } from './plan.js';
 import { isLive, type PlaylistSource, reloadTrack, selectStreams, type Track } from './streams.js';
 import { prepareSubtitles, type SubtitleFile } from './subtitles.js';
@@ -54,9 +49,6 @@ interface TrackJob {
   resume?: Parameters<typeof downloadTrack>[0]['resume'];
 }
 
-/** Bytes of the main track read for its first timestamp (TS: the first PES of each stream). */
-const ORIGIN_SCAN_BYTES = 4 * 1024 * 1024;
-
 function parseHex(hex: string): Buffer {
   return Buffer.from(hex.replace(/^0[xX]/, ''), 'hex');
 }
@@ -69,123 +61,6 @@ function keyOverride(request: DownloadContext['job']['request']): KeyOverride | 
 function isMoovReserveError(err: unknown): boolean {
   const stderr = isGabeError(err) ? err.details?.['stderr'] : undefined;
   return typeof stderr === 'string' && isMoovReserveTooSmall(stderr);
-}
-
-/**
- * The output must be as long as the playlist says. A short file means lost media that no HTTP status
- * revealed (a segment that decoded to nothing, a broken merge). Tolerance: encoders pad the last GOP
- * and audio priming adds a frame or two. With unreadable EXTINFs the playlist's sum is only a lower
- * bound, so only a file shorter than it fails.
- */
-function checkDuration(actual: number | null, expected: number, lowerBoundOnly: boolean): void {
-  if (actual === null || expected <= 0) return;
-  const tolerance = Math.max(1.5, expected * 0.02);
-  const tooShort = actual < expected - tolerance;
-  const tooLong = !lowerBoundOnly && actual > expected + tolerance;
-  if (tooShort || tooLong) {
-    throw new GabeError(
-      'INTEGRITY',
-      `the merged file is ${actual.toFixed(2)} s long but the playlist lists ${expected.toFixed(2)} s of media`,
-    );
-  }
-}
-
-/**
- * Collects a track's first bytes until its first timestamp can be read, giving up (null) after two
- * segments without one.
- */
-function originWatcher(fmp4: () => boolean) {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let settle!: (pts: number | null) => void;
-  const origin = new Promise<number | null>((resolve) => {
-    settle = resolve;
-  });
-  let done = false;
-  let segments = 0;
-  const finish = (pts: number | null) => {
-    if (done) return;
-    done = true;
-    chunks.length = 0;
-    settle(pts);
-  };
-  return {
-    origin,
-    finish,
-    see(buffers: readonly Buffer[], fetch: { pieces: { kind: string }[] } | null) {
-      if (done) return;
-      chunks.push(...buffers);
-      for (const b of buffers) size += b.length;
-      segments += fetch ? fetch.pieces.filter((p) => p.kind === 'segment').length : 0;
-      const head = Buffer.concat(chunks, size);
-      const pts = fmp4() ? firstFmp4Pts(head) : firstTsPts(head);
-      if (pts !== null || size >= ORIGIN_SCAN_BYTES || segments >= 2) finish(pts);
-    },
-  };
-}
-
-/** What a pipe holds in memory while ffmpeg has not started: enough for the first segments. */
-const EARLY_BYTES = 16 * 1024 * 1024;
-
-/**
- * A pipe into a merger that starts later (once its subtitle files exist). The first writes are held
- * in memory, so the track gets far enough for its first timestamp to be read (the subtitles need it),
- * then the writer waits for ffmpeg.
- */
-function deferredSink(
-  merger: Promise<Merger>,
-  pick: (m: Merger) => TrackSink | null,
-): TrackSink & { flush(): Promise<void> } {
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  let opening: Promise<TrackSink> | null = null;
-  // Writes go to `held` until the merger exists or `held` is full; then, in order, through `opening`,
-  // which first sends what was held.
-  const open = (): Promise<TrackSink> => {
-    opening ??= (async () => {
-      const sink = pick(await merger);
-      if (!sink) throw new GabeError('INTERNAL', 'the merger has no pipe for this track');
-      const early = held;
-      held = [];
-      if (early.length > 0) await sink.write(early);
-      return sink;
-    })();
-    return opening;
-  };
-  merger.then(open, () => {}).catch(() => {});
-  return {
-    async write(chunks) {
-      const size = chunks.reduce((n, c) => n + c.length, 0);
-      if (!opening && heldBytes + size <= EARLY_BYTES) {
-        held.push(...chunks);
-        heldBytes += size;
-        return;
-      }
-      await (await open()).write(chunks);
-    },
-    async flush() {
-      await open();
-    },
-  };
-}
-
-/** Sidecar .vtt files beside the output: `<name>.<language>.vtt`, never over an existing file. */
-async function publishSidecars(
-  output: string,
-  subtitles: readonly SubtitleFile[],
-): Promise<NonNullable<JobResult['subtitles']>> {
-  const base = output.replace(/\.[^./]+$/, '');
-  const used = new Set<string>();
-  const out: NonNullable<JobResult['subtitles']> = [];
-  for (const [i, s] of subtitles.entries()) {
-    const tag = (s.language ?? `track${i + 1}`).replace(/[^A-Za-z0-9-]/g, '') || `track${i + 1}`;
-    let name = `${base}.${tag}.vtt`;
-    for (let n = 2; used.has(name); n++) name = `${base}.${tag}-${n}.vtt`;
-    used.add(name);
-    await copyFile(s.sidecarFile, name);
-    out.push({ language: s.language, name: s.name, path: name, cues: s.cues });
-  }
-  return out;
 }
 
 export const hlsDownloader = {
@@ -399,7 +274,11 @@ export const hlsDownloader = {
       log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
 
       const fileInput = (t: TrackJob, r: TrackResult): Promise<TrackInput> =>
-        trackInput(t, r, main, ctx.tempDir);
+        trackInput(
+          { file: t.file, label: t.label, result: r, runLengths: t.plan.runDurations },
+          main.plan.runDurations,
+          ctx.tempDir,
+        );
       const mergeFromFiles = async (reserve: number | null) => {
         await runTool(
           ctx.ffmpeg.ffmpeg,
@@ -481,25 +360,3 @@ export const hlsDownloader = {
     }
   },
 } satisfies Downloader;
-
-/** The track file as ffmpeg input: the file itself, or an ffconcat list of its discontinuity runs. */
-async function trackInput(t: TrackJob, r: TrackResult, main: TrackJob, dir: string): Promise<TrackInput> {
-  if (r.runStarts.length <= 1) return { file: t.file };
-  // The main track's run lengths for every track, so that all of them start each run together. A
-  // resumed recording knows only its latest runs: ffmpeg then measures each run itself.
-  const lengths =
-    main.plan.runDurations.length === r.runStarts.length
-      ? main.plan.runDurations
-      : t.plan.runDurations.length === r.runStarts.length
-        ? t.plan.runDurations
-        : null;
-  const runs = r.runStarts.map((start, i) => ({
-    start,
-    end: r.runStarts[i + 1] ?? r.bytes,
-    seconds: lengths?.[i] ?? null,
-  }));
-  const list = path.join(dir, `${t.label}.ffconcat`);
-  await rm(list, { force: true });
-  await writeFile(list, concatList(t.file, runs));
-  return { concat: list };
-}

@@ -1,0 +1,72 @@
+/** What a download turns into: the merge's inputs, the checks on its result, the files beside it. */
+import { copyFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GabeError } from '../errors.js';
+import type { JobResult } from '../jobs/types.js';
+import { concatList, type TrackInput } from '../media/merge.js';
+import type { SubtitleFile } from './subtitles.js';
+import type { TrackResult } from './track.js';
+
+/**
+ * The output must be as long as the playlist says. A short file means lost media that no HTTP status
+ * revealed (a segment that decoded to nothing, a broken merge). Tolerance: encoders pad the last GOP
+ * and audio priming adds a frame or two. With unreadable EXTINFs the playlist's sum is only a lower
+ * bound, so only a file shorter than it fails.
+ */
+export function checkDuration(actual: number | null, expected: number, lowerBoundOnly: boolean): void {
+  if (actual === null || expected <= 0) return;
+  const tolerance = Math.max(1.5, expected * 0.02);
+  const tooShort = actual < expected - tolerance;
+  const tooLong = !lowerBoundOnly && actual > expected + tolerance;
+  if (tooShort || tooLong) {
+    throw new GabeError(
+      'INTEGRITY',
+      `the merged file is ${actual.toFixed(2)} s long but the playlist lists ${expected.toFixed(2)} s of media`,
+    );
+  }
+}
+
+/** Sidecar .vtt files beside the output: `<name>.<language>.vtt`, never over an existing file. */
+export async function publishSidecars(
+  output: string,
+  subtitles: readonly SubtitleFile[],
+): Promise<NonNullable<JobResult['subtitles']>> {
+  const base = output.replace(/\.[^./]+$/, '');
+  const used = new Set<string>();
+  const out: NonNullable<JobResult['subtitles']> = [];
+  for (const [i, s] of subtitles.entries()) {
+    const tag = (s.language ?? `track${i + 1}`).replace(/[^A-Za-z0-9-]/g, '') || `track${i + 1}`;
+    let name = `${base}.${tag}.vtt`;
+    for (let n = 2; used.has(name); n++) name = `${base}.${tag}-${n}.vtt`;
+    used.add(name);
+    await copyFile(s.sidecarFile, name);
+    out.push({ language: s.language, name: s.name, path: name, cues: s.cues });
+  }
+  return out;
+}
+
+/**
+ * A track file as ffmpeg input: the file itself, or an ffconcat list of its discontinuity runs. Every
+ * track takes the main track's run lengths, so that all of them start each run together; a resumed
+ * recording knows only its latest runs, and then ffmpeg measures each run itself.
+ */
+export async function trackInput(
+  track: { file: string; label: string; result: TrackResult; runLengths: readonly number[] },
+  mainRunLengths: readonly number[],
+  dir: string,
+): Promise<TrackInput> {
+  const { file, result } = track;
+  if (result.runStarts.length <= 1) return { file };
+  const n = result.runStarts.length;
+  const lengths =
+    mainRunLengths.length === n ? mainRunLengths : track.runLengths.length === n ? track.runLengths : null;
+  const runs = result.runStarts.map((start, i) => ({
+    start,
+    end: result.runStarts[i + 1] ?? result.bytes,
+    seconds: lengths?.[i] ?? null,
+  }));
+  const list = path.join(dir, `${track.label}.ffconcat`);
+  await rm(list, { force: true });
+  await writeFile(list, concatList(file, runs));
+  return { concat: list };
+}
