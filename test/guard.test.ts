@@ -393,7 +393,7 @@ describe('connect-time guard (DNS rebinding)', () => {
         }),
       );
     } finally {
-      transport.destroy();
+      await transport.destroy();
     }
     assert.equal(origin.connections, 0);
   });

@@ -16,6 +16,7 @@ import {
 } from '../src/download/ranges.js';
 import type { Job, JobResult } from '../src/jobs/types.js';
 import { createLogger } from '../src/log.js';
+import { readSavedRanges, savedBytes } from './helpers/checkpoint.js';
 import { ffprobeJson, type Mp4Fixture, makeHlsTs, makeMp4 } from './helpers/fixtures.js';
 import { type LoggedRequest, type Origin, startOrigin } from './helpers/origin.js';
 import { startProxy } from './helpers/proxy.js';
@@ -254,20 +255,12 @@ describe('MP4 downloads against a faulty origin', () => {
       });
     };
     const checkpointFile = path.join(work, 'download.part.json');
-    type Saved = { size: number; pieces: [number, number, number][] };
-    const saved = (): Saved | null => {
-      try {
-        return JSON.parse(readFileSync(checkpointFile, 'utf8')) as Saved;
-      } catch {
-        return null;
-      }
-    };
-    const done = (cp: Saved | null) => (cp ? cp.pieces.reduce((n, p) => n + p[2], 0) : 0);
+    const saved = () => readSavedRanges(checkpointFile);
 
     origin.addFault({ match: '/large.mp4', throttleBytesPerSec: 500_000 });
     const stop = new AbortController();
     const first = run(stop.signal);
-    while (done(saved()) < 2_000_000) await new Promise((r) => setTimeout(r, 20));
+    while (savedBytes(saved()) < 2_000_000) await new Promise((r) => setTimeout(r, 20));
     stop.abort();
     await assert.rejects(first, { code: 'GABE_ERR_CANCELLED' });
     const cp = saved()!;

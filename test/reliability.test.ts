@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import type { JobResponse } from '../src/api/schemas.js';
+import { readSavedRanges, savedBytes } from './helpers/checkpoint.js';
 import { gabe, waitForOutput } from './helpers/cli.js';
 import {
   decodedVideoHash,
@@ -226,16 +227,8 @@ describe('reliability', () => {
     await waitJob(first.url, json.job_id, (j) => j.downloaded_bytes > 600_000);
     // What the checkpoint beside the part file claims is what survives the kill.
     const checkpointFile = path.join(dir, 'temp', json.job_id, 'download.part.json');
-    type Saved = { size: number; pieces: [number, number, number][] };
-    const saved = (): Saved | null => {
-      try {
-        return JSON.parse(readFileSync(checkpointFile, 'utf8')) as Saved;
-      } catch {
-        return null;
-      }
-    };
-    const durable = () => saved()?.pieces.reduce((n, p) => n + p[2], 0) ?? 0;
-    while (durable() < 512 * 1024) await new Promise((r) => setTimeout(r, 20));
+    const saved = () => readSavedRanges(checkpointFile);
+    while (savedBytes(saved()) < 512 * 1024) await new Promise((r) => setTimeout(r, 20));
     first.child.kill('SIGKILL');
     await first.exit;
     const cp = saved()!;

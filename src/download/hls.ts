@@ -12,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isGabeError } from '../errors.js';
 import { KeyCache } from '../hls/aes.js';
+import { parseIv } from '../hls/keys.js';
 import { formatResolution } from '../hls/select.js';
 import type { JobResult } from '../jobs/types.js';
 import { probeIsoBmff } from '../media/isobmff.js';
@@ -49,13 +50,9 @@ interface TrackJob {
   resume?: Parameters<typeof downloadTrack>[0]['resume'];
 }
 
-function parseHex(hex: string): Buffer {
-  return Buffer.from(hex.replace(/^0[xX]/, ''), 'hex');
-}
-
 function keyOverride(request: DownloadContext['job']['request']): KeyOverride | null {
   if (!request.key && !request.iv) return null;
-  return { key: Boolean(request.key), iv: request.iv ? parseHex(request.iv) : null };
+  return { key: Boolean(request.key), iv: request.iv ? parseIv(request.iv) : null };
 }
 
 function isMoovReserveError(err: unknown): boolean {
@@ -164,7 +161,8 @@ export const hlsDownloader = {
       if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
 
       const keys = new KeyCache(async (uri) => {
-        if (uri === OVERRIDE_KEY_URI && request.key) return parseHex(request.key);
+        // The request key has an IV's form, 32 hex digits (validated with the request).
+        if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
         const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
           signal,
         });

@@ -4,6 +4,7 @@ import { GabeError, isGabeError } from '../errors.js';
 import type { JobResult } from '../jobs/types.js';
 import { probeIsoBmff } from '../media/isobmff.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../media/run.js';
+import { textKind } from '../media/sniff.js';
 import type { GuardOptions } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
@@ -16,16 +17,18 @@ import type { DownloadContext, Downloader } from './types.js';
 export { parseContentRange } from './ranges.js';
 
 /** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
+const TEXT_NAMES = {
+  html: 'an HTML/XML page',
+  json: 'JSON',
+  playlist: 'an HLS playlist (use POST /download/ for HLS)',
+} as const;
+
 async function sniffText(file: string): Promise<string | null> {
   const fh = await open(file, 'r');
   try {
     const { buffer, bytesRead } = await fh.read(Buffer.alloc(512), 0, 512, 0);
-    const head = buffer.subarray(0, bytesRead).toString('latin1').trimStart().toLowerCase();
-    if (head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<?xml'))
-      return 'an HTML/XML page';
-    if (head.startsWith('{') || head.startsWith('[')) return 'JSON';
-    if (head.startsWith('#extm3u')) return 'an HLS playlist (use POST /download/ for HLS)';
-    return null;
+    const kind = textKind(buffer.subarray(0, bytesRead));
+    return kind ? TEXT_NAMES[kind] : null;
   } finally {
     await fh.close();
   }

@@ -6,6 +6,7 @@ import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js'
 import { decryptAes128, type KeyCache } from '../hls/aes.js';
 import type { Logger } from '../log.js';
 import { detectDisguise } from '../media/disguise.js';
+import { textKind } from '../media/sniff.js';
 import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
@@ -135,19 +136,7 @@ export async function readCheckpoint(file: string, fingerprint: string): Promise
   }
 }
 
-/** Text an origin serves where media should be: an error page, or a playlist (a loop, or a trick). */
-function textInsteadOfMedia(data: Buffer): string | null {
-  const head = data
-    .subarray(0, 64)
-    .toString('latin1')
-    .replace(/^\xEF\xBB\xBF/, '')
-    .trimStart()
-    .toLowerCase();
-  if (head.startsWith('<!doctype html') || head.startsWith('<html') || head.startsWith('<?xml'))
-    return 'an HTML page';
-  if (head.startsWith('#extm3u')) return 'an HLS playlist';
-  return null;
-}
+const TEXT_NAMES = { html: 'an HTML page', playlist: 'an HLS playlist' } as const;
 
 function describe(piece: Piece, label: string): string {
   return piece.kind === 'init'
@@ -260,11 +249,13 @@ function undisguise(chunks: Buffer[], o: TrackOptions): Buffer[] {
 function checkMedia(chunks: Buffer[], piece: Piece, o: TrackOptions, urlsOf: (p: Piece) => PieceUrls): void {
   const first = chunks[0] ?? Buffer.alloc(0);
   const head = first.length >= 64 || chunks.length === 1 ? first : Buffer.concat(chunks).subarray(0, 64);
-  const text = textInsteadOfMedia(head);
-  if (text) {
+  // Not JSON: a byte-range slice may start on any byte, '{' and '[' included; markup and #EXTM3U are
+  // unambiguous enough.
+  const kind = textKind(head);
+  if (kind === 'html' || kind === 'playlist') {
     throw new GabeError(
       'SEGMENT',
-      `${describe(piece, o.label)} is ${text}, not media (${urlsOf(piece).url})`,
+      `${describe(piece, o.label)} is ${TEXT_NAMES[kind]}, not media (${urlsOf(piece).url})`,
     );
   }
 }

@@ -46,16 +46,11 @@ export interface Transport {
 function makeTransport(options: HttpClientOptions): Transport {
   const proxy = options.proxy;
   if (!proxy) {
-    const native = new NativeTransport({
+    return new NativeTransport({
       connections: options.connections ?? 16,
       timeoutMs: options.timeoutMs,
       guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
     });
-    return {
-      request: (url, req) => native.request(url, req),
-      close: async () => native.destroy(),
-      destroy: async () => native.destroy(),
-    };
   }
   // undici (and fetch-socks) load only for proxied jobs: most runs never pay for parsing them.
   const loading = import('./proxy.js').then((m) => m.proxyTransport({ ...options, proxy }));

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP, type Socket } from 'node:net';
 import { addressReason, type GuardOptions, guardedLookup, refuseConnect } from './guard.js';
+import type { Transport } from './http.js';
 
 /** What HttpClient needs of a response body: both transports' bodies have it. */
 export interface HttpBody extends AsyncIterable<unknown> {
@@ -65,7 +66,7 @@ function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
  * address connected to is the one that was checked, and the peer address of every new socket is
  * checked once more before a request goes out on it.
  */
-export class NativeTransport {
+export class NativeTransport implements Transport {
   private readonly http: http.Agent;
   private readonly https: https.Agent;
 
@@ -75,7 +76,7 @@ export class NativeTransport {
       keepAliveMsecs: 30_000,
       maxSockets: options.connections,
       maxFreeSockets: options.connections,
-      // Most recently used first: the warmest connection, and idle ones left to time out.
+      // Most recently used first: the warmest connection.
       scheduling: 'lifo' as const,
       ...(options.guard ? { lookup: guardedLookup(options.guard) } : {}),
     };
@@ -127,8 +128,13 @@ export class NativeTransport {
   }
 
   /** Closes every socket now (cancel): bodies still being read fail instead of finishing. */
-  destroy(): void {
+  async destroy(): Promise<void> {
     this.http.destroy();
     this.https.destroy();
+  }
+
+  /** A job's client is closed only when the job is over: nothing is left to finish. */
+  async close(): Promise<void> {
+    await this.destroy();
   }
 }
