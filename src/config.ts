@@ -92,6 +92,11 @@ export const ConfigSchema = Type.Object(
       Type.String({ minLength: 1 }),
       'ffmpeg binary, or the folder holding ffmpeg and ffprobe; null = search PATH.',
     ),
+    native_remux: Type.Boolean({
+      default: true,
+      description:
+        'Remux H.264/AAC MPEG-TS streams to MP4 in-process while they download (no ffmpeg process); other streams, and false, use ffmpeg.',
+    }),
     clean_jobs_after_days: Type.Number({
       minimum: 0,
       default: 7,

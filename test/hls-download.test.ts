@@ -217,9 +217,9 @@ describe('HLS downloads end to end', () => {
     assert.equal(boxes.at(-1), 'mdat');
   });
 
-  it('merges again from the track files when the reserved moov space turns out too small', async () => {
+  it('merges again from the track files when the reserved moov space turns out too small (ffmpeg remux)', async () => {
     const tiny = await startTestService(
-      { max_jobs_per_ip: 0 },
+      { max_jobs_per_ip: 0, native_remux: false },
       { downloaders: { hls: { run: (ctx) => hlsDownloader.run(ctx, { moovReserve: () => 64 }) } } },
     );
     const url = `${origin.url}/sep/${sep.masterName}`;
@@ -240,6 +240,27 @@ describe('HLS downloads end to end', () => {
         'the reserved moov space was too small',
       ),
     );
+  });
+
+  it('puts the moov in front of a copy when the reserved space turns out too small (in-process remux)', async () => {
+    const tiny = await startTestService(
+      { max_jobs_per_ip: 0 },
+      { downloaders: { hls: { run: (ctx) => hlsDownloader.run(ctx, { moovReserve: () => 64 }) } } },
+    );
+    const url = `${origin.url}/sep/${sep.masterName}`;
+    const res = await tiny.app.inject({
+      method: 'POST',
+      url: '/download/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url }),
+    });
+    const job = await tiny.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    await assertSameVideo(job, `${origin.url}/sep/${sep.video.uri}`);
+    const en = sep.audio.find((a) => a.default)!;
+    const audioRef = await reference(`${origin.url}/sep/${en.uri}`);
+    assert.equal(await decodedHash(job.result!.output_path, 'a'), await decodedHash(audioRef, 'a'));
+    assert.deepEqual(topLevelBoxes(job.result!.output_path), ['ftyp', 'moov', 'mdat']);
   });
 
   it('keeps a video-only stream video-only', async () => {

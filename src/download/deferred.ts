@@ -5,7 +5,7 @@
  */
 import { GabeError } from '../errors.js';
 import { firstFmp4Pts, firstTsPts } from '../media/pts.js';
-import type { Merger, TrackSink } from './merger.js';
+import type { TrackMerger, TrackSink } from './merger.js';
 
 /** Bytes of the main track read for its first timestamp (TS: the first PES of each stream). */
 const ORIGIN_SCAN_BYTES = 4 * 1024 * 1024;
@@ -53,8 +53,8 @@ const EARLY_BYTES = 16 * 1024 * 1024;
  * then the writer waits for ffmpeg.
  */
 export function deferredSink(
-  merger: Promise<Merger>,
-  pick: (m: Merger) => TrackSink | null,
+  merger: Promise<TrackMerger>,
+  pick: (m: TrackMerger) => TrackSink | null,
 ): TrackSink & { flush(): Promise<void> } {
   let held: Buffer[] = [];
   let heldBytes = 0;

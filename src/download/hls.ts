@@ -25,9 +25,11 @@ import { DEFAULT_RETRY_POLICY, withRetry } from '../net/retry.js';
 import { ensureSpace, publishFile } from '../storage/paths.js';
 import { deferredSink, originWatcher } from './deferred.js';
 import { type LiveOutcome, LiveRecording } from './live.js';
-import { Merger } from './merger.js';
+import type { TrackMerger } from './merger.js';
+import { NativeDeclined } from './native.js';
 import { checkDuration, publishSidecars, trackInput } from './output.js';
 import { emptyPlan, type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPlan } from './plan.js';
+import { firstBytes, openMerger } from './remux.js';
 import { isLive, type PlaylistSource, reloadTrack, selectStreams, type Track } from './streams.js';
 import { prepareSubtitles, type SubtitleFile } from './subtitles.js';
 import { downloadTrack, readCheckpoint, type TrackResult } from './track.js';
@@ -185,14 +187,16 @@ export const hlsDownloader = {
 
       const watcher = originWatcher(() => main.plan.fmp4);
       if (subtitleTracks.length === 0) watcher.finish(null);
-      let merger: Merger | null = null;
+      let merger: TrackMerger | null = null;
       let subtitles: SubtitleFile[] = [];
-      let openMerger!: (m: Merger) => void;
+      let mergerOpened!: (m: TrackMerger) => void;
       let failMerger!: (err: unknown) => void;
-      const mergerReady = new Promise<Merger>((resolve, reject) => {
-        openMerger = resolve;
+      const mergerReady = new Promise<TrackMerger>((resolve, reject) => {
+        mergerOpened = resolve;
         failMerger = reject;
       });
+      // The in-process remux or ffmpeg: chosen from the tracks' first bytes (remux.ts).
+      const heads = tracks.map(() => firstBytes());
       mergerReady.catch(() => {});
       const sinks = {
         main: deferredSink(mergerReady, (m) => m.main),
@@ -201,7 +205,7 @@ export const hlsDownloader = {
       const startMerger = async () => {
         subtitles = await prepareSubtitles(src, subtitleTracks, watcher.origin, ctx.tempDir);
         if (!piped) return;
-        merger = new Merger({
+        merger = await openMerger({
           ffmpeg: ctx.ffmpeg.ffmpeg,
           separateAudio: audio !== null,
           audioOnly,
@@ -209,8 +213,11 @@ export const hlsDownloader = {
           output: merged,
           moovReserve,
           signal,
+          native: config.native_remux && subtitles.length === 0,
+          heads: heads.map((h) => h.bytes),
+          log,
         });
-        openMerger(merger);
+        mergerOpened(merger);
       };
 
       const common = {
@@ -223,11 +230,12 @@ export const hlsDownloader = {
         reportProgress: ctx.reportProgress,
         onRetry: ctx.onRetry,
       };
-      const downloads = tracks.map((t) => {
+      const downloads = tracks.map((t, i) => {
         t.live?.onChange(() => {
           setTotals();
           ctx.reportProgress();
         });
+        const head = heads[i]!;
         return downloadTrack({
           ...common,
           plan: t.plan,
@@ -241,13 +249,14 @@ export const hlsDownloader = {
           onData:
             t === main
               ? (buffers, fetch) => {
+                  head.see(buffers);
                   watcher.see(buffers, fetch);
                   if (live && fetch)
                     for (const p of fetch.pieces)
                       if (p.kind === 'segment') ctx.progress.addRecorded(p.duration);
                 }
-              : undefined,
-        });
+              : (buffers) => head.see(buffers),
+        }).finally(() => head.end());
       });
       const recordings = tracks.map((t) => t.live?.record() ?? null);
       let results: TrackResult[];
@@ -266,7 +275,7 @@ export const hlsDownloader = {
         watcher.finish(null);
       } catch (err) {
         failMerger(err);
-        await (merger as Merger | null)?.abort();
+        await (merger as TrackMerger | null)?.abort();
         throw err;
       }
       log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
@@ -292,21 +301,28 @@ export const hlsDownloader = {
         );
       };
       const runs = Math.max(...results.map((r) => r.runStarts.length));
-      const pipedMerger = merger as Merger | null;
+      const pipedMerger = merger as TrackMerger | null;
       if (pipedMerger && runs <= 1) {
         try {
           await sinks.main.flush();
           if (audio) await sinks.audio.flush();
           await pipedMerger.finish();
         } catch (err) {
-          if (!isMoovReserveError(err)) throw err;
-          // More samples than the moov reservation allows for (very high frame rates): merge once
-          // more from the complete track files, with a second pass for the moov.
-          log.warn(
-            { moovReserve },
-            'the reserved moov space was too small; merging again from the track files',
-          );
-          await mergeFromFiles(null);
+          if (err instanceof NativeDeclined) {
+            // Something the in-process remux does not carry showed up midway (a new SPS, say).
+            log.info({ reason: err.message }, 'remuxing with ffmpeg from the track files instead');
+            await mergeFromFiles(moovReserve);
+          } else if (isMoovReserveError(err)) {
+            // More samples than the moov reservation allows for (very high frame rates): merge once
+            // more from the complete track files, with a second pass for the moov.
+            log.warn(
+              { moovReserve },
+              'the reserved moov space was too small; merging again from the track files',
+            );
+            await mergeFromFiles(null);
+          } else {
+            throw err;
+          }
         }
       } else {
         // Discontinuities (known up front, or a live stream that brought some): run by run, from the files.

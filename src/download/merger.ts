@@ -8,6 +8,16 @@ export interface TrackSink {
   write(chunks: readonly Buffer[]): Promise<void>;
 }
 
+/** What muxes the tracks while they download: ffmpeg (Merger) or the in-process remux (native.ts). */
+export interface TrackMerger {
+  readonly main: TrackSink;
+  readonly audio: TrackSink | null;
+  /** Ends every track and waits for the file to be complete. */
+  finish(): Promise<void>;
+  /** Stops after a failure elsewhere; the partial output is removed. */
+  abort(): Promise<void>;
+}
+
 export interface MergerOptions {
   ffmpeg: string;
   separateAudio: boolean;
@@ -33,7 +43,7 @@ function mergeError(err: unknown): GabeError {
  * pipe as its segments come in order, and closing the pipes finishes the file. If ffmpeg gives up
  * early (data it cannot demux), every pending and later write fails with ffmpeg's own reason.
  */
-export class Merger {
+export class Merger implements TrackMerger {
   readonly main: TrackSink;
   readonly audio: TrackSink | null;
   private readonly inputs: Writable[] = [];

@@ -66,9 +66,11 @@ const MAX_REFRESHES_PER_FETCH = 2;
 /**
  * Segments held in memory (fetched, waiting for an earlier one, or in flight) at most, in bytes: the
  * window in segments bounds memory for small segments, this bounds it for large ones. The segment
- * next in line is always fetched, so a single huge segment still goes through.
+ * next in line is always fetched, so a single huge segment still goes through. 32 MB is about three
+ * times what is in flight at 120 MB/s with 100 ms per request: against the bench origin it downloads
+ * as fast as 48 MB did, 16 MB cost 15% of the speed.
  */
-const MAX_BUFFERED_BYTES = 48 * 1024 * 1024;
+const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 export function isExpiredUrlError(err: unknown): boolean {
   return isGabeError(err) && EXPIRY_STATUSES.has(Number(err.details?.['status']));

@@ -1,0 +1,308 @@
+/**
+ * An MPEG-TS demuxer for the streams an MP4 remux of HLS needs: the first program's H.264 video and
+ * ADTS AAC audio, as whole PES payloads with their timestamps (ISO/IEC 13818-1 2.4.3 packets, 2.4.4
+ * PAT/PMT, 2.4.3.6 PES). Fed the track's bytes in order, in chunks of any size; no I/O.
+ *
+ * What it does not carry it reports instead of guessing (`unsupported`): other codecs (HEVC, AC-3,
+ * MP3, ...), more than one video or audio stream, a program map that changes midway. The caller
+ * then leaves the stream to ffmpeg.
+ */
+
+const PACKET = 188;
+const SYNC = 0x47;
+
+/** PMT stream_type values (13818-1 Table 2-34, and the HLS sample-encryption spec's). */
+export const STREAM_H264 = 0x1b;
+export const STREAM_AAC = 0x0f;
+/** ID3 timed metadata (HLS): not media; an MP4 remux leaves it out, as ffmpeg's `-map 0:v? -map 0:a?` does. */
+const STREAM_METADATA = 0x15;
+
+const VIDEO_TYPES = new Set([0x01, 0x02, 0x10, 0x24, 0xdb]);
+const AUDIO_TYPES = new Set([0x03, 0x04, 0x11, 0x81, 0x87, 0xcf]);
+
+const STREAM_NAMES: Record<number, string> = {
+  1: 'MPEG-1 video',
+  2: 'MPEG-2 video',
+  3: 'MP3 audio',
+  4: 'MP3 audio',
+  6: 'private data (AC-3, DVB subtitles or other)',
+  17: 'LATM AAC audio',
+  36: 'HEVC video',
+  129: 'AC-3 audio',
+  135: 'E-AC-3 audio',
+  219: 'encrypted H.264 video (SAMPLE-AES)',
+  207: 'encrypted AAC audio (SAMPLE-AES)',
+};
+
+export interface Pes {
+  /**
+   * The elementary stream bytes of one PES packet: a view into the demuxer's buffer, valid only
+   * during the handler call (the handler copies what it keeps).
+   */
+  data: Buffer;
+  /** 33-bit 90 kHz timestamps as they are in the stream (not unwrapped); dts = pts when absent. */
+  pts: number | null;
+  dts: number | null;
+}
+
+export interface DemuxHandlers {
+  video?(pes: Pes): void;
+  audio?(pes: Pes): void;
+}
+
+/**
+ * One stream's PES being collected. The payloads of its packets are copied into one reused buffer:
+ * a view and an array entry per 188-byte packet would cost more (allocation, GC) than the copy.
+ */
+interface PesState {
+  buffer: Buffer;
+  size: number;
+  /** Bytes the PES has in all when its header gives a length, else 0 (video PES are often unbounded). */
+  total: number;
+  open: boolean;
+}
+
+/** Where the payload of the packet at `p` starts, or -1 when it has none (2.4.3.2, 2.4.3.4). */
+function payloadStart(b: Buffer, p: number): number {
+  const afc = (b[p + 3]! >> 4) & 0x03;
+  if ((afc & 1) === 0) return -1;
+  const at = afc === 3 ? p + 5 + b[p + 4]! : p + 4;
+  return at < p + PACKET ? at : -1;
+}
+
+function readTimestamp(b: Buffer, at: number): number {
+  return (
+    ((b[at]! >> 1) & 0x07) * 2 ** 30 +
+    ((b[at + 1]! << 7) | (b[at + 2]! >> 1)) * 2 ** 15 +
+    ((b[at + 3]! << 7) | (b[at + 4]! >> 1))
+  );
+}
+
+export class TsDemuxer {
+  /** Why the stream cannot be remuxed here, once that is known; the demuxer stops then. */
+  unsupported: string | null = null;
+  /** PIDs of the streams found in the PMT (-1: none). */
+  videoPid = -1;
+  audioPid = -1;
+  private pmtPid = -1;
+  private pmtSeen = '';
+  private carry: Buffer | null = null;
+  private readonly pes = new Map<number, PesState>();
+  /** The chunk being demuxed, as a plain Uint8Array (its subarrays are cheaper than a Buffer's). */
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  constructor(
+    private readonly on: DemuxHandlers,
+    private readonly want: { video: boolean; audio: boolean } = { video: true, audio: true },
+  ) {}
+
+  /** True once the program map has been read. */
+  get ready(): boolean {
+    return this.pmtSeen !== '';
+  }
+
+  push(chunk: Buffer): void {
+    if (this.unsupported) return;
+    const b = chunk;
+    this.bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
+    let p = 0;
+    if (this.carry) {
+      const need = PACKET - this.carry.length;
+      if (b.length < need) {
+        this.carry = Buffer.concat([this.carry, b]);
+        return;
+      }
+      const packet = Buffer.concat([this.carry, b.subarray(0, need)]);
+      this.carry = null;
+      this.bytes = new Uint8Array(packet.buffer, packet.byteOffset, packet.length);
+      if (packet[0] === SYNC) this.packet(packet, 0);
+      this.bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
+      p = need;
+    }
+    const n = b.length;
+    while (p < n) {
+      if (b[p] !== SYNC) {
+        // Lost sync (a damaged or padded segment): skip to the next sync byte, as ffmpeg does.
+        const next = b.indexOf(SYNC, p + 1);
+        if (next < 0) return;
+        p = next;
+        continue;
+      }
+      if (p + PACKET > n) {
+        this.carry = Buffer.from(b.subarray(p));
+        return;
+      }
+      const pid = ((b[p + 1]! & 0x1f) << 8) | b[p + 2]!;
+      if (pid === this.videoPid || pid === this.audioPid) {
+        // This packet and those right after it that continue the same PES (same PID, no unit start):
+        // a video frame is dozens of packets in a row, copied in one go.
+        let q = p + PACKET;
+        while (
+          q + PACKET <= n &&
+          b[q] === SYNC &&
+          (b[q + 1]! & 0x5f) === pid >> 8 &&
+          b[q + 2] === (pid & 0xff)
+        ) {
+          q += PACKET;
+        }
+        this.run(pid, b, p, q);
+        p = q;
+        continue;
+      }
+      this.packet(b, p);
+      if (this.unsupported) return;
+      p += PACKET;
+    }
+  }
+
+  /** The end of the stream: PES packets without a length end here. */
+  end(): void {
+    for (const pid of this.pes.keys()) this.finish(pid);
+  }
+
+  /** One packet that is not part of a run: PAT, PMT, or a single one of a stream. */
+  private packet(b: Buffer, p: number): void {
+    const pid = ((b[p + 1]! & 0x1f) << 8) | b[p + 2]!;
+    if (pid === this.videoPid || pid === this.audioPid) {
+      this.run(pid, b, p, p + PACKET);
+      return;
+    }
+    if ((b[p + 1]! & 0x40) === 0) return; // PSI: only sections that start in this packet are read
+    const at = payloadStart(b, p);
+    if (at < 0) return;
+    if (pid === 0) this.pat(b, at + 1 + b[at]!, p + PACKET);
+    else if (pid === this.pmtPid) this.pmt(b, at + 1 + b[at]!, p + PACKET);
+  }
+
+  /**
+   * Packets [p, q) of one stream, all but the first continuing the PES: copied into the PES buffer
+   * with one copy, then their headers squeezed out in place (copyWithin allocates nothing, where a
+   * view per packet would).
+   */
+  private run(pid: number, b: Buffer, p: number, q: number): void {
+    let st = this.pes.get(pid);
+    if ((b[p + 1]! & 0x40) !== 0) {
+      if (st?.open) this.finish(pid);
+      if (!st) {
+        st = {
+          buffer: Buffer.allocUnsafeSlow(pid === this.videoPid ? 512 * 1024 : 16 * 1024),
+          size: 0,
+          total: 0,
+          open: false,
+        };
+        this.pes.set(pid, st);
+      }
+      st.open = true;
+      st.size = 0;
+      st.total = 0;
+      const at = payloadStart(b, p);
+      if (at >= 0 && p + PACKET - at >= 6 && b[at] === 0 && b[at + 1] === 0 && b[at + 2] === 1) {
+        const length = (b[at + 4]! << 8) | b[at + 5]!;
+        st.total = length > 0 ? length + 6 : 0;
+      }
+    } else if (!st?.open) {
+      return; // the tail of a PES that started before our first byte
+    }
+    const base = st.size;
+    if (base + (q - p) > st.buffer.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(st.buffer.length * 2, base + (q - p)));
+      st.buffer.copy(grown, 0, 0, base);
+      st.buffer = grown;
+    }
+    const out = st.buffer;
+    out.set(this.bytes.subarray(p, q), base);
+    let w = base;
+    for (let k = p; k < q; k += PACKET) {
+      const at = payloadStart(b, k);
+      if (at < 0) continue;
+      const src = base + (at - p);
+      const len = k + PACKET - at;
+      if (src !== w) out.copyWithin(w, src, src + len);
+      w += len;
+    }
+    st.size = w;
+    if (st.total > 0 && st.size >= st.total) this.finish(pid);
+  }
+
+  private pat(b: Buffer, s: number, end: number): void {
+    if (this.pmtPid >= 0 || s + 12 > end) return;
+    // The first program (program_number != 0; 0 is the network PID).
+    const sectionEnd = Math.min(end, s + 3 + (((b[s + 1]! & 0x0f) << 8) | b[s + 2]!) - 4);
+    for (let i = s + 8; i + 4 <= sectionEnd; i += 4) {
+      const program = (b[i]! << 8) | b[i + 1]!;
+      if (program !== 0) {
+        this.pmtPid = ((b[i + 2]! & 0x1f) << 8) | b[i + 3]!;
+        return;
+      }
+    }
+  }
+
+  private pmt(b: Buffer, s: number, end: number): void {
+    if (s + 12 > end) return;
+    const sectionLength = ((b[s + 1]! & 0x0f) << 8) | b[s + 2]!;
+    const sectionEnd = s + 3 + sectionLength - 4;
+    if (sectionEnd > end) {
+      this.unsupported = 'a program map table longer than one packet';
+      return;
+    }
+    const programInfo = ((b[s + 10]! & 0x0f) << 8) | b[s + 11]!;
+    const found: { type: number; pid: number }[] = [];
+    for (let i = s + 12 + programInfo; i + 5 <= sectionEnd; ) {
+      found.push({ type: b[i]!, pid: ((b[i + 1]! & 0x1f) << 8) | b[i + 2]! });
+      i += 5 + (((b[i + 3]! & 0x0f) << 8) | b[i + 4]!);
+    }
+    const key = found.map((f) => `${f.type}:${f.pid}`).join(',');
+    if (this.pmtSeen) {
+      if (key !== this.pmtSeen) this.unsupported = 'the program map changes within the stream';
+      return;
+    }
+    this.pmtSeen = key || 'empty';
+    const kindOf = (type: number) =>
+      type === STREAM_H264 || VIDEO_TYPES.has(type)
+        ? 'video'
+        : type === STREAM_AAC || AUDIO_TYPES.has(type)
+          ? 'audio'
+          : type === STREAM_METADATA
+            ? 'metadata'
+            : 'unknown';
+    for (const f of found) {
+      const kind = kindOf(f.type);
+      const wanted = (kind === 'video' && this.want.video) || (kind === 'audio' && this.want.audio);
+      // A stream of a kind that is not wanted (the main track's own audio beside an audio rendition)
+      // is dropped whatever its codec; one of unknown kind might be audio (AC-3 as private data).
+      if (kind === 'unknown' || (wanted && f.type !== STREAM_H264 && f.type !== STREAM_AAC)) {
+        this.unsupported = `a stream of type 0x${f.type.toString(16)} (${STREAM_NAMES[f.type] ?? 'unknown'})`;
+        return;
+      }
+    }
+    const video = this.want.video ? found.filter((f) => f.type === STREAM_H264) : [];
+    const audio = this.want.audio ? found.filter((f) => f.type === STREAM_AAC) : [];
+    if (video.length > 1 || audio.length > 1) this.unsupported = 'more than one video or audio stream';
+    else if (video.length + audio.length === 0) this.unsupported = 'no H.264 or AAC stream';
+    this.videoPid = video[0]?.pid ?? -1;
+    this.audioPid = audio[0]?.pid ?? -1;
+  }
+
+  private finish(pid: number): void {
+    const st = this.pes.get(pid);
+    if (!st?.open) return;
+    st.open = false;
+    const pes = parsePes(st.buffer.subarray(0, st.total > 0 ? Math.min(st.total, st.size) : st.size));
+    if (!pes) return;
+    if (pid === this.videoPid) this.on.video?.(pes);
+    else this.on.audio?.(pes);
+  }
+}
+
+/** A PES packet's payload and timestamps (2.4.3.6), or null when it is not one. */
+export function parsePes(raw: Buffer): Pes | null {
+  if (raw.length < 9 || raw[0] !== 0 || raw[1] !== 0 || raw[2] !== 1) return null;
+  const flags = raw[7]!;
+  const headerEnd = 9 + raw[8]!;
+  if (headerEnd > raw.length) return null;
+  let pts: number | null = null;
+  let dts: number | null = null;
+  if (flags & 0x80 && raw.length >= 14) pts = readTimestamp(raw, 9);
+  if ((flags & 0xc0) === 0xc0 && raw.length >= 19) dts = readTimestamp(raw, 14);
+  return { data: raw.subarray(headerEnd), pts, dts: dts ?? pts };
+}
