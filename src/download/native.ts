@@ -17,7 +17,7 @@ import { type AdtsHeader, audioSpecificConfig, channelCount, parseAdts } from '.
 import { avcConfig, NAL_IDR, NAL_PPS, NAL_SPS, parseSps, type Sps, splitNals } from '../media/h264.js';
 import {
   buildMoov,
-  freeBox,
+  freeHeader,
   ftyp,
   MDAT_HEADER,
   MOVIE_TIMESCALE,
@@ -396,7 +396,6 @@ export class NativeMerger {
   /** Bytes of media written after the mdat header. */
   private written = 0;
   private readonly dataStart: number;
-  private readonly head: Buffer;
   private closed = false;
 
   constructor(private readonly options: NativeMergerOptions) {
@@ -425,12 +424,14 @@ export class NativeMerger {
     } else {
       this.audio = null;
     }
-    const reserve = options.moovReserve ?? 0;
+    const reserve = (options.moovReserve ?? 0) >= 8 ? options.moovReserve! : 0;
     const type = ftyp();
-    this.head = Buffer.concat([type, reserve >= 8 ? freeBox(reserve) : Buffer.alloc(0), mdatHeader(0)]);
-    this.dataStart = this.head.length;
+    this.dataStart = type.length + reserve + MDAT_HEADER;
     this.fh = open(options.output, 'w');
-    this.tail = this.fh.then((fh) => fh.write(this.head));
+    this.tail = this.fh.then(async (fh) => {
+      await fh.write(reserve > 0 ? Buffer.concat([type, freeHeader(reserve)]) : type, 0, undefined, 0);
+      await fh.write(mdatHeader(0), 0, MDAT_HEADER, this.dataStart - MDAT_HEADER);
+    });
     this.tail.catch(() => {});
   }
 
@@ -450,6 +451,7 @@ export class NativeMerger {
   /** Appends what the tracks have ready, one chunk per track, in one writev. */
   private flush(): Promise<unknown> {
     const iov: Buffer[] = [];
+    const at = this.dataStart + this.written;
     for (const t of [this.video, this.sound]) {
       if (!t || t.pending.samples === 0) continue;
       t.table.addChunk(this.written, t.pending.samples);
@@ -470,7 +472,7 @@ export class NativeMerger {
     const release = this.slabs.release();
     this.tail = this.tail.then(async () => {
       const fh = await this.fh;
-      await fh.writev(iov);
+      await fh.writev(iov, at);
       release();
     });
     return this.tail;
@@ -494,7 +496,7 @@ export class NativeMerger {
     const typeSize = ftyp().length;
     if (reserve >= 8 && (moov.length === reserve || moov.length + 8 <= reserve)) {
       const rest = reserve - moov.length;
-      await fh.write(rest > 0 ? Buffer.concat([moov, freeBox(rest)]) : moov, 0, reserve, typeSize);
+      await fh.write(rest > 0 ? Buffer.concat([moov, freeHeader(rest)]) : moov, 0, undefined, typeSize);
       await fh.close();
       this.closed = true;
       return;

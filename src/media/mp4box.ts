@@ -80,6 +80,26 @@ export function box(type: string, ...payload: Buffer[]): Buffer {
   return Buffer.concat([head, ...payload], size);
 }
 
+/** A container box kept as its parts: nesting copies nothing; the moov is joined once at the end. */
+interface Container {
+  length: number;
+  parts: Buffer[];
+}
+
+function container(type: string, ...children: (Buffer | Container)[]): Container {
+  const head = Buffer.alloc(8);
+  const parts: Buffer[] = [head];
+  let length = 8;
+  for (const c of children) {
+    if (Buffer.isBuffer(c)) parts.push(c);
+    else parts.push(...c.parts);
+    length += c.length;
+  }
+  head.writeUInt32BE(length);
+  head.write(type, 4, 'latin1');
+  return { length, parts };
+}
+
 function fullBox(type: string, version: number, flags: number, ...payload: Buffer[]): Buffer {
   const vf = Buffer.alloc(4);
   vf.writeUInt32BE(((version & 0xff) << 24) | (flags & 0xffffff));
@@ -100,14 +120,18 @@ function u64be(v: number): Buffer {
   return b;
 }
 
-/** A box header for `payloadSize` bytes: `free` padding, or a 64-bit `mdat` (size 1 + largesize). */
-export function freeBox(size: number): Buffer {
-  const b = Buffer.alloc(size);
+/**
+ * The header of a `free` box of `size` bytes in all: the padding after it is left as it is in the
+ * file (a hole reads as zeros), so reserving 20 MB for a long stream's moov costs no 20 MB buffer.
+ */
+export function freeHeader(size: number): Buffer {
+  const b = Buffer.alloc(8);
   b.writeUInt32BE(size);
   b.write('free', 4, 'latin1');
   return b;
 }
 
+/** A 64-bit `mdat` header (size 1 + largesize), so a stream past 4 GB needs no other layout. */
 export const MDAT_HEADER = 16;
 
 export function mdatHeader(dataBytes: number): Buffer {
@@ -234,7 +258,7 @@ function pairsBox(type: string, version: number, pairs: number[]): Buffer {
   return fullBox(type, version, 0, b);
 }
 
-function stbl(t: TrackBuild, chunkBase: number): Buffer {
+function stbl(t: TrackBuild, chunkBase: number): Container {
   const s = t.table;
   const n = s.count;
   const parts: Buffer[] = [];
@@ -304,7 +328,7 @@ function stbl(t: TrackBuild, chunkBase: number): Buffer {
     else stco.writeUInt32BE(off, 4 + c * 4);
   }
   parts.push(fullBox(wide ? 'co64' : 'stco', 0, 0, stco));
-  return box('stbl', ...parts);
+  return container('stbl', ...parts);
 }
 
 /** The esds bit rates: the average, and the most bits in any one second of media. */
@@ -343,7 +367,7 @@ function movieTimes(t: TrackBuild): { delay: number; shown: number; total: numbe
   return { delay, shown: Math.ceil(shownMs - 1e-9), total: Math.ceil(t.delay + shownMs - 1e-9) };
 }
 
-function trak(t: TrackBuild, chunkBase: number): Buffer {
+function trak(t: TrackBuild, chunkBase: number): Container {
   const s = t.table;
   const mediaDuration = Math.round(s.mediaDuration);
   const times = movieTimes(t);
@@ -411,8 +435,8 @@ function trak(t: TrackBuild, chunkBase: number): Buffer {
   );
   const header = video ? fullBox('vmhd', 0, 1, Buffer.alloc(8)) : fullBox('smhd', 0, 0, Buffer.alloc(4));
   const dinf = box('dinf', fullBox('dref', 0, 0, u32be(1), fullBox('url ', 0, 1)));
-  const minf = box('minf', header, dinf, stbl(t, chunkBase));
-  return box('trak', tkhd, box('edts', elst), box('mdia', mdhd, hdlr, minf));
+  const minf = container('minf', header, dinf, stbl(t, chunkBase));
+  return container('trak', tkhd, box('edts', elst), container('mdia', mdhd, hdlr, minf));
 }
 
 /**
@@ -436,5 +460,6 @@ export function buildMoov(tracks: readonly TrackBuild[], dataStart: number): Buf
     Buffer.alloc(24), // pre_defined
     u32be(tracks.length + 1),
   );
-  return box('moov', mvhd, ...tracks.map((t) => trak(t, dataStart)));
+  const moov = container('moov', mvhd, ...tracks.map((t) => trak(t, dataStart)));
+  return Buffer.concat(moov.parts, moov.length);
 }

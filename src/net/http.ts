@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GabeError, toGabeError } from '../errors.js';
 import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
+import { H1Transport } from './h1.js';
 import { type HttpBody, NativeTransport, type RawRequest, type RawResponse } from './native.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
@@ -43,15 +44,17 @@ export interface Transport {
   destroy(): Promise<void>;
 }
 
+function directOptions(options: HttpClientOptions) {
+  return {
+    connections: options.connections ?? 16,
+    timeoutMs: options.timeoutMs,
+    guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
+  };
+}
+
 function makeTransport(options: HttpClientOptions): Transport {
   const proxy = options.proxy;
-  if (!proxy) {
-    return new NativeTransport({
-      connections: options.connections ?? 16,
-      timeoutMs: options.timeoutMs,
-      guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
-    });
-  }
+  if (!proxy) return new NativeTransport(directOptions(options));
   // undici (and fetch-socks) load only for proxied jobs: most runs never pay for parsing them.
   const loading = import('./proxy.js').then((m) => m.proxyTransport({ ...options, proxy }));
   loading.catch(() => {});
@@ -90,12 +93,15 @@ export function checkUrl(raw: string): URL {
  */
 export class HttpClient {
   private readonly transport: Transport;
+  /** For bodies read whole (getChunks): direct connections use H1Transport (h1.ts). */
+  private readonly wholeBodies: Transport;
   private readonly maxRedirects: number;
   /** Proxied and guarded: host names already checked with our DNS (one lookup per name and job). */
   private readonly proxiedHostChecks: Map<string, Promise<unknown>> | null;
 
   constructor(readonly options: HttpClientOptions) {
     this.transport = makeTransport(options);
+    this.wholeBodies = options.proxy ? this.transport : new H1Transport(directOptions(options));
     this.maxRedirects = options.maxRedirects ?? 10;
     this.proxiedHostChecks = options.proxy && !options.allowPrivateNetworks ? new Map() : null;
   }
@@ -118,7 +124,7 @@ export class HttpClient {
   }
 
   async get(rawUrl: string, options: GetOptions = {}): Promise<HttpResponse> {
-    return this.send(rawUrl, options.method ?? 'GET', options, undefined);
+    return this.send(rawUrl, options.method ?? 'GET', options, undefined, this.transport);
   }
 
   /**
@@ -130,7 +136,7 @@ export class HttpClient {
     body: string,
     options: Omit<GetOptions, 'range' | 'method'> = {},
   ): Promise<number> {
-    const res = await this.send(rawUrl, 'POST', options, body);
+    const res = await this.send(rawUrl, 'POST', options, body, this.transport);
     await res.body.dump().catch(() => {});
     return res.status;
   }
@@ -140,6 +146,7 @@ export class HttpClient {
     method: 'GET' | 'HEAD' | 'POST',
     options: GetOptions,
     body: string | undefined,
+    transport: Transport,
   ): Promise<HttpResponse> {
     let url = checkUrl(rawUrl).href;
     const headers: Record<string, string> = {
@@ -152,7 +159,7 @@ export class HttpClient {
       await this.checkDestination(url);
       let res: RawResponse;
       try {
-        res = await this.transport.request(new URL(url), { method, headers, body, signal: options.signal });
+        res = await transport.request(new URL(url), { method, headers, body, signal: options.signal });
       } catch (err) {
         throw findForbidden(err) ?? toGabeError(err);
       }
@@ -209,7 +216,7 @@ export class HttpClient {
     url: string,
     options: GetOptions & { maxBytes?: number } = {},
   ): Promise<{ chunks: Buffer[]; length: number; res: HttpResponse }> {
-    const res = await this.get(url, options);
+    const res = await this.send(url, options.method ?? 'GET', options, undefined, this.wholeBodies);
     const max = options.maxBytes ?? 512 * 1024 * 1024;
     if (res.contentLength !== null && res.contentLength > max) {
       await res.body.dump().catch(() => {});
@@ -218,17 +225,26 @@ export class HttpClient {
         `${url} is ${res.contentLength} bytes, more than ${max} allowed`,
       );
     }
-    const chunks: Buffer[] = [];
+    let chunks: Buffer[] = [];
     let total = 0;
     try {
-      for await (const chunk of res.body) {
-        total += (chunk as Buffer).length;
-        if (total > max) {
-          res.body.destroy();
-          throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
+      if (res.body.collect) {
+        chunks = await res.body.collect(max).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ERR_BODY_TOO_LARGE') {
+            throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
+          }
+          throw err;
+        });
+        for (const c of chunks) total += c.length;
+      } else
+        for await (const chunk of res.body) {
+          total += (chunk as Buffer).length;
+          if (total > max) {
+            res.body.destroy();
+            throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
+          }
+          chunks.push(chunk as Buffer);
         }
-        chunks.push(chunk as Buffer);
-      }
     } catch (err) {
       throw toGabeError(err);
     }
@@ -239,11 +255,11 @@ export class HttpClient {
   }
 
   async close(): Promise<void> {
-    await this.transport.close();
+    await Promise.all([this.transport.close(), this.wholeBodies.close()]);
   }
 
   /** Drops every socket now (cancel): in-flight bodies error out instead of finishing. */
   async destroy(): Promise<void> {
-    await this.transport.destroy();
+    await Promise.all([this.transport.destroy(), this.wholeBodies.destroy()]);
   }
 }

@@ -9,6 +9,8 @@ export interface HttpBody extends AsyncIterable<unknown> {
   destroy(error?: Error): unknown;
   /** Reads and discards the rest (a redirect's or an error's small body), so the socket can be reused. */
   dump(): Promise<void>;
+  /** The whole body at once, refusing more than `limit` bytes (H1Transport: without a buffer per read). */
+  collect?(limit: number): Promise<Buffer[]>;
 }
 
 export interface RawResponse {

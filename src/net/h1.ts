@@ -1,0 +1,525 @@
+/**
+ * A small HTTP/1.1 client for the requests whose bodies are read whole (segments, playlists, keys):
+ * every socket reads into one shared buffer (`onread`), and a body with a Content-Length is copied
+ * from there straight into the one buffer it ends up in. Node's client allocates a buffer per read,
+ * which at 100 MB/s over 64 connections is thousands of buffers a second: most of a download's
+ * garbage collection, and the tens of megabytes of dead chunks that made up its peak RSS.
+ *
+ * RFC 9112 message framing: a status line and header fields up to an empty line, then a body
+ * delimited by Transfer-Encoding: chunked, Content-Length, or the end of the connection (6.3).
+ * Connections are kept alive and reused (9.3); one that a server closed while idle is retried once
+ * on a new connection when nothing of the response came (9.3.1: the request was not processed).
+ * The destination guard is applied as by NativeTransport: the guard's lookup, then the peer address.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { addressReason, guardedLookup, refuseConnect } from './guard.js';
+import type { Transport } from './http.js';
+import type { HttpBody, NativeTransportOptions, RawRequest, RawResponse } from './native.js';
+
+const READ_BUFFER = 64 * 1024;
+/** Longest status line plus header section accepted (Node's default is 16 KB). */
+const MAX_HEAD = 64 * 1024;
+/** Bodies larger than this are not read to the end to save a connection (dump). */
+const DUMP_LIMIT = 128 * 1024;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+function codeError(message: string, code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code });
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason as unknown;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return Object.assign(new Error('the request was aborted'), { name: 'AbortError', code: 'ABORT_ERR' });
+}
+
+/** One connection; `exchange` is the request on it, if any. */
+interface Conn {
+  key: string;
+  socket: net.Socket;
+  exchange: Exchange | null;
+  /** It has carried a response before (a failure before any byte may be a stale keep-alive). */
+  used: boolean;
+  dead: boolean;
+}
+
+type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
+
+/** The body of a response: collected whole, or iterated, as the reader asks; bytes before that wait. */
+class Body implements HttpBody, AsyncIterable<Buffer> {
+  /** Copies of what arrived before the reader chose how to read. */
+  private early: Buffer[] = [];
+  private target: Buffer | null = null;
+  private filled = 0;
+  private mode: 'undecided' | 'collect' | 'iterate' = 'undecided';
+  private done = false;
+  private error: Error | null = null;
+  private wake: (() => void) | null = null;
+  private discard = false;
+  private limit = Number.POSITIVE_INFINITY;
+
+  constructor(
+    private readonly exchange: Exchange,
+    readonly length: number | null,
+  ) {}
+
+  /** Bytes of the body from the shared read buffer: copied, as the buffer is reused at once. */
+  push(src: Buffer, start: number, end: number): void {
+    if (this.discard) return;
+    const n = end - start;
+    if (this.mode === 'collect' && this.target && this.filled + n <= this.target.length) {
+      src.copy(this.target, this.filled, start, end);
+      this.filled += n;
+      return;
+    }
+    this.early.push(Buffer.from(src.subarray(start, end)));
+    this.filled += n;
+    if (this.filled > this.limit) {
+      this.exchange.fail(
+        codeError(`the body is larger than ${this.limit} bytes`, 'ERR_BODY_TOO_LARGE'),
+        true,
+      );
+      return;
+    }
+    this.wake?.();
+  }
+
+  finish(error: Error | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.error = error;
+    this.wake?.();
+  }
+
+  /**
+   * The whole body: one buffer, allocated once, when the length is known; else the pieces as they
+   * came. More than `limit` bytes fail the read.
+   */
+  async collect(limit: number): Promise<Buffer[]> {
+    this.mode = 'collect';
+    this.limit = limit;
+    if (this.filled > limit) {
+      this.exchange.fail(codeError(`the body is larger than ${limit} bytes`, 'ERR_BODY_TOO_LARGE'), true);
+    }
+    if (this.length !== null && this.length > 0) {
+      const target = Buffer.allocUnsafe(this.length);
+      let at = 0;
+      for (const b of this.early) {
+        b.copy(target, at);
+        at += b.length;
+      }
+      this.early = [];
+      this.target = target;
+      this.filled = at;
+    }
+    await this.until(() => this.done);
+    if (this.error) throw this.error;
+    if (this.target) return [this.target.subarray(0, this.filled)];
+    return this.early;
+  }
+
+  private until(ready: () => boolean): Promise<void> {
+    if (ready()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = () => {
+        if (!ready()) return;
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    this.mode = 'iterate';
+    for (;;) {
+      await this.until(() => this.early.length > 0 || this.done);
+      while (this.early.length > 0) yield this.early.shift()!;
+      if (this.done) {
+        if (this.error) throw this.error;
+        return;
+      }
+    }
+  }
+
+  destroy(error?: Error): void {
+    this.exchange.fail(error ?? codeError('the response body was destroyed', 'ERR_STREAM_DESTROYED'), true);
+  }
+
+  async dump(): Promise<void> {
+    if (this.done) return;
+    if (!(this.length !== null && this.length <= DUMP_LIMIT)) {
+      this.exchange.fail(codeError('body not read', 'ERR_STREAM_DESTROYED'), true);
+      return;
+    }
+    this.discard = true;
+    this.early = [];
+    await this.until(() => this.done);
+  }
+}
+
+/** One request and its response on a connection: the parser of what comes back. */
+class Exchange {
+  private head: Buffer | null = null;
+  private framing: Framing | null = null;
+  private keepAlive = true;
+  private body: Body | null = null;
+  /** Chunked framing: the size line or the CRLF after a chunk being read, and bytes left in a chunk. */
+  private chunkLine = '';
+  private chunkLeft = 0;
+  private chunkState: 'size' | 'data' | 'crlf' | 'trailer' = 'size';
+  private gotBytes = false;
+  private settled = false;
+
+  constructor(
+    readonly conn: Conn,
+    private readonly method: string,
+    private readonly resolve: (res: RawResponse) => void,
+    private readonly reject: (err: Error, retry: boolean) => void,
+    private readonly release: (conn: Conn, reusable: boolean) => void,
+  ) {}
+
+  onData(buf: Buffer, n: number): void {
+    this.gotBytes = true;
+    let at = 0;
+    while (at < n && !this.bodyDone)
+      at = this.framing ? this.readBody(buf, at, n) : this.readHead(buf, at, n);
+    if (this.ended) {
+      this.ended = false;
+      // Bytes after the response were not asked for: such a connection is not reused.
+      this.release(this.conn, this.keepAlive && at === n);
+    }
+  }
+
+  private bodyDone = false;
+  /** The response ended within the read being parsed: the connection is released after it. */
+  private ended = false;
+
+  private readHead(buf: Buffer, at: number, n: number): number {
+    const piece = buf.subarray(at, n);
+    const prev = this.head?.length ?? 0;
+    const head = this.head ? Buffer.concat([this.head, piece]) : Buffer.from(piece);
+    const end = head.indexOf(CRLFCRLF, Math.max(0, prev - 3));
+    if (end < 0) {
+      if (head.length > MAX_HEAD)
+        this.fail(codeError('response header section too large', 'HPE_HEADER_OVERFLOW'));
+      this.head = head;
+      return n;
+    }
+    this.head = null;
+    const consumed = end + 4 - prev;
+    const lines = head.toString('latin1', 0, end).split('\r\n');
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
+    if (!m) {
+      this.fail(
+        codeError(
+          `not an HTTP/1.x response: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`,
+          'HPE_INVALID_CONSTANT',
+        ),
+      );
+      return n;
+    }
+    const status = Number(m[2]);
+    const headers: Record<string, string | string[]> = {};
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon <= 0) continue;
+      const name = line.slice(0, colon).trim().toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const had = headers[name];
+      if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
+      else headers[name] = had === undefined ? value : `${had}, ${value}`;
+    }
+    if (status >= 100 && status < 200) return at + consumed; // 1xx: the real response follows
+    const connection = String(headers['connection'] ?? '').toLowerCase();
+    this.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
+    const te = String(headers['transfer-encoding'] ?? '').toLowerCase();
+    const cl = headers['content-length'];
+    let length: number | null = null;
+    if (this.method === 'HEAD' || status === 204 || status === 304) this.framing = { kind: 'none' };
+    else if (te.includes('chunked')) this.framing = { kind: 'chunked' };
+    else if (typeof cl === 'string' && /^\d+$/.test(cl)) {
+      length = Number(cl);
+      this.framing = { kind: 'length', left: length };
+    } else if (cl !== undefined) {
+      this.fail(codeError(`invalid Content-Length ${JSON.stringify(cl)}`, 'HPE_INVALID_CONTENT_LENGTH'));
+      return n;
+    } else {
+      this.framing = { kind: 'close' };
+      this.keepAlive = false;
+    }
+    this.body = new Body(this, this.framing.kind === 'none' ? 0 : length);
+    this.settled = true;
+    this.resolve({ statusCode: status, headers, body: this.body });
+    if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.framing.left === 0))
+      this.end();
+    return at + consumed;
+  }
+
+  private readBody(buf: Buffer, at: number, n: number): number {
+    const f = this.framing!;
+    const body = this.body!;
+    if (f.kind === 'close') {
+      body.push(buf, at, n);
+      return n;
+    }
+    if (f.kind === 'length') {
+      const take = Math.min(f.left, n - at);
+      body.push(buf, at, at + take);
+      f.left -= take;
+      if (f.left === 0) this.end();
+      return at + take;
+    }
+    // chunked (RFC 9112 7.1): size [; ext] CRLF data CRLF ... 0 CRLF [trailers] CRLF
+    while (at < n && !this.bodyDone) {
+      if (this.chunkState === 'data') {
+        const take = Math.min(this.chunkLeft, n - at);
+        body.push(buf, at, at + take);
+        this.chunkLeft -= take;
+        at += take;
+        if (this.chunkLeft === 0) this.chunkState = 'crlf';
+        continue;
+      }
+      const nl = buf.indexOf(0x0a, at);
+      const stop = nl < 0 || nl >= n ? n : nl + 1;
+      this.chunkLine += buf.toString('latin1', at, stop);
+      at = stop;
+      if (!this.chunkLine.endsWith('\n')) {
+        if (this.chunkLine.length > 4096)
+          this.fail(codeError('chunk size line too long', 'HPE_INVALID_CHUNK_SIZE'));
+        continue;
+      }
+      const line = this.chunkLine.trim();
+      this.chunkLine = '';
+      if (this.chunkState === 'crlf') {
+        this.chunkState = 'size';
+        if (line !== '') this.fail(codeError('no CRLF after a chunk', 'HPE_INVALID_CHUNK_SIZE'));
+      } else if (this.chunkState === 'trailer') {
+        if (line === '') this.end();
+      } else {
+        const size = Number.parseInt(line.split(';')[0] ?? '', 16);
+        if (!/^[0-9a-fA-F]+/.test(line) || !Number.isFinite(size)) {
+          this.fail(
+            codeError(`invalid chunk size ${JSON.stringify(line.slice(0, 40))}`, 'HPE_INVALID_CHUNK_SIZE'),
+          );
+        } else if (size === 0) this.chunkState = 'trailer';
+        else {
+          this.chunkLeft = size;
+          this.chunkState = 'data';
+        }
+      }
+    }
+    return at;
+  }
+
+  private end(): void {
+    if (this.bodyDone) return;
+    this.bodyDone = true;
+    this.body?.finish(null);
+    this.ended = true;
+  }
+
+  /** The connection ended (cleanly or not). */
+  onClose(err: Error | null): void {
+    if (this.framing?.kind === 'close' && !err) {
+      this.bodyDone = true;
+      this.body?.finish(null);
+      this.release(this.conn, false);
+      return;
+    }
+    if (this.bodyDone) return;
+    const e =
+      err ??
+      codeError(
+        this.settled ? 'the connection closed before the end of the body' : 'socket hang up',
+        'ECONNRESET',
+      );
+    // Nothing of the response came on a connection used before: the server closed it while idle.
+    this.fail(e, false, !this.gotBytes && this.conn.used);
+  }
+
+  fail(err: Error, destroySocket = true, retry = false): void {
+    if (this.bodyDone) return;
+    this.bodyDone = true;
+    if (this.settled) this.body?.finish(err);
+    else this.reject(err, retry);
+    this.release(this.conn, false);
+    if (destroySocket) this.conn.socket.destroy();
+  }
+}
+
+/** HTTP/1.1 with sockets that read into one reused buffer; see the file comment. */
+export class H1Transport implements Transport {
+  private readonly readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
+  private readonly idle = new Map<string, Conn[]>();
+  private readonly open = new Map<string, number>();
+  private readonly queue = new Map<string, (() => void)[]>();
+  private readonly conns = new Set<Conn>();
+  private readonly lookup: net.LookupFunction | undefined;
+
+  constructor(private readonly options: NativeTransportOptions) {
+    this.lookup = options.guard ? guardedLookup(options.guard) : undefined;
+  }
+
+  async request(url: URL, req: RawRequest): Promise<RawResponse> {
+    if (req.method === 'POST') throw new Error('H1Transport sends GET and HEAD only');
+    const { guard } = this.options;
+    if (guard) {
+      // net.connect never looks up IP literals, so the guarded lookup would not see them.
+      const literal = url.hostname.replace(/^\[|\]$/g, '');
+      const reason = net.isIP(literal) ? addressReason(literal, guard) : null;
+      if (reason) throw refuseConnect(literal, reason, url.hostname);
+    }
+    for (let attempt = 0; ; attempt++) {
+      const conn = await this.acquire(url, req.signal);
+      try {
+        return await this.exchange(conn, url, req);
+      } catch (err) {
+        const e = err as Error & { retryStale?: boolean };
+        if (!e.retryStale || attempt > 0) throw err;
+      }
+    }
+  }
+
+  private key(url: URL): string {
+    return `${url.protocol}//${url.host}`;
+  }
+
+  private async acquire(url: URL, signal: AbortSignal | undefined): Promise<Conn> {
+    const key = this.key(url);
+    for (;;) {
+      if (signal?.aborted) throw abortError(signal);
+      const idle = this.idle.get(key);
+      while (idle && idle.length > 0) {
+        const conn = idle.pop()!;
+        if (!conn.dead && !conn.socket.destroyed) return conn;
+      }
+      if ((this.open.get(key) ?? 0) < this.options.connections) return this.connect(url, key);
+      await new Promise<void>((resolve) => {
+        const waiters = this.queue.get(key) ?? [];
+        waiters.push(resolve);
+        this.queue.set(key, waiters);
+      });
+    }
+  }
+
+  private connect(url: URL, key: string): Conn {
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const conn: Conn = {
+      key,
+      socket: null as unknown as net.Socket,
+      exchange: null,
+      used: false,
+      dead: false,
+    };
+    const onread = {
+      buffer: this.readBuffer,
+      callback: (n: number, buf: Uint8Array) => {
+        const ex = conn.exchange;
+        if (ex) ex.onData(buf as Buffer, n);
+        else conn.socket.destroy(); // bytes nobody asked for on an idle connection
+        return true;
+      },
+    };
+    const base = { host, port, ...(this.lookup ? { lookup: this.lookup } : {}), onread };
+    const socket =
+      url.protocol === 'https:'
+        ? tls.connect({
+            ...base,
+            servername: net.isIP(host) ? undefined : host,
+            ALPNProtocols: ['http/1.1'],
+          })
+        : net.connect(base);
+    conn.socket = socket;
+    socket.setNoDelay(true);
+    socket.setTimeout(this.options.timeoutMs);
+    const guard = this.options.guard;
+    if (guard) {
+      socket.once('connect', () => {
+        const remote = socket.remoteAddress ?? '';
+        const reason = addressReason(remote, guard);
+        if (reason) socket.destroy(refuseConnect(remote, reason, url.hostname));
+      });
+    }
+    socket.on('timeout', () => {
+      socket.destroy(
+        codeError(`no data for ${this.options.timeoutMs} ms (connect, headers or body)`, 'ETIMEDOUT'),
+      );
+    });
+    let error: Error | null = null;
+    socket.on('error', (err) => {
+      error = err;
+    });
+    socket.on('close', () => {
+      conn.dead = true;
+      this.conns.delete(conn);
+      this.open.set(key, (this.open.get(key) ?? 1) - 1);
+      const idle = this.idle.get(key);
+      if (idle)
+        this.idle.set(
+          key,
+          idle.filter((c) => c !== conn),
+        );
+      const ex = conn.exchange;
+      conn.exchange = null;
+      ex?.onClose(error);
+      this.wakeOne(key);
+    });
+    this.open.set(key, (this.open.get(key) ?? 0) + 1);
+    this.conns.add(conn);
+    return conn;
+  }
+
+  private wakeOne(key: string): void {
+    this.queue.get(key)?.shift()?.();
+  }
+
+  private exchange(conn: Conn, url: URL, req: RawRequest): Promise<RawResponse> {
+    return new Promise<RawResponse>((resolve, reject) => {
+      const signal = req.signal;
+      const onAbort = () => ex.fail(abortError(signal!));
+      const ex = new Exchange(
+        conn,
+        req.method,
+        resolve,
+        (err, retry) => reject(Object.assign(err, retry ? { retryStale: true } : {})),
+        (c, reusable) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (c.exchange !== ex) return;
+          c.exchange = null;
+          c.used = true;
+          if (reusable && !c.dead && !c.socket.destroyed) {
+            const idle = this.idle.get(c.key) ?? [];
+            idle.push(c);
+            this.idle.set(c.key, idle);
+            this.wakeOne(c.key);
+          } else {
+            c.socket.destroy();
+          }
+        },
+      );
+      conn.exchange = ex;
+      if (signal) {
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+      const lines = [`${req.method} ${url.pathname}${url.search} HTTP/1.1`, `host: ${url.host}`];
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (name.toLowerCase() !== 'host' && name.toLowerCase() !== 'connection')
+          lines.push(`${name}: ${value}`);
+      }
+      lines.push('connection: keep-alive', '', '');
+      conn.socket.write(lines.join('\r\n'), 'latin1');
+    });
+  }
+
+  async destroy(): Promise<void> {
+    for (const c of this.conns) c.socket.destroy();
+    this.idle.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.destroy();
+  }
+}

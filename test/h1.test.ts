@@ -1,0 +1,273 @@
+/**
+ * H1Transport (src/net/h1.ts), the HTTP/1.1 client behind every whole-body fetch, against a raw TCP
+ * server on loopback that writes exactly the bytes each test needs: framing (length, chunked, close),
+ * responses split at every byte, keep-alive reuse, a connection the server closed while idle, and
+ * timeouts, aborts, oversized bodies and the destination guard.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { HttpClient } from '../src/net/http.js';
+
+interface Conn {
+  socket: net.Socket;
+  /** Requests seen on this connection, as text. */
+  requests: string[];
+}
+
+/** A TCP server that answers each request with what `respond` writes, however it wants. */
+async function rawServer(respond: (socket: net.Socket, request: string, conn: Conn) => void) {
+  const conns: Conn[] = [];
+  const server = net.createServer((socket) => {
+    const conn: Conn = { socket, requests: [] };
+    conns.push(conn);
+    let pending = '';
+    socket.on('data', (d) => {
+      pending += d.toString('latin1');
+      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+        const request = pending.slice(0, end);
+        pending = pending.slice(end + 4);
+        conn.requests.push(request);
+        respond(socket, request, conn);
+      }
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    conns,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of conns) c.socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const client = (timeoutMs = 5000) =>
+  new HttpClient({ timeoutMs, allowPrivateNetworks: true, connections: 4 });
+
+/** Writes `data` one byte per write, so every boundary of the parser is crossed. */
+async function trickle(socket: net.Socket, data: string | Buffer): Promise<void> {
+  const b = Buffer.isBuffer(data) ? data : Buffer.from(data, 'latin1');
+  for (let i = 0; i < b.length; i++) {
+    socket.write(b.subarray(i, i + 1));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('H1Transport: whole bodies over HTTP/1.1', () => {
+  const payload = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+  let srv: Awaited<ReturnType<typeof rawServer>>;
+
+  before(async () => {
+    srv = await rawServer((socket, request) => {
+      const path = (request.split(' ')[1] ?? '').split('?')[0];
+      if (path === '/length') {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+        socket.write(payload);
+      } else if (path === '/chunked') {
+        const parts = [payload.subarray(0, 1000), payload.subarray(1000, 1001), payload.subarray(1001)];
+        socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        for (const p of parts)
+          socket.write(
+            Buffer.concat([Buffer.from(`${p.length.toString(16)};ext=1\r\n`), p, Buffer.from('\r\n')]),
+          );
+        socket.write('0\r\nx-trailer: yes\r\n\r\n');
+      } else if (path === '/trickle') {
+        void trickle(
+          socket,
+          Buffer.concat([
+            Buffer.from(
+              'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n',
+            ),
+            Buffer.from('a\r\n0123456789\r\n3\r\nabc\r\n0\r\n\r\n'),
+          ]),
+        );
+      } else if (path === '/close') {
+        socket.end(Buffer.concat([Buffer.from('HTTP/1.0 200 OK\r\n\r\n'), payload]));
+      } else if (path === '/short') {
+        socket.end(
+          Buffer.concat([
+            Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`),
+            payload.subarray(0, 100),
+          ]),
+        );
+      } else if (path === '/redirect') {
+        socket.write('HTTP/1.1 302 Found\r\nLocation: /length\r\nContent-Length: 5\r\n\r\nmoved');
+      } else if (path === '/silent') {
+        // no answer at all
+      } else if (path === '/big') {
+        socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        const block = Buffer.alloc(4096, 1);
+        for (let i = 0; i < 8; i++)
+          socket.write(Buffer.concat([Buffer.from('1000\r\n'), block, Buffer.from('\r\n')]));
+      } else if (path === '/garbage') {
+        socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
+      } else {
+        socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+      }
+    });
+  });
+  after(() => srv.close());
+
+  it('reads a Content-Length body into one buffer', async () => {
+    const http = client();
+    const { chunks, length } = await http.getChunks(`${srv.url}/length`);
+    assert.equal(chunks.length, 1);
+    assert.equal(length, payload.length);
+    assert.ok(chunks[0]!.equals(payload));
+    await http.destroy();
+  });
+
+  it('decodes chunked bodies with chunk extensions and trailers', async () => {
+    const http = client();
+    const { data } = await http.getBuffer(`${srv.url}/chunked`);
+    assert.ok(data.equals(payload));
+    await http.destroy();
+  });
+
+  it('parses a response cut at every byte, skipping a 100 Continue before it', async () => {
+    const http = client();
+    const { data, res } = await http.getBuffer(`${srv.url}/trickle`);
+    assert.equal(data.toString(), '0123456789abc');
+    assert.equal(res.headers['content-type'], 'video/mp2t');
+    await http.destroy();
+  });
+
+  it('reads an HTTP/1.0 body delimited by the end of the connection', async () => {
+    const http = client();
+    const { data } = await http.getBuffer(`${srv.url}/close`);
+    assert.ok(data.equals(payload));
+    await http.destroy();
+  });
+
+  it('fails a body shorter than its Content-Length, retryably, instead of passing it on', async () => {
+    const http = client();
+    await assert.rejects(
+      http.getBuffer(`${srv.url}/short`),
+      (err: { code?: string; retryable?: boolean }) => {
+        assert.equal(err.retryable, true);
+        return true;
+      },
+    );
+    await http.destroy();
+  });
+
+  it('follows a redirect on the same kept-alive connection', async () => {
+    const before = srv.conns.length;
+    const http = client();
+    const { data, res } = await http.getBuffer(`${srv.url}/redirect`);
+    assert.ok(data.equals(payload));
+    assert.equal(res.url, `${srv.url}/length`);
+    assert.equal(srv.conns.length - before, 1, 'one connection for both requests');
+    for (let i = 0; i < 5; i++) await http.getBuffer(`${srv.url}/length`);
+    assert.equal(srv.conns.length - before, 1, 'kept alive for the next ones too');
+    await http.destroy();
+  });
+
+  it('refuses a chunked body larger than the limit', async () => {
+    const http = client();
+    await assert.rejects(http.getBuffer(`${srv.url}/big`, { maxBytes: 10_000 }), /larger than 10000 bytes/);
+    await http.destroy();
+  });
+
+  it('times out a server that never answers, and a request can be aborted', async () => {
+    const http = client(300);
+    await assert.rejects(http.getBuffer(`${srv.url}/silent`), (err: { code?: string }) => {
+      assert.equal(err.code, 'GABE_ERR_TIMEOUT');
+      return true;
+    });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(
+      http.getBuffer(`${srv.url}/silent`, { signal: ac.signal }),
+      (err: { code?: string }) => {
+        assert.equal(err.code, 'GABE_ERR_CANCELLED');
+        return true;
+      },
+    );
+    await http.destroy();
+  });
+
+  it('refuses what is not an HTTP response', async () => {
+    const http = client();
+    await assert.rejects(http.getBuffer(`${srv.url}/garbage`), /not an HTTP\/1\.x response/);
+    await http.destroy();
+  });
+
+  it('sends the request line, Host and the headers it was given', async () => {
+    const http = new HttpClient({
+      timeoutMs: 5000,
+      allowPrivateNetworks: true,
+      headers: { referer: 'https://example.com/' },
+    });
+    await http.getBuffer(`${srv.url}/length?token=abc`, { range: { start: 10, end: 19 } });
+    const request = srv.conns.at(-1)!.requests.at(-1)!;
+    const lines = request.split('\r\n');
+    assert.equal(lines[0], 'GET /length?token=abc HTTP/1.1');
+    assert.ok(lines.includes(`host: ${new URL(srv.url).host}`));
+    assert.ok(lines.includes('range: bytes=10-19'));
+    assert.ok(lines.includes('referer: https://example.com/'));
+    await http.destroy();
+  });
+});
+
+describe('H1Transport: a kept-alive connection the server closed', () => {
+  it('sends the request again on a new connection when nothing of the answer came', async () => {
+    let served = 0;
+    const srv = await rawServer((socket) => {
+      served++;
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      // Like an idle timeout on the server: the connection closes right after its first response.
+      setTimeout(() => socket.destroy(), 20);
+    });
+    const http = client();
+    assert.equal((await http.getBuffer(`${srv.url}/a`)).data.toString(), 'ok');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await http.getBuffer(`${srv.url}/b`)).data.toString(), 'ok');
+    assert.equal(served, 2);
+    assert.equal(srv.conns.length, 2);
+    await http.destroy();
+    await srv.close();
+  });
+
+  it('does not send a request twice when the server closed it after answering part of it', async () => {
+    let served = 0;
+    const srv = await rawServer((socket) => {
+      served++;
+      socket.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly');
+    });
+    const http = client();
+    await assert.rejects(http.getBuffer(`${srv.url}/a`));
+    assert.equal(served, 1);
+    await http.destroy();
+    await srv.close();
+  });
+});
+
+describe('H1Transport: the destination guard', () => {
+  it('refuses loopback at connect time when private networks are not allowed', async () => {
+    const srv = await rawServer((socket) => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const http = new HttpClient({ timeoutMs: 2000, allowPrivateNetworks: false });
+    await assert.rejects(http.getBuffer(`${srv.url}/x`), (err: { code?: string }) => {
+      assert.equal(err.code, 'GABE_ERR_FORBIDDEN_DESTINATION');
+      return true;
+    });
+    const named = new HttpClient({
+      timeoutMs: 2000,
+      allowPrivateNetworks: false,
+      guard: { resolve: async () => [{ address: '127.0.0.1', family: 4 }] },
+    });
+    await assert.rejects(
+      named.getBuffer(`http://cdn.example:${new URL(srv.url).port}/x`),
+      (err: { code?: string }) => err.code === 'GABE_ERR_FORBIDDEN_DESTINATION',
+    );
+    assert.equal(srv.conns.length, 0, 'no connection was made');
+    await http.destroy();
+    await named.destroy();
+    await srv.close();
+  });
+});
