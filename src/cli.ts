@@ -6,10 +6,10 @@ import type { JobListResponse, JobResponse } from './api/schemas.js';
 import type { ClientOptions } from './cli/client.js';
 import { isGabeError } from './errors.js';
 import { parseResolutionPreference } from './hls/select.js';
-import { keepYoungGenerationSmall } from './memory.js';
+import { keepHeapSmall } from './memory.js';
 import { VERSION } from './version.js';
 
-keepYoungGenerationSmall();
+keepHeapSmall();
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 

@@ -45,7 +45,7 @@ const AAC = ['-c:a', 'aac', '-b:a', '96k'];
 
 /** Feeds files to a sink in chunks of `chunk` bytes (cut anywhere, TS packets included). */
 async function feed(
-  sink: { write(chunks: readonly Buffer[]): Promise<void> },
+  sink: { write(chunks: readonly Buffer[]): Promise<unknown> },
   files: string[],
   chunk: number,
 ) {

@@ -34,7 +34,8 @@ export function originWatcher(fmp4: () => boolean) {
     finish,
     see(buffers: readonly Buffer[], fetch: { pieces: { kind: string }[] } | null) {
       if (done) return;
-      chunks.push(...buffers);
+      // Copies: the track reuses its buffers once they are written.
+      for (const b of buffers) chunks.push(Buffer.from(b));
       for (const b of buffers) size += b.length;
       segments += fetch ? fetch.pieces.filter((p) => p.kind === 'segment').length : 0;
       const head = Buffer.concat(chunks, size);
@@ -77,11 +78,12 @@ export function deferredSink(
     async write(chunks) {
       const size = chunks.reduce((n, c) => n + c.length, 0);
       if (!opening && heldBytes + size <= EARLY_BYTES) {
-        held.push(...chunks);
+        // Copies: the caller reuses its buffers once a write resolves true.
+        for (const c of chunks) held.push(Buffer.from(c));
         heldBytes += size;
-        return;
+        return true;
       }
-      await (await open()).write(chunks);
+      return (await open()).write(chunks);
     },
     async flush() {
       await open();

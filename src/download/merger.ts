@@ -5,7 +5,11 @@ import { type RunResult, runTool } from '../media/run.js';
 
 /** Where a track's bytes go, in playlist order, as they are written to its file. */
 export interface TrackSink {
-  write(chunks: readonly Buffer[]): Promise<void>;
+  /**
+   * Resolves true when the sink has copied the bytes (the in-process remux): the caller may reuse
+   * their buffers then. Otherwise (a pipe into ffmpeg) the buffers may still be queued.
+   */
+  write(chunks: readonly Buffer[]): Promise<boolean | undefined>;
 }
 
 /** What muxes the tracks while they download: ffmpeg (Merger) or the in-process remux (native.ts). */
@@ -99,6 +103,7 @@ export class Merger implements TrackMerger {
         for (const chunk of chunks) full = !stream.write(chunk) || full;
         stream.uncork();
         if (full) await this.drained(stream);
+        return undefined;
       },
     };
   }

@@ -158,7 +158,7 @@ class VideoTrack {
     if (pes.dts !== null) {
       dts = this.clock.map(pes.dts);
     } else if (this.table.count > 0) {
-      dts = this.lastDts + (this.table.count > 1 ? this.table.duration(this.table.count - 2) : 3000);
+      dts = this.lastDts + (this.table.lastDelta || 3000);
     } else {
       return; // a frame without any timestamp before the first one that has one: nothing to place it by
     }
@@ -209,7 +209,7 @@ class VideoTrack {
     const t = this.table;
     if (!this.sps || !this.spsInfo || this.pps.length === 0) return 'no SPS/PPS in the video';
     // The last frame lasts as long as the one before it (ffmpeg takes the frame rate; same thing).
-    t.lastDuration = t.count > 1 ? t.duration(t.count - 2) : 3000;
+    t.lastDuration = t.lastDelta || 3000;
     const info = this.spsInfo;
     return {
       id,
@@ -346,7 +346,7 @@ class AudioTrack {
 
   private lastTime(): number {
     const t = this.table;
-    return t.count > 0 ? t.dts.at(t.count - 1) : -Infinity;
+    return t.count > 0 ? t.lastDts : -Infinity;
   }
 
   build(id: number, origin: number): TrackBuild | string {
@@ -439,11 +439,13 @@ export class NativeMerger {
     return {
       write: async (chunks) => {
         if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
-        if (this.declined) return;
+        // The demuxer copies what it keeps: the caller may reuse the chunks once this resolves.
+        if (this.declined) return true;
         for (const c of chunks) demuxer.push(c);
         if (demuxer.unsupported) this.declined ??= demuxer.unsupported;
-        if (this.declined) return;
+        if (this.declined) return true;
         await this.flush();
+        return true;
       },
     };
   }

@@ -14,6 +14,7 @@ import { AdaptiveConcurrency } from './concurrency.js';
 import type { Growth } from './live.js';
 import type { TrackSink } from './merger.js';
 import type { Fetch, Piece, TrackPlan } from './plan.js';
+import { BufferPool } from './pool.js';
 import type { ProgressTracker } from './progress.js';
 
 export interface TrackOptions {
@@ -156,12 +157,14 @@ async function fetchPieces(
   signal: AbortSignal,
   urlsOf: (p: Piece) => PieceUrls,
   onThrottle: () => void,
+  pool: BufferPool,
 ): Promise<Buffer[]> {
   const range = f.range ? { start: f.range.offset, end: f.range.offset + f.range.length - 1 } : undefined;
   const url = urlsOf(f.pieces[0]!).url;
+  const alloc = (size: number) => pool.take(size);
   const chunks = await withRetry(
     async () => {
-      const { chunks, length, res } = await o.http.getChunks(url, { signal, range });
+      const { chunks, length, res } = await o.http.getChunks(url, { signal, range, alloc });
       o.progress.addBytes(length);
       // A 0-byte answer with status 200 is a failed segment (an overloaded edge), never an empty one.
       if (length === 0) throw new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
@@ -318,6 +321,7 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   const onAbort = () => inner.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
   const limit = new AdaptiveConcurrency(o.concurrency);
+  const pool = new BufferPool();
   const onThrottle = () => {
     const before = limit.limit;
     limit.onThrottle();
@@ -354,7 +358,7 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
     for (let round = 0; ; round++) {
       const before = f.pieces.map((p) => JSON.stringify(urlsOf(p))).join();
       try {
-        return await fetchPieces(f, o, signal, urlsOf, onThrottle);
+        return await fetchPieces(f, o, signal, urlsOf, onThrottle, pool);
       } catch (err) {
         const expired = isExpiredUrlError(err) || isExpiredUrlError((err as { cause?: unknown }).cause);
         if (!o.refresh || !expired || round >= MAX_REFRESHES_PER_FETCH || signal.aborted) throw err;
@@ -416,10 +420,12 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
               if (fetch.pieces.length > 1) offset += buffers[j]?.length ?? 0;
             }
             // The file (for resuming) and the merge take the same buffers at the same time.
-            await Promise.all([
+            const [, copied] = await Promise.all([
               buffers.length === 1 ? fh.write(buffers[0]!) : fh.writev(buffers),
               o.sink?.write(buffers),
             ]);
+            // On disk, and copied by the merge (or no merge): the next segments may use the buffers.
+            if (!o.sink || copied === true) pool.release(buffers);
             bytes += size;
             for (const p of fetch.pieces) {
               if (p.kind === 'segment') {

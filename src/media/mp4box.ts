@@ -4,40 +4,48 @@
  * them at the end. Pure: no I/O.
  */
 
-/** A growable column of numbers (sample sizes, times, chunk offsets) without a JS array per entry. */
-class Column<T extends Float64Array | Uint32Array | Int32Array | Uint8Array> {
+const BLOCK = 16 * 1024;
+
+/**
+ * A growable column of numbers (sample sizes, chunk offsets) in fixed blocks: no JS array entry per
+ * value, and growing never copies (a doubling array would hold both copies for a moment).
+ */
+class Column<T extends Float64Array | Uint32Array | Int32Array> {
   length = 0;
-  constructor(
-    public data: T,
-    private readonly make: (n: number) => T,
-  ) {}
+  private readonly blocks: T[] = [];
+  constructor(private readonly make: (n: number) => T) {}
   push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = this.make(this.data.length * 2);
-      next.set(this.data);
-      this.data = next;
-    }
-    this.data[this.length++] = v;
+    const i = this.length & (BLOCK - 1);
+    if (i === 0) this.blocks.push(this.make(BLOCK));
+    this.blocks[this.blocks.length - 1]![i] = v;
+    this.length++;
   }
   at(i: number): number {
-    return this.data[i]!;
+    return this.blocks[Math.floor(i / BLOCK)]![i & (BLOCK - 1)]!;
   }
 }
 
 const f64 = (n: number) => new Float64Array(n);
 const u32 = (n: number) => new Uint32Array(n);
 const i32 = (n: number) => new Int32Array(n);
-const u8 = (n: number) => new Uint8Array(n);
 
-/** One track's samples: size, decode time and composition offset (track timescale), sync flag; and chunks. */
+/**
+ * One track's samples as the moov needs them, kept small for long streams: sizes (4 bytes a sample),
+ * durations as runs (stts), composition offsets only once one is not zero (ctts), sync samples as a
+ * list (stss), and the chunks.
+ */
 export class SampleTable {
-  readonly sizes = new Column(u32(1024), u32);
-  readonly dts = new Column(f64(1024), f64);
-  readonly cts = new Column(i32(1024), i32);
-  readonly sync = new Column(u8(1024), u8);
-  readonly chunkOffsets = new Column(f64(256), f64);
-  readonly chunkSamples = new Column(u32(256), u32);
+  readonly sizes = new Column(u32);
+  /** Composition offsets; null while every one so far is 0. */
+  cts: Column<Int32Array> | null = null;
+  readonly syncs = new Column(u32);
+  readonly chunkOffsets = new Column(f64);
+  readonly chunkSamples = new Column(u32);
+  /** (count, duration) runs of the durations known so far: all samples but the last. */
+  private readonly deltas: number[] = [];
   bytes = 0;
+  firstDts = 0;
+  lastDts = 0;
   /** Duration of the last sample, which no later timestamp gives. */
   lastDuration = 0;
 
@@ -45,11 +53,28 @@ export class SampleTable {
     return this.sizes.length;
   }
 
+  /** The duration of the sample before the last (what a last sample is given), or 0. */
+  get lastDelta(): number {
+    return this.deltas.length > 0 ? this.deltas[this.deltas.length - 1]! : 0;
+  }
+
   add(size: number, dts: number, cts: number, sync: boolean): void {
+    const n = this.count;
+    if (n === 0) this.firstDts = dts;
+    else {
+      const d = dts - this.lastDts;
+      const runs = this.deltas;
+      if (runs.length > 0 && runs[runs.length - 1] === d) runs[runs.length - 2]!++;
+      else runs.push(1, d);
+    }
+    this.lastDts = dts;
     this.sizes.push(size);
-    this.dts.push(dts);
-    this.cts.push(cts);
-    this.sync.push(sync ? 1 : 0);
+    if (cts !== 0 && !this.cts) {
+      this.cts = new Column(i32);
+      for (let i = 0; i < n; i++) this.cts.push(0);
+    }
+    this.cts?.push(cts);
+    if (sync) this.syncs.push(n + 1);
     this.bytes += size;
   }
 
@@ -61,13 +86,19 @@ export class SampleTable {
     }
   }
 
-  duration(i: number): number {
-    return i + 1 < this.count ? this.dts.at(i + 1) - this.dts.at(i) : this.lastDuration;
+  /** (count, duration) runs of every sample's duration, the last one's included. */
+  durationRuns(): number[] {
+    if (this.count === 0) return [];
+    const runs = this.deltas.map((v, i) => (i % 2 === 1 ? Math.round(v) : v));
+    const last = Math.round(this.lastDuration);
+    if (runs.length > 0 && runs[runs.length - 1] === last) runs[runs.length - 2]!++;
+    else runs.push(1, last);
+    return runs;
   }
 
   /** Sum of the sample durations: the media's length in track ticks. */
   get mediaDuration(): number {
-    return this.count === 0 ? 0 : this.dts.at(this.count - 1) - this.dts.at(0) + this.lastDuration;
+    return this.count === 0 ? 0 : this.lastDts - this.firstDts + this.lastDuration;
   }
 }
 
@@ -264,42 +295,25 @@ function stbl(t: TrackBuild, chunkBase: number): Container {
   const parts: Buffer[] = [];
   const entry = t.entry.kind === 'video' ? avc1(t.entry) : mp4aFor(t.entry, t.id, s, t.timescale);
   parts.push(fullBox('stsd', 0, 0, u32be(1), entry));
-  parts.push(
-    pairsBox(
-      'stts',
-      0,
-      runs(n, (i) => Math.round(s.duration(i))),
-    ),
-  );
-  let anyCts = false;
-  let negativeCts = false;
-  for (let i = 0; i < n; i++) {
-    const c = s.cts.at(i);
-    if (c !== 0) anyCts = true;
-    if (c < 0) negativeCts = true;
-  }
-  if (anyCts)
+  parts.push(pairsBox('stts', 0, s.durationRuns()));
+  const cts = s.cts;
+  if (cts) {
+    let negative = false;
+    for (let i = 0; i < n && !negative; i++) negative = cts.at(i) < 0;
     parts.push(
       pairsBox(
         'ctts',
-        negativeCts ? 1 : 0,
-        runs(n, (i) => s.cts.at(i)),
+        negative ? 1 : 0,
+        runs(n, (i) => cts.at(i)),
       ),
     );
-  if (t.entry.kind === 'video') {
-    let syncs = 0;
-    for (let i = 0; i < n; i++) syncs += s.sync.at(i);
-    if (syncs < n) {
-      const stss = Buffer.alloc(4 + syncs * 4);
-      stss.writeUInt32BE(syncs);
-      for (let i = 0, o = 4; i < n; i++) {
-        if (s.sync.at(i)) {
-          stss.writeUInt32BE(i + 1, o);
-          o += 4;
-        }
-      }
-      parts.push(fullBox('stss', 0, 0, stss));
-    }
+  }
+  const syncs = s.syncs.length;
+  if (t.entry.kind === 'video' && syncs < n) {
+    const stss = Buffer.alloc(4 + syncs * 4);
+    stss.writeUInt32BE(syncs);
+    for (let k = 0; k < syncs; k++) stss.writeUInt32BE(s.syncs.at(k), 4 + k * 4);
+    parts.push(fullBox('stss', 0, 0, stss));
   }
   const chunks = s.chunkSamples.length;
   const stsc: number[] = [];
@@ -338,14 +352,20 @@ function mp4aFor(e: AudioEntry, id: number, s: SampleTable, timescale: number): 
   let max = 0;
   let second = -1;
   let inSecond = 0;
-  for (let i = 0; i < s.count; i++) {
-    const at = Math.floor((s.dts.at(i) - s.dts.at(0)) / timescale);
-    if (at !== second) {
-      second = at;
-      inSecond = 0;
+  // Sample times from the duration runs: the table keeps no time per sample.
+  const runs = s.durationRuns();
+  let time = 0;
+  for (let r = 0, i = 0; r < runs.length; r += 2) {
+    for (let k = 0; k < runs[r]!; k++, i++) {
+      const at = Math.floor(time / timescale);
+      if (at !== second) {
+        second = at;
+        inSecond = 0;
+      }
+      inSecond += s.sizes.at(i);
+      max = Math.max(max, inSecond * 8);
+      time += runs[r + 1]!;
     }
-    inSecond += s.sizes.at(i);
-    max = Math.max(max, inSecond * 8);
   }
   return mp4a(e, id, avg, max);
 }

@@ -96,14 +96,14 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
    * The whole body: one buffer, allocated once, when the length is known; else the pieces as they
    * came. More than `limit` bytes fail the read.
    */
-  async collect(limit: number): Promise<Buffer[]> {
+  async collect(limit: number, alloc: (size: number) => Buffer = Buffer.allocUnsafe): Promise<Buffer[]> {
     this.mode = 'collect';
     this.limit = limit;
     if (this.filled > limit) {
       this.exchange.fail(codeError(`the body is larger than ${limit} bytes`, 'ERR_BODY_TOO_LARGE'), true);
     }
     if (this.length !== null && this.length > 0) {
-      const target = Buffer.allocUnsafe(this.length);
+      const target = alloc(this.length);
       let at = 0;
       for (const b of this.early) {
         b.copy(target, at);

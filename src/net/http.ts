@@ -67,6 +67,8 @@ function makeTransport(options: HttpClientOptions): Transport {
 
 export interface GetOptions {
   signal?: AbortSignal | undefined;
+  /** Where a whole body with a known length goes (getChunks over H1Transport): a pool's buffer. */
+  alloc?: ((size: number) => Buffer) | undefined;
   /** Inclusive byte range; `end` omitted = to the end. */
   range?: { start: number; end?: number | undefined } | undefined;
   headers?: Record<string, string>;
@@ -229,7 +231,7 @@ export class HttpClient {
     let total = 0;
     try {
       if (res.body.collect) {
-        chunks = await res.body.collect(max).catch((err: NodeJS.ErrnoException) => {
+        chunks = await res.body.collect(max, options.alloc).catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'ERR_BODY_TOO_LARGE') {
             throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
           }

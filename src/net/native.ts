@@ -10,7 +10,7 @@ export interface HttpBody extends AsyncIterable<unknown> {
   /** Reads and discards the rest (a redirect's or an error's small body), so the socket can be reused. */
   dump(): Promise<void>;
   /** The whole body at once, refusing more than `limit` bytes (H1Transport: without a buffer per read). */
-  collect?(limit: number): Promise<Buffer[]>;
+  collect?(limit: number, alloc?: (size: number) => Buffer): Promise<Buffer[]>;
 }
 
 export interface RawResponse {
