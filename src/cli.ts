@@ -153,6 +153,7 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
       segment_concurrency_max: opts.concurrency,
       // One flag for both kinds: -n is the segments of an HLS job or the connections of an MP4 one.
       mp4_connections: opts.concurrency === undefined ? undefined : Math.min(opts.concurrency, 64),
+      mp4_connections_max: opts.concurrency === undefined ? undefined : Math.min(opts.concurrency, 64),
       use_multithreading: opts.concurrency === 1 ? false : undefined,
       proxy: opts.proxy,
     },
@@ -246,7 +247,7 @@ export function buildCli(): Command {
     .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
     .option(
       '-n, --concurrency <n>',
-      'a fixed number of segments (HLS) or connections (MP4, at most 64) at once (default: HLS starts at segment_concurrency, 16, and grows while throughput does; MP4 uses mp4_connections, 16)',
+      'a fixed number of segments (HLS) or connections (MP4, at most 64) at once (default: HLS starts at segment_concurrency, 16, and grows while throughput does; MP4 starts at mp4_connections, 16, and grows up to 32)',
       parseConcurrency,
     )
     .option('--proxy <url>', 'http://, https:// or socks5:// proxy')

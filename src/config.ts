@@ -53,7 +53,14 @@ export const ConfigSchema = Type.Object(
       maximum: 64,
       default: 16,
       description:
-        'Connections used at once for one MP4 download (parallel byte ranges) when the server supports Range; 1 = a single stream.',
+        'Connections used at once for one MP4 download (parallel byte ranges) when the server supports Range, to start with: Gabe adds more while throughput grows, up to mp4_connections_max; 1 = a single stream.',
+    }),
+    mp4_connections_max: Type.Integer({
+      minimum: 1,
+      maximum: 64,
+      default: 32,
+      description:
+        'Most connections for one MP4 download; the same as mp4_connections keeps the number fixed. A 429 or 503 from the origin halves it.',
     }),
     max_concurrent_downloads: Type.Integer({
       minimum: 1,

@@ -111,6 +111,21 @@ const TIMEOUT_CODES = new Set([
   'ETIMEDOUT',
 ]);
 
+/** OpenSSL's verification failures, as Node reports them on a TLS socket. */
+const TLS_CERT_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+]);
+
 /**
  * Maps anything thrown (system errors, undici errors, our own) to a GabeError so that every layer above
  * the network speaks one language. Unknown errors become INTERNAL and are never retried.
@@ -123,6 +138,10 @@ export function toGabeError(err: unknown): GabeError {
   if (isAbortError(err)) return new GabeError('CANCELLED', 'the job was cancelled', { cause: err });
   if (code === 'ENOSPC') return new GabeError('DISK_FULL', 'no space left on the device', { cause: err });
   if (TIMEOUT_CODES.has(code)) return new GabeError('TIMEOUT', `timed out: ${message}`, { cause: err });
+  if (TLS_CERT_CODES.has(code) || code.startsWith('ERR_TLS_')) {
+    // A certificate that does not verify will not verify on a retry either.
+    return new GabeError('NETWORK', `TLS: ${message} (${code})`, { cause: err, retryable: false });
+  }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
     // A name that does not resolve rarely starts resolving within a retry window, but EAI_AGAIN may.
     return new GabeError('NETWORK', `host not found: ${message}`, {

@@ -5,7 +5,12 @@
  * timeouts, aborts, oversized bodies and the destination guard.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HttpClient } from '../src/net/http.js';
 
@@ -269,5 +274,72 @@ describe('H1Transport: the destination guard', () => {
     await http.destroy();
     await named.destroy();
     await srv.close();
+  });
+});
+
+describe('H1Transport over TLS', () => {
+  /** Runs `script` in a child process (the CA must be known when Node starts), against `url`. */
+  function child(script: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+    return new Promise((resolve) => {
+      const base = { ...process.env };
+      delete base['NODE_EXTRA_CA_CERTS'];
+      const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        env: { ...base, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      p.on('close', (code) => resolve({ code, out }));
+    });
+  }
+
+  it('fetches over HTTPS with SNI and keep-alive, and refuses a certificate it does not trust', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gabe-tls-'));
+    const key = path.join(dir, 'key.pem');
+    const cert = path.join(dir, 'cert.pem');
+    execFileSync(
+      'openssl',
+      [
+        ...['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost'],
+        ...['-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert],
+      ],
+      { stdio: 'ignore' },
+    );
+    const servernames: (string | false)[] = [];
+    let connections = 0;
+    const server = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
+      res.setHeader('content-length', '12');
+      res.end(`hello ${req.url!.slice(1, 7).padEnd(6, '.')}`);
+    });
+    server.on('secureConnection', (s) => {
+      connections++;
+      servernames.push((s as unknown as { servername: string | false }).servername);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `https://localhost:${(server.address() as net.AddressInfo).port}`;
+    const script = `
+      import { HttpClient } from './src/net/http.ts';
+      const http = new HttpClient({ timeoutMs: 5000, allowPrivateNetworks: true });
+      try {
+        const a = await http.getBuffer('${url}/first');
+        const b = await http.getBuffer('${url}/second');
+        console.log('OK', a.data.toString(), '|', b.data.toString());
+      } catch (err) {
+        console.log('ERR', err.code, err.message);
+      }
+      await http.destroy();
+    `;
+    try {
+      const trusted = await child(script, { NODE_EXTRA_CA_CERTS: cert });
+      assert.match(trusted.out, /OK hello first\. \| hello second/);
+      assert.equal(connections, 1, 'both requests on one TLS connection');
+      assert.deepEqual(servernames, ['localhost']);
+      const untrusted = await child(script, {});
+      assert.match(untrusted.out, /ERR GABE_ERR_NETWORK .*(self.signed|certificate)/i);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

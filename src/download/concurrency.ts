@@ -17,6 +17,9 @@ export interface AdaptiveOptions {
   now?: () => number;
 }
 
+/** Statuses by which an origin says "slower, please" (RFC 6585, RFC 9110). */
+export const THROTTLE_STATUSES = new Set([429, 503]);
+
 /** A step must raise throughput by this much to justify the connections it added. */
 const MIN_GAIN = 1.1;
 const GROWTH = 2;

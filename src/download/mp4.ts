@@ -73,7 +73,7 @@ export const mp4Downloader = {
       timeoutMs: config.connection_timeout * 1000,
       proxy: job.request.proxy ?? config.proxy,
       // One socket per parallel range; the destination guard checks each one as it connects.
-      connections: config.mp4_connections,
+      connections: Math.max(config.mp4_connections, config.mp4_connections_max),
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
       headers: mergeHeaders(config.headers, job.request.headers),

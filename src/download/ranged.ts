@@ -4,6 +4,7 @@ import { GabeError, isAbortError, isGabeError } from '../errors.js';
 import type { HttpClient, HttpResponse } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
+import { AdaptiveConcurrency, THROTTLE_STATUSES } from './concurrency.js';
 import { CheckpointWriter, writeAt } from './partfile.js';
 import {
   checkpointOf,
@@ -50,6 +51,8 @@ export interface RangedOptions {
   id: ResourceId;
   plan: RangePlan;
   connections: number;
+  /** Connections are added while throughput grows, up to this many (concurrency.ts). */
+  maxConnections?: number;
   /** Aborts every connection at once: cancellation (linked to ctx.signal) or a failed piece. */
   controller: AbortController;
   /** The first request's answer, already checked: it serves `piece` up to `end` (exclusive). */
@@ -76,6 +79,10 @@ export async function downloadRanges(o: RangedOptions): Promise<void> {
     Math.max(MIN_FLUSH_BYTES, Math.floor((BUFFER_CHUNKS * ctx.config.chunk_size) / o.connections)),
   );
   const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: ctx.config.max_retries };
+  // Like HLS segments (concurrency.ts): a CDN caps each connection, so more of them buy speed up to a
+  // point only a measurement finds. Each buffer written counts as one fetch.
+  const limit = new AdaptiveConcurrency({ initial: o.connections, max: o.maxConnections ?? o.connections });
+  let workers = 0;
   let requestMs = o.first.requestMs;
   let sinceSpaceCheck = 0;
   const timing = (): Timing => {
@@ -137,6 +144,8 @@ export async function downloadRanges(o: RangedOptions): Promise<void> {
       pendingBytes = 0;
       await writeAt(fh, buffers, piece.written);
       piece.written += n;
+      limit.onFetch(n);
+      grow();
       checkpoint.soon();
       ctx.reportProgress();
       sinceSpaceCheck += n;
@@ -210,6 +219,7 @@ export async function downloadRanges(o: RangedOptions): Promise<void> {
         onRetry: (err, attempt, delayMs) => {
           // Waiting: an idle connection may take the upper half of this piece meanwhile.
           piece.rateBps = 0;
+          if (THROTTLE_STATUSES.has(Number(err.details?.['status']))) limit.onThrottle();
           ctx.onRetry?.();
           ctx.log.warn(
             { err: err.message, attempt, delayMs, from: piece.received, to: piece.end },
@@ -234,7 +244,22 @@ export async function downloadRanges(o: RangedOptions): Promise<void> {
       inHand = undefined;
       plan.release(current);
       await checkpoint.now();
-      current = plan.take(timing());
+      // Beyond the limit (an origin that pushed back): this connection stops here.
+      current = workers > limit.limit ? null : plan.take(timing());
+    }
+    workers--;
+  };
+  const running: Promise<void>[] = [];
+  const start = (piece: PieceState | null, first?: { res: HttpResponse; end: number }) => {
+    workers++;
+    running.push(worker(piece, first).catch(fail));
+  };
+  /** Opens connections up to the limit while there is a piece to give them. */
+  const grow = () => {
+    while (workers < limit.limit && failure === null && !signal.aborted) {
+      const piece = plan.take(timing());
+      if (!piece) return;
+      start(piece);
     }
   };
 
@@ -249,9 +274,10 @@ export async function downloadRanges(o: RangedOptions): Promise<void> {
     checkpoint.soon();
     const first = o.first.piece;
     first.owned = true;
-    const workers = [worker(first, { res: o.first.res, end: o.first.end })];
-    for (let i = 1; i < o.connections; i++) workers.push(worker(plan.take(timing())));
-    await Promise.all(workers.map((w) => w.catch(fail)));
+    start(first, { res: o.first.res, end: o.first.end });
+    for (let i = 1; i < o.connections; i++) start(plan.take(timing()));
+    // Connections added later join the list while the first ones run.
+    for (let i = 0; i < running.length; i++) await running[i];
   } finally {
     checkpoint.stop();
     // Interrupted (shutdown, a failed piece): record the last bytes written, for the next start.

@@ -10,7 +10,7 @@ import { textKind } from '../media/sniff.js';
 import type { HttpClient } from '../net/http.js';
 import { type RetryPolicy, withRetry } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
-import { AdaptiveConcurrency } from './concurrency.js';
+import { AdaptiveConcurrency, THROTTLE_STATUSES } from './concurrency.js';
 import type { Growth } from './live.js';
 import type { TrackSink } from './merger.js';
 import type { Fetch, Piece, TrackPlan } from './plan.js';
@@ -54,8 +54,6 @@ export interface TrackOptions {
   onData?: (buffers: readonly Buffer[], fetch: Fetch | null) => void;
 }
 
-/** Statuses by which an origin says "slower, please" (RFC 6585, RFC 9110). */
-const THROTTLE_STATUSES = new Set([429, 503]);
 /** Signed URLs that expired answer 401, 403, 404 or 410; a fresh playlist has working ones. */
 const EXPIRY_STATUSES = new Set([401, 403, 404, 410]);
 /** Longest time between two checkpoints of a track. */

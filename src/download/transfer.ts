@@ -46,7 +46,7 @@ async function attempt(
   }
   const controller = new AbortController();
   // Every connection's request, and each piece waiting to retry, listens on it: not a leak.
-  setMaxListeners(4 * config.mp4_connections + 8, controller.signal);
+  setMaxListeners(4 * Math.max(config.mp4_connections, config.mp4_connections_max) + 8, controller.signal);
   const onAbort = () => controller.abort();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   if (ctx.signal.aborted) controller.abort();
@@ -128,6 +128,7 @@ async function attempt(
       id,
       plan: ranged,
       connections,
+      maxConnections: Math.max(connections, config.mp4_connections_max),
       controller,
       first: { res, piece: resumeAt ?? ranged.pieces[0]!, end: cr.end + 1, requestMs },
     });
