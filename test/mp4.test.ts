@@ -144,28 +144,8 @@ describe('MP4 downloads against a faulty origin', () => {
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
   });
 
-  it('adds connections while throughput grows, up to mp4_connections_max, byte-identical', async () => {
-    const ramp = await startTestService({
-      connection_timeout: 2,
-      chunk_size: 64 * 1024,
-      mp4_connections: 2,
-      mp4_connections_max: 8,
-    });
-    origin.addFault({ match: '/large.mp4', throttleBytesPerSec: 1_000_000 });
-    const res = await ramp.app.inject({
-      method: 'POST',
-      url: '/download/mp4',
-      headers: { 'content-type': 'application/json' },
-      payload: JSON.stringify({ url: `${origin.url}/large.mp4` }),
-    });
-    const job = await ramp.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
-    sameBytes(job, large);
-    const gets = origin.requests.filter((r) => r.path === '/large.mp4');
-    const most = maxOverlap(gets);
-    assert.ok(most > 2 && most <= 8, `${most} requests at once, from 2 up to 8`);
-  });
-
-  it('opens no more connections once the origin answers 503, and finishes byte-identical', async () => {
+  /** The large file through a service that starts at 2 connections and may grow to 8. */
+  async function rampDownload(): Promise<Job> {
     const ramp = await startTestService({
       connection_timeout: 2,
       chunk_size: 64 * 1024,
@@ -174,20 +154,29 @@ describe('MP4 downloads against a faulty origin', () => {
       max_retries: 3,
     });
     origin.addFault({ match: '/large.mp4', throttleBytesPerSec: 1_000_000 });
-    // The second range request is pushed back: the limit halves and never grows again.
-    origin.addFault({
-      match: (r) => r.path === '/large.mp4' && r.headers['range'] !== 'bytes=0-',
-      times: 1,
-      status: 503,
-    });
     const res = await ramp.app.inject({
       method: 'POST',
       url: '/download/mp4',
       headers: { 'content-type': 'application/json' },
       payload: JSON.stringify({ url: `${origin.url}/large.mp4` }),
     });
-    const job = await ramp.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
-    sameBytes(job, large);
+    return ramp.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
+  }
+
+  it('adds connections while throughput grows, up to mp4_connections_max, byte-identical', async () => {
+    sameBytes(await rampDownload(), large);
+    const most = maxOverlap(origin.requests.filter((r) => r.path === '/large.mp4'));
+    assert.ok(most > 2 && most <= 8, `${most} requests at once, from 2 up to 8`);
+  });
+
+  it('opens no more connections once the origin answers 503, and finishes byte-identical', async () => {
+    // The second range request is pushed back: the limit halves and never grows again.
+    origin.addFault({
+      match: (r) => r.path === '/large.mp4' && r.headers['range'] !== 'bytes=0-',
+      times: 1,
+      status: 503,
+    });
+    sameBytes(await rampDownload(), large);
     const gets = origin.requests.filter((r) => r.path === '/large.mp4' && r.status !== 503);
     assert.ok(maxOverlap(gets) <= 2, `${maxOverlap(gets)} requests at once after the 503`);
   });
