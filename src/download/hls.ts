@@ -1,7 +1,10 @@
 /**
  * The HLS job: choose the streams, download their tracks (concurrently, in order, into track files
- * kept for resuming), mux them into one MP4 with ffmpeg while they arrive, check the result, publish it.
+ * kept for resuming), mux them into one MP4 while they arrive, check the result, publish it.
  *
+ * - The mux: H.264/AAC MPEG-TS in this process (native.ts), anything else through ffmpeg's pipes;
+ *   chosen from the tracks' first bytes (remux.ts). A stream the in-process remux declines midway is
+ *   merged by ffmpeg from the track files.
  * - Discontinuities: a plan whose segments change timestamps or codec parameters is merged from the
  *   track files afterwards, one run at a time (media/merge.ts concatList), not through the pipes.
  * - Subtitles: stitched before ffmpeg starts (it opens every input first), which needs the main
