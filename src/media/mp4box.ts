@@ -293,9 +293,10 @@ function stbl(t: TrackBuild, chunkBase: number): Container {
   const s = t.table;
   const n = s.count;
   const parts: Buffer[] = [];
-  const entry = t.entry.kind === 'video' ? avc1(t.entry) : mp4aFor(t.entry, t.id, s, t.timescale);
+  const durations = s.durationRuns();
+  const entry = t.entry.kind === 'video' ? avc1(t.entry) : mp4aFor(t.entry, t.id, s, durations, t.timescale);
   parts.push(fullBox('stsd', 0, 0, u32be(1), entry));
-  parts.push(pairsBox('stts', 0, s.durationRuns()));
+  parts.push(pairsBox('stts', 0, durations));
   const cts = s.cts;
   if (cts) {
     let negative = false;
@@ -346,14 +347,19 @@ function stbl(t: TrackBuild, chunkBase: number): Container {
 }
 
 /** The esds bit rates: the average, and the most bits in any one second of media. */
-function mp4aFor(e: AudioEntry, id: number, s: SampleTable, timescale: number): Buffer {
+function mp4aFor(
+  e: AudioEntry,
+  id: number,
+  s: SampleTable,
+  runs: readonly number[],
+  timescale: number,
+): Buffer {
   const seconds = s.mediaDuration / timescale;
   const avg = seconds > 0 ? Math.round((s.bytes * 8) / seconds) : 0;
   let max = 0;
   let second = -1;
   let inSecond = 0;
   // Sample times from the duration runs: the table keeps no time per sample.
-  const runs = s.durationRuns();
   let time = 0;
   for (let r = 0, i = 0; r < runs.length; r += 2) {
     for (let k = 0; k < runs[r]!; k++, i++) {
@@ -411,24 +417,19 @@ function trak(t: TrackBuild, chunkBase: number): Container {
 
   const edits: Buffer[] = [];
   const wideEdit = times.total > 0xffffffff;
-  const edit = (duration: number, mediaTime: number) =>
-    wideEdit
-      ? Buffer.concat([
-          u64be(duration),
-          (() => {
-            const b = Buffer.alloc(8);
-            b.writeBigInt64BE(BigInt(mediaTime));
-            return b;
-          })(),
-          u32be(0x10000),
-        ])
-      : (() => {
-          const b = Buffer.alloc(12);
-          b.writeUInt32BE(duration, 0);
-          b.writeInt32BE(mediaTime, 4);
-          b.writeUInt32BE(0x10000, 8);
-          return b;
-        })();
+  // segment_duration, media_time (signed, -1 = empty), media_rate 1.0 (8.6.6); 64-bit in version 1.
+  const edit = (duration: number, mediaTime: number) => {
+    const b = Buffer.alloc(wideEdit ? 20 : 12);
+    if (wideEdit) {
+      b.writeBigUInt64BE(BigInt(duration), 0);
+      b.writeBigInt64BE(BigInt(mediaTime), 8);
+    } else {
+      b.writeUInt32BE(duration, 0);
+      b.writeInt32BE(mediaTime, 4);
+    }
+    b.writeUInt32BE(0x10000, wideEdit ? 16 : 8);
+    return b;
+  };
   if (times.delay > 0) edits.push(edit(times.delay, -1));
   edits.push(edit(shownMovie, Math.round(t.mediaStart)));
   const elst = fullBox('elst', wideEdit ? 1 : 0, 0, u32be(edits.length), ...edits);

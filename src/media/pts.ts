@@ -11,7 +11,8 @@
 
 const PACKET = 188;
 
-function readPts(b: Buffer, at: number): number {
+/** A 33-bit PES timestamp (PTS or DTS) at `at` (13818-1 2.4.3.7). */
+export function readPts(b: Buffer, at: number): number {
   // 33 bits in five bytes with marker bits: 0010 xxx1 xxxxxxxx xxxxxxx1 xxxxxxxx xxxxxxx1.
   return (
     ((b[at]! >> 1) & 0x07) * 2 ** 30 +

@@ -8,6 +8,8 @@
  * then leaves the stream to ffmpeg.
  */
 
+import { readPts } from './pts.js';
+
 const PACKET = 188;
 const SYNC = 0x47;
 
@@ -68,14 +70,6 @@ function payloadStart(b: Buffer, p: number): number {
   if ((afc & 1) === 0) return -1;
   const at = afc === 3 ? p + 5 + b[p + 4]! : p + 4;
   return at < p + PACKET ? at : -1;
-}
-
-function readTimestamp(b: Buffer, at: number): number {
-  return (
-    ((b[at]! >> 1) & 0x07) * 2 ** 30 +
-    ((b[at + 1]! << 7) | (b[at + 2]! >> 1)) * 2 ** 15 +
-    ((b[at + 3]! << 7) | (b[at + 4]! >> 1))
-  );
 }
 
 export class TsDemuxer {
@@ -302,7 +296,7 @@ export function parsePes(raw: Buffer): Pes | null {
   if (headerEnd > raw.length) return null;
   let pts: number | null = null;
   let dts: number | null = null;
-  if (flags & 0x80 && raw.length >= 14) pts = readTimestamp(raw, 9);
-  if ((flags & 0xc0) === 0xc0 && raw.length >= 19) dts = readTimestamp(raw, 14);
+  if (flags & 0x80 && raw.length >= 14) pts = readPts(raw, 9);
+  if ((flags & 0xc0) === 0xc0 && raw.length >= 19) dts = readPts(raw, 14);
   return { data: raw.subarray(headerEnd), pts, dts: dts ?? pts };
 }

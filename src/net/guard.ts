@@ -222,3 +222,27 @@ export function surfaceForbidden(err: unknown): unknown {
     details: refusal.details,
   });
 }
+
+/**
+ * The refusal for a URL whose host is a forbidden IP literal, or null: net.connect never looks up
+ * literals, so the guarded lookup would not see them.
+ */
+export function literalRefusal(url: URL, guard: GuardOptions): GabeError | null {
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  const reason = net.isIP(literal) ? addressReason(literal, guard) : null;
+  return reason ? refuseConnect(literal, reason, url.hostname) : null;
+}
+
+/** Checks the address a new socket connected to, once more; a forbidden one is destroyed (by `destroy`). */
+export function guardPeer(
+  socket: net.Socket,
+  guard: GuardOptions,
+  hostname: string,
+  destroy: (e: Error) => unknown = (e) => socket.destroy(e),
+): void {
+  socket.once('connect', () => {
+    const remote = socket.remoteAddress ?? '';
+    const reason = addressReason(remote, guard);
+    if (reason) destroy(refuseConnect(remote, reason, hostname));
+  });
+}

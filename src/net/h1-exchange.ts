@@ -4,12 +4,11 @@
  * by chunked coding, Content-Length or the end of the connection), and the body handed to the reader.
  */
 import type { Socket } from 'node:net';
-import type { HttpBody, RawResponse } from './native.js';
+import { DUMP_LIMIT, type HttpBody, type RawResponse } from './native.js';
 
 /** Longest status line plus header section accepted (Node's default is 16 KB). */
 const MAX_HEAD = 64 * 1024;
 /** Bodies larger than this are not read to the end to save a connection (dump). */
-const DUMP_LIMIT = 128 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export function codeError(message: string, code: string): NodeJS.ErrnoException {

@@ -13,10 +13,10 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import { addressReason, guardedLookup, refuseConnect } from './guard.js';
-import { abortError, type Conn, codeError, Exchange } from './h1-exchange.js';
+import { guardedLookup, guardPeer, literalRefusal } from './guard.js';
+import { abortError, type Conn, Exchange } from './h1-exchange.js';
 import type { Transport } from './http.js';
-import type { NativeTransportOptions, RawRequest, RawResponse } from './native.js';
+import { type NativeTransportOptions, type RawRequest, type RawResponse, timeoutError } from './native.js';
 
 const READ_BUFFER = 64 * 1024;
 /** HTTP/1.1 with sockets that read into one reused buffer; see the file comment. */
@@ -35,12 +35,8 @@ export class H1Transport implements Transport {
   async request(url: URL, req: RawRequest): Promise<RawResponse> {
     if (req.method === 'POST') throw new Error('H1Transport sends GET and HEAD only');
     const { guard } = this.options;
-    if (guard) {
-      // net.connect never looks up IP literals, so the guarded lookup would not see them.
-      const literal = url.hostname.replace(/^\[|\]$/g, '');
-      const reason = net.isIP(literal) ? addressReason(literal, guard) : null;
-      if (reason) throw refuseConnect(literal, reason, url.hostname);
-    }
+    const refused = guard ? literalRefusal(url, guard) : null;
+    if (refused) throw refused;
     for (let attempt = 0; ; attempt++) {
       const conn = await this.acquire(url, req.signal);
       try {
@@ -106,17 +102,9 @@ export class H1Transport implements Transport {
     socket.setNoDelay(true);
     socket.setTimeout(this.options.timeoutMs);
     const guard = this.options.guard;
-    if (guard) {
-      socket.once('connect', () => {
-        const remote = socket.remoteAddress ?? '';
-        const reason = addressReason(remote, guard);
-        if (reason) socket.destroy(refuseConnect(remote, reason, url.hostname));
-      });
-    }
+    if (guard) guardPeer(socket, guard, url.hostname);
     socket.on('timeout', () => {
-      socket.destroy(
-        codeError(`no data for ${this.options.timeoutMs} ms (connect, headers or body)`, 'ETIMEDOUT'),
-      );
+      socket.destroy(timeoutError(this.options.timeoutMs));
     });
     let error: Error | null = null;
     socket.on('error', (err) => {

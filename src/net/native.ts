@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type Socket } from 'node:net';
-import { addressReason, type GuardOptions, guardedLookup, refuseConnect } from './guard.js';
+import type { Socket } from 'node:net';
+import { type GuardOptions, guardedLookup, guardPeer, literalRefusal } from './guard.js';
 import type { Transport } from './http.js';
 
 /** What HttpClient needs of a response body: both transports' bodies have it. */
@@ -36,9 +36,9 @@ export interface NativeTransportOptions {
 }
 
 /** Bodies larger than this are not read to the end to save a socket: the socket is closed instead. */
-const DUMP_LIMIT = 128 * 1024;
+export const DUMP_LIMIT = 128 * 1024;
 
-function timeoutError(ms: number): NodeJS.ErrnoException {
+export function timeoutError(ms: number): NodeJS.ErrnoException {
   return Object.assign(new Error(`no data for ${ms} ms (connect, headers or body)`), { code: 'ETIMEDOUT' });
 }
 
@@ -89,12 +89,8 @@ export class NativeTransport implements Transport {
   request(url: URL, req: RawRequest): Promise<RawResponse> {
     const { timeoutMs, guard } = this.options;
     const lib = url.protocol === 'https:' ? https : http;
-    if (guard) {
-      // net.connect never looks up IP literals, so the guarded lookup would not see them.
-      const literal = url.hostname.replace(/^\[|\]$/g, '');
-      const reason = isIP(literal) ? addressReason(literal, guard) : null;
-      if (reason) return Promise.reject(refuseConnect(literal, reason, url.hostname));
-    }
+    const refused = guard ? literalRefusal(url, guard) : null;
+    if (refused) return Promise.reject(refused);
     return new Promise<RawResponse>((resolve, reject) => {
       const out = lib.request(url, {
         method: req.method,
@@ -114,11 +110,7 @@ export class NativeTransport implements Transport {
       if (guard) {
         out.on('socket', (socket: Socket) => {
           if (socket.remoteAddress) return; // a kept-alive socket, checked when it connected
-          socket.once('connect', () => {
-            const remote = socket.remoteAddress ?? '';
-            const reason = addressReason(remote, guard);
-            if (reason) out.destroy(refuseConnect(remote, reason, url.hostname));
-          });
+          guardPeer(socket, guard, url.hostname, (err) => out.destroy(err));
         });
       }
       out.on('response', (res) => {
