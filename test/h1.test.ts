@@ -8,60 +8,15 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HttpClient } from '../src/net/http.js';
-
-interface Conn {
-  socket: net.Socket;
-  /** Requests seen on this connection, as text. */
-  requests: string[];
-}
-
-/** A TCP server that answers each request with what `respond` writes, however it wants. */
-async function rawServer(respond: (socket: net.Socket, request: string, conn: Conn) => void) {
-  const conns: Conn[] = [];
-  const server = net.createServer((socket) => {
-    const conn: Conn = { socket, requests: [] };
-    conns.push(conn);
-    let pending = '';
-    socket.on('data', (d) => {
-      pending += d.toString('latin1');
-      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
-        const request = pending.slice(0, end);
-        pending = pending.slice(end + 4);
-        conn.requests.push(request);
-        respond(socket, request, conn);
-      }
-    });
-    socket.on('error', () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    conns,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const c of conns) c.socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { rawServer, trickle } from './helpers/raw-server.js';
 
 const client = (timeoutMs = 5000) =>
   new HttpClient({ timeoutMs, allowPrivateNetworks: true, connections: 4 });
-
-/** Writes `data` one byte per write, so every boundary of the parser is crossed. */
-async function trickle(socket: net.Socket, data: string | Buffer): Promise<void> {
-  const b = Buffer.isBuffer(data) ? data : Buffer.from(data, 'latin1');
-  for (let i = 0; i < b.length; i++) {
-    socket.write(b.subarray(i, i + 1));
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 describe('H1Transport: whole bodies over HTTP/1.1', () => {
   const payload = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
