@@ -14,8 +14,8 @@ import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { GabeError } from '../errors.js';
 import { buildMoov, freeHeader, ftyp, MDAT_HEADER, mdatHeader, type TrackBuild } from '../media/mp4box.js';
-import { AudioTrack, Slabs, TS_HZ, VideoTrack } from '../media/tracks.js';
-import { TsDemuxer } from '../media/tsdemux.js';
+import { AudioTrack, Slabs, Timeline, VideoTrack } from '../media/tracks.js';
+import { type TransportDamage, TsDemuxer } from '../media/tsdemux.js';
 import type { TrackSink } from './merger.js';
 
 /** The remux gave up on a stream it cannot carry faithfully; ffmpeg takes over from the track files. */
@@ -32,8 +32,8 @@ export interface NativeMergerOptions {
   signal: AbortSignal;
 }
 
-/** Largest gap between the first timestamps of a video and a separate audio rendition taken as sync. */
-const MAX_RENDITION_OFFSET = TS_HZ;
+/** Starts of the tracks further apart than this (90 kHz ticks) are worth a warning: rarely meant. */
+const LARGE_TRACK_OFFSET = 10 * 90_000;
 
 /**
  * Why the native remux cannot take a stream whose first bytes are `head` (null: it can), so the
@@ -55,6 +55,10 @@ export class NativeMerger {
   private readonly demuxers: TsDemuxer[] = [];
   private readonly slabs = new Slabs();
   private declined: string | null = null;
+  /** What the finished file should be read with (job result and log): damage, odd offsets. */
+  readonly warnings: string[] = [];
+  /** Transport damage found in the tracks, once finish() has run. */
+  damage: (TransportDamage & { droppedVideo: number; droppedAudio: number }) | null = null;
   private fh: Promise<FileHandle>;
   private tail: Promise<unknown>;
   /** Bytes of media written after the mdat header. */
@@ -67,8 +71,9 @@ export class NativeMerger {
       this.declined ??= why;
     };
     const wantVideo = !options.audioOnly;
-    this.video = wantVideo ? new VideoTrack(decline, this.slabs) : null;
-    this.sound = new AudioTrack(decline, this.slabs);
+    const timeline = new Timeline();
+    this.video = wantVideo ? new VideoTrack(decline, this.slabs, timeline) : null;
+    this.sound = new AudioTrack(decline, this.slabs, timeline);
     const mainDemuxer = new TsDemuxer(
       {
         video: (pes) => this.video?.add(pes),
@@ -105,6 +110,8 @@ export class NativeMerger {
         if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
         // The demuxer copies what it keeps: the caller may reuse the chunks once this resolves.
         if (this.declined) return true;
+        // One write is one fetch: a segment whose continuity counters start afresh is no loss.
+        demuxer.boundary();
         for (const c of chunks) demuxer.push(c);
         if (demuxer.unsupported) this.declined ??= demuxer.unsupported;
         if (this.declined) return true;
@@ -116,6 +123,8 @@ export class NativeMerger {
 
   /** Appends what the tracks have ready, one chunk per track, in one writev. */
   private flush(): Promise<unknown> {
+    // The access unit still open may sit in a slab that the write below lets go of.
+    this.video?.detach();
     const iov: Buffer[] = [];
     const at = this.dataStart + this.written;
     for (const t of [this.video, this.sound]) {
@@ -148,6 +157,7 @@ export class NativeMerger {
   async finish(): Promise<void> {
     if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
     for (const d of this.demuxers) d.end();
+    this.video?.end();
     if (!this.declined) await this.flush();
     await this.tail;
     const tracks = this.declined ? [] : this.builds();
@@ -174,31 +184,57 @@ export class NativeMerger {
   }
 
   private builds(): TrackBuild[] {
-    const origins: number[] = [];
-    if (this.video && this.video.table.count > 0) origins.push(this.video.minPts);
-    if (this.sound && this.sound.table.count > 0) origins.push(this.sound.start90);
-    if (origins.length === 0) {
+    const starts: number[] = [];
+    if (this.video && this.video.table.count > 0) starts.push(this.video.minPts);
+    if (this.sound && this.sound.table.count > 0) starts.push(this.sound.start90);
+    if (starts.length === 0) {
       this.declined = 'no frames in the tracks';
       return [];
     }
-    // Renditions share one clock (RFC 8216 6.2.4: matching content has matching timestamps), so a
-    // separate audio rendition is placed by its timestamps. Starts further apart than any real A/V
-    // offset mean clocks that were never aligned: each track then starts at 0, as ffmpeg starts
-    // separate inputs.
-    const aligned =
-      !this.options.separateAudio || Math.max(...origins) - Math.min(...origins) <= MAX_RENDITION_OFFSET;
+    // Every track is placed by its timestamps on the one timeline, as `ffmpeg -c copy` keeps the
+    // offset between the streams of a playlist: renditions share one clock (RFC 8216 6.2.4), so
+    // audio that starts 2 s after the video starts 2 s into the file.
+    const origin = Math.min(...starts);
+    const spread = Math.max(...starts) - origin;
+    if (spread > LARGE_TRACK_OFFSET) {
+      this.warnings.push(
+        `the audio and video start ${(spread / 90_000).toFixed(1)} s apart by their timestamps; kept as the stream says`,
+      );
+    }
     const out: TrackBuild[] = [];
     for (const t of [this.video, this.sound]) {
       if (!t || t.table.count === 0) continue;
-      const start = t === this.video ? this.video.minPts : this.sound!.start90;
-      const built = t.build(out.length + 1, aligned ? Math.min(...origins) : start);
+      const built = t.build(out.length + 1, origin);
       if (typeof built === 'string') {
         this.declined = built;
         return [];
       }
       out.push(built);
     }
+    const damage = this.damageNote();
+    if (damage) this.warnings.push(damage);
     return out;
+  }
+
+  /** What transport damage cost the tracks, in words, or null when there was none. */
+  private damageNote(): string | null {
+    const total: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
+    for (const d of this.demuxers) {
+      total.lost += d.damage.lost;
+      total.errors += d.damage.errors;
+      total.duplicates += d.damage.duplicates;
+      total.short += d.damage.short;
+    }
+    const video = this.video?.dropped ?? 0;
+    const audio = this.sound?.dropped ?? 0;
+    this.damage = { ...total, droppedVideo: video, droppedAudio: audio };
+    if (video + audio === 0) return null;
+    const what = [
+      total.lost > 0 ? `${total.lost} lost` : '',
+      total.errors > 0 ? `${total.errors} with transport errors` : '',
+      total.short > 0 ? `${total.short} cut short` : '',
+    ].filter(Boolean);
+    return `MPEG-TS packets damaged in transport (${what.join(', ') || 'damaged'}): ${video} video and ${audio} audio frames left out`;
   }
 
   private async relocate(tracks: TrackBuild[], typeSize: number): Promise<void> {

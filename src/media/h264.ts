@@ -5,6 +5,7 @@
  */
 
 export const NAL_IDR = 5;
+export const NAL_SEI = 6;
 export const NAL_SPS = 7;
 export const NAL_PPS = 8;
 
@@ -43,6 +44,36 @@ function unescapeRbsp(nal: Uint8Array): Uint8Array {
     out[o++] = byte;
   }
   return out.subarray(0, o);
+}
+
+/** SEI payloadType of a recovery point (D.1.8): decoding may start at this picture. */
+const SEI_RECOVERY_POINT = 6;
+
+/**
+ * True when an SEI NAL unit (header byte included) holds a recovery point message: ffmpeg's parser
+ * makes such a picture a key frame, as an open-GOP I picture has no IDR to mark it (7.3.2.3, D.1).
+ */
+export function hasRecoveryPoint(nal: Uint8Array): boolean {
+  const b = unescapeRbsp(nal.subarray(1));
+  let at = 0;
+  // sei_message()s until the rbsp_trailing_bits (0x80).
+  while (at < b.length && !(b[at] === 0x80 && at === b.length - 1)) {
+    let type = 0;
+    while (b[at] === 0xff) {
+      type += 255;
+      at++;
+    }
+    type += b[at++] ?? 0;
+    let size = 0;
+    while (b[at] === 0xff) {
+      size += 255;
+      at++;
+    }
+    size += b[at++] ?? 0;
+    if (type === SEI_RECOVERY_POINT) return at < b.length;
+    at += size;
+  }
+  return false;
 }
 
 class Bits {

@@ -5,7 +5,8 @@
  * the TrackBuild its moov entry is made from. Pure: no I/O.
  */
 import { type AdtsHeader, audioSpecificConfig, channelCount, parseAdts } from './adts.js';
-import { avcConfig, NAL_IDR, NAL_PPS, NAL_SPS, parseSps, type Sps, splitNals } from './h264.js';
+import { avcConfig, NAL_PPS, NAL_SPS, parseSps, type Sps } from './h264.js';
+import { type AccessUnit, H264Framer } from './h264-framer.js';
 import { MOVIE_TIMESCALE, SampleTable, type TrackBuild } from './mp4box.js';
 import type { Pes } from './tsdemux.js';
 
@@ -17,24 +18,48 @@ const MAX_BACKWARDS = TS_HZ;
 /** Distinct PPS kept for the avcC (streams use one or two). */
 const MAX_PPS = 16;
 
-/** 33-bit PES timestamps made monotonic across wrap-arounds (every 26.5 hours). */
+/**
+ * The one 90 kHz timeline of a remux's tracks. Each track unwraps its 33-bit timestamps (they wrap
+ * every 26.5 hours) next to its own previous one, and its first next to the first any track had: a
+ * video track that starts just before the wrap and an audio track that starts just after it then
+ * stay 0.1 s apart instead of 26.5 hours (ffmpeg keeps one wrap reference per program for the same
+ * reason). Separate renditions share the clock too (RFC 8216 6.2.4).
+ */
+export class Timeline {
+  reference: number | null = null;
+}
+
+/** 33-bit PES timestamps of one track, on its Timeline. */
 class Unwrapper {
   private last: number | null = null;
-  private offset = 0;
+  constructor(private readonly timeline: Timeline) {}
   map(ts: number): number {
-    let v = ts + this.offset;
-    if (this.last !== null) {
-      if (v < this.last - HALF_WRAP) {
-        this.offset += WRAP;
-        v += WRAP;
-      } else if (v > this.last + HALF_WRAP && this.offset >= WRAP) {
-        this.offset -= WRAP;
-        v -= WRAP;
-      }
-    }
+    const near = this.last ?? this.timeline.reference;
+    const v = near === null ? ts : ts + Math.round((near - ts) / WRAP) * WRAP;
+    this.timeline.reference ??= v;
     this.last = v;
     return v;
   }
+}
+
+/** Bytes of an ADTS header without its CRC: what parseAdts needs to read one. */
+const ADTS_HEADER = 7;
+
+/** ADTS frames that start in `data` (a damaged PES's, for the count of frames dropped). */
+function countFrames(data: Buffer): number {
+  let n = 0;
+  for (let at = 0; at + ADTS_HEADER <= data.length; ) {
+    const h = parseAdts(data, at);
+    if (h) {
+      n++;
+      at += h.frameLength;
+    } else {
+      const next = data.indexOf(0xff, at + 1);
+      if (next < 0) break;
+      at = next;
+    }
+  }
+  return n;
 }
 
 /** Bytes of one slab: frames are copied into slabs, each reused once the writes using it are done. */
@@ -85,7 +110,8 @@ class Pending {
 export class VideoTrack {
   readonly table = new SampleTable();
   readonly pending = new Pending();
-  private readonly clock = new Unwrapper();
+  private readonly clock: Unwrapper;
+  private readonly framer: H264Framer;
   private sps: Buffer | null = null;
   private spsInfo: Sps | null = null;
   private readonly pps: Buffer[] = [];
@@ -93,41 +119,55 @@ export class VideoTrack {
   firstDts = 0;
   minPts = Infinity;
   maxPts = -Infinity;
+  /** Access units dropped because packets of them were lost or damaged in transport. */
+  dropped = 0;
 
   constructor(
     private readonly decline: (why: string) => void,
-    private readonly slabs: Slabs,
-  ) {}
+    slabs: Slabs,
+    timeline: Timeline,
+  ) {
+    this.clock = new Unwrapper(timeline);
+    this.framer = new H264Framer(
+      (n) => slabs.take(n),
+      (type, nal) => {
+        if (type === NAL_SPS) this.onSps(nal);
+        else if (type === NAL_PPS) this.onPps(nal);
+      },
+      (au) => this.place(au),
+    );
+  }
 
   add(pes: Pes): void {
-    const data = pes.data;
-    const nals = splitNals(data);
-    if (nals.length === 0) return;
-    let size = 0;
-    for (let k = 0; k < nals.length; k += 2) size += 4 + nals[k + 1]! - nals[k]!;
-    // The sample as MP4 stores it: each NAL unit behind its 4-byte length instead of a start code.
-    const sample = this.slabs.take(size);
-    let key = false;
-    for (let k = 0, o = 0; k < nals.length; k += 2) {
-      const start = nals[k]!;
-      const end = nals[k + 1]!;
-      const type = data[start]! & 0x1f;
-      if (type === NAL_IDR) key = true;
-      else if (type === NAL_SPS) this.onSps(data.subarray(start, end));
-      else if (type === NAL_PPS) this.onPps(data.subarray(start, end));
-      sample.writeUInt32BE(end - start, o);
-      data.copy(sample, o + 4, start, end);
-      o += 4 + end - start;
+    this.framer.push(pes.data, pes.pts, pes.dts, pes.corrupt);
+  }
+
+  /** The end of the stream: its last access unit is complete. */
+  end(): void {
+    this.framer.end();
+  }
+
+  /** The slabs are about to be reused: the access unit still open must not be in them. */
+  detach(): void {
+    this.framer.detach();
+  }
+
+  private place(au: AccessUnit): void {
+    if (au.corrupt) {
+      // What `ffmpeg -fflags +discardcorrupt` does: a frame with bytes missing or damaged is left out,
+      // and the one before it lasts until the next (its timestamps keep the track in place).
+      this.dropped++;
+      return;
     }
     let dts: number;
-    if (pes.dts !== null) {
-      dts = this.clock.map(pes.dts);
+    if (au.dts !== null) {
+      dts = this.clock.map(au.dts);
     } else if (this.table.count > 0) {
       dts = this.lastDts + (this.table.lastDelta || 3000);
     } else {
       return; // a frame without any timestamp before the first one that has one: nothing to place it by
     }
-    let offset = pes.pts !== null && pes.dts !== null ? pes.pts - pes.dts : 0;
+    let offset = au.pts !== null && au.dts !== null ? au.pts - au.dts : 0;
     if (offset < -HALF_WRAP) offset += WRAP; // the PTS wrapped around before the DTS
     const pts = dts + offset;
     if (dts <= this.lastDts) {
@@ -142,8 +182,8 @@ export class VideoTrack {
     this.lastDts = dts;
     if (pts < this.minPts) this.minPts = pts;
     if (pts > this.maxPts) this.maxPts = pts;
-    this.table.add(size, dts, Math.round(pts - dts), key);
-    this.pending.buffers.push(sample);
+    this.table.add(au.size, dts, Math.round(pts - dts), au.key);
+    for (const part of au.parts) this.pending.buffers.push(part);
     this.pending.samples++;
   }
 
@@ -200,20 +240,41 @@ export class VideoTrack {
 export class AudioTrack {
   readonly table = new SampleTable();
   readonly pending = new Pending();
-  private readonly clock = new Unwrapper();
+  private readonly clock: Unwrapper;
   private header: AdtsHeader | null = null;
+  /** The start of a frame (or of its header) that the next PES continues. */
   private carry: Buffer | null = null;
   /** Time of the next frame in samples (the sample rate is the track's timescale). */
   private next: number | null = null;
   /** Presentation time of the first frame, on the 90 kHz clock. */
   start90 = 0;
+  /** Frames left out after damage in transport, as the gap in the timestamps says. */
+  private gapDropped = 0;
+  /** Frames in damaged PES packets, counted before their gap is known. */
+  private guessDropped = 0;
+
+  /** Frames dropped because packets of them were lost or damaged in transport. */
+  get dropped(): number {
+    return this.gapDropped + this.guessDropped;
+  }
 
   constructor(
     private readonly decline: (why: string) => void,
     private readonly slabs: Slabs,
-  ) {}
+    timeline: Timeline,
+  ) {
+    this.clock = new Unwrapper(timeline);
+  }
 
   add(pes: Pes): void {
+    if (pes.corrupt) {
+      // Every frame with bytes from a damaged PES is left out, as `ffmpeg -fflags +discardcorrupt`
+      // leaves out what its parser made of one; the next PES's timestamp places what follows.
+      this.carry = null;
+      this.guessDropped += countFrames(pes.data);
+      this.next = null;
+      return;
+    }
     const carried = this.carry?.length ?? 0;
     const data = this.carry ? Buffer.concat([this.carry, pes.data]) : pes.data;
     this.carry = null;
@@ -241,15 +302,17 @@ export class AudioTrack {
     let stamped = false;
     let at = 0;
     while (at < data.length) {
+      if (at + ADTS_HEADER > data.length) {
+        // A header cut by the end of the PES: the next one has the rest (a muxer's PES boundary
+        // need not fall between frames).
+        this.carry = Buffer.from(data.subarray(at));
+        return;
+      }
       const h = parseAdts(data, at);
       if (!h) {
         // Not a frame start: a damaged byte run, skipped up to the next sync word.
         const next = data.indexOf(0xff, at + 1);
         if (next < 0) return;
-        if (next + 7 > data.length) {
-          this.carry = Buffer.from(data.subarray(next));
-          return;
-        }
         at = next;
         continue;
       }
@@ -282,16 +345,21 @@ export class AudioTrack {
       if (pts !== null && !stamped && at >= carried) {
         stamped = true;
         const stampedTime = Math.round((pts * rate) / TS_HZ);
-        if (time === null) {
+        if (this.table.count === 0 && time === null) {
           time = stampedTime;
           this.start90 = pts;
-        } else if (Math.abs(stampedTime - time) > 512) {
+        } else if (time === null || Math.abs(stampedTime - time) > 512) {
           // A gap (or overlap) in the audio: the timestamps say where this frame goes, as in ffmpeg.
-          if (time - stampedTime > (MAX_BACKWARDS * rate) / TS_HZ) {
+          if (time !== null && time - stampedTime > (MAX_BACKWARDS * rate) / TS_HZ) {
             this.decline('audio timestamps run backwards');
             return;
           }
           time = Math.max(stampedTime, this.lastTime() + 1);
+        }
+        if (this.guessDropped > 0 && this.table.count > 0) {
+          // After damage the gap in the timeline is what was lost: the exact count.
+          this.gapDropped += Math.max(0, Math.round((time - this.lastTime() - 1024) / 1024));
+          this.guessDropped = 0;
         }
       }
       if (time === null) {

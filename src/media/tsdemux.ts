@@ -6,12 +6,25 @@
  * What it does not carry it reports instead of guessing (`unsupported`): other codecs (HEVC, AC-3,
  * MP3, ...), more than one video or audio stream, a program map that changes midway. The caller
  * then leaves the stream to ffmpeg.
+ *
+ * Damage in transport is found, not glued into frames silently (2.4.3.3): a gap in a stream's
+ * continuity_counter (lost packets), a packet with transport_error_indicator set, and a PES shorter
+ * than its PES_packet_length mark the PES `corrupt`; the tracks drop what comes from it, as
+ * `ffmpeg -fflags +discardcorrupt` does. A duplicate packet (same counter, right after the original)
+ * is dropped, as 2.4.3.3 allows a packet to be sent twice. Counters are checked within a segment:
+ * `boundary()` forgets them, since HLS packagers may start each segment's counters afresh.
  */
 
 import { readPts } from './pts.js';
 
 const PACKET = 188;
 const SYNC = 0x47;
+
+/** Continuity of a packet (TsDemuxer.continuity). */
+const OK = 0;
+const DUPLICATE = 1;
+const LOST = 2;
+const DAMAGED = 3;
 
 /** PMT stream_type values (13818-1 Table 2-34, and the HLS sample-encryption spec's). */
 export const STREAM_H264 = 0x1b;
@@ -45,6 +58,20 @@ export interface Pes {
   /** 33-bit 90 kHz timestamps as they are in the stream (not unwrapped); dts = pts when absent. */
   pts: number | null;
   dts: number | null;
+  /** Packets of it were lost or damaged in transport: its bytes are not the muxer's. */
+  corrupt: boolean;
+}
+
+/** What the demuxer found wrong in transport, for the log. */
+export interface TransportDamage {
+  /** Gaps in a continuity_counter (at least one packet lost each). */
+  lost: number;
+  /** Packets with transport_error_indicator set. */
+  errors: number;
+  /** Duplicate packets dropped. */
+  duplicates: number;
+  /** PES packets shorter than their PES_packet_length. */
+  short: number;
 }
 
 export interface DemuxHandlers {
@@ -62,6 +89,7 @@ interface PesState {
   /** Bytes the PES has in all when its header gives a length, else 0 (video PES are often unbounded). */
   total: number;
   open: boolean;
+  corrupt: boolean;
 }
 
 /** Where the payload of the packet at `p` starts, or -1 when it has none (2.4.3.2, 2.4.3.4). */
@@ -82,6 +110,9 @@ export class TsDemuxer {
   private pmtSeen = '';
   private carry: Buffer | null = null;
   private readonly pes = new Map<number, PesState>();
+  /** The last continuity_counter of each stream's PID with a payload (-1: none yet). */
+  private readonly cc = new Map<number, number>();
+  readonly damage: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
   /** The chunk being demuxed, as a plain Uint8Array (its subarrays are cheaper than a Buffer's). */
   private bytes: Uint8Array = new Uint8Array(0);
 
@@ -149,6 +180,14 @@ export class TsDemuxer {
     }
   }
 
+  /**
+   * A segment boundary: continuity counters start afresh after it (packagers may restart them in
+   * every segment, which is no loss).
+   */
+  boundary(): void {
+    this.cc.clear();
+  }
+
   /** The end of the stream: PES packets without a length end here. */
   end(): void {
     for (const pid of this.pes.keys()) this.finish(pid);
@@ -175,7 +214,19 @@ export class TsDemuxer {
    */
   private run(pid: number, b: Buffer, p: number, q: number): void {
     let st = this.pes.get(pid);
-    if ((b[p + 1]! & 0x40) !== 0) {
+    let first = this.continuity(pid, b, p);
+    while (first === DUPLICATE) {
+      p += PACKET;
+      if (p >= q) return;
+      first = this.continuity(pid, b, p);
+    }
+    const unitStart = (b[p + 1]! & 0x40) !== 0;
+    if (unitStart) {
+      // Packets lost right before a unit start were the open PES's tail, not this one's.
+      if (first === LOST) {
+        if (st?.open) st.corrupt = true;
+        first = OK;
+      }
       if (st?.open) this.finish(pid);
       if (!st) {
         st = {
@@ -183,12 +234,14 @@ export class TsDemuxer {
           size: 0,
           total: 0,
           open: false,
+          corrupt: false,
         };
         this.pes.set(pid, st);
       }
       st.open = true;
       st.size = 0;
       st.total = 0;
+      st.corrupt = false;
       const at = payloadStart(b, p);
       if (at >= 0 && p + PACKET - at >= 6 && b[at] === 0 && b[at + 1] === 0 && b[at + 2] === 1) {
         const length = (b[at + 4]! << 8) | b[at + 5]!;
@@ -197,6 +250,7 @@ export class TsDemuxer {
     } else if (!st?.open) {
       return; // the tail of a PES that started before our first byte
     }
+    if (first !== OK) st.corrupt = true;
     const base = st.size;
     if (base + (q - p) > st.buffer.length) {
       const grown = Buffer.allocUnsafeSlow(Math.max(st.buffer.length * 2, base + (q - p)));
@@ -207,6 +261,11 @@ export class TsDemuxer {
     out.set(this.bytes.subarray(p, q), base);
     let w = base;
     for (let k = p; k < q; k += PACKET) {
+      if (k > p) {
+        const check = this.continuity(pid, b, k);
+        if (check === DUPLICATE) continue;
+        if (check !== OK) st.corrupt = true;
+      }
       const at = payloadStart(b, k);
       if (at < 0) continue;
       const src = base + (at - p);
@@ -216,6 +275,34 @@ export class TsDemuxer {
     }
     st.size = w;
     if (st.total > 0 && st.size >= st.total) this.finish(pid);
+  }
+
+  /**
+   * The packet at `k` against its stream's continuity_counter (2.4.3.3): OK, a DUPLICATE of the one
+   * before, LOST packets before it, or DAMAGED (transport_error_indicator). The counter advances
+   * with every packet that has a payload, and a discontinuity_indicator allows any value.
+   */
+  private continuity(pid: number, b: Buffer, k: number): number {
+    const afc = (b[k + 3]! >> 4) & 0x03;
+    const cc = b[k + 3]! & 0x0f;
+    const last = this.cc.get(pid) ?? -1;
+    if ((afc & 1) !== 0) this.cc.set(pid, cc);
+    if ((b[k + 1]! & 0x80) !== 0) {
+      this.damage.errors++;
+      return DAMAGED;
+    }
+    if ((afc & 1) === 0) return OK;
+    if (last < 0 || (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0)) return OK;
+    if (cc === ((last + 1) & 0x0f)) return OK;
+    if (cc === last) {
+      // A repeat must be the same packet; one that differs is another packet with a wrong counter.
+      if (k >= PACKET && b.compare(b, k - PACKET, k, k, k + PACKET) === 0) {
+        this.damage.duplicates++;
+        return DUPLICATE;
+      }
+    }
+    this.damage.lost++;
+    return LOST;
   }
 
   private pat(b: Buffer, s: number, end: number): void {
@@ -283,6 +370,12 @@ export class TsDemuxer {
     st.open = false;
     const pes = parsePes(st.buffer.subarray(0, st.total > 0 ? Math.min(st.total, st.size) : st.size));
     if (!pes) return;
+    if (st.total > 0 && st.size < st.total) {
+      this.damage.short++;
+      pes.corrupt = true;
+    } else if (st.corrupt) {
+      pes.corrupt = true;
+    }
     if (pid === this.videoPid) this.on.video?.(pes);
     else this.on.audio?.(pes);
   }
@@ -298,5 +391,5 @@ export function parsePes(raw: Buffer): Pes | null {
   let dts: number | null = null;
   if (flags & 0x80 && raw.length >= 14) pts = readPts(raw, 9);
   if ((flags & 0xc0) === 0xc0 && raw.length >= 19) dts = readPts(raw, 14);
-  return { data: raw.subarray(headerEnd), pts, dts: dts ?? pts };
+  return { data: raw.subarray(headerEnd), pts, dts: dts ?? pts, corrupt: false };
 }

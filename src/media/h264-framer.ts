@@ -1,0 +1,241 @@
+/**
+ * H.264 access units out of the PES packets of an MPEG-TS video stream, as ffmpeg's h264 parser cuts
+ * them. A PES is not an access unit: muxers that always set PES_packet_length must split a frame over
+ * 64 KB across several PES, some split at every NAL unit, and a PES may even end inside a NAL unit.
+ * ISO/IEC 13818-1 2.4.3.7 gives a PES's PTS/DTS to the first access unit that starts in it; a PES
+ * without them continues what came before.
+ *
+ * An access unit ends where the next one starts (H.264 7.4.1.2.3): at an SEI, SPS, PPS or access unit
+ * delimiter once the unit has a slice, or at a slice whose first_mb_in_slice is not after the previous
+ * slice's (a new picture). Those are the rules of ffmpeg's parser, so that the samples come out as
+ * `ffmpeg -c copy` writes them, byte for byte, whatever the PES layout.
+ *
+ * Each access unit is converted to MP4's form (every NAL unit behind its 4-byte length, 14496-15 5.3.4)
+ * as its NAL units arrive, into buffers from `take`; it is handed on once the next one starts.
+ */
+import { hasRecoveryPoint, NAL_IDR, NAL_SEI } from './h264.js';
+
+const START_CODE = Buffer.from([0, 0, 1]);
+
+/** NAL unit types that begin a new access unit once the current one has a slice. */
+const DELIMITS = new Uint8Array(32);
+for (const t of [6, 7, 8, 9]) DELIMITS[t] = 1;
+/** Coded slice NAL unit types (non-IDR, data partition A, IDR). */
+const SLICE = new Uint8Array(32);
+for (const t of [1, 2, 5]) SLICE[t] = 1;
+
+export interface AccessUnit {
+  /** The sample's bytes, in order (length-prefixed NAL units). */
+  parts: Buffer[];
+  size: number;
+  /** A sync sample: an IDR picture, or one a recovery point SEI makes a random access point (D.2.8). */
+  key: boolean;
+  /** The 33-bit timestamps of the PES it started in; null when that PES had none. */
+  pts: number | null;
+  dts: number | null;
+  /** A packet of it was lost or damaged in transport (continuity counter, transport_error_indicator). */
+  corrupt: boolean;
+}
+
+interface OpenUnit extends AccessUnit {
+  hasSlice: boolean;
+  lastFirstMb: number;
+  /** A recovery point SEI came before the first slice. */
+  recovery: boolean;
+  /** Where the last NAL unit's length field is in the last part (its length may still grow). */
+  lastNal: number;
+}
+
+interface Stamp {
+  at: number;
+  pts: number | null;
+  dts: number | null;
+}
+
+/** first_mb_in_slice, the first ue(v) after a slice's NAL header (7.3.3); read as ffmpeg does, raw. */
+function firstMbInSlice(b: Buffer, at: number, end: number): number {
+  let zeros = 0;
+  let pos = at * 8;
+  const limit = Math.min(end, at + 8) * 8;
+  const bit = () => (b[pos >> 3]! >> (7 - (pos++ & 7))) & 1;
+  while (pos < limit && bit() === 0) zeros++;
+  if (pos + zeros > limit) return Number.MAX_SAFE_INTEGER;
+  let v = 0;
+  for (let i = 0; i < zeros; i++) v = v * 2 + bit();
+  return 2 ** zeros - 1 + v;
+}
+
+/** Offset of the start code a PES's data begins with (0, or 1 behind a zero byte), else -1. */
+function leadingStartCode(b: Buffer): number {
+  if (b.length >= 3 && b[0] === 0 && b[1] === 0 && b[2] === 1) return 0;
+  if (b.length >= 4 && b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 1) return 1;
+  return -1;
+}
+
+export class H264Framer {
+  private unit: OpenUnit | null = null;
+  /** The timestamps of a PES no access unit has started in yet (ffmpeg gives them to the next). */
+  private stamp: Stamp | null = null;
+
+  constructor(
+    /** Room for `n` bytes of sample data (the caller's slabs). */
+    private readonly take: (n: number) => Buffer,
+    /** Every NAL unit as it is found (its header byte included): the caller keeps SPS and PPS. */
+    private readonly onNal: (type: number, nal: Buffer) => void,
+    /** Each access unit, complete, in decode order. */
+    private readonly emit: (au: AccessUnit) => void,
+  ) {}
+
+  /** One PES's payload; `corrupt` when a packet of it was lost or damaged. */
+  push(data: Buffer, pts: number | null, dts: number | null, corrupt = false): void {
+    const stamp = pts === null && dts === null ? null : { at: 0, pts, dts };
+    const open = this.unit;
+    if (open && leadingStartCode(data) < 0) {
+      // The PES begins inside a NAL unit (or a start code) of the open access unit: that unit is cut
+      // again from its bytes and these, so no NAL unit is split in two.
+      this.unit = null;
+      const raw = unitBytes(open);
+      const stamps: Stamp[] = [{ at: 0, pts: open.pts, dts: open.dts }];
+      if (stamp) stamps.push({ ...stamp, at: raw.length });
+      const damagedFrom = open.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
+      this.scan(Buffer.concat([raw, data]), stamps, damagedFrom);
+      return;
+    }
+    if (open && data[0] === 0 && data[1] === 0 && data[2] === 1) this.trimTrailingZero(open);
+    this.scan(data, stamp ? [stamp] : [], corrupt ? 0 : Number.POSITIVE_INFINITY);
+  }
+
+  /** The end of the stream: the open access unit is complete. */
+  end(): void {
+    const open = this.unit;
+    this.unit = null;
+    if (open) this.emit(open);
+  }
+
+  /**
+   * Copies the open access unit out of the caller's buffers, which are about to be reused (what has
+   * been emitted is written; this one waits for its end).
+   */
+  detach(): void {
+    const open = this.unit;
+    if (!open || open.parts.length === 0) return;
+    const copy = Buffer.allocUnsafe(open.size);
+    let at = 0;
+    for (const p of open.parts) {
+      p.copy(copy, at);
+      at += p.length;
+    }
+    open.lastNal += copy.length - open.parts.at(-1)!.length;
+    open.parts = [copy];
+  }
+
+  /**
+   * Splits `data` into NAL units and those into access units. `stamps` say which PES timestamps
+   * apply from where; bytes from `damagedFrom` on came from a damaged PES.
+   */
+  private scan(data: Buffer, stamps: readonly Stamp[], damagedFrom: number): void {
+    let si = 0;
+    // A new PES's timestamps replace those of one in which no access unit started.
+    if (stamps.length > 0 && stamps[0]!.at === 0) this.stamp = null;
+    /** NAL units of the open access unit found in `data` and not yet appended: [start, end) pairs. */
+    const run: number[] = [];
+    let at = data.indexOf(START_CODE);
+    while (at >= 0) {
+      const start = at + 3;
+      const next = data.indexOf(START_CODE, start);
+      // A 4-byte start code's first zero is not the NAL's; further zeros (cabac_zero_words) are, as
+      // ffmpeg keeps them.
+      const end = next < 0 ? data.length : data[next - 1] === 0 && next - 1 >= start ? next - 1 : next;
+      const codeAt = at > 0 && data[at - 1] === 0 ? at - 1 : at;
+      at = next;
+      if (end <= start) continue;
+      const type = data[start]! & 0x1f;
+      const slice = SLICE[type] === 1;
+      const firstMb = slice ? firstMbInSlice(data, start + 1, end) : 0;
+      let u = this.unit;
+      if (!u || (u.hasSlice && (DELIMITS[type] === 1 || (slice && firstMb <= u.lastFirstMb)))) {
+        if (u) {
+          this.append(u, data, run);
+          this.emit(u);
+        }
+        while (si < stamps.length && stamps[si]!.at <= codeAt) this.stamp = stamps[si++]!;
+        const s = this.stamp;
+        this.stamp = null;
+        u = {
+          parts: [],
+          size: 0,
+          key: false,
+          pts: s?.pts ?? null,
+          dts: s?.dts ?? null,
+          corrupt: false,
+          hasSlice: false,
+          lastFirstMb: -1,
+          recovery: false,
+          lastNal: 0,
+        };
+        this.unit = u;
+      }
+      if (end > damagedFrom) u.corrupt = true;
+      // ffmpeg decides a key frame from the NAL units up to the first slice.
+      if (slice) {
+        if (!u.hasSlice) u.key = type === NAL_IDR || u.recovery;
+        u.hasSlice = true;
+        u.lastFirstMb = firstMb;
+      } else if (type === NAL_SEI && !u.hasSlice && !u.recovery) {
+        u.recovery = hasRecoveryPoint(data.subarray(start, end));
+      }
+      this.onNal(type, data.subarray(start, end));
+      run.push(start, end);
+    }
+    if (this.unit) this.append(this.unit, data, run);
+    // Timestamps of a PES in which no access unit started go to the next one that starts.
+    while (si < stamps.length) this.stamp = stamps[si++]!;
+  }
+
+  /** The NAL units `run` ([start, end) pairs in `data`) appended to `u` in one part; `run` is emptied. */
+  private append(u: OpenUnit, data: Buffer, run: number[]): void {
+    if (run.length === 0) return;
+    let size = 0;
+    for (let k = 0; k < run.length; k += 2) size += 4 + run[k + 1]! - run[k]!;
+    const out = this.take(size);
+    let o = 0;
+    for (let k = 0; k < run.length; k += 2) {
+      const start = run[k]!;
+      const end = run[k + 1]!;
+      u.lastNal = o;
+      out.writeUInt32BE(end - start, o);
+      data.copy(out, o + 4, start, end);
+      o += 4 + end - start;
+    }
+    u.parts.push(out);
+    u.size += size;
+    run.length = 0;
+  }
+
+  /**
+   * The PES before ended with a zero and this one begins with 00 00 01: together a 4-byte start
+   * code, whose first zero is not the NAL unit's (a NAL unit never ends with a zero byte, 7.4.1).
+   */
+  private trimTrailingZero(u: OpenUnit): void {
+    const part = u.parts.at(-1);
+    if (!part || part.at(-1) !== 0) return;
+    const length = part.readUInt32BE(u.lastNal);
+    if (length < 2) return;
+    part.writeUInt32BE(length - 1, u.lastNal);
+    u.parts[u.parts.length - 1] = part.subarray(0, part.length - 1);
+    u.size--;
+  }
+}
+
+/** An open unit's bytes back in Annex B form (a start code before each NAL unit), to be cut again. */
+function unitBytes(u: OpenUnit): Buffer {
+  const pieces: Buffer[] = [];
+  for (const p of u.parts) {
+    for (let at = 0; at + 4 <= p.length; ) {
+      const n = p.readUInt32BE(at);
+      pieces.push(START_CODE, p.subarray(at + 4, at + 4 + n));
+      at += 4 + n;
+    }
+  }
+  return Buffer.concat(pieces);
+}
