@@ -218,7 +218,7 @@ export class H264Framer {
    */
   private trimTrailingZero(u: OpenUnit): void {
     const part = u.parts.at(-1);
-    if (!part || part.at(-1) !== 0) return;
+    if (part?.at(-1) !== 0) return;
     const length = part.readUInt32BE(u.lastNal);
     if (length < 2) return;
     part.writeUInt32BE(length - 1, u.lastNal);
