@@ -128,6 +128,12 @@ export const JobResultSchema = Type.Object({
       { description: 'Subtitle renditions muxed into the MP4 (mov_text), each also written as a .vtt.' },
     ),
   ),
+  warnings: Type.Optional(
+    Type.Array(Type.String(), {
+      description:
+        "Notes on a complete file: the playlist's EXTINF durations differ much from the media's, frames left out after damage in transport (lost MPEG-TS packets), audio and video far apart in time.",
+    }),
+  ),
   live: Type.Optional(
     Type.Object(
       {

@@ -21,6 +21,7 @@ import type { JobResult } from '../jobs/types.js';
 import { probeIsoBmff } from '../media/isobmff.js';
 import { buildMergeArgs, isMoovReserveTooSmall, moovReserveFor, type TrackInput } from '../media/merge.js';
 import { ffprobe, runTool } from '../media/run.js';
+import { inputOffsets, trackClockStart } from '../media/start-time.js';
 import { type GuardOptions, surfaceForbidden } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
@@ -30,7 +31,7 @@ import { deferredSink, originWatcher } from './deferred.js';
 import { type LiveOutcome, LiveRecording } from './live.js';
 import type { TrackMerger } from './merger.js';
 import { NativeDeclined } from './native.js';
-import { checkDuration, publishSidecars, trackInput } from './output.js';
+import { checkStreams, durationWarning, publishSidecars, trackInput } from './output.js';
 import { emptyPlan, type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPlan } from './plan.js';
 import { firstBytes, openMerger } from './remux.js';
 import { isLive, type PlaylistSource, reloadTrack, selectStreams, type Track } from './streams.js';
@@ -200,6 +201,17 @@ export const hlsDownloader = {
       });
       // The in-process remux or ffmpeg: chosen from the tracks' first bytes (remux.ts).
       const heads = tracks.map(() => firstBytes());
+      let offsets: Promise<{ main: number; audio: number }> | null = null;
+      // ffmpeg with a separate audio rendition: where each track starts on the shared clock.
+      const trackOffsets = () =>
+        (offsets ??= (async () => {
+          const starts = await Promise.all(
+            heads.map(async (h) => trackClockStart(ctx.ffmpeg.ffprobe, await h.bytes, signal)),
+          );
+          const [main = 0, audio = 0] = inputOffsets(starts);
+          log.debug({ starts, offsets: { main, audio } }, 'track starts on the shared clock');
+          return { main, audio };
+        })());
       mergerReady.catch(() => {});
       const sinks = {
         main: deferredSink(mergerReady, (m) => m.main),
@@ -218,6 +230,7 @@ export const hlsDownloader = {
           signal,
           native: config.native_remux && subtitles.length === 0,
           heads: heads.map((h) => h.bytes),
+          offsets: trackOffsets,
           log,
         });
         mergerOpened(merger);
@@ -252,13 +265,13 @@ export const hlsDownloader = {
           onData:
             t === main
               ? (buffers, fetch) => {
-                  head.see(buffers);
+                  head.see(buffers, fetch);
                   watcher.see(buffers, fetch);
                   if (live && fetch)
                     for (const p of fetch.pieces)
                       if (p.kind === 'segment') ctx.progress.addRecorded(p.duration);
                 }
-              : (buffers) => head.see(buffers),
+              : (buffers, fetch) => head.see(buffers, fetch),
         }).finally(() => head.end());
       });
       const recordings = tracks.map((t) => t.live?.record() ?? null);
@@ -299,6 +312,7 @@ export const hlsDownloader = {
             subtitles: subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name })),
             output: merged,
             moovReserve: reserve,
+            offsets: audio ? await trackOffsets() : undefined,
           }),
           { signal },
         );
@@ -337,11 +351,20 @@ export const hlsDownloader = {
       // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
       const out = (await probeIsoBmff(merged)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, merged, signal, 'mov'));
       const duration = Number(out.format.duration);
-      checkDuration(
+      // What the file must hold: the separate audio rendition, and video when the variant says it has
+      // a picture (a media playlist alone does not say).
+      checkStreams(out, {
+        video: !audioOnly && (selected.variant?.resolution ?? null) !== null,
+        audio: audio !== null || mainIsAudio,
+      });
+      const warnings = [...(pipedMerger?.warnings ?? [])];
+      const listed = durationWarning(
         Number.isFinite(duration) ? duration : null,
         results[0]!.seconds,
         main.plan.unknownDurations > 0,
       );
+      if (listed) warnings.push(listed);
+      if (warnings.length > 0) log.warn({ warnings }, 'the file is complete; read it with these notes');
       const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
       const resolution = audioOnly
         ? null
@@ -367,6 +390,7 @@ export const hlsDownloader = {
       };
       if (subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, subtitles);
       if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
+      if (warnings.length > 0) result.warnings = warnings;
       return result;
     } catch (err) {
       // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.

@@ -16,6 +16,8 @@ export interface TrackSink {
 export interface TrackMerger {
   readonly main: TrackSink;
   readonly audio: TrackSink | null;
+  /** What the finished file should be read with (damage found, odd offsets), once finish() is done. */
+  readonly warnings?: readonly string[];
   /** Ends every track and waits for the file to be complete. */
   finish(): Promise<void>;
   /** Stops after a failure elsewhere; the partial output is removed. */
@@ -30,6 +32,8 @@ export interface MergerOptions {
   output: string;
   moovReserve: number | null;
   signal: AbortSignal;
+  /** Where the tracks start on the renditions' shared clock (MergeInput.offsets). */
+  offsets?: { main: number; audio: number };
 }
 
 /** ffmpeg refused the data: it is not media, or not what the playlist says. */
@@ -68,6 +72,7 @@ export class Merger implements TrackMerger {
       subtitles: options.subtitles,
       output: options.output,
       moovReserve: options.moovReserve,
+      offsets: options.offsets,
     });
     this.exited = runTool(options.ffmpeg, args, {
       signal: this.stop.signal,

@@ -185,7 +185,7 @@ export class NativeMerger {
 
   private builds(): TrackBuild[] {
     const starts: number[] = [];
-    if (this.video && this.video.table.count > 0) starts.push(this.video.minPts);
+    if (this.video && this.video.table.count > 0) starts.push(this.video.firstPts);
     if (this.sound && this.sound.table.count > 0) starts.push(this.sound.start90);
     if (starts.length === 0) {
       this.declined = 'no frames in the tracks';

@@ -7,32 +7,52 @@ import type { Logger } from '../log.js';
 import { Merger, type MergerOptions, type TrackMerger } from './merger.js';
 import { NativeMerger, nativeRefusal } from './native.js';
 
-/** A track's first bytes, once it has some (null: it ended without any). */
+/** Most bytes kept of a track's start while waiting for its first media segment. */
+const HEAD_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * A track's first bytes up to the end of its first media segment (an fMP4 init section alone says
+ * neither the codec's timing nor where the media starts), once it has them; null when it ended
+ * without any.
+ */
 export function firstBytes() {
   let settle!: (b: Buffer | null) => void;
   const bytes = new Promise<Buffer | null>((resolve) => {
     settle = resolve;
   });
   let seen = false;
+  const kept: Buffer[] = [];
+  let size = 0;
+  const done = () => {
+    seen = true;
+    settle(size > 0 ? Buffer.concat(kept, size) : null);
+    kept.length = 0;
+  };
   return {
     bytes,
-    see(buffers: readonly Buffer[]) {
+    /** `fetch` says what the buffers are; without it (a resumed track's replay) they count as media. */
+    see(buffers: readonly Buffer[], fetch?: { pieces: readonly { kind: string }[] } | null) {
       if (seen) return;
-      seen = true;
-      settle(Buffer.concat(buffers));
+      // Copies: the track reuses its buffers once they are written.
+      for (const b of buffers) {
+        kept.push(Buffer.from(b));
+        size += b.length;
+      }
+      if (!fetch || fetch.pieces.some((p) => p.kind === 'segment') || size >= HEAD_LIMIT) done();
     },
     end() {
-      seen = true;
-      settle(null);
+      if (!seen) done();
     },
   };
 }
 
-export interface OpenMergerOptions extends MergerOptions {
+export interface OpenMergerOptions extends Omit<MergerOptions, 'offsets'> {
   /** The config's native_remux, and what else rules it out (subtitles to mux). */
   native: boolean;
   /** First bytes of the main track and, with separateAudio, of the audio rendition. */
   heads: Promise<Buffer | null>[];
+  /** For ffmpeg with separate tracks: where each starts on the shared clock (start-time.ts). */
+  offsets: () => Promise<{ main: number; audio: number }>;
   log: Logger;
 }
 
@@ -48,5 +68,5 @@ export async function openMerger(o: OpenMergerOptions): Promise<TrackMerger> {
     }
     o.log.info({ reason }, 'remuxing with ffmpeg: the in-process remux does not take this stream');
   }
-  return new Merger(o);
+  return new Merger({ ...o, offsets: o.separateAudio ? await o.offsets() : undefined });
 }

@@ -67,6 +67,11 @@ export interface JobResult {
   container: string;
   /** WebVTT renditions muxed as mov_text, each also delivered as a .vtt beside the output. */
   subtitles?: { language: string | null; name: string; path: string; cues: number }[];
+  /**
+   * What the file should be read with, though it is complete: the playlist's durations differ from
+   * the media's, frames left out after damage in transport, tracks far apart in time.
+   */
+  warnings?: string[];
   /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
 }

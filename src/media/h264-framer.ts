@@ -13,9 +13,10 @@
  * Each access unit is converted to MP4's form (every NAL unit behind its 4-byte length, 14496-15 5.3.4)
  * as its NAL units arrive, into buffers from `take`; it is handed on once the next one starts.
  */
-import { hasRecoveryPoint, NAL_IDR, NAL_SEI } from './h264.js';
+import { hasRecoveryPoint, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SPS } from './h264.js';
 
 const START_CODE = Buffer.from([0, 0, 1]);
+const EMPTY = Buffer.alloc(0);
 
 /** NAL unit types that begin a new access unit once the current one has a slice. */
 const DELIMITS = new Uint8Array(32);
@@ -76,28 +77,47 @@ export class H264Framer {
   private unit: OpenUnit | null = null;
   /** The timestamps of a PES no access unit has started in yet (ffmpeg gives them to the next). */
   private stamp: Stamp | null = null;
+  /** The last PES ended with a start code whose NAL unit is in the next one. */
+  private dangling = false;
 
   constructor(
     /** Room for `n` bytes of sample data (the caller's slabs). */
     private readonly take: (n: number) => Buffer,
-    /** Every NAL unit as it is found (its header byte included): the caller keeps SPS and PPS. */
-    private readonly onNal: (type: number, nal: Buffer) => void,
+    /**
+     * Each SPS and PPS (header byte included) of an access unit once it is complete: a NAL unit
+     * at the end of a PES may go on in the next one.
+     */
+    private readonly onParameterSet: (type: number, nal: Buffer) => void,
     /** Each access unit, complete, in decode order. */
-    private readonly emit: (au: AccessUnit) => void,
+    private readonly onUnit: (au: AccessUnit) => void,
   ) {}
+
+  private emit(u: AccessUnit): void {
+    for (const part of u.parts) {
+      for (let at = 0; at + 4 < part.length; ) {
+        const n = part.readUInt32BE(at);
+        const type = part[at + 4]! & 0x1f;
+        if (type === NAL_SPS || type === NAL_PPS) this.onParameterSet(type, part.subarray(at + 4, at + 4 + n));
+        at += 4 + n;
+      }
+    }
+    this.onUnit(u);
+  }
 
   /** One PES's payload; `corrupt` when a packet of it was lost or damaged. */
   push(data: Buffer, pts: number | null, dts: number | null, corrupt = false): void {
     const stamp = pts === null && dts === null ? null : { at: 0, pts, dts };
     const open = this.unit;
-    if (open && leadingStartCode(data) < 0) {
+    const dangling = this.dangling;
+    this.dangling = false;
+    if ((open || dangling) && leadingStartCode(data) < 0) {
       // The PES begins inside a NAL unit (or a start code) of the open access unit: that unit is cut
       // again from its bytes and these, so no NAL unit is split in two.
       this.unit = null;
-      const raw = unitBytes(open);
-      const stamps: Stamp[] = [{ at: 0, pts: open.pts, dts: open.dts }];
+      const raw = Buffer.concat([open ? unitBytes(open) : EMPTY, dangling ? START_CODE : EMPTY]);
+      const stamps: Stamp[] = open ? [{ at: 0, pts: open.pts, dts: open.dts }] : [];
       if (stamp) stamps.push({ ...stamp, at: raw.length });
-      const damagedFrom = open.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
+      const damagedFrom = open?.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
       this.scan(Buffer.concat([raw, data]), stamps, damagedFrom);
       return;
     }
@@ -148,7 +168,10 @@ export class H264Framer {
       const end = next < 0 ? data.length : data[next - 1] === 0 && next - 1 >= start ? next - 1 : next;
       const codeAt = at > 0 && data[at - 1] === 0 ? at - 1 : at;
       at = next;
-      if (end <= start) continue;
+      if (end <= start) {
+        if (next < 0) this.dangling = true;
+        continue;
+      }
       const type = data[start]! & 0x1f;
       const slice = SLICE[type] === 1;
       const firstMb = slice ? firstMbInSlice(data, start + 1, end) : 0;
@@ -184,7 +207,6 @@ export class H264Framer {
       } else if (type === NAL_SEI && !u.hasSlice && !u.recovery) {
         u.recovery = hasRecoveryPoint(data.subarray(start, end));
       }
-      this.onNal(type, data.subarray(start, end));
       run.push(start, end);
     }
     if (this.unit) this.append(this.unit, data, run);

@@ -37,6 +37,11 @@ export interface MergeInput {
    * pass over the whole file that +faststart costs; null = +faststart.
    */
   moovReserve: number | null;
+  /**
+   * Seconds each track starts after the earliest on the renditions' shared clock (start-time.ts):
+   * ffmpeg starts every input at 0, and `-itsoffset` keeps the offset a playlist gives them.
+   */
+  offsets?: { main: number; audio: number };
 }
 
 /** The file descriptors the tracks are written to when they come through pipes. */
@@ -63,8 +68,14 @@ export function isMoovReserveTooSmall(stderr: string): boolean {
   return /reserved_moov_size is too small/.test(stderr);
 }
 
-function inputArgs(track: TrackInput): string[] {
-  if ('file' in track) return [...safeInput('file', SEGMENT_DEMUXERS), '-i', track.file];
+/** `-itsoffset` for an input that starts `seconds` after the earliest (none for 0). */
+function offsetArgs(seconds: number | undefined): string[] {
+  return seconds && seconds > 0 ? ['-itsoffset', seconds.toFixed(6)] : [];
+}
+
+function inputArgs(track: TrackInput, offset: number | undefined): string[] {
+  const shift = offsetArgs(offset);
+  if ('file' in track) return [...safeInput('file', SEGMENT_DEMUXERS), ...shift, '-i', track.file];
   if ('concat' in track) {
     // The list is ours; its entries are subfile: slices of our own track file, nothing else.
     return [
@@ -73,6 +84,7 @@ function inputArgs(track: TrackInput): string[] {
       '-safe',
       '0',
       ...safeInput('file,subfile', `concat,${SEGMENT_DEMUXERS}`),
+      ...shift,
       '-i',
       track.concat,
     ];
@@ -83,6 +95,7 @@ function inputArgs(track: TrackInput): string[] {
     // lets the faster track run ahead instead of blocking its writer on every interleave.
     '-thread_queue_size',
     '1024',
+    ...shift,
     '-i',
     `pipe:${track.pipe}`,
   ];
@@ -90,11 +103,14 @@ function inputArgs(track: TrackInput): string[] {
 
 export function buildMergeArgs(input: MergeInput): string[] {
   const args = ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
-  args.push(...inputArgs(input.main));
-  if (input.audio) args.push(...inputArgs(input.audio));
+  const offsets = input.audio ? input.offsets : undefined;
+  args.push(...inputArgs(input.main, offsets?.main));
+  if (input.audio) args.push(...inputArgs(input.audio, offsets?.audio));
   const subtitles = input.audioOnly ? [] : (input.subtitles ?? []);
   const first = input.audio ? 2 : 1;
-  for (const s of subtitles) args.push(...safeInput('file', 'webvtt'), '-f', 'webvtt', '-i', s.file);
+  // Subtitles are timed from the main track's start (subtitles.ts), so they move with it.
+  for (const s of subtitles)
+    args.push(...safeInput('file', 'webvtt'), ...offsetArgs(offsets?.main), '-f', 'webvtt', '-i', s.file);
   // '?' makes a map optional: an audio-only or video-only stream merges without error. Data and ID3
   // timed-metadata streams are left out on purpose: MP4 cannot carry them. ADTS AAC needs no explicit
   // aac_adtstoasc: the MP4 muxer inserts it (ffmpeg >= 4).

@@ -117,7 +117,12 @@ export class VideoTrack {
   private readonly pps: Buffer[] = [];
   private lastDts = -Infinity;
   firstDts = 0;
-  minPts = Infinity;
+  /**
+   * Presentation time of the first frame in decode order, where the track starts (ffmpeg's mov
+   * muxer's start_cts): open-GOP leading pictures shown before it, which refer to a GOP that is not
+   * there, stay before the edit.
+   */
+  firstPts = 0;
   maxPts = -Infinity;
   /** Access units dropped because packets of them were lost or damaged in transport. */
   dropped = 0;
@@ -178,9 +183,11 @@ export class VideoTrack {
       // What ffmpeg does with a non-monotonic DTS in a stream copy: the next tick after the last.
       dts = this.lastDts + 1;
     }
-    if (this.table.count === 0) this.firstDts = dts;
+    if (this.table.count === 0) {
+      this.firstDts = dts;
+      this.firstPts = pts;
+    }
     this.lastDts = dts;
-    if (pts < this.minPts) this.minPts = pts;
     if (pts > this.maxPts) this.maxPts = pts;
     this.table.add(au.size, dts, Math.round(pts - dts), au.key);
     for (const part of au.parts) this.pending.buffers.push(part);
@@ -228,10 +235,10 @@ export class VideoTrack {
         avcC: avcConfig(this.sps, this.pps, info),
       },
       table: t,
-      mediaStart: Math.max(0, this.minPts - this.firstDts),
+      mediaStart: Math.max(0, this.firstPts - this.firstDts),
       // From the first frame shown to the end of the last one shown (B-frames: not the decode order's).
-      shown: this.maxPts + t.lastDuration - this.minPts,
-      delay: ((this.minPts - origin) * MOVIE_TIMESCALE) / TS_HZ,
+      shown: this.maxPts + t.lastDuration - this.firstPts,
+      delay: ((this.firstPts - origin) * MOVIE_TIMESCALE) / TS_HZ,
       language: 'und',
     };
   }
