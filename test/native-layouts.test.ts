@@ -297,7 +297,7 @@ describe('in-process remux of PES layouts and damage that ffmpeg itself never wr
       const cut = video.units[half]!.dts!;
       const part = (s: EsStream, first: boolean): StreamOut => ({
         ...asIs(s),
-        pes: asIs(s).pes.filter((p, i) => s.units[i]!.dts! < cut === first),
+        pes: asIs(s).pes.filter((_p, i) => s.units[i]!.dts! < cut === first),
       });
       const segments = [
         writeTs([part(video, true), part(audio, true)]),

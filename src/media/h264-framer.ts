@@ -97,7 +97,8 @@ export class H264Framer {
       for (let at = 0; at + 4 < part.length; ) {
         const n = part.readUInt32BE(at);
         const type = part[at + 4]! & 0x1f;
-        if (type === NAL_SPS || type === NAL_PPS) this.onParameterSet(type, part.subarray(at + 4, at + 4 + n));
+        if (type === NAL_SPS || type === NAL_PPS)
+          this.onParameterSet(type, part.subarray(at + 4, at + 4 + n));
         at += 4 + n;
       }
     }
