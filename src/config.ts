@@ -147,7 +147,8 @@ export const ConfigSchema = Type.Object(
     rate_limit_per_minute: Type.Integer({
       minimum: 0,
       default: 120,
-      description: 'Job submissions per client (API key, else IP) per minute; more get 429; 0 = no limit.',
+      description:
+        'Job submissions per client (API key, else IP) per minute, both download routes together (probes: a budget of their own of the same size); more get 429; 0 = no limit.',
     }),
     webhook_secret: Type.Union([Type.String({ minLength: 16 }), Type.Null()], {
       default: null,
