@@ -5,6 +5,7 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
 import secureJsonParse from 'secure-json-parse';
 import { apiKeyHook } from './api/auth.js';
+import { describeTrust, trustProxyOption } from './api/client-ip.js';
 import { checkDestinations, downloadRoutes } from './api/downloads.js';
 import { eventRoutes } from './api/events.js';
 import { fileRoutes } from './api/files.js';
@@ -123,12 +124,14 @@ function frameworkError(error: FastifyError, _req: unknown, reply: FastifyReply)
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
 export async function buildApp(deps: AppDeps) {
+  const trust = describeTrust(deps.config.trust_proxy);
+  if (trust) deps.log.info(trust);
   const app = Fastify({
     loggerInstance: deps.log,
     // Per-request lines would flood video_downloader.log under polling clients; jobs log their own.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-    trustProxy: deps.config.trust_proxy,
+    trustProxy: trustProxyOption(deps.config.trust_proxy),
     routerOptions: { maxParamLength: 200 },
     frameworkErrors: frameworkError,
     ajv: { customOptions: { removeAdditional: false } },

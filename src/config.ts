@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import { invalidTrustEntry } from './api/client-ip.js';
 import { GabeError } from './errors.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from './hls/select.js';
 import { requestHeaders } from './net/headers.js';
@@ -159,10 +160,18 @@ export const ConfigSchema = Type.Object(
       "HTTP headers sent with every fetch (e.g. a User-Agent or Referer a CDN insists on); a request's own `headers` add to and override these.",
       { default: {} },
     ),
-    trust_proxy: Type.Boolean({
-      default: false,
-      description: 'Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).',
-    }),
+    trust_proxy: Type.Union(
+      [
+        Type.Boolean(),
+        Type.Integer({ minimum: 1, maximum: 32 }),
+        Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 256 }),
+      ],
+      {
+        default: false,
+        description:
+          'Proxies whose X-Forwarded-For entries are believed: false = none (the peer is the client); a number of hops (true = 1, the usual single reverse proxy); or a list of proxy addresses and CIDR ranges ("10.0.0.0/8", "loopback"). The client is the address the last trusted proxy saw.',
+      },
+    ),
   },
   { additionalProperties: false },
 );
@@ -219,7 +228,7 @@ function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out;
 }
 
-const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys']);
+const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys', 'trust_proxy']);
 
 function describeError(e: {
   instancePath: string;
@@ -233,6 +242,18 @@ function describeError(e: {
   }
   const key = e.instancePath.replace(/^\//, '') || '(root)';
   return `"${key}" ${e.message}`;
+}
+
+/** Checks a JSON schema cannot express. */
+function semanticErrors(config: Static<typeof ConfigSchema>): string[] {
+  const out: string[] = [];
+  if (Array.isArray(config.trust_proxy)) {
+    for (const entry of config.trust_proxy) {
+      const why = invalidTrustEntry(entry);
+      if (why) out.push(`"trust_proxy" ${why}`);
+    }
+  }
+  return out;
 }
 
 /**
@@ -260,6 +281,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     });
   }
   const config = withDefaults as Static<typeof ConfigSchema>;
+  const semantic = semanticErrors(config);
+  if (semantic.length > 0) {
+    throw new GabeError('CONFIG', `invalid configuration (${file}): ${semantic.join('; ')}`, {
+      details: { errors: semantic },
+    });
+  }
   for (const key of PATH_KEYS) {
     const v = config[key];
     // ffmpeg_path may be a bare command name ("ffmpeg7"); only paths with a separator are resolved.

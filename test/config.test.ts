@@ -154,6 +154,35 @@ describe('config', () => {
     );
   });
 
+  it('trust_proxy takes false, true, a hop count or a list of addresses and CIDR ranges, and refuses anything else', () => {
+    const dir = tempDir();
+    for (const value of [false, true, 2, ['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback']]) {
+      const c = loadConfig({ file: writeConfig(dir, { trust_proxy: value }), env: {} });
+      assert.deepEqual(c.trust_proxy, value);
+    }
+    for (const value of [
+      0,
+      -1,
+      1.5,
+      33,
+      'yes',
+      [],
+      ['proxy.example'],
+      ['10.0.0.0/33'],
+      ['::1/129'],
+      ['10.0.0.1/x'],
+    ]) {
+      assert.match(
+        configError(() => loadConfig({ file: writeConfig(dir, { trust_proxy: value }), env: {} })),
+        /"trust_proxy"/,
+        JSON.stringify(value),
+      );
+    }
+    const env = loadConfig({ file: writeConfig(dir, {}), env: { GABE_TRUST_PROXY: '["10.1.0.0/16"]' } });
+    assert.deepEqual(env.trust_proxy, ['10.1.0.0/16']);
+    assert.equal(loadConfig({ file: writeConfig(dir, {}), env: { GABE_TRUST_PROXY: '3' } }).trust_proxy, 3);
+  });
+
   it('CLI overrides win over environment and file', () => {
     const file = writeConfig(tempDir(), { port: 9000 });
     const c = loadConfig({ file, env: { GABE_PORT: '9100' }, overrides: { port: 9200, host: undefined } });
