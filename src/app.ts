@@ -10,6 +10,7 @@ import { checkDestinations, downloadRoutes } from './api/downloads.js';
 import { eventRoutes } from './api/events.js';
 import { fileRoutes } from './api/files.js';
 import { healthRoutes } from './api/health.js';
+import { hostCheckHook } from './api/hosts.js';
 import { jobRoutes } from './api/jobs.js';
 import { metricsRoutes } from './api/metrics.js';
 import { probeRoutes } from './api/probe.js';
@@ -160,6 +161,13 @@ export async function buildApp(deps: AppDeps) {
   );
 
   app.decorateRequest('owner', null);
+  // Before the key check: a rebinding page must learn nothing, not even that a key is needed.
+  const hostCheck = hostCheckHook(deps.config);
+  if (hostCheck) app.addHook('onRequest', hostCheck);
+  else if (!deps.config.api_keys && deps.config.allowed_hosts === null)
+    deps.log.warn(
+      `listening on ${deps.config.host} with neither api_keys nor allowed_hosts: any web page a user of this network opens could drive the API through DNS rebinding`,
+    );
   const auth = apiKeyHook(deps.config, { isPublic: isWebPath });
   if (auth) app.addHook('onRequest', auth);
   // Submissions and probes only: polling GET /job must never be throttled. `/probe` has a budget of

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { invalidTrustEntry } from './api/client-ip.js';
+import { invalidHostEntry } from './api/hosts.js';
 import { GabeError } from './errors.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from './hls/select.js';
 import { requestHeaders } from './net/headers.js';
@@ -172,6 +173,17 @@ export const ConfigSchema = Type.Object(
           'Proxies whose X-Forwarded-For entries are believed: false = none (the peer is the client); a number of hops (true = 1, the usual single reverse proxy); or a list of proxy addresses and CIDR ranges ("10.0.0.0/8", "loopback"). The client is the address the last trusted proxy saw.',
       },
     ),
+    allowed_hosts: Type.Union(
+      [
+        Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 256 }),
+        Type.Null(),
+      ],
+      {
+        default: null,
+        description:
+          'Host names and addresses the API answers for (the Host header, port ignored), against DNS rebinding; others get 421. "*" = any. null = when host is a loopback address: localhost, 127.0.0.1, [::1] and host; otherwise any. /health answers under any name.',
+      },
+    ),
   },
   { additionalProperties: false },
 );
@@ -228,7 +240,7 @@ function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out;
 }
 
-const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys', 'trust_proxy']);
+const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys', 'trust_proxy', 'allowed_hosts']);
 
 function describeError(e: {
   instancePath: string;
@@ -252,6 +264,10 @@ function semanticErrors(config: Static<typeof ConfigSchema>): string[] {
       const why = invalidTrustEntry(entry);
       if (why) out.push(`"trust_proxy" ${why}`);
     }
+  }
+  for (const entry of config.allowed_hosts ?? []) {
+    const why = invalidHostEntry(entry);
+    if (why) out.push(`"allowed_hosts" ${why}`);
   }
   return out;
 }

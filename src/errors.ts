@@ -42,6 +42,8 @@ export const ErrorCodes = {
   STORAGE: { status: 500, retryable: false },
   CANCELLED: { status: 409, retryable: false },
   INTERNAL: { status: 500, retryable: false },
+  // RFC 9110 15.5.20: a request for an authority (Host) the server does not answer for.
+  HOST_NOT_ALLOWED: { status: 421, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;

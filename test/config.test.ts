@@ -183,6 +183,27 @@ describe('config', () => {
     assert.equal(loadConfig({ file: writeConfig(dir, {}), env: { GABE_TRUST_PROXY: '3' } }).trust_proxy, 3);
   });
 
+  it('allowed_hosts takes null or a list of host names and addresses, and refuses entries that could never match', () => {
+    const dir = tempDir();
+    for (const value of [
+      null,
+      ['*'],
+      ['gabe.example', 'localhost', '192.0.2.1', '::1', '[::1]', 'my_host.lan.'],
+    ]) {
+      const c = loadConfig({ file: writeConfig(dir, { allowed_hosts: value }), env: {} });
+      assert.deepEqual(c.allowed_hosts, value);
+    }
+    for (const value of [[], 'gabe.example', ['gabe.example:8000'], ['http://gabe.example'], ['a b'], ['']]) {
+      assert.match(
+        configError(() => loadConfig({ file: writeConfig(dir, { allowed_hosts: value }), env: {} })),
+        /"allowed_hosts/,
+        JSON.stringify(value),
+      );
+    }
+    const env = loadConfig({ file: writeConfig(dir, {}), env: { GABE_ALLOWED_HOSTS: '["gabe.example"]' } });
+    assert.deepEqual(env.allowed_hosts, ['gabe.example']);
+  });
+
   it('CLI overrides win over environment and file', () => {
     const file = writeConfig(tempDir(), { port: 9000 });
     const c = loadConfig({ file, env: { GABE_PORT: '9100' }, overrides: { port: 9200, host: undefined } });
