@@ -184,6 +184,20 @@ export const ConfigSchema = Type.Object(
           'Host names and addresses the API answers for (the Host header, port ignored), against DNS rebinding; others get 421. "*" = any. null = when host is a loopback address: localhost, 127.0.0.1, [::1] and host; otherwise any. /health answers under any name.',
       },
     ),
+    max_event_streams: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 1000,
+      description:
+        'Event streams (GET /events, GET /job/{id}/events) open at once in total; more get 503. Each holds a socket (a file descriptor) for as long as the client stays.',
+    }),
+    max_event_streams_per_client: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 20,
+      description:
+        'Event streams open at once per client (API key, else IP); more get 503. Enough for a few browser tabs of the web page, each with one /events stream.',
+    }),
   },
   { additionalProperties: false },
 );

@@ -44,6 +44,8 @@ export const ErrorCodes = {
   INTERNAL: { status: 500, retryable: false },
   // RFC 9110 15.5.20: a request for an authority (Host) the server does not answer for.
   HOST_NOT_ALLOWED: { status: 421, retryable: false },
+  // Too many event streams open, for the client or for the service.
+  STREAMS_FULL: { status: 503, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;
