@@ -198,6 +198,13 @@ export const ConfigSchema = Type.Object(
       description:
         'Event streams open at once per client (API key, else IP); more get 503. Enough for a few browser tabs of the web page, each with one /events stream.',
     }),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      default: 3,
+      description:
+        'Starts of a job at most: a job found PROCESSING at start-up (the service died while it ran: a crash, an out-of-memory kill, a power loss) that has started this many times fails with GABE_ERR_ATTEMPTS instead of running again.',
+    }),
   },
   { additionalProperties: false },
 );

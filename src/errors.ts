@@ -46,6 +46,8 @@ export const ErrorCodes = {
   HOST_NOT_ALLOWED: { status: 421, retryable: false },
   // Too many event streams open, for the client or for the service.
   STREAMS_FULL: { status: 503, retryable: true },
+  // A job the service died under max_attempts times (it may be what brings the process down).
+  ATTEMPTS: { status: 500, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;

@@ -204,6 +204,23 @@ describe('config', () => {
     assert.deepEqual(env.allowed_hosts, ['gabe.example']);
   });
 
+  it('event stream caps and max_attempts default to 1000, 20 and 3, and refuse values below 1', () => {
+    const dir = tempDir();
+    const c = loadConfig({ file: writeConfig(dir, {}), env: {} });
+    assert.equal(c.max_event_streams, 1000);
+    assert.equal(c.max_event_streams_per_client, 20);
+    assert.equal(c.max_attempts, 3);
+    for (const key of ['max_event_streams', 'max_event_streams_per_client', 'max_attempts']) {
+      for (const value of [0, -1, 1.5, 'many']) {
+        assert.match(
+          configError(() => loadConfig({ file: writeConfig(dir, { [key]: value }), env: {} })),
+          new RegExp(`"${key}"`),
+          `${key}: ${value}`,
+        );
+      }
+    }
+  });
+
   it('CLI overrides win over environment and file', () => {
     const file = writeConfig(tempDir(), { port: 9000 });
     const c = loadConfig({ file, env: { GABE_PORT: '9100' }, overrides: { port: 9200, host: undefined } });
