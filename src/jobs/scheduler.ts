@@ -55,7 +55,7 @@ export class Scheduler extends EventEmitter {
     for (const job of failed) {
       this.deps.log.warn(
         { job_id: job.id, attempts: job.attempts, code: job.error_code },
-        'job failed: the service stopped while it ran max_attempts times',
+        'job failed: the service died while it ran, and it has started max_attempts times',
       );
       this.emit('job', job);
     }

@@ -321,7 +321,7 @@ export class JobStore {
     const rows = this.db
       .prepare(
         `UPDATE jobs SET status = 'FAILED', updated_at = ?, completed_at = ?, speed_bps = 0, eta_seconds = NULL,
-           error = 'the service stopped while this job ran ' || attempts || ' times (a crash, an out-of-memory kill or a power loss); it is not started again (max_attempts is ' || ? || ')',
+           error = 'this job has started ' || attempts || ' times and the service died during the last one (a crash, an out-of-memory kill or a power loss); it is not started again (max_attempts is ' || ? || ')',
            error_code = 'GABE_ERR_ATTEMPTS'
          WHERE status = 'PROCESSING' AND attempts >= ?
          RETURNING *`,
