@@ -5,13 +5,16 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/typ
 import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
 import secureJsonParse from 'secure-json-parse';
 import { apiKeyHook } from './api/auth.js';
+import { describeTrust, trustProxyOption } from './api/client-ip.js';
 import { checkDestinations, downloadRoutes } from './api/downloads.js';
 import { eventRoutes } from './api/events.js';
 import { fileRoutes } from './api/files.js';
 import { healthRoutes } from './api/health.js';
+import { hostCheckHook } from './api/hosts.js';
 import { jobRoutes } from './api/jobs.js';
 import { metricsRoutes } from './api/metrics.js';
 import { probeRoutes } from './api/probe.js';
+import { budgetHook, type RateLimitHook } from './api/rate-limit.js';
 import { isWebPath, webRoutes } from './api/web.js';
 import type { Config } from './config.js';
 import { type ErrorCode, GabeError, isGabeError } from './errors.js';
@@ -122,12 +125,14 @@ function frameworkError(error: FastifyError, _req: unknown, reply: FastifyReply)
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
 export async function buildApp(deps: AppDeps) {
+  const trust = describeTrust(deps.config.trust_proxy);
+  if (trust) deps.log.info(trust);
   const app = Fastify({
     loggerInstance: deps.log,
     // Per-request lines would flood video_downloader.log under polling clients; jobs log their own.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
-    trustProxy: deps.config.trust_proxy,
+    trustProxy: trustProxyOption(deps.config.trust_proxy),
     routerOptions: { maxParamLength: 200 },
     frameworkErrors: frameworkError,
     ajv: { customOptions: { removeAdditional: false } },
@@ -156,24 +161,34 @@ export async function buildApp(deps: AppDeps) {
   );
 
   app.decorateRequest('owner', null);
+  // Before the key check: a rebinding page must learn nothing, not even that a key is needed.
+  const hostCheck = hostCheckHook(deps.config);
+  if (hostCheck) app.addHook('onRequest', hostCheck);
+  else if (!deps.config.api_keys && deps.config.allowed_hosts === null)
+    deps.log.warn(
+      `listening on ${deps.config.host} with neither api_keys nor allowed_hosts: any web page a user of this network opens could drive the API through DNS rebinding`,
+    );
   const auth = apiKeyHook(deps.config, { isPublic: isWebPath });
   if (auth) app.addHook('onRequest', auth);
+  // Submissions and probes only: polling GET /job must never be throttled. `/probe` has a budget of
+  // its own of the same size: it makes the service fetch from an origin, but a client that probes
+  // before each submission should not see its submissions halved.
+  let limits: { submissions: RateLimitHook; probes: RateLimitHook } = {
+    submissions: undefined,
+    probes: undefined,
+  };
   if (deps.config.rate_limit_per_minute > 0) {
-    // Applied per route (submissions only): polling GET /job must never be throttled by it.
     await app.register(fastifyRateLimit, {
       global: false,
       max: deps.config.rate_limit_per_minute,
       timeWindow: 60_000,
       keyGenerator: (req) => req.owner ?? req.ip,
-      errorResponseBuilder: (_req, context) =>
-        new GabeError(
-          'RATE_LIMITED',
-          `too many submissions: at most ${context.max} a minute; retry in ${context.after}`,
-          {
-            retryAfter: Math.ceil(context.ttl / 1000),
-          },
-        ),
     });
+    // An options object gives each its own counter store.
+    limits = {
+      submissions: budgetHook(app.createRateLimit({}), 'submissions'),
+      probes: budgetHook(app.createRateLimit({}), 'probes'),
+    };
   }
 
   await app.register(fastifySwagger, {
@@ -196,13 +211,19 @@ export async function buildApp(deps: AppDeps) {
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(downloadRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
+  await app.register(downloadRoutes, {
+    scheduler: deps.scheduler,
+    store: deps.store,
+    config: deps.config,
+    rateLimit: limits.submissions,
+  });
   await app.register(jobRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
   await app.register(fileRoutes, { store: deps.store, config: deps.config });
   await app.register(eventRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
   await app.register(probeRoutes, {
     config: deps.config,
     guard: (url: string) => checkDestinations({ url }, deps.config),
+    rateLimit: limits.probes,
   });
   await app.register(metricsRoutes, { scheduler: deps.scheduler, store: deps.store });
   await app.register(webRoutes);

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
+import { invalidTrustEntry } from './api/client-ip.js';
+import { invalidHostEntry } from './api/hosts.js';
 import { GabeError } from './errors.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from './hls/select.js';
 import { requestHeaders } from './net/headers.js';
@@ -147,7 +149,8 @@ export const ConfigSchema = Type.Object(
     rate_limit_per_minute: Type.Integer({
       minimum: 0,
       default: 120,
-      description: 'Job submissions per client (API key, else IP) per minute; more get 429; 0 = no limit.',
+      description:
+        'Job submissions per client (API key, else IP) per minute, both download routes together (probes: a budget of their own of the same size); more get 429; 0 = no limit.',
     }),
     webhook_secret: Type.Union([Type.String({ minLength: 16 }), Type.Null()], {
       default: null,
@@ -158,9 +161,49 @@ export const ConfigSchema = Type.Object(
       "HTTP headers sent with every fetch (e.g. a User-Agent or Referer a CDN insists on); a request's own `headers` add to and override these.",
       { default: {} },
     ),
-    trust_proxy: Type.Boolean({
-      default: false,
-      description: 'Take the client IP from X-Forwarded-For (only behind a reverse proxy you run).',
+    trust_proxy: Type.Union(
+      [
+        Type.Boolean(),
+        Type.Integer({ minimum: 1, maximum: 32 }),
+        Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 256 }),
+      ],
+      {
+        default: false,
+        description:
+          'Proxies whose X-Forwarded-For entries are believed: false = none (the peer is the client); a number of hops (true = 1, the usual single reverse proxy); or a list of proxy addresses and CIDR ranges ("10.0.0.0/8", "loopback"). The client is the address the last trusted proxy saw.',
+      },
+    ),
+    allowed_hosts: Type.Union(
+      [
+        Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { minItems: 1, maxItems: 256 }),
+        Type.Null(),
+      ],
+      {
+        default: null,
+        description:
+          'Host names and addresses the API answers for (the Host header, port ignored), against DNS rebinding; others get 421. "*" = any. null = when host is a loopback address: localhost, 127.0.0.1, [::1] and host; otherwise any. /health answers under any name.',
+      },
+    ),
+    max_event_streams: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 1000,
+      description:
+        'Event streams (GET /events, GET /job/{id}/events) open at once in total; more get 503. Each holds a socket (a file descriptor) for as long as the client stays.',
+    }),
+    max_event_streams_per_client: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 20,
+      description:
+        'Event streams open at once per client (API key, else IP); more get 503. Enough for a few browser tabs of the web page, each with one /events stream.',
+    }),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      default: 3,
+      description:
+        'Starts of a job at most: a job found PROCESSING at start-up (the service died while it ran: a crash, an out-of-memory kill, a power loss) that has started this many times fails with GABE_ERR_ATTEMPTS instead of running again.',
     }),
   },
   { additionalProperties: false },
@@ -218,7 +261,7 @@ function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out;
 }
 
-const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys']);
+const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys', 'trust_proxy', 'allowed_hosts']);
 
 function describeError(e: {
   instancePath: string;
@@ -232,6 +275,22 @@ function describeError(e: {
   }
   const key = e.instancePath.replace(/^\//, '') || '(root)';
   return `"${key}" ${e.message}`;
+}
+
+/** Checks a JSON schema cannot express. */
+function semanticErrors(config: Static<typeof ConfigSchema>): string[] {
+  const out: string[] = [];
+  if (Array.isArray(config.trust_proxy)) {
+    for (const entry of config.trust_proxy) {
+      const why = invalidTrustEntry(entry);
+      if (why) out.push(`"trust_proxy" ${why}`);
+    }
+  }
+  for (const entry of config.allowed_hosts ?? []) {
+    const why = invalidHostEntry(entry);
+    if (why) out.push(`"allowed_hosts" ${why}`);
+  }
+  return out;
 }
 
 /**
@@ -259,6 +318,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     });
   }
   const config = withDefaults as Static<typeof ConfigSchema>;
+  const semantic = semanticErrors(config);
+  if (semantic.length > 0) {
+    throw new GabeError('CONFIG', `invalid configuration (${file}): ${semantic.join('; ')}`, {
+      details: { errors: semantic },
+    });
+  }
   for (const key of PATH_KEYS) {
     const v = config[key];
     // ffmpeg_path may be a bare command name ("ffmpeg7"); only paths with a separator are resolved.

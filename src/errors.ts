@@ -42,6 +42,12 @@ export const ErrorCodes = {
   STORAGE: { status: 500, retryable: false },
   CANCELLED: { status: 409, retryable: false },
   INTERNAL: { status: 500, retryable: false },
+  // RFC 9110 15.5.20: a request for an authority (Host) the server does not answer for.
+  HOST_NOT_ALLOWED: { status: 421, retryable: false },
+  // Too many event streams open, for the client or for the service.
+  STREAMS_FULL: { status: 503, retryable: true },
+  // A job the service died under max_attempts times (it may be what brings the process down).
+  ATTEMPTS: { status: 500, retryable: false },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;

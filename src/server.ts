@@ -50,8 +50,9 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const app = await buildApp({ config, store, scheduler, ffmpeg, log });
   const webhooks = new WebhookSender(scheduler, config, log, (job) => presentJob(job));
   const stopCleanup = scheduleCleanup(store, config, log);
-  const { requeued, pending } = scheduler.start();
-  if (requeued > 0 || pending > 0) log.info({ requeued, pending }, 'resuming jobs from the previous run');
+  const { requeued, pending, failed } = scheduler.start();
+  if (requeued > 0 || pending > 0 || failed > 0)
+    log.info({ requeued, pending, failed }, 'resuming jobs from the previous run');
   let closing: Promise<void> | null = null;
   return {
     app,

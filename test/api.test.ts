@@ -168,6 +168,30 @@ describe('API contract', () => {
     assert.equal(bad.statusCode, 422);
   });
 
+  it('answers absurd or out-of-range numbers in the /jobs query with 422 naming the field, never 500', async () => {
+    for (const [query, field] of [
+      ['offset=99999999999999999999', 'offset'],
+      ['offset=1e300', 'offset'],
+      ['offset=Infinity', 'offset'],
+      ['offset=9007199254740993', 'offset'],
+      ['offset=-1', 'offset'],
+      ['limit=99999999999999999999', 'limit'],
+      ['limit=Infinity', 'limit'],
+      ['limit=0', 'limit'],
+      ['limit=501', 'limit'],
+      ['limit=NaN', 'limit'],
+    ] as const) {
+      const res = await svc.app.inject({ method: 'GET', url: `/jobs?${query}` });
+      assert.equal(res.statusCode, 422, `${query}: ${res.body}`);
+      const body = res.json();
+      assert.equal(body.code, 'GABE_ERR_VALIDATION', query);
+      assert.deepEqual(body.detail[0].loc, ['querystring', field], query);
+    }
+    const far = await svc.app.inject({ method: 'GET', url: '/jobs?offset=1000000000' });
+    assert.equal(far.statusCode, 200, 'the largest offset allowed answers an empty page');
+    assert.deepEqual(far.json().jobs, []);
+  });
+
   it('reports health: ffmpeg, database and disk', async () => {
     const res = await svc.app.inject({ method: 'GET', url: '/health' });
     assert.equal(res.statusCode, 200);

@@ -142,4 +142,50 @@ describe('API keys and submission rate limit', () => {
       'reads are not rate limited',
     );
   });
+
+  it('counts one submission budget per client across POST /download/ and POST /download/mp4', async () => {
+    const limited = await startTestService({ rate_limit_per_minute: 4, max_jobs_per_ip: 0 });
+    const send = (route: '/download/' | '/download/mp4') =>
+      limited.app.inject({
+        method: 'POST',
+        url: route,
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ url: `${origin.url}/${route === '/download/' ? 'v.m3u8' : 'v.mp4'}` }),
+        remoteAddress: '10.7.1.1',
+      });
+    const codes: number[] = [];
+    for (const route of ['/download/', '/download/mp4', '/download/', '/download/mp4'] as const)
+      codes.push((await send(route)).statusCode);
+    assert.deepEqual(codes, [200, 200, 200, 200]);
+    for (const route of ['/download/', '/download/mp4'] as const) {
+      const res = await send(route);
+      assert.equal(res.statusCode, 429, `${route} after 4 submissions split across both routes`);
+      assert.equal(res.json().code, 'GABE_ERR_RATE_LIMITED');
+    }
+  });
+
+  it('limits /probe per client with a budget of its own, apart from submissions', async () => {
+    const limited = await startTestService({ rate_limit_per_minute: 2, max_jobs_per_ip: 0 });
+    const probe = () =>
+      limited.app.inject({
+        method: 'POST',
+        url: '/probe',
+        headers: { 'content-type': 'application/json' },
+        payload: JSON.stringify({ url: `${origin.url}/v.mp4` }),
+        remoteAddress: '10.7.2.1',
+      });
+    assert.equal((await probe()).statusCode, 200);
+    assert.equal((await probe()).statusCode, 200);
+    const third = await probe();
+    assert.equal(third.statusCode, 429, third.body);
+    assert.equal(third.json().code, 'GABE_ERR_RATE_LIMITED');
+    const submission = await limited.app.inject({
+      method: 'POST',
+      url: '/download/mp4',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url: `${origin.url}/v.mp4` }),
+      remoteAddress: '10.7.2.1',
+    });
+    assert.equal(submission.statusCode, 200, 'probes do not use up the submission budget');
+  });
 });

@@ -154,6 +154,73 @@ describe('config', () => {
     );
   });
 
+  it('trust_proxy takes false, true, a hop count or a list of addresses and CIDR ranges, and refuses anything else', () => {
+    const dir = tempDir();
+    for (const value of [false, true, 2, ['10.0.0.0/8', '127.0.0.1', '::1', 'fd00::/8', 'loopback']]) {
+      const c = loadConfig({ file: writeConfig(dir, { trust_proxy: value }), env: {} });
+      assert.deepEqual(c.trust_proxy, value);
+    }
+    for (const value of [
+      0,
+      -1,
+      1.5,
+      33,
+      'yes',
+      [],
+      ['proxy.example'],
+      ['10.0.0.0/33'],
+      ['::1/129'],
+      ['10.0.0.1/x'],
+    ]) {
+      assert.match(
+        configError(() => loadConfig({ file: writeConfig(dir, { trust_proxy: value }), env: {} })),
+        /"trust_proxy"/,
+        JSON.stringify(value),
+      );
+    }
+    const env = loadConfig({ file: writeConfig(dir, {}), env: { GABE_TRUST_PROXY: '["10.1.0.0/16"]' } });
+    assert.deepEqual(env.trust_proxy, ['10.1.0.0/16']);
+    assert.equal(loadConfig({ file: writeConfig(dir, {}), env: { GABE_TRUST_PROXY: '3' } }).trust_proxy, 3);
+  });
+
+  it('allowed_hosts takes null or a list of host names and addresses, and refuses entries that could never match', () => {
+    const dir = tempDir();
+    for (const value of [
+      null,
+      ['*'],
+      ['gabe.example', 'localhost', '192.0.2.1', '::1', '[::1]', 'my_host.lan.'],
+    ]) {
+      const c = loadConfig({ file: writeConfig(dir, { allowed_hosts: value }), env: {} });
+      assert.deepEqual(c.allowed_hosts, value);
+    }
+    for (const value of [[], 'gabe.example', ['gabe.example:8000'], ['http://gabe.example'], ['a b'], ['']]) {
+      assert.match(
+        configError(() => loadConfig({ file: writeConfig(dir, { allowed_hosts: value }), env: {} })),
+        /"allowed_hosts/,
+        JSON.stringify(value),
+      );
+    }
+    const env = loadConfig({ file: writeConfig(dir, {}), env: { GABE_ALLOWED_HOSTS: '["gabe.example"]' } });
+    assert.deepEqual(env.allowed_hosts, ['gabe.example']);
+  });
+
+  it('event stream caps and max_attempts default to 1000, 20 and 3, and refuse values below 1', () => {
+    const dir = tempDir();
+    const c = loadConfig({ file: writeConfig(dir, {}), env: {} });
+    assert.equal(c.max_event_streams, 1000);
+    assert.equal(c.max_event_streams_per_client, 20);
+    assert.equal(c.max_attempts, 3);
+    for (const key of ['max_event_streams', 'max_event_streams_per_client', 'max_attempts']) {
+      for (const value of [0, -1, 1.5, 'many']) {
+        assert.match(
+          configError(() => loadConfig({ file: writeConfig(dir, { [key]: value }), env: {} })),
+          new RegExp(`"${key}"`),
+          `${key}: ${value}`,
+        );
+      }
+    }
+  });
+
   it('CLI overrides win over environment and file', () => {
     const file = writeConfig(tempDir(), { port: 9000 });
     const c = loadConfig({ file, env: { GABE_PORT: '9100' }, overrides: { port: 9200, host: undefined } });

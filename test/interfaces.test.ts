@@ -180,6 +180,79 @@ describe('interfaces: SSE, file delivery, probe, metrics, webhooks, CLI client',
     assert.equal(closedByServer, false);
     assert.equal(events[0]!.data.status, 'PENDING');
   });
+  it('caps open event streams per client and in total with 503 JSON and Retry-After; a closed stream frees its slot', async () => {
+    origin.addFault({ match: '/held.mp4', stall: { ms: 60_000, beforeHeaders: true } });
+    // Clients told apart by the address the proxy (this process, 127.0.0.1) saw.
+    const capped = await startTestService(
+      {
+        max_jobs_per_ip: 0,
+        rate_limit_per_minute: 0,
+        trust_proxy: ['127.0.0.1'],
+        max_event_streams: 3,
+        max_event_streams_per_client: 2,
+        connection_timeout: 30,
+      },
+      { listen: true },
+    );
+    const held = await request(`${capped.url}/download/mp4`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: `${origin.url}/held.mp4` }),
+    });
+    const job = (await held.body.json()) as JobResponse;
+    const open = (path: string, client: string) =>
+      new Promise<{
+        status: number;
+        headers: http.IncomingHttpHeaders;
+        body: Promise<string>;
+        close(): void;
+      }>((resolve, reject) => {
+        const req = http.get(
+          `${capped.url}${path}`,
+          { agent: false, headers: { accept: 'text/event-stream', 'x-forwarded-for': client } },
+          (res) => {
+            const body = new Promise<string>((done) => {
+              let text = '';
+              res.on('data', (d) => {
+                text += d;
+              });
+              res.on('end', () => done(text));
+              res.on('close', () => done(text));
+            });
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body, close: () => req.destroy() });
+          },
+        );
+        req.on('error', reject);
+      });
+    const refused = async (path: string, client: string, why: RegExp) => {
+      const res = await open(path, client);
+      assert.equal(res.status, 503, `${path} for ${client}`);
+      assert.ok(Number(res.headers['retry-after']) > 0, 'Retry-After');
+      const body = JSON.parse(await res.body);
+      assert.equal(body.code, 'GABE_ERR_STREAMS_FULL');
+      assert.match(body.detail, why);
+    };
+    const a1 = await open('/events', '203.0.113.1');
+    const a2 = await open(`/job/${job.job_id}/events`, '203.0.113.1');
+    assert.deepEqual([a1.status, a2.status], [200, 200]);
+    await refused('/events', '203.0.113.1', /max_event_streams_per_client/);
+    await refused(`/job/${job.job_id}/events`, '203.0.113.1', /max_event_streams_per_client/);
+    const b1 = await open('/events', '203.0.113.2');
+    assert.equal(b1.status, 200, 'another client has slots of its own');
+    await refused('/events', '203.0.113.2', /max_event_streams\b/);
+    await refused('/events', '203.0.113.3', /max_event_streams\b/);
+    a1.close();
+    // The server learns of the close from the socket: poll until the slot is back.
+    const deadline = Date.now() + 10_000;
+    let again = await open('/events', '203.0.113.3');
+    while (again.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      again = await open('/events', '203.0.113.3');
+    }
+    assert.equal(again.status, 200, 'a closed stream frees its slot');
+    for (const s of [a2, b1, again]) s.close();
+  });
+
   it('serves the finished file with Range, ETag and a Content-Disposition naming the video', async () => {
     const job = await submit('/download/mp4', { url: `${origin.url}/v.mp4`, video_name: 'Clip – été' });
     const done = await svc.waitFor(job.job_id, ['COMPLETED']);

@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { liveTarget, MAX_TARGET_S, MIN_RELOAD_MS, reloadDelayMs } from '../src/download/live.js';
+import type { MediaPlaylist } from '../src/hls/model.js';
 import type { Job } from '../src/jobs/types.js';
 import {
   decodedVideoHash,
@@ -72,6 +74,38 @@ async function vodReference(playlist: string): Promise<string> {
   await runFfmpeg(['-v', 'error', '-i', playlist, '-map', '0:v', '-map', '0:a?', '-c', 'copy', out]);
   return out;
 }
+
+describe('live reload pacing (pure)', () => {
+  const media = (targetDuration: number | null, durations: (number | null)[] = []) => ({
+    targetDuration,
+    segments: durations.map((duration) => ({ duration })) as unknown as MediaPlaylist['segments'],
+  });
+
+  it('keeps a usable TARGETDURATION, within 1..30 s', () => {
+    assert.equal(liveTarget(media(6)), 6);
+    assert.equal(liveTarget(media(1)), 1);
+    assert.equal(liveTarget(media(0.001)), 1);
+    assert.equal(liveTarget(media(1e9)), MAX_TARGET_S);
+    assert.equal(liveTarget(media(Number.POSITIVE_INFINITY, [2])), 2, 'not finite: as if missing');
+  });
+
+  it('replaces a missing, zero, negative or NaN TARGETDURATION by the longest segment rounded up, else 6 s', () => {
+    for (const td of [null, 0, -5, Number.NaN, Number.NEGATIVE_INFINITY]) {
+      assert.equal(liveTarget(media(td, [1.9, 3.2, null, 2])), 4, String(td));
+      assert.equal(liveTarget(media(td)), 6, `${td} without segments`);
+      assert.equal(liveTarget(media(td, [0.2])), 1, `${td} with tiny segments`);
+      assert.equal(liveTarget(media(td, [5000])), MAX_TARGET_S, `${td} with a huge EXTINF`);
+    }
+  });
+
+  it('waits a target after growth and half of one otherwise (RFC 8216 6.3.4), never under a second', () => {
+    assert.equal(reloadDelayMs(6, true), 6000);
+    assert.equal(reloadDelayMs(6, false), 3000);
+    assert.equal(reloadDelayMs(1, false), MIN_RELOAD_MS);
+    assert.equal(reloadDelayMs(1, true), 1000);
+    assert.equal(reloadDelayMs(MAX_TARGET_S, true), 30_000);
+  });
+});
 
 describe('live recording', () => {
   let origin: Origin;

@@ -302,6 +302,38 @@ describe('reliability', () => {
     }
   });
 
+  it('after its process is killed max_attempts times, a job fails with GABE_ERR_ATTEMPTS instead of running again', async () => {
+    const dir = tempDir();
+    // The job runs until its process dies: the origin never answers.
+    origin.addFault({ match: '/hang.mp4', stall: { ms: 120_000, beforeHeaders: true } });
+    const config = { max_attempts: 2, connection_timeout: 60 };
+    let run = await serveChild(dir, config);
+    const { json } = await post(run.url, '/download/mp4', { url: `${origin.url}/hang.mp4` });
+    const id = json.job_id;
+    for (let attempt = 1; attempt <= 2; attempt++) {
+      await waitJob(run.url, id, (j) => j.status === 'PROCESSING');
+      while (origin.countRequests('/hang.mp4') < attempt) await new Promise((r) => setTimeout(r, 20));
+      run.child.kill('SIGKILL');
+      await run.exit;
+      run = await serveChild(dir, config);
+    }
+    try {
+      const job = await waitJob(
+        run.url,
+        id,
+        (j) => j.status !== 'PENDING' && j.status !== 'PROCESSING',
+        10_000,
+      );
+      assert.equal(job.status, 'FAILED');
+      assert.equal(job.error_code, 'GABE_ERR_ATTEMPTS');
+      assert.match(job.error ?? '', /max_attempts is 2/);
+      assert.equal(origin.countRequests('/hang.mp4'), 2, 'not started a third time');
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exit;
+    }
+  });
+
   it('answers 503 to submissions once shutdown has begun', async () => {
     origin.addFault({ match: '/v.mp4', stall: { ms: 60_000, beforeHeaders: true } });
     const svc = await startTestService({ max_jobs_per_ip: 0, connection_timeout: 30 });

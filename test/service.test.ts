@@ -106,6 +106,61 @@ describe('queue, limits, cancellation, restarts and cleanup', () => {
     assert.equal(spoofed.statusCode, 429, 'X-Forwarded-For is ignored without trust_proxy');
   });
 
+  it('with trust_proxy true, a forged left-most X-Forwarded-For entry bypasses neither max_jobs_per_ip nor the rate limit', async () => {
+    origin.addFault({ match: '/v.mp4', stall: { ms: 60_000, beforeHeaders: true } });
+    // The client 203.0.113.1 writes its own X-Forwarded-For; the one proxy (127.0.0.1) appends the
+    // address it saw. The entry the client wrote changes on every request.
+    const viaProxy = (forged: string) => ({
+      ip: '127.0.0.1',
+      headers: { 'x-forwarded-for': `${forged}, 203.0.113.1` },
+    });
+    const perIp = await startTestService({ trust_proxy: true, max_jobs_per_ip: 1, connection_timeout: 30 });
+    const first = await submit(perIp, `${origin.url}/v.mp4`, viaProxy('198.51.100.1'));
+    assert.equal(first.statusCode, 200, first.body);
+    assert.equal(perIp.store.get(first.json().job_id)!.client_ip, '203.0.113.1');
+    const second = await submit(perIp, `${origin.url}/v.mp4`, viaProxy('198.51.100.2'));
+    assert.equal(second.statusCode, 429, second.body);
+    assert.equal(second.json().code, 'GABE_ERR_IP_LIMIT');
+    await closeAllServices();
+
+    const rated = await startTestService({
+      trust_proxy: true,
+      rate_limit_per_minute: 2,
+      max_jobs_per_ip: 0,
+      connection_timeout: 30,
+    });
+    const codes: number[] = [];
+    for (let i = 1; i <= 3; i++)
+      codes.push((await submit(rated, `${origin.url}/v.mp4`, viaProxy(`198.51.100.${i}`))).statusCode);
+    assert.deepEqual(codes, [200, 200, 429]);
+  });
+
+  it('takes the address the last trusted proxy saw, with trust_proxy as a hop count or an address list', async () => {
+    origin.addFault({ match: '/v.mp4', stall: { ms: 60_000, beforeHeaders: true } });
+    // client 203.0.113.5 -> proxy A 10.0.0.2 -> proxy B 127.0.0.1 -> Gabe, with a forged entry first.
+    const chain = { ip: '127.0.0.1', headers: { 'x-forwarded-for': '198.51.100.9, 203.0.113.5, 10.0.0.2' } };
+    const clientOf = async (svc: TestService, opts: Parameters<typeof submit>[2]) => {
+      const res = await submit(svc, `${origin.url}/v.mp4`, opts);
+      assert.equal(res.statusCode, 200, res.body);
+      return svc.store.get(res.json().job_id)!.client_ip;
+    };
+    const hops = await startTestService({ trust_proxy: 2, max_jobs_per_ip: 0, connection_timeout: 30 });
+    assert.equal(await clientOf(hops, chain), '203.0.113.5');
+    const oneHop = await startTestService({ trust_proxy: 1, max_jobs_per_ip: 0, connection_timeout: 30 });
+    assert.equal(await clientOf(oneHop, chain), '10.0.0.2', 'one hop: the address proxy B saw');
+    const listed = await startTestService({
+      trust_proxy: ['127.0.0.1', '10.0.0.0/8'],
+      max_jobs_per_ip: 0,
+      connection_timeout: 30,
+    });
+    assert.equal(await clientOf(listed, chain), '203.0.113.5');
+    assert.equal(
+      await clientOf(listed, { ...chain, ip: '192.0.2.7' }),
+      '192.0.2.7',
+      'X-Forwarded-For from an address not in the list is ignored',
+    );
+  });
+
   it('DELETE takes a PENDING job out of the queue and deletes a finished job with its file', async () => {
     origin.addFault({ match: '/v.mp4', stall: { ms: 60_000, beforeHeaders: true }, times: 1 });
     const svc = await startTestService({

@@ -114,6 +114,31 @@ describe('job store (SQLite)', () => {
     store.close();
   });
 
+  it('fails a job found PROCESSING at start-up once it has started max_attempts times, instead of re-queueing it', () => {
+    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const job = store.admit(newJob(), LIMITS);
+    for (let start = 1; start <= 3; start++) {
+      // A start of the service: what the last process left PROCESSING died with it.
+      assert.deepEqual(store.failExhausted(3), [], `start ${start}: attempts ${start - 1} < 3`);
+      store.requeueInterrupted();
+      assert.equal(store.claimNext()?.id, job.id);
+      assert.equal(store.get(job.id)?.attempts, start);
+    }
+    const failed = store.failExhausted(3);
+    assert.deepEqual(
+      failed.map((j) => j.id),
+      [job.id],
+    );
+    assert.equal(store.requeueInterrupted(), 0, 'the failed job is not re-queued');
+    const stored = store.get(job.id)!;
+    assert.equal(stored.status, 'FAILED');
+    assert.equal(stored.error_code, 'GABE_ERR_ATTEMPTS');
+    assert.match(stored.error ?? '', /3 times.*max_attempts is 3/);
+    assert.ok(stored.completed_at);
+    assert.equal(store.claimNext(), null);
+    store.close();
+  });
+
   it('lists newest first with status filter, limit and offset', () => {
     const store = new JobStore(path.join(tempDir(), 'jobs.db'));
     const ids = Array.from({ length: 5 }, () => store.admit(newJob(), LIMITS).id);

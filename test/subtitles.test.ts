@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { MasterPlaylist, Variant } from '../src/hls/model.js';
 import { parsePlaylist } from '../src/hls/parse.js';
 import { selectSubtitleRenditions } from '../src/hls/subtitles.js';
-import { makeHlsSubtitles } from './helpers/subtitles.js';
+import { cleanupOnce } from '../src/jobs/cleanup.js';
+import type { Job } from '../src/jobs/types.js';
+import { createLogger } from '../src/log.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { closeAllServices, startTestService, type TestService } from './helpers/service.js';
+import { type HlsSubtitlesFixture, makeHlsSubtitles } from './helpers/subtitles.js';
 
 function master(...lines: string[]): MasterPlaylist {
   const p = parsePlaylist(['#EXTM3U', ...lines].join('\n'), 'https://cdn.example/show/master.m3u8');
@@ -120,5 +126,56 @@ describe('selectSubtitleRenditions', () => {
       selectSubtitleRenditions(m, v, ['FR']).map((r) => [r.uri, r.language, r.default]),
       [['fr/index.m3u8', 'fr', false]],
     );
+  });
+});
+
+describe('subtitle sidecars leave with their job', () => {
+  let origin: Origin;
+  let svc: TestService;
+  let fx: HlsSubtitlesFixture;
+
+  before(async () => {
+    fx = await makeHlsSubtitles();
+    origin = await startOrigin();
+    origin.serveDir('/subs/', fx.dir);
+    svc = await startTestService({ max_jobs_per_ip: 0, clean_jobs_after_days: 1 });
+  });
+  after(async () => {
+    await closeAllServices();
+    await origin.close();
+  });
+
+  /** A finished job with its MP4 and both .vtt sidecars on disk. */
+  async function subtitledJob(name: string): Promise<Job> {
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: '/download/',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url: `${origin.url}/subs/${fx.masterName}`, video_name: name }),
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const job = await svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(job.result!.subtitles!.length, 2);
+    for (const file of filesOf(job)) assert.ok(existsSync(file), file);
+    return job;
+  }
+  const filesOf = (job: Job) => [job.result!.output_path, ...job.result!.subtitles!.map((s) => s.path)];
+
+  test('DELETE of a finished job removes its .vtt sidecars with the MP4', async () => {
+    const job = await subtitledJob('deleted');
+    const res = await svc.app.inject({ method: 'DELETE', url: `/job/${job.id}` });
+    assert.equal(res.statusCode, 200);
+    for (const file of filesOf(job)) assert.ok(!existsSync(file), `${file} is gone`);
+  });
+
+  test('the age cleanup removes its .vtt sidecars with the MP4', async () => {
+    const job = await subtitledJob('aged');
+    svc.store.db
+      .prepare('UPDATE jobs SET completed_at = ? WHERE id = ?')
+      .run(new Date(Date.now() - 2 * 86_400_000).toISOString(), job.id);
+    const report = await cleanupOnce(svc.store, svc.config, createLogger({ stdout: false }));
+    assert.equal(report.jobs, 1);
+    for (const file of filesOf(job)) assert.ok(!existsSync(file), `${file} is gone`);
   });
 });

@@ -7,12 +7,15 @@ import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
 import { checkUrl } from '../net/http.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { presentJob } from './present.js';
+import type { RateLimitHook } from './rate-limit.js';
 import { ErrorSchema, errorResponses, HlsDownloadBody, JobSchema, Mp4DownloadBody } from './schemas.js';
 
 export interface DownloadRoutesOptions {
   scheduler: Scheduler;
   store: JobStore;
   config: Config;
+  /** The submission budget, one for both routes (undefined: no rate limit). */
+  rateLimit?: RateLimitHook;
 }
 
 /**
@@ -50,7 +53,7 @@ export async function checkDestinations(
 
 export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = async (
   app,
-  { scheduler, config },
+  { scheduler, config, rateLimit },
 ) => {
   const submit = async (type: JobType, request: JobRequest, ip: string, owner: string | null) => {
     checkUrl(request.url);
@@ -59,13 +62,13 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
     const videoName = request.video_name ? sanitizeName(request.video_name) : nameFromUrl(request.url);
     return presentJob(scheduler.submit({ type, request, clientIp: ip, videoName, owner }));
   };
-  // Submissions only: polling GET /job must never be throttled (limits set where the plugin registers).
-  const rateLimit = { rateLimit: {} };
+  // The same hook on both routes: one budget per client, whichever route a submission takes.
+  const limited = rateLimit ? { onRequest: rateLimit } : {};
 
   app.post(
     '/download/',
     {
-      config: rateLimit,
+      ...limited,
       schema: {
         summary: 'Start an HLS (M3U8) download',
         description:
@@ -81,7 +84,7 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
   app.post(
     '/download/mp4',
     {
-      config: rateLimit,
+      ...limited,
       schema: {
         summary: 'Start a direct MP4 download',
         description: 'Queues a job that streams the file at `url` to output_path as MP4.',

@@ -1,5 +1,6 @@
 import { fastifySSE } from '@fastify/sse';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { GabeError } from '../errors.js';
 import type { Scheduler } from '../jobs/scheduler.js';
@@ -7,6 +8,7 @@ import type { JobStore } from '../jobs/store.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
 import { presentJob } from './present.js';
 import { JobParams, type JobResponse } from './schemas.js';
+import { StreamSlots } from './stream-slots.js';
 
 export interface EventRoutesOptions {
   scheduler: Scheduler;
@@ -66,6 +68,12 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   const hub = new JobEventHub(scheduler, store);
   app.addHook('onClose', async () => hub.close());
+  const slots = new StreamSlots(config.max_event_streams, config.max_event_streams_per_client);
+  /** Takes a stream slot for the caller, given back when the connection closes, however it ends. */
+  const takeSlot = (req: FastifyRequest, reply: FastifyReply) => {
+    const release = slots.acquire(req.owner ?? req.ip);
+    reply.raw.once('close', release);
+  };
   const visible = (owner: string | null, caller: string | null) => !config.api_keys || owner === caller;
   const live = (job: Job) =>
     presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
@@ -83,6 +91,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       },
     },
     async (req, reply) => {
+      takeSlot(req, reply);
       reply.sse.keepAlive();
       // @fastify/sse commits the headers on the first event only; with no job to replay the handler
       // would return first and Fastify would answer an empty text/plain 200, which EventSource rejects.
@@ -124,6 +133,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       const job = store.get(req.params.job_id);
       if (!job || !visible(job.owner, req.owner))
         throw new GabeError('JOB_NOT_FOUND', `job ${req.params.job_id} not found`);
+      takeSlot(req, reply);
       if (isFinal(job.status)) {
         await reply.sse.send({ event: 'job', data: presentJob(job) });
         return;

@@ -50,7 +50,7 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
         summary: 'Cancel or delete a job',
         description:
           'PENDING: leaves the queue. PROCESSING: the transfer is stopped and partial files removed. Both end ' +
-          'CANCELLED. A finished job is deleted with its output file. Answers with the final job.',
+          'CANCELLED. A finished job is deleted with its output file and its subtitle sidecars (.vtt). Answers with the final job.',
         tags: ['jobs'],
         params: JobParams,
         response: { 200: JobSchema, ...errorResponses },

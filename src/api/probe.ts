@@ -10,6 +10,7 @@ import { detectDrm, parsePlaylist } from '../hls/parse.js';
 import { formatResolution, isAudioOnly } from '../hls/select.js';
 import { mergeHeaders, requestHeaders } from '../net/headers.js';
 import { checkUrl, HttpClient } from '../net/http.js';
+import type { RateLimitHook } from './rate-limit.js';
 import { errorResponses, UrlField } from './schemas.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
@@ -185,10 +186,13 @@ export async function probe(
 export const probeRoutes: FastifyPluginAsyncTypebox<{
   config: Config;
   guard: (url: string) => Promise<void>;
-}> = async (app, { config, guard }) => {
+  /** The probe budget (undefined: no rate limit). */
+  rateLimit?: RateLimitHook;
+}> = async (app, { config, guard, rateLimit }) => {
   app.post(
     '/probe',
     {
+      ...(rateLimit ? { onRequest: rateLimit } : {}),
       schema: {
         summary: 'Inspect a URL before downloading it',
         description:

@@ -184,13 +184,20 @@ export const ErrorSchema = Type.Object({
 
 export const JobParams = Type.Object({ job_id: Type.String({ maxLength: 100 }) });
 
+/** Largest `offset` GET /jobs accepts. */
+export const MAX_OFFSET = 1_000_000_000;
+
 export const ListQuery = Type.Object(
   {
     status: Type.Optional(JobStatusSchema),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    // Bounded: a number past 2^53 is no integer SQLite can bind (it answered 500); no store holds a
+    // billion jobs, so a larger offset can only ever be an empty page.
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_OFFSET, default: 0 })),
     // Read by the API-key check (auth.ts) on any GET; listed so it is not an unknown field here.
-    api_key: Type.Optional(Type.String({ description: 'API key, for clients that cannot send headers.' })),
+    api_key: Type.Optional(
+      Type.String({ maxLength: 512, description: 'API key, for clients that cannot send headers.' }),
+    ),
   },
   { additionalProperties: false },
 );

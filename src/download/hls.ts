@@ -36,7 +36,8 @@ import { emptyPlan, type KeyOverride, OVERRIDE_KEY_URI, planTrack, type TrackPla
 import { firstBytes, openMerger } from './remux.js';
 import { isLive, type PlaylistSource, reloadTrack, selectStreams, type Track } from './streams.js';
 import { prepareSubtitles, type SubtitleFile } from './subtitles.js';
-import { downloadTrack, readCheckpoint, type TrackResult } from './track.js';
+import { downloadTrack, type TrackResult } from './track.js';
+import { readCheckpoint } from './track-checkpoint.js';
 import type { DownloadContext, Downloader } from './types.js';
 
 /** Test seams: the destination guard's (net/guard.ts) and the moov reservation's; the service passes none. */

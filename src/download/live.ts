@@ -1,6 +1,7 @@
 /**
  * Recording a live media playlist (one without EXT-X-ENDLIST): reload it as RFC 8216 6.3.4 says (after
- * a target duration when it changed, half of one when it did not), append the segments whose media
+ * a target duration when it changed, half of one when it did not; never sooner than a second, and by a
+ * target of at most 30 s, whatever TARGETDURATION says), append the segments whose media
  * sequence number is past the last one planned, never one twice, and stop at EXT-X-ENDLIST, at the
  * job's max_duration, when asked (DELETE on a live job keeps what was recorded), or when the playlist
  * stops changing for three target durations (an encoder that died without saying so).
@@ -35,6 +36,51 @@ export interface LiveOptions {
   signal: AbortSignal;
   log: Logger;
   now?: () => number;
+}
+
+/**
+ * Shortest wait between two reloads, whatever the playlist says. RFC 8216 6.3.4 paces reloads by the
+ * target duration, but TARGETDURATION 0 or negative made that no wait at all (642 reloads a second). A
+ * real target is a whole number of seconds (4.3.3.1), so only a TARGETDURATION:1 stream's unchanged
+ * reloads (half a target, 0.5 s) are slowed by this floor, and its window of at least three target
+ * durations (6.2.2) leaves a second's delay nothing to miss.
+ */
+export const MIN_RELOAD_MS = 1000;
+
+/**
+ * Longest target duration believed, seconds. Without a cap a TARGETDURATION of 10^9 slept past any
+ * end (and setTimeout turns more than 2^31 ms into 1 ms: it spun instead). Apple's authoring spec asks
+ * for 6 s; a real stream with a larger target is reloaded more often than needed (harmless) and is
+ * called stalled after 3 × 30 s unchanged.
+ */
+export const MAX_TARGET_S = 30;
+
+/** The target duration when the playlist gives none usable and lists no segment to judge by. */
+const DEFAULT_TARGET_S = 6;
+
+/**
+ * The target duration a recording paces its reloads and its stall rule by, seconds. A missing, zero,
+ * negative or non-finite TARGETDURATION is replaced by the longest segment rounded up (4.3.3.1 makes the
+ * target at least that), else DEFAULT_TARGET_S; the result is kept within 1..MAX_TARGET_S.
+ */
+export function liveTarget(media: Pick<MediaPlaylist, 'targetDuration' | 'segments'>): number {
+  let target = media.targetDuration;
+  if (target === null || !Number.isFinite(target) || target <= 0) {
+    let longest = 0;
+    for (const s of media.segments) {
+      if (s.duration !== null && Number.isFinite(s.duration)) longest = Math.max(longest, s.duration);
+    }
+    target = longest > 0 ? Math.ceil(longest) : DEFAULT_TARGET_S;
+  }
+  return Math.min(MAX_TARGET_S, Math.max(1, target));
+}
+
+/**
+ * Wait before the next reload, ms (6.3.4): a target duration after a reload that brought new segments,
+ * half of one after one that did not; never less than MIN_RELOAD_MS.
+ */
+export function reloadDelayMs(target: number, grew: boolean): number {
+  return Math.max(MIN_RELOAD_MS, (grew ? target : target / 2) * 1000);
 }
 
 /** Unchanged reloads for this many target durations end the recording. */
@@ -118,8 +164,8 @@ export class LiveRecording implements Growth {
       if (this.media.endlist) return 'endlist';
       if (this.full()) return 'max_duration';
       if (o.stop.aborted) return 'stopped';
-      const target = this.media.targetDuration ?? 6;
-      await this.wait((grew ? target : target / 2) * 1000);
+      const target = liveTarget(this.media);
+      await this.wait(reloadDelayMs(target, grew));
       if (o.stop.aborted) return 'stopped';
       this.media = await o.reload();
       const fresh = this.fresh(this.media);

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { createReadStream } from 'node:fs';
-import { open, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { open, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js';
 import { decryptAes128, type KeyCache } from '../hls/aes.js';
@@ -16,6 +16,7 @@ import type { TrackSink } from './merger.js';
 import type { Fetch, Piece, TrackPlan } from './plan.js';
 import { BufferPool } from './pool.js';
 import type { ProgressTracker } from './progress.js';
+import { readCheckpoint, type TrackCheckpoint, writeCheckpoint } from './track-checkpoint.js';
 
 export interface TrackOptions {
   http: HttpClient;
@@ -93,20 +94,6 @@ function anchorsOf(plan: TrackPlan): string[] {
   return anchors;
 }
 
-/** Durable progress of one track: how many fetches are in the file, and how many bytes that is. */
-export interface TrackCheckpoint {
-  fingerprint: string;
-  fetches: number;
-  bytes: number;
-  segments: number;
-  /** Media sequence number of the last segment in the file (live recordings continue after it). */
-  lastMsn: number;
-  /** EXTINF seconds in the file. */
-  seconds: number;
-  /** Byte offset in the file where each discontinuity run starts (the first at 0). */
-  runStarts: number[];
-}
-
 /** What a track holds once downloaded: the file's size and where its discontinuity runs start. */
 export interface TrackResult {
   bytes: number;
@@ -124,17 +111,6 @@ function fingerprintOf(plan: TrackPlan): string {
   const first = plan.pieces[0];
   const last = plan.pieces.at(-1);
   return `${plan.pieces.length}|${plan.fetches.length}|${path(first?.url)}|${path(last?.url)}|${first?.msn}|${last?.msn}`;
-}
-
-/** The checkpoint beside a track file, if it was written for `fingerprint`. */
-export async function readCheckpoint(file: string, fingerprint: string): Promise<TrackCheckpoint | null> {
-  try {
-    const cp = JSON.parse(await readFile(`${file}.json`, 'utf8')) as TrackCheckpoint;
-    if (cp.fingerprint !== fingerprint || !Array.isArray(cp.runStarts)) return null;
-    return cp;
-  } catch {
-    return null;
-  }
 }
 
 const TEXT_NAMES = { html: 'an HTML page', playlist: 'an HLS playlist' } as const;
@@ -448,7 +424,7 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
                 seconds,
                 runStarts,
               };
-              await writeFile(`${file}.json`, JSON.stringify(checkpoint));
+              await writeCheckpoint(file, checkpoint);
             }
             o.reportProgress();
             if (segments % SPACE_CHECK_SEGMENTS === 0 && segments > 0) {

@@ -9,10 +9,15 @@ import type { Job } from './types.js';
 const HOUR_MS = 60 * 60 * 1000;
 const JOB_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Deletes a job's output file, but only one that lies inside output_path: a tampered row cannot aim elsewhere. */
+/**
+ * Deletes a job's output file and the subtitle sidecars (.vtt) written beside it, but only files that
+ * lie inside output_path: a tampered row cannot aim elsewhere.
+ */
 export async function removeJobOutput(job: Job, config: Config): Promise<void> {
-  const file = job.result?.output_path;
-  if (file && isInside(config.output_path, file)) await rm(file, { force: true });
+  const files = [job.result?.output_path, ...(job.result?.subtitles ?? []).map((s) => s.path)];
+  for (const file of files) {
+    if (file && isInside(config.output_path, file)) await rm(file, { force: true });
+  }
 }
 
 export interface CleanupReport {

@@ -46,12 +46,23 @@ export class Scheduler extends EventEmitter {
     super();
   }
 
-  /** Re-queues jobs a previous process left PROCESSING, then starts work. */
-  start(): { requeued: number; pending: number } {
+  /**
+   * Re-queues jobs a previous process left PROCESSING (failing those that have used up max_attempts),
+   * then starts work.
+   */
+  start(): { requeued: number; pending: number; failed: number } {
+    const failed = this.deps.store.failExhausted(this.deps.config.max_attempts);
+    for (const job of failed) {
+      this.deps.log.warn(
+        { job_id: job.id, attempts: job.attempts, code: job.error_code },
+        'job failed: the service died while it ran, and it has started max_attempts times',
+      );
+      this.emit('job', job);
+    }
     const requeued = this.deps.store.requeueInterrupted();
     this.accepting = true;
     this.pump();
-    return { requeued, pending: this.deps.store.countByStatus().PENDING };
+    return { requeued, pending: this.deps.store.countByStatus().PENDING, failed: failed.length };
   }
 
   get isAccepting(): boolean {

@@ -311,6 +311,25 @@ export class JobStore {
       );
   }
 
+  /**
+   * On start-up, before requeueInterrupted: jobs left PROCESSING (their process died while they ran)
+   * that have started `maxAttempts` times fail with GABE_ERR_ATTEMPTS instead of going back to the
+   * queue, so a job that brings the process down cannot do so forever. Returns the failed jobs.
+   */
+  failExhausted(maxAttempts: number): Job[] {
+    const t = now();
+    const rows = this.db
+      .prepare(
+        `UPDATE jobs SET status = 'FAILED', updated_at = ?, completed_at = ?, speed_bps = 0, eta_seconds = NULL,
+           error = 'this job has started ' || attempts || ' times and the service died during the last one (a crash, an out-of-memory kill or a power loss); it is not started again (max_attempts is ' || ? || ')',
+           error_code = 'GABE_ERR_ATTEMPTS'
+         WHERE status = 'PROCESSING' AND attempts >= ?
+         RETURNING *`,
+      )
+      .all(t, t, maxAttempts, maxAttempts) as JobRow[];
+    return rows.map(fromRow);
+  }
+
   /** On start-up: jobs that were PROCESSING when the last process died go back to the queue's front. */
   requeueInterrupted(): number {
     return this.db
