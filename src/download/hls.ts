@@ -84,6 +84,7 @@ export const hlsDownloader = {
     const http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
       proxy: request.proxy ?? config.proxy,
+      proxyFrom: request.proxy ? 'request' : 'config',
       connections: concurrency.max + audioConcurrency.max + 2,
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,

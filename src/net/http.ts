@@ -13,6 +13,12 @@ export interface HttpClientOptions {
   /** connect, headers and between-reads timeout, ms (config connection_timeout × 1000). */
   timeoutMs: number;
   proxy?: string | null | undefined;
+  /**
+   * Whose proxy it is. 'config': the operator's, trusted, connected to wherever it is (it may sit on
+   * loopback). 'request' (the default): a job's own, which the destination guard resolves and checks
+   * when it connects to it, as it does every hop (unless allow_private_networks).
+   */
+  proxyFrom?: 'config' | 'request' | undefined;
   /** Keep-alive sockets per origin; sized to the job's concurrency. */
   connections?: number;
   maxRedirects?: number;
