@@ -103,6 +103,7 @@ export async function probe(
     proxyFrom: 'config',
     allowPrivateNetworks: config.allow_private_networks,
     headers: mergeHeaders(config.headers, headers),
+    jobUrl: url,
   });
   try {
     const kind = await detectKind(http, url);

@@ -89,6 +89,7 @@ export const hlsDownloader = {
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
       headers: mergeHeaders(config.headers, request.headers),
+      jobUrl: request.url,
     });
     const src: PlaylistSource = { http, ctx, policy };
     // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).

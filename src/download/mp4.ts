@@ -78,6 +78,7 @@ export const mp4Downloader = {
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
       headers: mergeHeaders(config.headers, job.request.headers),
+      jobUrl: url,
     });
     const part = path.join(ctx.tempDir, 'download.part');
     try {

@@ -9,6 +9,7 @@ import { GabeError } from '../errors.js';
 import type { HttpClientOptions, Transport } from './http.js';
 import type { RawRequest, RawResponse } from './native.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
+import { redactCredentials } from './redact.js';
 
 class UndiciTransport implements Transport {
   constructor(private readonly dispatcher: Dispatcher) {}
@@ -49,7 +50,7 @@ function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatc
   try {
     u = new URL(proxy);
   } catch {
-    throw new GabeError('PROXY', `proxy "${proxy}" is not a URL`);
+    throw new GabeError('PROXY', `proxy "${redactCredentials(proxy)}" is not a URL`);
   }
   // A job's own proxy is guarded like any hop; the config's is the operator's (net/proxy-connect.ts).
   const guard = options.allowPrivateNetworks || options.proxyFrom === 'config' ? null : (options.guard ?? {});
