@@ -22,6 +22,7 @@ import type { Scheduler } from './jobs/scheduler.js';
 import type { JobStore } from './jobs/store.js';
 import type { Logger } from './log.js';
 import type { FfmpegTools } from './media/locate.js';
+import { redactCredentials } from './net/redact.js';
 import { VERSION } from './version.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -152,7 +153,8 @@ export async function buildApp(deps: AppDeps) {
     const err = isGabeError(error) ? error : fastifyErrorToGabe(error);
     if (err.httpStatus >= 500) req.log.error({ err: error, code: err.code }, 'request failed');
     if (err.retryAfter !== undefined) reply.header('retry-after', String(Math.ceil(err.retryAfter)));
-    return reply.code(err.httpStatus).send({ detail: err.message, code: err.code });
+    // A probe's or a submission's error may quote the URL it was given, credentials and all.
+    return reply.code(err.httpStatus).send({ detail: redactCredentials(err.message), code: err.code });
   });
   app.setNotFoundHandler((req, reply) =>
     reply

@@ -7,6 +7,7 @@ import type { ClientOptions } from './cli/client.js';
 import { isGabeError } from './errors.js';
 import { parseResolutionPreference } from './hls/select.js';
 import { keepHeapSmall } from './memory.js';
+import { redactCredentials } from './net/redact.js';
 import { VERSION } from './version.js';
 
 keepHeapSmall();
@@ -25,7 +26,7 @@ function parsePort(value: string): number {
 
 function fail(err: unknown): never {
   const message = isGabeError(err) ? `${err.message} [${err.code}]` : String((err as Error)?.stack ?? err);
-  process.stderr.write(`gabe: ${message}\n`);
+  process.stderr.write(`gabe: ${redactCredentials(message)}\n`);
   process.exit(1);
 }
 

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
+import { redactCredentials } from './net/redact.js';
 
 export type { Logger } from 'pino';
 
@@ -71,6 +72,45 @@ export interface LoggerOptions {
   stderrLevel?: pino.Level;
 }
 
+/**
+ * A line's fields with the credentials of any URL in them masked: strings, and strings in arrays and
+ * plain objects a few levels down. Errors go through the `err` serializer below.
+ */
+function redactFields(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redactCredentials(value);
+  if (value === null || typeof value !== 'object' || depth >= 4) return value;
+  if (Array.isArray(value)) return value.map((v) => redactFields(v, depth + 1));
+  if (Object.getPrototypeOf(value) !== Object.prototype) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactFields(v, depth + 1);
+  return out;
+}
+
+/**
+ * Every line, whoever writes it (jobs, webhooks, Fastify, the CLI), passes through net/redact.ts: a
+ * URL's `user:pass@` never reaches the log file, stdout or stderr, whichever call site quotes a URL.
+ */
+const redaction = {
+  hooks: {
+    logMethod(this: Logger, args: Parameters<pino.LogFn>, method: pino.LogFn) {
+      const masked = args.map((a) => (typeof a === 'string' ? redactCredentials(a) : a));
+      return method.apply(this, masked as Parameters<pino.LogFn>);
+    },
+  },
+  formatters: {
+    log: (fields: Record<string, unknown>) => redactFields(fields) as Record<string, unknown>,
+    bindings: (fields: pino.Bindings) => redactFields(fields) as pino.Bindings,
+  },
+  serializers: {
+    err: (err: Error) => {
+      const s = pino.stdSerializers.err(err);
+      if (typeof s?.message === 'string') s.message = redactCredentials(s.message);
+      if (typeof s?.stack === 'string') s.stack = redactCredentials(s.stack);
+      return s;
+    },
+  },
+};
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? process.env['GABE_LOG_LEVEL'] ?? 'info';
   const streams: pino.StreamEntry[] = [];
@@ -86,8 +126,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const lowest = streams
     .map((s) => pino.levels.values[s.level ?? 'info'] ?? 30)
     .reduce((a, b) => Math.min(a, b));
-  return pino(
-    { level: pino.levels.labels[lowest] ?? level, base: { pid: process.pid } },
+  const logger = pino(
+    { level: pino.levels.labels[lowest] ?? level, base: { pid: process.pid }, ...redaction },
     pino.multistream(streams),
   );
+  // pino applies the bindings formatter to the root's bindings only: a child's go through here
+  // (children inherit this `child` from the root, their prototype).
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings: pino.Bindings, opts?: pino.ChildLoggerOptions) {
+    return Reflect.apply(child, this, [redactFields(bindings), opts]);
+  } as typeof logger.child;
+  return logger;
 }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { RotatingFileStream } from '../src/log.js';
+import { createLogger, LOG_FILE_NAME, RotatingFileStream } from '../src/log.js';
 import { tempDir } from './helpers/tmp.js';
 
 describe('rotating log file', () => {
@@ -35,5 +35,24 @@ describe('rotating log file', () => {
     b.write('two\n');
     b.close();
     assert.equal(statSync(file).size, 8);
+  });
+});
+
+describe('log lines and URL credentials', () => {
+  it('masks user:pass@ of URLs in messages, fields, nested fields, errors and child bindings', async () => {
+    const dir = tempDir();
+    const log = createLogger({ logPath: dir, stdout: false });
+    const url = 'https://alice:s3cret-pw@example.com/v.m3u8';
+    log.info({ url }, 'job started');
+    log.warn(`fetch of ${url} failed`);
+    log.warn({ attempt: { urls: [url] }, err: new Error(`HTTP 404 from ${url}`) }, 'retrying');
+    log.child({ job_id: 'j1' }).child({ source: url }).error('job failed');
+    await new Promise((r) => setTimeout(r, 50));
+    const text = readFileSync(path.join(dir, LOG_FILE_NAME), 'utf8');
+    assert.equal(text.trim().split('\n').length, 4);
+    assert.ok(!text.includes('s3cret-pw'), text);
+    assert.ok(!text.includes('alice'), text);
+    assert.match(text, /"job_id":"j1","source":"https:\/\/\*\*\*:\*\*\*@example\.com/);
+    assert.equal(text.match(/https:\/\/\*\*\*:\*\*\*@example\.com\/v\.m3u8/g)?.length, 6, text);
   });
 });

@@ -23,8 +23,9 @@ export interface DownloadRoutesOptions {
  * The URL: IP literals in any spelling and local-only names, then DNS (a name that does not resolve is
  * not refused here; the job fails with a network error). A proxy named in the request is the caller's
  * choice, but it could point into our network too (the job would then connect to it), so its host is
- * checked the same way; the config proxy is the operator's and trusted. Limit: a request proxy whose
- * name resolves differently by the time the job runs is not re-checked then.
+ * checked the same way; the config proxy is the operator's and trusted. This check is for a clear,
+ * early answer: the job checks the proxy again when it connects to it (net/proxy-connect.ts), since
+ * its name may resolve elsewhere by then.
  */
 export async function checkDestinations(
   request: Pick<JobRequest, 'url' | 'proxy' | 'callback_url'>,

@@ -1,9 +1,12 @@
 import type { Job, JobProgress } from '../jobs/types.js';
+import { redactCredentials } from '../net/redact.js';
 import type { JobResponse } from './schemas.js';
 
 /**
  * The spec's job response (snake_case, `result.file_size_mb`, progress and segment counts) plus bytes,
  * speed and ETA. `live` overlays a running job's in-memory progress, fresher than the stored copy.
+ * Every answer that shows a job (GET /job, /jobs, SSE, webhooks) is made here, so this is where the
+ * URL's `user:pass@` is masked (net/redact.ts); the stored job keeps it.
  */
 export function presentJob(job: Job, live: JobProgress | null = null): JobResponse {
   const p = live ?? job;
@@ -14,8 +17,8 @@ export function presentJob(job: Job, live: JobProgress | null = null): JobRespon
     created_at: job.created_at,
     started_at: job.started_at,
     completed_at: job.completed_at,
-    result: job.result,
-    error: job.error,
+    result: job.result && { ...job.result, original_url: redactCredentials(job.result.original_url) },
+    error: job.error && redactCredentials(job.error),
     error_code: job.error_code,
     progress: p.progress,
     total_segments: p.total_segments,
@@ -25,7 +28,7 @@ export function presentJob(job: Job, live: JobProgress | null = null): JobRespon
     speed_bps: p.speed_bps,
     eta_seconds: p.eta_seconds,
     recorded_seconds: p.recorded_seconds,
-    original_url: job.request.url,
+    original_url: redactCredentials(job.request.url),
     video_name: job.result?.video_name ?? job.video_name,
     resolution: job.result?.resolution ?? job.request.resolution ?? null,
   };

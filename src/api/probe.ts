@@ -101,8 +101,10 @@ export async function probe(
   const http = new HttpClient({
     timeoutMs: config.connection_timeout * 1000,
     proxy: config.proxy,
+    proxyFrom: 'config',
     allowPrivateNetworks: config.allow_private_networks,
     headers: mergeHeaders(config.headers, headers),
+    jobUrl: url,
   });
   try {
     const kind = await detectKind(http, url);

@@ -59,6 +59,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     proxy: o.proxy ?? config.proxy,
     allowPrivateNetworks: config.allow_private_networks,
     headers: mergeHeaders(config.headers, o.request?.headers),
+    jobUrl: o.url,
   });
   let type: JobType;
   try {

@@ -86,10 +86,12 @@ export const hlsDownloader = {
     const http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
       proxy: request.proxy ?? config.proxy,
+      proxyFrom: request.proxy ? 'request' : 'config',
       connections: concurrency.max + audioConcurrency.max + 2,
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
       headers: mergeHeaders(config.headers, request.headers),
+      jobUrl: request.url,
     });
     const src: PlaylistSource = { http, ctx, policy };
     // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).

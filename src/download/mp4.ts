@@ -72,11 +72,13 @@ export const mp4Downloader = {
     const http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
       proxy: job.request.proxy ?? config.proxy,
+      proxyFrom: job.request.proxy ? 'request' : 'config',
       // One socket per parallel range; the destination guard checks each one as it connects.
       connections: Math.max(config.mp4_connections, config.mp4_connections_max),
       allowPrivateNetworks: config.allow_private_networks,
       guard: seams.guard,
       headers: mergeHeaders(config.headers, job.request.headers),
+      jobUrl: url,
     });
     const part = path.join(ctx.tempDir, 'download.part');
     try {

@@ -46,6 +46,7 @@ export class WebhookSender {
     this.http = new HttpClient({
       timeoutMs: config.connection_timeout * 1000,
       proxy: config.proxy,
+      proxyFrom: 'config',
       allowPrivateNetworks: config.allow_private_networks,
     });
     scheduler.on('job', this.onJob);

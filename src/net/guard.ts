@@ -12,15 +12,19 @@
  *    and before every hop.
  * 2. `resolveAndCheck`: resolves a name and refuses it when ANY answer is forbidden. Used at
  *    submission (early, clear 400) and, through a proxy, before each request.
- * 3. `guardedLookup`: the `lookup` of every direct connection (net/native.ts). It resolves, checks
- *    and hands net.connect only the checked addresses, so what is checked is exactly what is
- *    connected to: a name that answers a public address to the check and 127.0.0.1 to the connect
- *    (DNS rebinding) cannot get through, since there is only one resolution. IP literals (which
- *    net.connect never looks up) and the peer address of every new socket are checked there once
- *    more (belt and braces). Through a proxy the socket goes to the proxy (trusted, possibly on
- *    loopback) and the proxy resolves the target itself, so there only layer 2 applies, before each
- *    request; a name that rebinds between our lookup and the proxy's is beyond its reach: where that
- *    matters, give the proxy egress rules of its own.
+ * 3. `guardedLookup`: the `lookup` of every direct connection (net/native.ts, net/h1.ts) and of the
+ *    connection to a job's own proxy (net/proxy-connect.ts). It resolves, checks and hands
+ *    net.connect only the checked addresses, so what is checked is exactly what is connected to: a
+ *    name that answers a public address to the check and 127.0.0.1 to the connect (DNS rebinding)
+ *    cannot get through, since there is only one resolution. IP literals (which net.connect never
+ *    looks up) and the peer address of every new socket are checked there once more (belt and
+ *    braces).
+ *
+ * Through a proxy the target is the proxy's to connect to: only layer 2 applies to it, before each
+ * request, and a name that rebinds between our lookup and the proxy's is beyond its reach (give such
+ * a proxy egress rules of its own), except with socks5://, where Gabe resolves the target itself with
+ * layer 3 and hands the proxy the checked address. The proxy itself is connected to like a direct
+ * hop when the job named it; the config's proxy is the operator's, trusted, and may sit on loopback.
  */
 import dns, { type LookupAddress } from 'node:dns';
 import net from 'node:net';
@@ -116,9 +120,14 @@ export function checkUrlDestination(url: string | URL, guard: GuardOptions = {})
   checkHostDestination(u.hostname, guard);
 }
 
-export function refuseConnect(address: string, reason: AddressReason, hostname: string): GabeError {
+export function refuseConnect(
+  address: string,
+  reason: AddressReason,
+  hostname: string,
+  what = 'host',
+): GabeError {
   return forbidden(
-    `refusing to connect to ${address || 'an unknown address'} (${reason}) for host ${hostname}`,
+    `refusing to connect to ${address || 'an unknown address'} (${reason}) for ${what} ${hostname}`,
     {
       host: hostname,
       address,
@@ -146,7 +155,7 @@ async function resolveStrict(
   for (const { address } of answers) {
     const reason = addressReason(address, guard);
     if (!reason) continue;
-    if (forConnect) throw refuseConnect(address, reason, hostname);
+    if (forConnect) throw refuseConnect(address, reason, hostname, what);
     throw forbidden(`refusing ${what} ${hostname}: it resolves to ${address} (${reason})`, {
       host,
       address,
@@ -182,10 +191,22 @@ export async function resolveAndCheck(
   }
 }
 
+/**
+ * The addresses to connect to for `hostname`, every one checked (refusals worded as the connector's);
+ * for connectors that take an address rather than a `lookup` (SOCKS5). DNS errors propagate.
+ */
+export function resolveForConnect(
+  hostname: string,
+  guard: GuardOptions,
+  what = 'host',
+): Promise<LookupAddress[]> {
+  return resolveStrict(hostname, guard, what, true);
+}
+
 /** net.connect's `lookup`: the resolution that is checked is the one that is connected to. */
-export function guardedLookup(guard: GuardOptions): net.LookupFunction {
+export function guardedLookup(guard: GuardOptions, what = 'host'): net.LookupFunction {
   return (hostname, options, callback) => {
-    resolveStrict(hostname, guard, 'host', true).then(
+    resolveStrict(hostname, guard, what, true).then(
       (answers) => {
         const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family;
         const wanted = family === 4 || family === 6 ? answers.filter((a) => a.family === family) : answers;
@@ -241,8 +262,19 @@ export function guardPeer(
   destroy: (e: Error) => unknown = (e) => socket.destroy(e),
 ): void {
   socket.once('connect', () => {
-    const remote = socket.remoteAddress ?? '';
-    const reason = addressReason(remote, guard);
-    if (reason) destroy(refuseConnect(remote, reason, hostname));
+    const refused = peerRefusal(socket, guard, hostname);
+    if (refused) destroy(refused);
   });
+}
+
+/** The refusal for a connected socket whose peer address is forbidden, or null. */
+export function peerRefusal(
+  socket: net.Socket,
+  guard: GuardOptions,
+  hostname: string,
+  what = 'host',
+): GabeError | null {
+  const remote = socket.remoteAddress ?? '';
+  const reason = addressReason(remote, guard);
+  return reason ? refuseConnect(remote, reason, hostname, what) : null;
 }

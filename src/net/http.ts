@@ -1,8 +1,18 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GabeError, toGabeError } from '../errors.js';
+import {
+  basicAuthorization,
+  hasCredentials,
+  hopHeaders,
+  type OriginCredentials,
+  originCredentials,
+  originOf,
+  withoutUserinfo,
+} from './credentials.js';
 import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
 import { H1Transport } from './h1.js';
 import { type HttpBody, NativeTransport, type RawRequest, type RawResponse } from './native.js';
+import { redactCredentials } from './redact.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
 export const USER_AGENT =
@@ -13,6 +23,12 @@ export interface HttpClientOptions {
   /** connect, headers and between-reads timeout, ms (config connection_timeout × 1000). */
   timeoutMs: number;
   proxy?: string | null | undefined;
+  /**
+   * Whose proxy it is. 'config': the operator's, trusted, connected to wherever it is (it may sit on
+   * loopback). 'request' (the default): a job's own, which the destination guard resolves and checks
+   * when it connects to it, as it does every hop (unless allow_private_networks).
+   */
+  proxyFrom?: 'config' | 'request' | undefined;
   /** Keep-alive sockets per origin; sized to the job's concurrency. */
   connections?: number;
   maxRedirects?: number;
@@ -26,6 +42,11 @@ export interface HttpClientOptions {
   guard?: GuardOptions;
   /** Sent with every request (config and job `headers`, lower-case names); a call's own win. */
   headers?: Record<string, string>;
+  /**
+   * The job's URL: its `user:pass@` is sent as Basic auth to every request on its origin (playlists,
+   * segments, keys, the file), and to no other (net/credentials.ts).
+   */
+  jobUrl?: string | null | undefined;
 }
 
 export interface HttpResponse {
@@ -80,7 +101,7 @@ export function checkUrl(raw: string): URL {
   try {
     u = new URL(raw);
   } catch {
-    throw new GabeError('INVALID_URL', `"${raw.slice(0, 200)}" is not a valid URL`);
+    throw new GabeError('INVALID_URL', `"${redactCredentials(raw.slice(0, 200))}" is not a valid URL`);
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
     throw new GabeError('INVALID_URL', `only http and https URLs are supported, not ${u.protocol}`);
@@ -100,12 +121,26 @@ export class HttpClient {
   private readonly maxRedirects: number;
   /** Proxied and guarded: host names already checked with our DNS (one lookup per name and job). */
   private readonly proxiedHostChecks: Map<string, Promise<unknown>> | null;
+  /** The job URL's Basic credentials, for its origin only. */
+  private readonly jobCredentials: OriginCredentials | null;
+  private readonly jobOrigin: string | null;
+  /**
+   * Origins first reached through a redirect from another origin, where the credential headers are
+   * not sent on later requests either: an MP4's ranges and a redirected playlist's segments are
+   * fetched from the redirect's target directly, which would otherwise hand it the credentials one
+   * request after the redirect withheld them. The job URL's origin is never one. Kept only when there
+   * are credential headers to withhold (a job's client lives as long as its job).
+   */
+  private readonly redirectedOrigins: Set<string> | null;
 
   constructor(readonly options: HttpClientOptions) {
     this.transport = makeTransport(options);
     this.wholeBodies = options.proxy ? this.transport : new H1Transport(directOptions(options));
     this.maxRedirects = options.maxRedirects ?? 10;
     this.proxiedHostChecks = options.proxy && !options.allowPrivateNetworks ? new Map() : null;
+    this.jobCredentials = originCredentials(options.jobUrl);
+    this.jobOrigin = originOf(options.jobUrl);
+    this.redirectedOrigins = hasCredentials(options.headers) ? new Set() : null;
   }
 
   /**
@@ -150,18 +185,32 @@ export class HttpClient {
     body: string | undefined,
     transport: Transport,
   ): Promise<HttpResponse> {
-    let url = checkUrl(rawUrl).href;
+    const start = checkUrl(rawUrl);
+    const startOrigin = start.origin;
+    // user:pass@ never goes on the wire as part of a URL (Node's http would turn it into Basic auth
+    // for any host, H1Transport would drop it): it becomes a header for its own origin below.
+    const basic =
+      basicAuthorization(start) ??
+      (this.jobCredentials?.origin === startOrigin ? this.jobCredentials.authorization : null);
+    let url = withoutUserinfo(start).href;
     const headers: Record<string, string> = {
       'user-agent': USER_AGENT,
       ...this.options.headers,
       ...options.headers,
     };
     if (options.range) headers['range'] = `bytes=${options.range.start}-${options.range.end ?? ''}`;
+    // Set once the chain goes to another origin than it started at; credentials stay off from there.
+    let left = this.redirectedOrigins?.has(startOrigin) ?? false;
     for (let hop = 0; ; hop++) {
       await this.checkDestination(url);
       let res: RawResponse;
       try {
-        res = await transport.request(new URL(url), { method, headers, body, signal: options.signal });
+        res = await transport.request(new URL(url), {
+          method,
+          headers: hopHeaders(headers, left, basic),
+          body,
+          signal: options.signal,
+        });
       } catch (err) {
         throw findForbidden(err) ?? toGabeError(err);
       }
@@ -171,11 +220,17 @@ export class HttpClient {
         if (hop >= this.maxRedirects) {
           throw new GabeError(
             'TOO_MANY_REDIRECTS',
-            `more than ${this.maxRedirects} redirects from ${rawUrl}`,
+            `more than ${this.maxRedirects} redirects from ${redactCredentials(rawUrl)}`,
           );
         }
         const location = String(res.headers['location']);
-        url = checkUrl(new URL(location, url).href).href;
+        // Credentials in a Location are not used: only the job's own URL gives any.
+        const next = withoutUserinfo(checkUrl(new URL(location, url).href));
+        if (next.origin !== startOrigin) {
+          left = true;
+          if (next.origin !== this.jobOrigin) this.redirectedOrigins?.add(next.origin);
+        }
+        url = next.href;
         continue;
       }
       if (res.statusCode < 200 || res.statusCode >= 300) {

@@ -1,13 +1,15 @@
 /**
  * Proxied requests (config or job `proxy`): undici's ProxyAgent for http(s) proxies, fetch-socks for
- * SOCKS5. Loaded on demand by net/http.ts.
+ * SOCKS5. Loaded on demand by net/http.ts. How the proxy itself is connected to, and guarded, is
+ * net/proxy-connect.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { socksDispatcher } from 'fetch-socks';
-import { type Dispatcher, ProxyAgent, request } from 'undici';
+import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../errors.js';
 import type { HttpClientOptions, Transport } from './http.js';
 import type { RawRequest, RawResponse } from './native.js';
+import { httpProxyConnect, socksConnect } from './proxy-connect.js';
+import { redactCredentials } from './redact.js';
 
 class UndiciTransport implements Transport {
   constructor(private readonly dispatcher: Dispatcher) {}
@@ -48,20 +50,15 @@ function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatc
   try {
     u = new URL(proxy);
   } catch {
-    throw new GabeError('PROXY', `proxy "${proxy}" is not a URL`);
+    throw new GabeError('PROXY', `proxy "${redactCredentials(proxy)}" is not a URL`);
   }
-  if (u.protocol === 'http:' || u.protocol === 'https:') return new ProxyAgent({ ...common, uri: proxy });
+  // A job's own proxy is guarded like any hop; the config's is the operator's (net/proxy-connect.ts).
+  const guard = options.allowPrivateNetworks || options.proxyFrom === 'config' ? null : (options.guard ?? {});
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    return new ProxyAgent({ ...common, uri: proxy, ...httpProxyConnect(u, guard, options.timeoutMs) });
+  }
   if (u.protocol === 'socks5:' || u.protocol === 'socks5h:') {
-    return socksDispatcher(
-      {
-        type: 5,
-        host: u.hostname,
-        port: Number(u.port || 1080),
-        ...(u.username ? { userId: decodeURIComponent(u.username) } : {}),
-        ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-      },
-      { ...common, connect: { timeout: options.timeoutMs } },
-    );
+    return new Agent({ ...common, connect: socksConnect(u, guard, options.timeoutMs) });
   }
   throw new GabeError('PROXY', `proxy scheme ${u.protocol} is not supported (use http, https or socks5)`);
 }

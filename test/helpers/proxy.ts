@@ -11,17 +11,23 @@ export interface TestProxy {
 /**
  * A forwarding HTTP proxy on loopback: CONNECT tunnels (what undici's ProxyAgent uses) and plain
  * absolute-form GETs. It records where each request went, so a test can prove traffic went through it.
+ * `hosts` maps made-up names to addresses, as the proxy's own DNS would (there is no network here).
  */
-export async function startProxy(): Promise<TestProxy> {
+export async function startProxy(options: { hosts?: Record<string, string> } = {}): Promise<TestProxy> {
+  const hosts = options.hosts ?? {};
   const targets: string[] = [];
   const sockets = new Set<Socket>();
   const server = http.createServer((req, res) => {
     const target = new URL(req.url ?? '');
     targets.push(target.host);
-    const upstream = http.request(target, { method: req.method, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = http.request(
+      target,
+      { method: req.method, headers: req.headers, host: hosts[target.hostname] ?? target.hostname },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -32,7 +38,7 @@ export async function startProxy(): Promise<TestProxy> {
   server.on('connect', (req, client: Socket, head: Buffer) => {
     const [host, port] = (req.url ?? '').split(':');
     targets.push(req.url ?? '');
-    const upstream = net.connect(Number(port), host, () => {
+    const upstream = net.connect(Number(port), hosts[host ?? ''] ?? host, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       upstream.write(head);
       upstream.pipe(client);

@@ -9,9 +9,11 @@ export interface TestSocks {
 
 /**
  * A minimal SOCKS5 server (RFC 1928: no authentication, CONNECT only, IPv4 and domain names) on
- * loopback, so the socks5:// proxy path runs against a real peer.
+ * loopback, so the socks5:// proxy path runs against a real peer. `hosts` maps made-up names to
+ * addresses, as the proxy's own DNS would (socks5h://: the proxy resolves the target).
  */
-export async function startSocks5(): Promise<TestSocks> {
+export async function startSocks5(options: { hosts?: Record<string, string> } = {}): Promise<TestSocks> {
+  const hosts = options.hosts ?? {};
   const targets: string[] = [];
   const sockets = new Set<Socket>();
   const track = (s: Socket) => {
@@ -53,7 +55,7 @@ export async function startSocks5(): Promise<TestSocks> {
         const rest = buf.subarray(end);
         stage = 'piping';
         targets.push(`${host}:${port}`);
-        const upstream = net.connect(port, host, () => {
+        const upstream = net.connect(port, hosts[host] ?? host, () => {
           client.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
           if (rest.length) upstream.write(rest);
           client.pipe(upstream);
