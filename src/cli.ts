@@ -212,6 +212,7 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
     ];
     process.stdout.write(`${result.output_path}\n`);
     process.stderr.write(`done: ${facts.filter(Boolean).join(', ')}\n`);
+    for (const w of result.warnings ?? []) process.stderr.write(`note: ${w}\n`);
   } catch (err) {
     reporter.stop();
     if (controller.signal.aborted) {

@@ -558,6 +558,12 @@ function updateCard(entry) {
   if (job.status === 'FAILED' || (job.status === 'CANCELLED' && job.error)) {
     const { text, more } = explain(job.error_code, job.error);
     error.replaceChildren(elt('span', { text }), more ? elt('small', { text: more }) : null);
+    error.classList.remove('note');
+    error.hidden = false;
+  } else if (job.status === 'COMPLETED' && job.result?.warnings?.length) {
+    // A complete file with something to know about it (frames lost in transport, EXTINF far off).
+    error.replaceChildren(...job.result.warnings.map((w) => elt('small', { text: `Note: ${w}` })));
+    error.classList.add('note');
     error.hidden = false;
   } else {
     error.replaceChildren();
