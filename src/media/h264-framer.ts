@@ -45,6 +45,8 @@ interface OpenUnit extends AccessUnit {
   recovery: boolean;
   /** Where the last NAL unit's length field is in the last part (its length may still grow). */
   lastNal: number;
+  /** It holds an SPS or PPS. */
+  params: boolean;
 }
 
 interface Stamp {
@@ -55,14 +57,17 @@ interface Stamp {
 
 /** first_mb_in_slice, the first ue(v) after a slice's NAL header (7.3.3); read as ffmpeg does, raw. */
 function firstMbInSlice(b: Buffer, at: number, end: number): number {
-  let zeros = 0;
-  let pos = at * 8;
   const limit = Math.min(end, at + 8) * 8;
-  const bit = () => (b[pos >> 3]! >> (7 - (pos++ & 7))) & 1;
-  while (pos < limit && bit() === 0) zeros++;
+  let pos = at * 8;
+  let zeros = 0;
+  while (pos < limit && ((b[pos >> 3]! >> (7 - (pos & 7))) & 1) === 0) {
+    zeros++;
+    pos++;
+  }
+  pos++; // the 1 that ends the leading zeros
   if (pos + zeros > limit) return Number.MAX_SAFE_INTEGER;
   let v = 0;
-  for (let i = 0; i < zeros; i++) v = v * 2 + bit();
+  for (let i = 0; i < zeros; i++, pos++) v = v * 2 + ((b[pos >> 3]! >> (7 - (pos & 7))) & 1);
   return 2 ** zeros - 1 + v;
 }
 
@@ -79,6 +84,10 @@ export class H264Framer {
   private stamp: Stamp | null = null;
   /** The last PES ended with a start code whose NAL unit is in the next one. */
   private dangling = false;
+  /** The last unit handed on, reused for the next (the consumer keeps none of it but its parts). */
+  private spare: OpenUnit | null = null;
+  /** Scratch for scan(): NAL units of the open access unit, [start, end) pairs. */
+  private readonly run: number[] = [];
 
   constructor(
     /** Room for `n` bytes of sample data (the caller's slabs). */
@@ -88,12 +97,15 @@ export class H264Framer {
      * at the end of a PES may go on in the next one.
      */
     private readonly onParameterSet: (type: number, nal: Buffer) => void,
-    /** Each access unit, complete, in decode order. */
+    /**
+     * Each access unit, complete, in decode order. The object is reused for the next one: keep its
+     * fields and the buffers in `parts`, not the object or the array.
+     */
     private readonly onUnit: (au: AccessUnit) => void,
   ) {}
 
-  private emit(u: AccessUnit): void {
-    for (const part of u.parts) {
+  private emit(u: OpenUnit): void {
+    for (const part of u.params ? u.parts : []) {
       for (let at = 0; at + 4 < part.length; ) {
         const n = part.readUInt32BE(at);
         const type = part[at + 4]! & 0x1f;
@@ -116,14 +128,14 @@ export class H264Framer {
       // again from its bytes and these, so no NAL unit is split in two.
       this.unit = null;
       const raw = Buffer.concat([open ? unitBytes(open) : EMPTY, dangling ? START_CODE : EMPTY]);
-      const stamps: Stamp[] = open ? [{ at: 0, pts: open.pts, dts: open.dts }] : [];
-      if (stamp) stamps.push({ ...stamp, at: raw.length });
+      const own = open ? { at: 0, pts: open.pts, dts: open.dts } : null;
+      if (stamp) stamp.at = raw.length;
       const damagedFrom = open?.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
-      this.scan(Buffer.concat([raw, data]), stamps, damagedFrom);
+      this.scan(Buffer.concat([raw, data]), own ?? stamp, own ? stamp : null, damagedFrom);
       return;
     }
     if (open && data[0] === 0 && data[1] === 0 && data[2] === 1) this.trimTrailingZero(open);
-    this.scan(data, stamp ? [stamp] : [], corrupt ? 0 : Number.POSITIVE_INFINITY);
+    this.scan(data, stamp, null, corrupt ? 0 : Number.POSITIVE_INFINITY);
   }
 
   /** The end of the stream: the open access unit is complete. */
@@ -151,15 +163,16 @@ export class H264Framer {
   }
 
   /**
-   * Splits `data` into NAL units and those into access units. `stamps` say which PES timestamps
-   * apply from where; bytes from `damagedFrom` on came from a damaged PES.
+   * Splits `data` into NAL units and those into access units. `first` and `second` are PES
+   * timestamps and where in `data` they apply from (in order); bytes from `damagedFrom` on came from a
+   * damaged PES.
    */
-  private scan(data: Buffer, stamps: readonly Stamp[], damagedFrom: number): void {
-    let si = 0;
+  private scan(data: Buffer, first: Stamp | null, second: Stamp | null, damagedFrom: number): void {
     // A new PES's timestamps replace those of one in which no access unit started.
-    if (stamps.length > 0 && stamps[0]!.at === 0) this.stamp = null;
+    if (first && first.at === 0) this.stamp = null;
+    let pending = first;
     /** NAL units of the open access unit found in `data` and not yet appended: [start, end) pairs. */
-    const run: number[] = [];
+    const run = this.run;
     let at = data.indexOf(START_CODE);
     while (at >= 0) {
       const start = at + 3;
@@ -181,22 +194,28 @@ export class H264Framer {
         if (u) {
           this.append(u, data, run);
           this.emit(u);
+          this.spare = u;
         }
-        while (si < stamps.length && stamps[si]!.at <= codeAt) this.stamp = stamps[si++]!;
+        // The timestamps of the latest PES that began by here (ffmpeg's parser gives a frame those).
+        while (pending && pending.at <= codeAt) {
+          this.stamp = pending;
+          pending = pending === first ? second : null;
+        }
         const s = this.stamp;
         this.stamp = null;
-        u = {
-          parts: [],
-          size: 0,
-          key: false,
-          pts: s?.pts ?? null,
-          dts: s?.dts ?? null,
-          corrupt: false,
-          hasSlice: false,
-          lastFirstMb: -1,
-          recovery: false,
-          lastNal: 0,
-        };
+        u = this.spare ?? newUnit();
+        this.spare = null;
+        u.parts.length = 0;
+        u.size = 0;
+        u.key = false;
+        u.pts = s?.pts ?? null;
+        u.dts = s?.dts ?? null;
+        u.corrupt = false;
+        u.hasSlice = false;
+        u.lastFirstMb = -1;
+        u.recovery = false;
+        u.lastNal = 0;
+        u.params = false;
         this.unit = u;
       }
       if (end > damagedFrom) u.corrupt = true;
@@ -205,14 +224,19 @@ export class H264Framer {
         if (!u.hasSlice) u.key = type === NAL_IDR || u.recovery;
         u.hasSlice = true;
         u.lastFirstMb = firstMb;
-      } else if (type === NAL_SEI && !u.hasSlice && !u.recovery) {
-        u.recovery = hasRecoveryPoint(data.subarray(start, end));
+      } else if (type === NAL_SEI) {
+        if (!u.hasSlice && !u.recovery) u.recovery = hasRecoveryPoint(data.subarray(start, end));
+      } else if (type === NAL_SPS || type === NAL_PPS) {
+        u.params = true;
       }
       run.push(start, end);
     }
     if (this.unit) this.append(this.unit, data, run);
     // Timestamps of a PES in which no access unit started go to the next one that starts.
-    while (si < stamps.length) this.stamp = stamps[si++]!;
+    while (pending) {
+      this.stamp = pending;
+      pending = pending === first ? second : null;
+    }
   }
 
   /** The NAL units `run` ([start, end) pairs in `data`) appended to `u` in one part; `run` is emptied. */
@@ -248,6 +272,22 @@ export class H264Framer {
     u.parts[u.parts.length - 1] = part.subarray(0, part.length - 1);
     u.size--;
   }
+}
+
+function newUnit(): OpenUnit {
+  return {
+    parts: [],
+    size: 0,
+    key: false,
+    pts: null,
+    dts: null,
+    corrupt: false,
+    hasSlice: false,
+    lastFirstMb: -1,
+    recovery: false,
+    lastNal: 0,
+    params: false,
+  };
 }
 
 /** An open unit's bytes back in Annex B form (a start code before each NAL unit), to be cut again. */

@@ -52,29 +52,52 @@ const SEI_RECOVERY_POINT = 6;
 /**
  * True when an SEI NAL unit (header byte included) holds a recovery point message: ffmpeg's parser
  * makes such a picture a key frame, as an open-GOP I picture has no IDR to mark it (7.3.2.3, D.1).
+ * Read in place, emulation prevention bytes skipped as they come (7.4.1): many streams carry an SEI
+ * in every access unit (picture timing, captions), so this allocates nothing.
  */
 export function hasRecoveryPoint(nal: Uint8Array): boolean {
-  const b = unescapeRbsp(nal.subarray(1));
-  let at = 0;
-  // sei_message()s until the rbsp_trailing_bits (0x80).
-  while (at < b.length && !(b[at] === 0x80 && at === b.length - 1)) {
+  const r = sei;
+  r.nal = nal;
+  r.at = 1;
+  r.zeros = 0;
+  for (;;) {
+    let byte = r.next();
+    // rbsp_trailing_bits (0x80) where a message would start: the last one was read.
+    if (byte < 0 || (byte === 0x80 && r.at >= nal.length)) return false;
     let type = 0;
-    while (b[at] === 0xff) {
-      type += 255;
-      at++;
-    }
-    type += b[at++] ?? 0;
+    for (; byte === 0xff; byte = r.next()) type += 255;
+    if (byte < 0) return false;
+    type += byte;
     let size = 0;
-    while (b[at] === 0xff) {
-      size += 255;
-      at++;
-    }
-    size += b[at++] ?? 0;
-    if (type === SEI_RECOVERY_POINT) return at < b.length;
-    at += size;
+    for (byte = r.next(); byte === 0xff; byte = r.next()) size += 255;
+    if (byte < 0) return false;
+    size += byte;
+    if (type === SEI_RECOVERY_POINT) return size > 0 && r.at < nal.length;
+    for (let i = 0; i < size; i++) if (r.next() < 0) return false;
   }
-  return false;
 }
+
+/** RBSP bytes of a NAL unit read in place, emulation prevention bytes skipped (one, reused). */
+class RbspReader {
+  nal: Uint8Array = new Uint8Array(0);
+  at = 0;
+  zeros = 0;
+  /** The next RBSP byte, or -1 at the end. */
+  next(): number {
+    const nal = this.nal;
+    if (this.at >= nal.length) return -1;
+    let byte = nal[this.at++]!;
+    if (this.zeros >= 2 && byte === 3) {
+      this.zeros = 0;
+      if (this.at >= nal.length) return -1;
+      byte = nal[this.at++]!;
+    }
+    this.zeros = byte === 0 ? this.zeros + 1 : 0;
+    return byte;
+  }
+}
+
+const sei = new RbspReader();
 
 class Bits {
   private pos = 0;

@@ -110,8 +110,8 @@ export class TsDemuxer {
   private pmtSeen = '';
   private carry: Buffer | null = null;
   private readonly pes = new Map<number, PesState>();
-  /** The last continuity_counter of each stream's PID with a payload (-1: none yet). */
-  private readonly cc = new Map<number, number>();
+  /** The last continuity_counter of each PID's packets with a payload (-1: none yet). */
+  private readonly cc = new Int8Array(8192).fill(-1);
   readonly damage: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
   /** The chunk being demuxed, as a plain Uint8Array (its subarrays are cheaper than a Buffer's). */
   private bytes: Uint8Array = new Uint8Array(0);
@@ -185,7 +185,7 @@ export class TsDemuxer {
    * every segment, which is no loss).
    */
   boundary(): void {
-    this.cc.clear();
+    this.cc.fill(-1);
   }
 
   /** The end of the stream: PES packets without a length end here. */
@@ -285,8 +285,8 @@ export class TsDemuxer {
   private continuity(pid: number, b: Buffer, k: number): number {
     const afc = (b[k + 3]! >> 4) & 0x03;
     const cc = b[k + 3]! & 0x0f;
-    const last = this.cc.get(pid) ?? -1;
-    if ((afc & 1) !== 0) this.cc.set(pid, cc);
+    const last = this.cc[pid]!;
+    if ((afc & 1) !== 0) this.cc[pid] = cc;
     if ((b[k + 1]! & 0x80) !== 0) {
       this.damage.errors++;
       return DAMAGED;
