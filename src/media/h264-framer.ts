@@ -76,6 +76,8 @@ export class H264Framer {
   private unit: OpenUnit | null = null;
   /** The timestamps of a PES no access unit has started in yet (ffmpeg gives them to the next). */
   private stamp: Stamp | null = null;
+  /** The PES before ended with a start code: what the next one begins with is a new NAL unit. */
+  private startPending = false;
 
   constructor(
     /** Room for `n` bytes of sample data (the caller's slabs). */
@@ -89,6 +91,17 @@ export class H264Framer {
   /** One PES's payload; `corrupt` when a packet of it was lost or damaged. */
   push(data: Buffer, pts: number | null, dts: number | null, corrupt = false): void {
     const stamp = pts === null && dts === null ? null : { at: 0, pts, dts };
+    if (this.startPending) {
+      // The start code is in the PES before (a muxer may cut right after it): put it back in front,
+      // so the NAL unit that follows is not glued onto the one before it.
+      this.startPending = false;
+      this.scan(
+        Buffer.concat([START_CODE, data]),
+        stamp ? [stamp] : [],
+        corrupt ? 0 : Number.POSITIVE_INFINITY,
+      );
+      return;
+    }
     const open = this.unit;
     if (open && leadingStartCode(data) < 0) {
       // The PES begins inside a NAL unit (or a start code) of the open access unit: that unit is cut
@@ -148,7 +161,11 @@ export class H264Framer {
       const end = next < 0 ? data.length : data[next - 1] === 0 && next - 1 >= start ? next - 1 : next;
       const codeAt = at > 0 && data[at - 1] === 0 ? at - 1 : at;
       at = next;
-      if (end <= start) continue;
+      if (end <= start) {
+        // A start code that ends the data: its NAL unit begins in the next PES.
+        if (next < 0) this.startPending = true;
+        continue;
+      }
       const type = data[start]! & 0x1f;
       const slice = SLICE[type] === 1;
       const firstMb = slice ? firstMbInSlice(data, start + 1, end) : 0;
