@@ -115,6 +115,11 @@ export class TsDemuxer {
   readonly damage: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
   /** The chunk being demuxed, as a plain Uint8Array (its subarrays are cheaper than a Buffer's). */
   private bytes: Uint8Array = new Uint8Array(0);
+  /**
+   * The last packet of the chunk before (zeros: none), which a duplicate at the start of this chunk
+   * repeats: one copy per chunk, so that where the network cut the bytes changes nothing.
+   */
+  private readonly prev = Buffer.alloc(PACKET);
 
   constructor(
     private readonly on: DemuxHandlers,
@@ -141,21 +146,24 @@ export class TsDemuxer {
       this.carry = null;
       this.bytes = new Uint8Array(packet.buffer, packet.byteOffset, packet.length);
       if (packet[0] === SYNC) this.packet(packet, 0);
+      packet.copy(this.prev);
       this.bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
       p = need;
     }
     const n = b.length;
+    /** Where the last whole packet of this chunk is, once one has been read. */
+    let last = -1;
     while (p < n) {
       if (b[p] !== SYNC) {
         // Lost sync (a damaged or padded segment): skip to the next sync byte, as ffmpeg does.
         const next = b.indexOf(SYNC, p + 1);
-        if (next < 0) return;
+        if (next < 0) break;
         p = next;
         continue;
       }
       if (p + PACKET > n) {
         this.carry = Buffer.from(b.subarray(p));
-        return;
+        break;
       }
       const pid = ((b[p + 1]! & 0x1f) << 8) | b[p + 2]!;
       if (pid === this.videoPid || pid === this.audioPid) {
@@ -171,13 +179,16 @@ export class TsDemuxer {
           q += PACKET;
         }
         this.run(pid, b, p, q);
+        last = q - PACKET;
         p = q;
         continue;
       }
       this.packet(b, p);
+      last = p;
       if (this.unsupported) return;
       p += PACKET;
     }
+    if (last >= 0) b.copy(this.prev, 0, last, last + PACKET);
   }
 
   /**
@@ -292,17 +303,28 @@ export class TsDemuxer {
       return DAMAGED;
     }
     if ((afc & 1) === 0) return OK;
-    if (last < 0 || (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0)) return OK;
+    if (last < 0) {
+      // No counter to go by (the first packet, or the first after a segment boundary): a packet that
+      // is byte for byte the one right before it is still a repeat.
+      if (!this.repeats(b, k)) return OK;
+      this.damage.duplicates++;
+      return DUPLICATE;
+    }
+    if (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0) return OK;
     if (cc === ((last + 1) & 0x0f)) return OK;
-    if (cc === last) {
-      // A repeat must be the same packet; one that differs is another packet with a wrong counter.
-      if (k >= PACKET && b.compare(b, k - PACKET, k, k, k + PACKET) === 0) {
-        this.damage.duplicates++;
-        return DUPLICATE;
-      }
+    // A repeat must be the same packet; one that differs is another packet with a wrong counter.
+    if (cc === last && this.repeats(b, k)) {
+      this.damage.duplicates++;
+      return DUPLICATE;
     }
     this.damage.lost++;
     return LOST;
+  }
+
+  /** The packet at `k` is the same as the one right before it (in this chunk, or ending the last). */
+  private repeats(b: Buffer, k: number): boolean {
+    if (k >= PACKET) return b.compare(b, k - PACKET, k, k, k + PACKET) === 0;
+    return this.prev.compare(b, k, k + PACKET) === 0;
   }
 
   private pat(b: Buffer, s: number, end: number): void {
