@@ -169,7 +169,7 @@ export class VideoTrack {
     }
     let offset = au.pts !== null && au.dts !== null ? au.pts - au.dts : 0;
     if (offset < -HALF_WRAP) offset += WRAP; // the PTS wrapped around before the DTS
-    const pts = dts + offset;
+    let pts = dts + offset;
     if (dts <= this.lastDts) {
       if (this.lastDts - dts > MAX_BACKWARDS) {
         this.decline('video timestamps run backwards');
@@ -178,6 +178,9 @@ export class VideoTrack {
       // What ffmpeg does with a non-monotonic DTS in a stream copy: the next tick after the last.
       dts = this.lastDts + 1;
     }
+    // No picture is shown before it is decoded: ffmpeg's muxer moves the PTS along with a DTS it
+    // moved, and will not copy a packet whose PTS is before its DTS (a damaged timestamp).
+    if (pts < dts) pts = dts;
     if (this.table.count === 0) this.firstDts = dts;
     this.lastDts = dts;
     if (pts < this.minPts) this.minPts = pts;
