@@ -95,6 +95,12 @@ function checkFile(file: Buffer, audioOnly: boolean): ReturnType<typeof readMp4>
       throw new Mp4Invalid(`tracks ${handlers.join(',')}`);
     }
     if (audioOnly && handlers.includes('vide')) throw new Mp4Invalid('a video track in an audio-only file');
+    for (const t of mp4.tracks) {
+      // ffmpeg refuses to copy a packet presented before it is decoded ("pts < dts").
+      const early = t.samples.findIndex((x) => x.cts < 0);
+      if (early >= 0)
+        throw new Mp4Invalid(`track ${t.id} sample ${early + 1} is presented before it is decoded`);
+    }
     return mp4;
   } catch (err) {
     if (err instanceof Mp4Invalid) throw new FuzzFailure(`invalid MP4: ${err.message}`);
@@ -102,7 +108,11 @@ function checkFile(file: Buffer, audioOnly: boolean): ReturnType<typeof readMp4>
   }
 }
 
-/** What ffmpeg says reading the file (demuxing every packet, or decoding it too): '' when all is well. */
+/**
+ * What ffmpeg says reading the file (demuxing every packet, or decoding it too): '' when all is well.
+ * Without `decode`, what its decoders say is left out: even a stream copy decodes a few frames to
+ * probe the streams, and a flipped bit in a slice is damage to the pictures, not to the file.
+ */
 function ffmpegErrors(file: string, decode = false): Promise<string> {
   const args = ['-nostdin', '-v', 'error', '-i', file, '-map', '0'];
   if (!decode) args.push('-c', 'copy');
@@ -111,10 +121,16 @@ function ffmpegErrors(file: string, decode = false): Promise<string> {
     const child = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (c: Buffer) => {
-      err = (err + c.toString()).slice(-4000);
+      err = (err + c.toString()).slice(-20_000);
     });
     child.on('error', reject);
-    child.on('close', (code) => resolve(code === 0 ? err.trim() : `exit ${code}: ${err.trim()}`));
+    child.on('close', (code) => {
+      const said = err
+        .split('\n')
+        .filter((line) => line.trim() !== '' && (decode || !/^\[(h264|aac) @ /.test(line)))
+        .join('\n');
+      resolve(code === 0 ? said : `exit ${code}: ${err.trim()}`);
+    });
   });
 }
 
@@ -216,9 +232,9 @@ async function runCases(input: WorkerInput): Promise<WorkerResult> {
     for (const s of input.sources) refs.set(s.name, await referenceOf(s, output));
     let successes = 0;
     for (let i = input.first; i < input.cases && result.failures.length < MAX_REPORTED; i += input.step) {
-      const c = makeTsCase(input.sources, input.seed, i);
       progress[0] = i;
       progress[1] = Date.now();
+      const c = makeTsCase(input.sources, input.seed, i);
       try {
         const r = await runCase(c, refs, output);
         progress[0] = -1;
@@ -249,7 +265,22 @@ async function runCases(input: WorkerInput): Promise<WorkerResult> {
 }
 
 if (!isMainThread && (workerData as { tsFuzz?: WorkerInput } | null)?.tsFuzz) {
-  void runCases((workerData as { tsFuzz: WorkerInput }).tsFuzz).then((r) => parentPort?.postMessage(r));
+  const input = (workerData as { tsFuzz: WorkerInput }).tsFuzz;
+  void runCases(input).then(
+    (r) => parentPort?.postMessage(r),
+    (err: Error) => {
+      const index = new Float64Array(input.progress)[0] ?? -1;
+      const failure = { index, message: `the worker failed: ${err?.stack ?? String(err)}` };
+      const r: WorkerResult = {
+        done: 0,
+        failures: [failure],
+        slowest: { index: -1, ms: 0 },
+        outcomes: {},
+        ffmpegChecked: 0,
+      };
+      parentPort?.postMessage(r);
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,6 +411,10 @@ function runWorker(input: WorkerInput): Promise<WorkerResult> {
     worker.once('error', (err) => {
       clearInterval(watchdog);
       reject(err);
+    });
+    worker.once('exit', (code) => {
+      clearInterval(watchdog);
+      reject(new Error(`the fuzz worker exited (${code}) without a result, in case ${progress[0]}`));
     });
   });
 }
@@ -595,6 +630,49 @@ if (isMainThread) {
         const file = readFileSync(out('dup.mp4'));
         assert.deepEqual(sampleSummary(file, checkFile(file, false)), refs.get('h264+aac48k')!.samples);
       }
+    });
+
+    it('regression: a picture whose DTS had to be moved forward is not presented before it is decoded', async () => {
+      // The 12th video PES stamped 60 ms before the 11th: its DTS runs backwards and is moved to the
+      // tick after the one before; its PTS must go along, as ffmpeg's muxer does (pts >= dts).
+      const data = Buffer.from(source('h264+aac48k'));
+      const starts = packetStarts(data).filter((p) => pidOf(data, p) === 0x100 && unitStart(data, p));
+      const pesAt = (p: number) => p + 4 + ((data[p + 3]! & 0x20) !== 0 ? 1 + data[p + 4]! : 0);
+      const ptsOf = (p: number) => {
+        const at = pesAt(p) + 9;
+        return (
+          ((data[at]! >> 1) & 7) * 2 ** 30 +
+          ((data.readUInt16BE(at + 1) >> 1) << 15) +
+          (data.readUInt16BE(at + 3) >> 1)
+        );
+      };
+      const at = pesAt(starts[11]!) + 9;
+      assert.equal(data[pesAt(starts[11]!) + 7]! & 0xc0, 0x80, 'a PTS without a DTS');
+      const v = ptsOf(starts[10]!) - 5400;
+      data[at] = 0x21 | (Math.floor(v / 2 ** 30) << 1);
+      data.writeUInt16BE((((v >> 15) & 0x7fff) << 1) | 1, at + 1);
+      data.writeUInt16BE(((v & 0x7fff) << 1) | 1, at + 3);
+      assert.equal(ptsOf(starts[11]!), v);
+      const file = out('backwards.mp4');
+      assert.equal(await merge({ writes: [[data]] }, file), 'ok');
+      checkFile(readFileSync(file), false);
+      assert.equal(await ffmpegErrors(file), '');
+      await writeFile(out('backwards.ts'), data);
+      const ref = out('backwards-ffmpeg.mp4');
+      await runFfmpeg([
+        '-i',
+        out('backwards.ts'),
+        '-map',
+        '0:v?',
+        '-map',
+        '0:a?',
+        '-c',
+        'copy',
+        '-f',
+        'mp4',
+        ref,
+      ]);
+      assert.equal(await framemd5(file), await framemd5(ref));
     });
 
     if (ONLY !== undefined) {

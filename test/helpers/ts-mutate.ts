@@ -262,7 +262,7 @@ const MUTATIONS: Record<string, Mutation> = {
     const d = copy(b);
     const at = int(rng, d.length);
     const n = 1 + int(rng, 2000);
-    d.fill(0, at, at + n);
+    d.fill(0, at, Math.min(d.length, at + n));
     return { data: d, op: `zeroRun@${at}+${n}` };
   },
 };
