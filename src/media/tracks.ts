@@ -15,6 +15,8 @@ const HALF_WRAP = 2 ** 32;
 export const TS_HZ = 90_000;
 /** Timestamps running backwards by more than this are a discontinuity, not jitter: ffmpeg's job. */
 const MAX_BACKWARDS = TS_HZ;
+/** The largest composition offset (PTS - DTS) a ctts entry holds: a signed 32-bit number. */
+const MAX_COMPOSITION_OFFSET = 2 ** 31 - 1;
 /** Distinct PPS kept for the avcC (streams use one or two). */
 const MAX_PPS = 16;
 
@@ -181,6 +183,11 @@ export class VideoTrack {
     // No picture is shown before it is decoded: ffmpeg's muxer moves the PTS along with a DTS it
     // moved, and will not copy a packet whose PTS is before its DTS (a damaged timestamp).
     if (pts < dts) pts = dts;
+    if (pts - dts > MAX_COMPOSITION_OFFSET) {
+      // A damaged PTS (a high bit flipped): ctts cannot carry it, nor will ffmpeg's muxer.
+      this.decline('a video PTS too far after its DTS');
+      return;
+    }
     if (this.table.count === 0) this.firstDts = dts;
     this.lastDts = dts;
     if (pts < this.minPts) this.minPts = pts;
