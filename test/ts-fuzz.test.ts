@@ -62,20 +62,28 @@ class FuzzFailure extends Error {}
 interface Feed {
   writes: readonly (readonly Buffer[])[];
   audioOnly?: boolean;
+  /** A separate audio rendition, fed to the merger's audio sink alongside the main writes. */
+  audioWrites?: readonly (readonly Buffer[])[] | null;
   moovReserve?: number | null;
 }
 
 /** 'ok', 'declined', or a GabeError's code; anything else thrown is a FuzzFailure. */
 async function merge(feed: Feed, output: string): Promise<string> {
   const merger = new NativeMerger({
-    separateAudio: false,
+    separateAudio: !!feed.audioWrites,
     audioOnly: feed.audioOnly ?? false,
     output,
     moovReserve: feed.moovReserve === undefined ? REFERENCE_RESERVE : feed.moovReserve,
     signal: new AbortController().signal,
   });
   try {
-    for (const w of feed.writes) await merger.main.write(w);
+    const play = async (sink: typeof merger.main, writes: Feed['writes']) => {
+      for (const w of writes) await sink.write(w);
+    };
+    await Promise.all([
+      play(merger.main, feed.writes),
+      feed.audioWrites ? play(merger.audio!, feed.audioWrites) : null,
+    ]);
     await merger.finish();
     return 'ok';
   } catch (err) {
@@ -110,8 +118,8 @@ function checkFile(file: Buffer, audioOnly: boolean): ReturnType<typeof readMp4>
 
 /**
  * What ffmpeg says reading the file (demuxing every packet, or decoding it too): '' when all is well.
- * Without `decode`, what its decoders say is left out: even a stream copy decodes a few frames to
- * probe the streams, and a flipped bit in a slice is damage to the pictures, not to the file.
+ * Without `decode`, what its decoders and parsers say is left out: even a stream copy decodes a few
+ * frames to probe the streams, and a flipped bit in a slice is damage to the pictures, not to the file.
  */
 function ffmpegErrors(file: string, decode = false): Promise<string> {
   const args = ['-nostdin', '-v', 'error', '-i', file, '-map', '0'];
@@ -127,7 +135,10 @@ function ffmpegErrors(file: string, decode = false): Promise<string> {
     child.on('close', (code) => {
       const said = err
         .split('\n')
-        .filter((line) => line.trim() !== '' && (decode || !/^\[(h264|aac) @ /.test(line)))
+        .filter(
+          (line) =>
+            line.trim() !== '' && (decode || !/^\[(h264|aac|NULL) @ |^\s+Last message repeated/.test(line)),
+        )
         .join('\n');
       resolve(code === 0 ? said : `exit ${code}: ${err.trim()}`);
     });
@@ -349,15 +360,25 @@ function repacketise(ts: Buffer, seed: number): Buffer {
 
 async function makeSources(): Promise<TsSource[]> {
   const x264 = (preset: string, gop: number) => ['-c:v', 'libx264', '-preset', preset, '-g', String(gop)];
-  const [plain, bframes, audio] = await Promise.all([
+  const [plain, bframes, audio, wrap] = await Promise.all([
     encode('plain', [...VIDEO('160x90', 25), ...TONE(48000), ...x264('ultrafast', 25), ...AAC]),
     encode('bframes', [...VIDEO('192x108', 30), ...TONE(44100), ...x264('veryfast', 30), '-bf', '2', ...AAC]),
     encode('audio', [...TONE(48000), ...AAC]),
+    // 2^33 / 90000 = 95443.7 s: the 90 kHz clock wraps around 1.7 s into the stream.
+    encode('wrap', [
+      ...VIDEO('160x90', 25),
+      ...TONE(48000),
+      ...x264('ultrafast', 25),
+      ...AAC,
+      '-output_ts_offset',
+      '95442',
+    ]),
   ]);
   return [
     { name: 'h264+aac48k', data: plain },
     { name: 'h264-bframes+aac44.1k', data: bframes },
-    { name: 'aac48k-only', data: audio },
+    { name: 'aac48k-only', data: audio, rendition: true },
+    { name: 'h264+aac48k-wrapping', data: wrap },
     { name: 'repacketised', data: repacketise(plain, 7) },
   ];
 }
@@ -368,7 +389,7 @@ async function makeSources(): Promise<TsSource[]> {
 function describeCase(c: TsCase): string {
   return (
     `case ${c.index} (seed ${SEED}): ${c.source} + [${c.ops.join(', ')}], expect ${c.expect}` +
-    `${c.audioOnly ? ', audio only' : ''}, moov reserve ${c.moovReserve}\n` +
+    `${c.audioOnly ? ', audio only' : ''}${c.audioWrites ? ', separate audio' : ''}, moov reserve ${c.moovReserve}\n` +
     `replay: GABE_TS_FUZZ_SEED=${SEED} GABE_TS_FUZZ_ONLY=${c.index} node --import tsx --test test/ts-fuzz.test.ts`
   );
 }
@@ -482,6 +503,7 @@ if (isMainThread) {
               writes: [chunksOf(source(s.name), size)],
               expect: 'same-bytes',
               audioOnly: false,
+              audioWrites: null,
               moovReserve: REFERENCE_RESERVE,
             },
             refs,
@@ -493,7 +515,13 @@ if (isMainThread) {
     });
 
     it('(b) drops exact duplicate packets (PAT, PMT, PES starts, continuations), also where a chunk starts or ends', async () => {
-      for (const name of ['h264+aac48k', 'h264-bframes+aac44.1k', 'aac48k-only', 'repacketised']) {
+      for (const name of [
+        'h264+aac48k',
+        'h264-bframes+aac44.1k',
+        'aac48k-only',
+        'repacketised',
+        'h264+aac48k-wrapping',
+      ]) {
         const clean = source(name);
         const ps = packetStarts(clean);
         const pick = (f: (p: number) => boolean, nth = 0) => ps.filter(f)[nth];
@@ -528,6 +556,7 @@ if (isMainThread) {
               writes,
               expect: 'same-bytes',
               audioOnly: false,
+              audioWrites: null,
               moovReserve: REFERENCE_RESERVE,
             };
             await assert.doesNotReject(
@@ -673,6 +702,21 @@ if (isMainThread) {
         ref,
       ]);
       assert.equal(await framemd5(file), await framemd5(ref));
+    });
+
+    it('regression: a PTS more than 2^31 ticks after its DTS (a flipped high bit) is declined, not wrapped into a negative offset', async () => {
+      // ffmpeg's mp4 muxer refuses such a pair too ("pts/dts pair unsupported"): ctts holds 32 bits.
+      const data = Buffer.from(source('h264-bframes+aac44.1k'));
+      const withDts = packetStarts(data).filter((p) => {
+        if (pidOf(data, p) !== 0x100 || !unitStart(data, p)) return false;
+        const pes = p + 4 + ((data[p + 3]! & 0x20) !== 0 ? 1 + data[p + 4]! : 0);
+        return (data[pes + 7]! & 0xc0) === 0xc0;
+      });
+      const p = withDts[5]!;
+      const pes = p + 4 + ((data[p + 3]! & 0x20) !== 0 ? 1 + data[p + 4]! : 0);
+      assert.equal(data[pes + 9]! & 0x04, 0, 'bit 31 of the PTS is clear');
+      data[pes + 9]! |= 0x04;
+      assert.equal(await merge({ writes: [[data]] }, out('far.mp4')), 'declined');
     });
 
     if (ONLY !== undefined) {

@@ -18,6 +18,8 @@ const SYNC = 0x47;
 export interface TsSource {
   readonly name: string;
   readonly data: Uint8Array;
+  /** Audio alone: also fed, mutated, as a separate audio rendition beside another source. */
+  readonly rendition?: boolean;
 }
 
 export type Expect = 'same-bytes' | 'same-samples' | 'any';
@@ -31,6 +33,8 @@ export interface TsCase {
   readonly writes: Buffer[][];
   readonly expect: Expect;
   readonly audioOnly: boolean;
+  /** A separate audio rendition's writes (the main stream's own audio is then left out), or null. */
+  readonly audioWrites: Buffer[][] | null;
   readonly moovReserve: number | null;
 }
 
@@ -361,8 +365,19 @@ export function makeTsCase(sources: readonly TsSource[], seed: number, index: nu
   }
   const { writes, how } = writesOf(data, writeCount, rng);
   ops.push(how);
-  const audioOnly = expect === 'any' && rng() < 0.15;
+  const mode = expect === 'any' ? rng() : 1;
+  const audioOnly = mode < 0.12;
+  let audioWrites: Buffer[][] | null = null;
+  const rendition = sources.find((s) => s.rendition);
+  if (mode >= 0.12 && mode < 0.24 && rendition) {
+    let audio = Buffer.from(rendition.data.buffer, rendition.data.byteOffset, rendition.data.length);
+    const m = MUTATIONS[pickOf(rng, MUTATION_NAMES)]!(audio, rng);
+    audio = m.data;
+    const w = writesOf(audio, 1 + int(rng, 3), rng);
+    audioWrites = w.writes;
+    ops.push(`audio rendition ${rendition.name} + ${m.op}, ${w.how}`);
+  }
   const moovReserve =
     expect === 'any' ? pickOf(rng, [REFERENCE_RESERVE, null, 100, 4096]) : REFERENCE_RESERVE;
-  return { index, source: src.name, ops, data, writes, expect, audioOnly, moovReserve };
+  return { index, source: src.name, ops, data, writes, expect, audioOnly, audioWrites, moovReserve };
 }
