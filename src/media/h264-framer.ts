@@ -78,6 +78,8 @@ export class H264Framer {
   private stamp: Stamp | null = null;
   /** The PES before ended with a start code: what the next one begins with is a new NAL unit. */
   private startPending = false;
+  /** Packets were lost before the next PES: an access unit it continues has bytes missing. */
+  private gap = false;
 
   constructor(
     /** Room for `n` bytes of sample data (the caller's slabs). */
@@ -90,22 +92,28 @@ export class H264Framer {
 
   /** One PES's payload; `corrupt` when a packet of it was lost or damaged. */
   push(data: Buffer, pts: number | null, dts: number | null, corrupt = false): void {
+    if (corrupt && data.length === 0) {
+      // Nothing but the news that packets were lost: what comes next may continue a damaged unit.
+      this.gap = true;
+      return;
+    }
+    const gap = this.gap;
+    this.gap = false;
     const stamp = pts === null && dts === null ? null : { at: 0, pts, dts };
     if (this.startPending) {
       // The start code is in the PES before (a muxer may cut right after it): put it back in front,
       // so the NAL unit that follows is not glued onto the one before it.
       this.startPending = false;
-      this.scan(
-        Buffer.concat([START_CODE, data]),
-        stamp ? [stamp] : [],
-        corrupt ? 0 : Number.POSITIVE_INFINITY,
-      );
+      const from = corrupt ? 0 : Number.POSITIVE_INFINITY;
+      this.scan(Buffer.concat([START_CODE, data]), stamp ? [stamp] : [], from, gap);
       return;
     }
     const open = this.unit;
     if (open && leadingStartCode(data) < 0) {
       // The PES begins inside a NAL unit (or a start code) of the open access unit: that unit is cut
-      // again from its bytes and these, so no NAL unit is split in two.
+      // again from its bytes and these, so no NAL unit is split in two. After lost packets that
+      // NAL unit has a hole: the unit is damaged (and so, for want of telling, what follows here).
+      if (gap) open.corrupt = true;
       this.unit = null;
       const raw = unitBytes(open);
       const stamps: Stamp[] = [{ at: 0, pts: open.pts, dts: open.dts }];
@@ -115,7 +123,7 @@ export class H264Framer {
       return;
     }
     if (open && data[0] === 0 && data[1] === 0 && data[2] === 1) this.trimTrailingZero(open);
-    this.scan(data, stamp ? [stamp] : [], corrupt ? 0 : Number.POSITIVE_INFINITY);
+    this.scan(data, stamp ? [stamp] : [], corrupt ? 0 : Number.POSITIVE_INFINITY, gap);
   }
 
   /** The end of the stream: the open access unit is complete. */
@@ -144,9 +152,10 @@ export class H264Framer {
 
   /**
    * Splits `data` into NAL units and those into access units. `stamps` say which PES timestamps
-   * apply from where; bytes from `damagedFrom` on came from a damaged PES.
+   * apply from where; bytes from `damagedFrom` on came from a damaged PES; `gap`: packets were lost
+   * right before `data`, so the open unit is damaged if its first NAL unit continues it.
    */
-  private scan(data: Buffer, stamps: readonly Stamp[], damagedFrom: number): void {
+  private scan(data: Buffer, stamps: readonly Stamp[], damagedFrom: number, gap = false): void {
     let si = 0;
     // A new PES's timestamps replace those of one in which no access unit started.
     if (stamps.length > 0 && stamps[0]!.at === 0) this.stamp = null;
@@ -191,7 +200,10 @@ export class H264Framer {
           lastNal: 0,
         };
         this.unit = u;
+      } else if (gap) {
+        u.corrupt = true;
       }
+      gap = false;
       if (end > damagedFrom) u.corrupt = true;
       // ffmpeg decides a key frame from the NAL units up to the first slice.
       if (slice) {

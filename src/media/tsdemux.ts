@@ -19,6 +19,7 @@ import { readPts } from './pts.js';
 
 const PACKET = 188;
 const SYNC = 0x47;
+const NOTHING = Buffer.alloc(0);
 
 /** Continuity of a packet (TsDemuxer.continuity). */
 const OK = 0;
@@ -58,7 +59,10 @@ export interface Pes {
   /** 33-bit 90 kHz timestamps as they are in the stream (not unwrapped); dts = pts when absent. */
   pts: number | null;
   dts: number | null;
-  /** Packets of it were lost or damaged in transport: its bytes are not the muxer's. */
+  /**
+   * Packets of it were lost or damaged in transport: its bytes are not the muxer's. An empty corrupt
+   * PES says that packets were lost between two PES (a whole PES, or the start of one).
+   */
   corrupt: boolean;
 }
 
@@ -236,6 +240,7 @@ export class TsDemuxer {
       // Packets lost right before a unit start were the open PES's tail, not this one's.
       if (first === LOST) {
         if (st?.open) st.corrupt = true;
+        else if (st) this.lost(pid);
         first = OK;
       }
       if (st?.open) this.finish(pid);
@@ -259,7 +264,9 @@ export class TsDemuxer {
         st.total = length > 0 ? length + 6 : 0;
       }
     } else if (!st?.open) {
-      return; // the tail of a PES that started before our first byte
+      // The tail of a PES that started before our first byte, or whose start was lost.
+      this.strays(pid, b, p + PACKET, q, first === LOST || first === DAMAGED);
+      return;
     }
     if (first !== OK) st.corrupt = true;
     const base = st.size;
@@ -273,6 +280,14 @@ export class TsDemuxer {
     let w = base;
     for (let k = p; k < q; k += PACKET) {
       if (k > p) {
+        if (st.total > 0 && w >= st.total) {
+          // The PES is complete: packets after it without a unit start belong to one whose start
+          // was lost. Where a run ends (a chunk's end) must not change what is made of them.
+          st.size = w;
+          this.finish(pid);
+          this.strays(pid, b, k, q, false);
+          return;
+        }
         const check = this.continuity(pid, b, k);
         if (check === DUPLICATE) continue;
         if (check !== OK) st.corrupt = true;
@@ -286,6 +301,25 @@ export class TsDemuxer {
     }
     st.size = w;
     if (st.total > 0 && st.size >= st.total) this.finish(pid);
+  }
+
+  /**
+   * Packets [k, q) of a stream whose PES start is not here: skipped, their counters followed. Packets
+   * lost among them (or before them, `lost`) are reported: the frame they belonged to is damaged.
+   */
+  private strays(pid: number, b: Buffer, k: number, q: number, lost: boolean): void {
+    for (let i = k; i < q; i += PACKET) {
+      const check = this.continuity(pid, b, i);
+      if (check === LOST || check === DAMAGED) lost = true;
+    }
+    if (lost) this.lost(pid);
+  }
+
+  /** Packets of the stream were lost between two PES: its handler hears so from an empty damaged PES. */
+  private lost(pid: number): void {
+    const pes: Pes = { data: NOTHING, pts: null, dts: null, corrupt: true };
+    if (pid === this.videoPid) this.on.video?.(pes);
+    else this.on.audio?.(pes);
   }
 
   /**
