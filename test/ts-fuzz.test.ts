@@ -22,6 +22,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -157,11 +158,30 @@ interface CaseResult {
   file: Buffer | null;
 }
 
+/**
+ * The demuxer takes a track's bytes "in chunks of any size": whatever the damage, one write cut into
+ * chunks must give what the same bytes give in one piece.
+ */
+async function sameAsWhole(c: TsCase, outcome: string, file: Buffer | null, output: string): Promise<void> {
+  if (c.expect !== 'any' || c.writes.length !== 1 || c.writes[0]!.length < 2 || c.audioWrites) return;
+  const whole = `${output}.whole.mp4`;
+  try {
+    const again = await merge({ ...c, writes: [[c.data]] }, whole);
+    if (again !== outcome) throw new FuzzFailure(`${outcome} in chunks, ${again} in one piece`);
+    if (file && !file.equals(readFileSync(whole))) {
+      throw new FuzzFailure('the chunks give another file than the same bytes in one piece');
+    }
+  } finally {
+    await rm(whole, { force: true });
+  }
+}
+
 async function runCase(c: TsCase, refs: Map<string, Reference>, output: string): Promise<CaseResult> {
   const started = performance.now();
   try {
     const outcome = await merge(c, output);
     const ms = performance.now() - started;
+    await sameAsWhole(c, outcome, outcome === 'ok' ? readFileSync(output) : null, output);
     if (outcome !== 'ok') {
       if (c.expect !== 'any') throw new FuzzFailure(`${outcome}: but the stream is the clean one's`);
       return { outcome, ms, file: null };
@@ -457,6 +477,56 @@ const chunksOf = (data: Buffer, size: number) => {
 const pidOf = (b: Buffer, p: number) => ((b[p + 1]! & 0x1f) << 8) | b[p + 2]!;
 const unitStart = (b: Buffer, p: number) => (b[p + 1]! & 0x40) !== 0;
 
+/** MD5s of the samples of a file's video and audio tracks, in order. */
+function sampleHashes(file: Buffer): { vide: string[]; soun: string[] } {
+  const out = { vide: [] as string[], soun: [] as string[] };
+  for (const t of checkFile(file, false).tracks) {
+    const list = t.handler === 'vide' ? out.vide : out.soun;
+    for (const x of t.samples)
+      list.push(
+        createHash('md5')
+          .update(file.subarray(x.offset, x.offset + x.size))
+          .digest('hex'),
+      );
+  }
+  return out;
+}
+
+/** The streams of `ts` packed again with every PES bounded, video access units split as `split` says. */
+function repack(ts: Buffer, split: (u: Buffer) => number[]): Buffer {
+  return writeTs(
+    readEs(ts).map((s) => ({
+      pid: s.pid,
+      type: s.type,
+      streamId: s.streamId,
+      pes: s.units.flatMap((u): PesOut[] => {
+        const cuts = s.type === 0x1b ? split(u.data) : [];
+        const bounds = [0, ...cuts, u.data.length];
+        return bounds.slice(0, -1).map((from, i) => ({
+          data: u.data.subarray(from, bounds[i + 1]),
+          pts: i === 0 ? u.pts : null,
+          dts: i === 0 ? u.dts : null,
+          bounded: true,
+        }));
+      }),
+    })),
+  );
+}
+
+/** `ts` without the packets of `pid` from its `nth` unit start on: `count` packets, or the whole PES. */
+function withoutPackets(ts: Buffer, pid: number, nth: number, count: number | 'pes'): Buffer {
+  const ps = packetStarts(ts).filter((p) => pidOf(ts, p) === pid);
+  const starts = ps.filter((p) => unitStart(ts, p));
+  const from = ps.indexOf(starts[nth]!);
+  const to = count === 'pes' ? ps.indexOf(starts[nth + 1]!) : from + count;
+  const gone = new Set(ps.slice(from, to));
+  return Buffer.concat(
+    packetStarts(ts)
+      .filter((p) => !gone.has(p))
+      .map((p) => ts.subarray(p, p + 188)),
+  );
+}
+
 if (isMainThread) {
   describe('MPEG-TS fuzzing of the demuxer and the in-process remux', () => {
     let sources: TsSource[] = [];
@@ -717,6 +787,70 @@ if (isMainThread) {
       assert.equal(data[pes + 9]! & 0x04, 0, 'bit 31 of the PTS is clear');
       data[pes + 9]! |= 0x04;
       assert.equal(await merge({ writes: [[data]] }, out('far.mp4')), 'declined');
+    });
+
+    it('regression: packets lost between the PES of one access unit cost that frame, whatever the chunk sizes', async () => {
+      // Each access unit over three bounded PES; the first packet of a middle PES is lost, so the
+      // rest of that PES comes without its start. The frame must be left out, not glued together
+      // from what is left, and the file must not depend on where the chunks were cut.
+      const clean = repack(source('h264+aac48k'), (u) => [
+        Math.floor(u.length / 3),
+        Math.floor((2 * u.length) / 3),
+      ]);
+      const ref = out('three.mp4');
+      assert.equal(await merge({ writes: [[clean]] }, ref), 'ok');
+      const before = sampleHashes(readFileSync(ref));
+      assert.deepEqual(before, sampleHashes(refs.get('h264+aac48k')!.bytes));
+      const damaged = withoutPackets(clean, 0x100, 3 * 40 + 1, 1);
+      const files: Buffer[] = [];
+      for (const size of [damaged.length, 188, 1000]) {
+        assert.equal(await merge({ writes: [chunksOf(damaged, size)] }, out('lost.mp4')), 'ok');
+        files.push(readFileSync(out('lost.mp4')));
+      }
+      for (const f of files.slice(1)) assert.ok(f.equals(files[0]!), 'the same file in chunks');
+      const after = sampleHashes(files[0]!);
+      assert.deepEqual(after.soun, before.soun);
+      assert.equal(after.vide.length, before.vide.length - 1);
+      for (const h of after.vide) assert.ok(before.vide.includes(h), 'no frame glued from damaged pieces');
+    });
+
+    it('regression: a whole PES lost (bounded, one per access unit) costs only its own frame', async () => {
+      const clean = repack(source('h264+aac48k'), () => []);
+      const ref = out('bounded.mp4');
+      assert.equal(await merge({ writes: [[clean]] }, ref), 'ok');
+      const before = sampleHashes(readFileSync(ref));
+      for (const size of [clean.length, 188]) {
+        const damaged = withoutPackets(clean, 0x100, 40, 'pes');
+        assert.equal(await merge({ writes: [chunksOf(damaged, size)] }, out('bounded-lost.mp4')), 'ok');
+        const after = sampleHashes(readFileSync(out('bounded-lost.mp4')));
+        assert.deepEqual(after.soun, before.soun);
+        assert.deepEqual(after.vide, [...before.vide.slice(0, 40), ...before.vide.slice(41)]);
+      }
+    });
+
+    it('regression: an audio PES lost after one that ended inside an ADTS frame does not glue the frame together', async () => {
+      // The repacketised source cuts ADTS frames across PES: losing the PES after a cut must not
+      // join the first part of a frame with bytes from further on.
+      const clean = source('repacketised');
+      const before = sampleHashes(refs.get('repacketised')!.bytes);
+      const audio = packetStarts(clean).filter((p) => pidOf(clean, p) === 0x101);
+      const starts = audio.filter((p) => unitStart(clean, p)).map((p) => audio.indexOf(p));
+      // A loss of 16 packets does not show in the 4-bit continuity_counter: such PES are left out.
+      const visible = starts
+        .slice(2, -2)
+        .flatMap((at, i) => ((starts[i + 3]! - at) % 16 !== 0 ? [i + 2] : []));
+      assert.ok(visible.length >= 4, `${visible.length} PES to lose`);
+      for (const nth of visible) {
+        const damaged = withoutPackets(clean, 0x101, nth, 'pes');
+        for (const size of [damaged.length, 188]) {
+          assert.equal(await merge({ writes: [chunksOf(damaged, size)] }, out('audio-lost.mp4')), 'ok');
+          const after = sampleHashes(readFileSync(out('audio-lost.mp4')));
+          assert.deepEqual(after.vide, before.vide);
+          assert.ok(after.soun.length < before.soun.length, `PES ${nth}: frames lost`);
+          for (const h of after.soun)
+            assert.ok(before.soun.includes(h), `PES ${nth}, chunks of ${size}: no glued frame`);
+        }
+      }
     });
 
     if (ONLY !== undefined) {
