@@ -18,7 +18,7 @@
  *
  *   GABE_TS_FUZZ_SEED=<seed> GABE_TS_FUZZ_ONLY=<index> node --import tsx --test test/ts-fuzz.test.ts
  *
- * GABE_TS_FUZZ_CASES sets the number of cases (default 3,000).
+ * GABE_TS_FUZZ_CASES sets the number of cases (default 6,000).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -29,8 +29,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { NativeDeclined, NativeMerger } from '../src/download/native.js';
+import { NativeDeclined, NativeMerger, nativeRefusal } from '../src/download/native.js';
 import { GabeError } from '../src/errors.js';
+import { firstTsPts } from '../src/media/pts.js';
 import { makeTempDir, runFfmpeg } from './helpers/fixtures.js';
 import { Mp4Invalid, readMp4, sampleSummary } from './helpers/mp4-check.js';
 import { int, mulberry32 } from './helpers/mutate.js';
@@ -44,7 +45,7 @@ import {
 import { adtsFrames, type PesOut, readEs, type StreamOut, writeTs } from './helpers/ts-writer.js';
 
 const SEED = Number(process.env['GABE_TS_FUZZ_SEED'] ?? 20_251_206);
-const CASES = Number(process.env['GABE_TS_FUZZ_CASES'] ?? 3_000);
+const CASES = Number(process.env['GABE_TS_FUZZ_CASES'] ?? 6_000);
 const ONLY = process.env['GABE_TS_FUZZ_ONLY'];
 const WORKERS = 2;
 /** A single case slower than this fails the run. */
@@ -176,9 +177,34 @@ async function sameAsWhole(c: TsCase, outcome: string, file: Buffer | null, outp
   }
 }
 
+/**
+ * What the service reads from a track's first bytes before the remux starts (src/download/remux.ts,
+ * deferred.ts) must take any damage too: a reason or null, a timestamp or null, never a throw.
+ */
+function firstLooks(c: TsCase): void {
+  const head = Buffer.concat(c.writes[0] ?? []);
+  try {
+    const reason = nativeRefusal(head, { video: !c.audioOnly, audio: !c.audioWrites });
+    if (reason !== null && typeof reason !== 'string') throw new FuzzFailure(`nativeRefusal gave ${reason}`);
+  } catch (err) {
+    if (err instanceof FuzzFailure) throw err;
+    throw new FuzzFailure(`nativeRefusal threw ${(err as Error)?.stack ?? String(err)}`);
+  }
+  let pts: number | null;
+  try {
+    pts = firstTsPts(head);
+  } catch (err) {
+    throw new FuzzFailure(`firstTsPts threw ${(err as Error)?.stack ?? String(err)}`);
+  }
+  if (pts !== null && !(Number.isInteger(pts) && pts >= 0 && pts < 2 ** 33)) {
+    throw new FuzzFailure(`firstTsPts gave ${pts}`);
+  }
+}
+
 async function runCase(c: TsCase, refs: Map<string, Reference>, output: string): Promise<CaseResult> {
   const started = performance.now();
   try {
+    firstLooks(c);
     const outcome = await merge(c, output);
     const ms = performance.now() - started;
     await sameAsWhole(c, outcome, outcome === 'ok' ? readFileSync(output) : null, output);
