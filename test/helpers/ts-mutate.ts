@@ -7,8 +7,11 @@
  *
  * - `same-bytes`: only the chunk sizes changed, or exact duplicate packets were added (a packet sent
  *   twice, ISO/IEC 13818-1 2.4.3.3): the file must be byte for byte the clean stream's;
- * - `same-samples`: only the split into writes changed: the same samples, in another chunk layout;
- * - `any`: damage of every kind: a valid file, or a refusal (NativeDeclined, GabeError).
+ * - `same-samples`: the same changes, fed in several writes (each write one fetch, whose chunks the
+ *   MP4 keeps): the clean stream's samples, in another chunk layout;
+ * - `any`: damage of every kind: a valid file, or a refusal (NativeDeclined, GabeError); fed in one
+ *   write, the file must not depend on the chunk sizes (test/ts-fuzz.test.ts checks it).
+ * Separate audio renditions and audio-only merges are drawn for `any` cases.
  */
 import { int, mulberry32, pickOf, type Rng } from './mutate.js';
 
@@ -349,8 +352,9 @@ export function makeTsCase(sources: readonly TsSource[], seed: number, index: nu
     expect = 'same-samples';
     writeCount = 2 + int(rng, 4);
   } else if (kind < 0.22) {
-    expect = 'same-bytes';
-    writeCount = 1;
+    // Duplicates in one write give the clean file; split into writes, its samples.
+    writeCount = rng() < 0.6 ? 1 : 2 + int(rng, 4);
+    expect = writeCount === 1 ? 'same-bytes' : 'same-samples';
     const m = duplicateMutation(data, rng);
     data = m.data;
     ops.push(m.op);
