@@ -11,7 +11,13 @@
  *   a small deterministic set);
  * - where the right output is defined, write it: the clean stream's file byte for byte after pure
  *   re-chunking or exact duplicate packets (13818-1 2.4.3.3), its samples after another split into
- *   writes, and after a dropped packet the packets `ffmpeg -fflags +discardcorrupt -c copy` keeps.
+ *   writes, and after a dropped packet the packets `ffmpeg -fflags +discardcorrupt -c copy` keeps;
+ *   damaged or not, one write gives the same file whatever the sizes of its chunks.
+ *
+ * What the service reads from a track's first bytes (nativeRefusal, firstTsPts) gets every mutated
+ * stream too. The sources (made at start with ffmpeg, 3 s each): H.264 without and with B-frames and
+ * AAC at 48 and 44.1 kHz, AAC alone (also fed as a separate audio rendition), a clock that wraps
+ * around 2^33, and a re-packetised stream (access units over several PES, ADTS frames cut across PES).
  *
  * The cases run in two worker threads; a watchdog terminates a worker whose case hangs and reports
  * it with its seed and index. Every case is reproducible on its own:
