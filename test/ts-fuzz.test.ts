@@ -15,9 +15,10 @@
  *   damaged or not, one write gives the same file whatever the sizes of its chunks.
  *
  * What the service reads from a track's first bytes (nativeRefusal, firstTsPts) gets every mutated
- * stream too. The sources (made at start with ffmpeg, 3 s each): H.264 without and with B-frames and
- * AAC at 48 and 44.1 kHz, AAC alone (also fed as a separate audio rendition), a clock that wraps
- * around 2^33, and a re-packetised stream (access units over several PES, ADTS frames cut across PES).
+ * stream too. The sources (made at start with ffmpeg, 3 s each): H.264 without and with B-frames,
+ * with three slices a picture and open GOPs; AAC at 48, 44.1 and 22.05 kHz; AAC alone (also fed as
+ * a separate audio rendition); a clock that wraps around 2^33; and a re-packetised stream (access
+ * units over several PES, ADTS frames cut across PES).
  *
  * The cases run in two worker threads; a watchdog terminates a worker whose case hangs and reports
  * it with its seed and index. Every case is reproducible on its own:
@@ -412,11 +413,25 @@ function repacketise(ts: Buffer, seed: number): Buffer {
 
 async function makeSources(): Promise<TsSource[]> {
   const x264 = (preset: string, gop: number) => ['-c:v', 'libx264', '-preset', preset, '-g', String(gop)];
-  const [plain, bframes, audio, wrap] = await Promise.all([
+  const [plain, bframes, audio, slices, wrap] = await Promise.all([
     encode('plain', [...VIDEO('160x90', 25), ...TONE(48000), ...x264('ultrafast', 25), ...AAC]),
     encode('bframes', [...VIDEO('192x108', 30), ...TONE(44100), ...x264('veryfast', 30), '-bf', '2', ...AAC]),
     encode('audio', [...TONE(48000), ...AAC]),
     // 2^33 / 90000 = 95443.7 s: the 90 kHz clock wraps around 1.7 s into the stream.
+    // Three slices per picture and open GOPs (recovery point SEIs), mono 22.05 kHz.
+    encode('slices', [
+      ...VIDEO('160x90', 25),
+      ...TONE(22050),
+      ...[
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-x264-params',
+        'slices=3:open-gop=1:keyint=30:bframes=2',
+      ],
+      ...['-c:a', 'aac', '-ac', '1', '-b:a', '32k'],
+    ]),
     encode('wrap', [
       ...VIDEO('160x90', 25),
       ...TONE(48000),
@@ -431,6 +446,7 @@ async function makeSources(): Promise<TsSource[]> {
     { name: 'h264-bframes+aac44.1k', data: bframes },
     { name: 'aac48k-only', data: audio, rendition: true },
     { name: 'h264+aac48k-wrapping', data: wrap },
+    { name: 'h264-slices-opengop+aac22k-mono', data: slices },
     { name: 'repacketised', data: repacketise(plain, 7) },
   ];
 }
