@@ -280,8 +280,10 @@ export class AudioTrack {
     if (pes.corrupt) {
       // Every frame with bytes from a damaged PES is left out, as `ffmpeg -fflags +discardcorrupt`
       // leaves out what its parser made of one; the next PES's timestamp places what follows.
+      // An empty one stands for packets lost between two PES: frames went with them (at least one;
+      // the gap before the next timestamp says how many).
       this.carry = null;
-      this.guessDropped += countFrames(pes.data);
+      this.guessDropped += Math.max(1, countFrames(pes.data));
       this.next = null;
       return;
     }
