@@ -16,7 +16,6 @@
 import { hasRecoveryPoint, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SPS } from './h264.js';
 
 const START_CODE = Buffer.from([0, 0, 1]);
-const EMPTY = Buffer.alloc(0);
 
 /** NAL unit types that begin a new access unit once the current one has a slice. */
 const DELIMITS = new Uint8Array(32);
@@ -82,8 +81,10 @@ export class H264Framer {
   private unit: OpenUnit | null = null;
   /** The timestamps of a PES no access unit has started in yet (ffmpeg gives them to the next). */
   private stamp: Stamp | null = null;
-  /** The last PES ended with a start code whose NAL unit is in the next one. */
-  private dangling = false;
+  /** The PES before ended with a start code: what the next one begins with is a new NAL unit. */
+  private startPending = false;
+  /** Packets were lost before the next PES: an access unit it continues has bytes missing. */
+  private gap = false;
   /** The last unit handed on, reused for the next (the consumer keeps none of it but its parts). */
   private spare: OpenUnit | null = null;
   /** Scratch for scan(): NAL units of the open access unit, [start, end) pairs. */
@@ -119,23 +120,37 @@ export class H264Framer {
 
   /** One PES's payload; `corrupt` when a packet of it was lost or damaged. */
   push(data: Buffer, pts: number | null, dts: number | null, corrupt = false): void {
+    if (corrupt && data.length === 0) {
+      // Nothing but the news that packets were lost: what comes next may continue a damaged unit.
+      this.gap = true;
+      return;
+    }
+    const gap = this.gap;
+    this.gap = false;
     const stamp = pts === null && dts === null ? null : { at: 0, pts, dts };
+    if (this.startPending) {
+      // The start code is in the PES before (a muxer may cut right after it): put it back in front,
+      // so the NAL unit that follows is not glued onto the one before it.
+      this.startPending = false;
+      const from = corrupt ? 0 : Number.POSITIVE_INFINITY;
+      this.scan(Buffer.concat([START_CODE, data]), stamp, null, from, gap);
+      return;
+    }
     const open = this.unit;
-    const dangling = this.dangling;
-    this.dangling = false;
-    if ((open || dangling) && leadingStartCode(data) < 0) {
+    if (open && leadingStartCode(data) < 0) {
       // The PES begins inside a NAL unit (or a start code) of the open access unit: that unit is cut
-      // again from its bytes and these, so no NAL unit is split in two.
+      // again from its bytes and these, so no NAL unit is split in two. After lost packets that
+      // NAL unit has a hole: the unit is damaged (and so, for want of telling, what follows here).
+      if (gap) open.corrupt = true;
       this.unit = null;
-      const raw = Buffer.concat([open ? unitBytes(open) : EMPTY, dangling ? START_CODE : EMPTY]);
-      const own = open ? { at: 0, pts: open.pts, dts: open.dts } : null;
+      const raw = unitBytes(open);
       if (stamp) stamp.at = raw.length;
-      const damagedFrom = open?.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
-      this.scan(Buffer.concat([raw, data]), own ?? stamp, own ? stamp : null, damagedFrom);
+      const damagedFrom = open.corrupt ? 0 : corrupt ? raw.length : Number.POSITIVE_INFINITY;
+      this.scan(Buffer.concat([raw, data]), { at: 0, pts: open.pts, dts: open.dts }, stamp, damagedFrom);
       return;
     }
     if (open && data[0] === 0 && data[1] === 0 && data[2] === 1) this.trimTrailingZero(open);
-    this.scan(data, stamp, null, corrupt ? 0 : Number.POSITIVE_INFINITY);
+    this.scan(data, stamp, null, corrupt ? 0 : Number.POSITIVE_INFINITY, gap);
   }
 
   /** The end of the stream: the open access unit is complete. */
@@ -165,9 +180,16 @@ export class H264Framer {
   /**
    * Splits `data` into NAL units and those into access units. `first` and `second` are PES
    * timestamps and where in `data` they apply from (in order); bytes from `damagedFrom` on came from a
-   * damaged PES.
+   * damaged PES; `gap`: packets were lost right before `data`, so the open unit is damaged if its
+   * first NAL unit continues it.
    */
-  private scan(data: Buffer, first: Stamp | null, second: Stamp | null, damagedFrom: number): void {
+  private scan(
+    data: Buffer,
+    first: Stamp | null,
+    second: Stamp | null,
+    damagedFrom: number,
+    gap = false,
+  ): void {
     // A new PES's timestamps replace those of one in which no access unit started.
     if (first && first.at === 0) this.stamp = null;
     let pending = first;
@@ -183,7 +205,8 @@ export class H264Framer {
       const codeAt = at > 0 && data[at - 1] === 0 ? at - 1 : at;
       at = next;
       if (end <= start) {
-        if (next < 0) this.dangling = true;
+        // A start code that ends the data: its NAL unit begins in the next PES.
+        if (next < 0) this.startPending = true;
         continue;
       }
       const type = data[start]! & 0x1f;
@@ -217,7 +240,10 @@ export class H264Framer {
         u.lastNal = 0;
         u.params = false;
         this.unit = u;
+      } else if (gap) {
+        u.corrupt = true;
       }
+      gap = false;
       if (end > damagedFrom) u.corrupt = true;
       // ffmpeg decides a key frame from the NAL units up to the first slice.
       if (slice) {

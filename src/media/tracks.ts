@@ -15,6 +15,8 @@ const HALF_WRAP = 2 ** 32;
 export const TS_HZ = 90_000;
 /** Timestamps running backwards by more than this are a discontinuity, not jitter: ffmpeg's job. */
 const MAX_BACKWARDS = TS_HZ;
+/** The largest composition offset (PTS - DTS) a ctts entry holds: a signed 32-bit number. */
+const MAX_COMPOSITION_OFFSET = 2 ** 31 - 1;
 /** Distinct PPS kept for the avcC (streams use one or two). */
 const MAX_PPS = 16;
 
@@ -174,7 +176,7 @@ export class VideoTrack {
     }
     let offset = au.pts !== null && au.dts !== null ? au.pts - au.dts : 0;
     if (offset < -HALF_WRAP) offset += WRAP; // the PTS wrapped around before the DTS
-    const pts = dts + offset;
+    let pts = dts + offset;
     if (dts <= this.lastDts) {
       if (this.lastDts - dts > MAX_BACKWARDS) {
         this.decline('video timestamps run backwards');
@@ -182,6 +184,14 @@ export class VideoTrack {
       }
       // What ffmpeg does with a non-monotonic DTS in a stream copy: the next tick after the last.
       dts = this.lastDts + 1;
+    }
+    // No picture is shown before it is decoded: ffmpeg's muxer moves the PTS along with a DTS it
+    // moved, and will not copy a packet whose PTS is before its DTS (a damaged timestamp).
+    if (pts < dts) pts = dts;
+    if (pts - dts > MAX_COMPOSITION_OFFSET) {
+      // A damaged PTS (a high bit flipped): ctts cannot carry it, nor will ffmpeg's muxer.
+      this.decline('a video PTS too far after its DTS');
+      return;
     }
     if (this.table.count === 0) {
       this.firstDts = dts;
@@ -277,8 +287,10 @@ export class AudioTrack {
     if (pes.corrupt) {
       // Every frame with bytes from a damaged PES is left out, as `ffmpeg -fflags +discardcorrupt`
       // leaves out what its parser made of one; the next PES's timestamp places what follows.
+      // An empty one stands for packets lost between two PES: frames went with them (at least one;
+      // the gap before the next timestamp says how many).
       this.carry = null;
-      this.guessDropped += countFrames(pes.data);
+      this.guessDropped += Math.max(1, countFrames(pes.data));
       this.next = null;
       return;
     }

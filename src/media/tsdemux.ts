@@ -19,6 +19,7 @@ import { readPts } from './pts.js';
 
 const PACKET = 188;
 const SYNC = 0x47;
+const NOTHING = Buffer.alloc(0);
 
 /** Continuity of a packet (TsDemuxer.continuity). */
 const OK = 0;
@@ -58,7 +59,10 @@ export interface Pes {
   /** 33-bit 90 kHz timestamps as they are in the stream (not unwrapped); dts = pts when absent. */
   pts: number | null;
   dts: number | null;
-  /** Packets of it were lost or damaged in transport: its bytes are not the muxer's. */
+  /**
+   * Packets of it were lost or damaged in transport: its bytes are not the muxer's. An empty corrupt
+   * PES says that packets were lost between two PES (a whole PES, or the start of one).
+   */
   corrupt: boolean;
 }
 
@@ -115,6 +119,11 @@ export class TsDemuxer {
   readonly damage: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
   /** The chunk being demuxed, as a plain Uint8Array (its subarrays are cheaper than a Buffer's). */
   private bytes: Uint8Array = new Uint8Array(0);
+  /**
+   * The last packet of the chunk before (zeros: none), which a duplicate at the start of this chunk
+   * repeats: one copy per chunk, so that where the network cut the bytes changes nothing.
+   */
+  private readonly prev = Buffer.alloc(PACKET);
 
   constructor(
     private readonly on: DemuxHandlers,
@@ -141,21 +150,24 @@ export class TsDemuxer {
       this.carry = null;
       this.bytes = new Uint8Array(packet.buffer, packet.byteOffset, packet.length);
       if (packet[0] === SYNC) this.packet(packet, 0);
+      packet.copy(this.prev);
       this.bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
       p = need;
     }
     const n = b.length;
+    /** Where the last whole packet of this chunk is, once one has been read. */
+    let last = -1;
     while (p < n) {
       if (b[p] !== SYNC) {
         // Lost sync (a damaged or padded segment): skip to the next sync byte, as ffmpeg does.
         const next = b.indexOf(SYNC, p + 1);
-        if (next < 0) return;
+        if (next < 0) break;
         p = next;
         continue;
       }
       if (p + PACKET > n) {
         this.carry = Buffer.from(b.subarray(p));
-        return;
+        break;
       }
       const pid = ((b[p + 1]! & 0x1f) << 8) | b[p + 2]!;
       if (pid === this.videoPid || pid === this.audioPid) {
@@ -171,13 +183,16 @@ export class TsDemuxer {
           q += PACKET;
         }
         this.run(pid, b, p, q);
+        last = q - PACKET;
         p = q;
         continue;
       }
       this.packet(b, p);
+      last = p;
       if (this.unsupported) return;
       p += PACKET;
     }
+    if (last >= 0) b.copy(this.prev, 0, last, last + PACKET);
   }
 
   /**
@@ -225,6 +240,7 @@ export class TsDemuxer {
       // Packets lost right before a unit start were the open PES's tail, not this one's.
       if (first === LOST) {
         if (st?.open) st.corrupt = true;
+        else if (st) this.lost(pid);
         first = OK;
       }
       if (st?.open) this.finish(pid);
@@ -248,7 +264,9 @@ export class TsDemuxer {
         st.total = length > 0 ? length + 6 : 0;
       }
     } else if (!st?.open) {
-      return; // the tail of a PES that started before our first byte
+      // The tail of a PES that started before our first byte, or whose start was lost.
+      this.strays(pid, b, p + PACKET, q, first === LOST || first === DAMAGED);
+      return;
     }
     if (first !== OK) st.corrupt = true;
     const base = st.size;
@@ -262,6 +280,14 @@ export class TsDemuxer {
     let w = base;
     for (let k = p; k < q; k += PACKET) {
       if (k > p) {
+        if (st.total > 0 && w >= st.total) {
+          // The PES is complete: packets after it without a unit start belong to one whose start
+          // was lost. Where a run ends (a chunk's end) must not change what is made of them.
+          st.size = w;
+          this.finish(pid);
+          this.strays(pid, b, k, q, false);
+          return;
+        }
         const check = this.continuity(pid, b, k);
         if (check === DUPLICATE) continue;
         if (check !== OK) st.corrupt = true;
@@ -275,6 +301,25 @@ export class TsDemuxer {
     }
     st.size = w;
     if (st.total > 0 && st.size >= st.total) this.finish(pid);
+  }
+
+  /**
+   * Packets [k, q) of a stream whose PES start is not here: skipped, their counters followed. Packets
+   * lost among them (or before them, `lost`) are reported: the frame they belonged to is damaged.
+   */
+  private strays(pid: number, b: Buffer, k: number, q: number, lost: boolean): void {
+    for (let i = k; i < q; i += PACKET) {
+      const check = this.continuity(pid, b, i);
+      if (check === LOST || check === DAMAGED) lost = true;
+    }
+    if (lost) this.lost(pid);
+  }
+
+  /** Packets of the stream were lost between two PES: its handler hears so from an empty damaged PES. */
+  private lost(pid: number): void {
+    const pes: Pes = { data: NOTHING, pts: null, dts: null, corrupt: true };
+    if (pid === this.videoPid) this.on.video?.(pes);
+    else this.on.audio?.(pes);
   }
 
   /**
@@ -292,17 +337,28 @@ export class TsDemuxer {
       return DAMAGED;
     }
     if ((afc & 1) === 0) return OK;
-    if (last < 0 || (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0)) return OK;
+    if (last < 0) {
+      // No counter to go by (the first packet, or the first after a segment boundary): a packet that
+      // is byte for byte the one right before it is still a repeat.
+      if (!this.repeats(b, k)) return OK;
+      this.damage.duplicates++;
+      return DUPLICATE;
+    }
+    if (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0) return OK;
     if (cc === ((last + 1) & 0x0f)) return OK;
-    if (cc === last) {
-      // A repeat must be the same packet; one that differs is another packet with a wrong counter.
-      if (k >= PACKET && b.compare(b, k - PACKET, k, k, k + PACKET) === 0) {
-        this.damage.duplicates++;
-        return DUPLICATE;
-      }
+    // A repeat must be the same packet; one that differs is another packet with a wrong counter.
+    if (cc === last && this.repeats(b, k)) {
+      this.damage.duplicates++;
+      return DUPLICATE;
     }
     this.damage.lost++;
     return LOST;
+  }
+
+  /** The packet at `k` is the same as the one right before it (in this chunk, or ending the last). */
+  private repeats(b: Buffer, k: number): boolean {
+    if (k >= PACKET) return b.compare(b, k - PACKET, k, k, k + PACKET) === 0;
+    return this.prev.compare(b, k, k + PACKET) === 0;
   }
 
   private pat(b: Buffer, s: number, end: number): void {
