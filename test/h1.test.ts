@@ -67,6 +67,8 @@ describe('H1Transport: whole bodies over HTTP/1.1', () => {
           socket.write(Buffer.concat([Buffer.from('1000\r\n'), block, Buffer.from('\r\n')]));
       } else if (path === '/garbage') {
         socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
+      } else if (path === '/status-99') {
+        socket.end('HTTP/1.1 099 Odd\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       } else {
         socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       }
@@ -159,6 +161,16 @@ describe('H1Transport: whole bodies over HTTP/1.1', () => {
       assert.match(err.message, /not an HTTP\/1\.x response/);
       assert.equal(err.code, 'GABE_ERR_PROTOCOL');
       assert.equal(err.retryable, true);
+      return true;
+    });
+    await http.destroy();
+  });
+
+  it('refuses a status below 100 instead of waiting for a final response after it', async () => {
+    const http = client();
+    await assert.rejects(http.getBuffer(`${srv.url}/status-99`), (err: GabeError) => {
+      assert.equal(err.code, 'GABE_ERR_PROTOCOL');
+      assert.match(err.message, /invalid status 099/);
       return true;
     });
     await http.destroy();

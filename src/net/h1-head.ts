@@ -79,7 +79,10 @@ export function statusOf(text: string): { minor: 0 | 1; status: number } | Error
       'HPE_INVALID_CONSTANT',
     );
   }
-  return { minor: m[1] === '1' ? 1 : 0, status: Number(m[2]) };
+  const status = Number(m[2]);
+  // RFC 9110 15: the first digit is the class, 1 to 5; no interim response below 100.
+  if (status < 100) return protocolError(`invalid status ${m[2]}`, 'HPE_INVALID_STATUS');
+  return { minor: m[1] === '1' ? 1 : 0, status };
 }
 
 /** Header fields by lower-case name; repeated ones joined with ", " (Set-Cookie kept apart). */

@@ -3,6 +3,7 @@
  * SOCKS5. Loaded on demand by net/http.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { socksDispatcher } from 'fetch-socks';
 import { type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../errors.js';
@@ -56,7 +57,7 @@ class LimitsHandler implements Dispatcher.DispatchHandler {
     controller: Dispatcher.DispatchController,
     statusCode: number,
     headers: IncomingHttpHeaders,
-    socket: import('node:stream').Duplex,
+    socket: Duplex,
   ): void {
     this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
