@@ -196,7 +196,8 @@ describe('hostile origins: every job ends by itself, with a clear error, at a bo
   }
 
   it('an origin sending both Transfer-Encoding and Content-Length: the job completes, no such connection is reused', async (t) => {
-    // node:http and undici refuse such a response outright (llhttp); H1Transport follows RFC 9112 6.3
+    // H1Transport only: node:http refuses such a response (HPE_INVALID_TRANSFER_ENCODING), undici
+    // decodes it as chunked and then fails on the length mismatch. H1Transport follows RFC 9112 6.3
     // (chunked wins, then the connection is closed), which the origin checks as it answers.
     await hostileJob(t, 'h1', 'te-and-cl', {});
     assert.deepEqual(reusedAfterSmuggling, []);
