@@ -95,7 +95,8 @@ export const ConfigSchema = Type.Object(
       exclusiveMinimum: 0,
       maximum: 3600,
       default: 10,
-      description: 'Seconds to connect, to receive headers, and between two reads of a body.',
+      description:
+        'Seconds to connect; to receive the whole response head (interim 1xx responses included) after the request is sent, and a trailer section after the last chunk; and at most between two reads of a body.',
     }),
     ffmpeg_path: Nullable(
       Type.String({ minLength: 1 }),
@@ -204,6 +205,20 @@ export const ConfigSchema = Type.Object(
       default: 3,
       description:
         'Starts of a job at most: a job found PROCESSING at start-up (the service died while it ran: a crash, an out-of-memory kill, a power loss) that has started this many times fails with GABE_ERR_ATTEMPTS instead of running again.',
+    }),
+    // curl's --speed-limit / --speed-time (CURLOPT_LOW_SPEED_LIMIT/_TIME), per connection.
+    low_speed_limit: Type.Integer({
+      minimum: 0,
+      maximum: 1024 * 1024 * 1024,
+      default: 1024,
+      description:
+        'Bytes per second a response body must average over each low_speed_time window, per connection; a slower one fails (GABE_ERR_TIMEOUT) and is retried; 0 = no floor.',
+    }),
+    low_speed_time: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 3600,
+      default: 30,
+      description: 'Seconds of the window over which low_speed_limit is measured.',
     }),
   },
   { additionalProperties: false },

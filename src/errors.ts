@@ -48,6 +48,9 @@ export const ErrorCodes = {
   STREAMS_FULL: { status: 503, retryable: true },
   // A job the service died under max_attempts times (it may be what brings the process down).
   ATTEMPTS: { status: 500, retryable: false },
+  // The origin (or a proxy on the way) broke HTTP/1.1: bad framing, an oversized head, not HTTP at all,
+  // too many interim responses. Its fault, not ours; a flaky edge that sends garbage once is retried.
+  PROTOCOL: { status: 502, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;
@@ -117,6 +120,28 @@ const TIMEOUT_CODES = new Set([
   'ETIMEDOUT',
 ]);
 
+/**
+ * undici's errors for a response that breaks HTTP/1.1. Its parser's own are HTTPParserError, meant to
+ * carry llhttp's HPE_* code like Node's, but undici 7 looks the code up by number in a table keyed by
+ * name, so the code is undefined: the name tells. Its SocketError "bad response" is a response nobody asked for or a 100 Continue
+ * to a request that did not expect one; "bad upgrade" a 101 to a request that did not ask to upgrade.
+ */
+const UNDICI_PROTOCOL_CODES = new Set(['UND_ERR_HEADERS_OVERFLOW']);
+const UNDICI_PROTOCOL_SOCKET_MESSAGES = new Set(['bad response', 'bad upgrade']);
+
+/** Our own refusals in the HTTP clients (net/deadlines.ts protocolError) that llhttp has no code for. */
+export const PROTOCOL_ERROR_CODE = 'ERR_GABE_HTTP_PROTOCOL';
+
+function isProtocolError(code: string, name: string | undefined, message: string): boolean {
+  return (
+    code.startsWith('HPE_') ||
+    name === 'HTTPParserError' ||
+    code === PROTOCOL_ERROR_CODE ||
+    UNDICI_PROTOCOL_CODES.has(code) ||
+    (code === 'UND_ERR_SOCKET' && UNDICI_PROTOCOL_SOCKET_MESSAGES.has(message))
+  );
+}
+
 /** OpenSSL's verification failures, as Node reports them on a TLS socket. */
 const TLS_CERT_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -144,6 +169,11 @@ export function toGabeError(err: unknown): GabeError {
   if (isAbortError(err)) return new GabeError('CANCELLED', 'the job was cancelled', { cause: err });
   if (code === 'ENOSPC') return new GabeError('DISK_FULL', 'no space left on the device', { cause: err });
   if (TIMEOUT_CODES.has(code)) return new GabeError('TIMEOUT', `timed out: ${message}`, { cause: err });
+  if (isProtocolError(code, e?.name, message)) {
+    return new GabeError('PROTOCOL', `the origin broke HTTP/1.1 (${code || e?.name}): ${message}`, {
+      cause: err,
+    });
+  }
   if (TLS_CERT_CODES.has(code) || code.startsWith('ERR_TLS_')) {
     // A certificate that does not verify will not verify on a retry either.
     return new GabeError('NETWORK', `TLS: ${message} (${code})`, { cause: err, retryable: false });

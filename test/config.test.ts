@@ -130,6 +130,31 @@ describe('config', () => {
     }
   });
 
+  it('low_speed_limit and low_speed_time: 1024 bytes/s over 30 s by default, 0 turns the floor off, bad values name the key', () => {
+    const dir = tempDir();
+    const d = loadConfig({ file: path.join(dir, 'none.json'), env: {} });
+    assert.equal(d.low_speed_limit, 1024);
+    assert.equal(d.low_speed_time, 30);
+    const off = loadConfig({ file: writeConfig(dir, { low_speed_limit: 0, low_speed_time: 0.5 }), env: {} });
+    assert.equal(off.low_speed_limit, 0);
+    assert.equal(off.low_speed_time, 0.5);
+    for (const [key, value] of [
+      ['low_speed_limit', -1],
+      ['low_speed_limit', 1.5],
+      ['low_speed_limit', 'fast'],
+      ['low_speed_time', 0],
+      ['low_speed_time', -5],
+      ['low_speed_time', 3601],
+    ] as const) {
+      const file = writeConfig(dir, { [key]: value });
+      assert.match(
+        configError(() => loadConfig({ file, env: {} })),
+        new RegExp(`"${key}"`),
+        `${key} = ${value}`,
+      );
+    }
+  });
+
   it('a file that is not JSON is reported with its path', () => {
     const file = writeConfig(tempDir(), '{ "port": 80, }');
     assert.match(

@@ -12,8 +12,9 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { GabeError } from '../src/errors.js';
 import { HttpClient } from '../src/net/http.js';
-import { rawServer, trickle } from './helpers/raw-server.js';
+import { rawServer, requestPath, trickle } from './helpers/raw-server.js';
 
 const client = (timeoutMs = 5000) =>
   new HttpClient({ timeoutMs, allowPrivateNetworks: true, connections: 4 });
@@ -66,6 +67,8 @@ describe('H1Transport: whole bodies over HTTP/1.1', () => {
           socket.write(Buffer.concat([Buffer.from('1000\r\n'), block, Buffer.from('\r\n')]));
       } else if (path === '/garbage') {
         socket.end('SSH-2.0-OpenSSH_9.2\r\n\r\n');
+      } else if (path === '/status-99') {
+        socket.end('HTTP/1.1 099 Odd\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       } else {
         socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       }
@@ -152,9 +155,24 @@ describe('H1Transport: whole bodies over HTTP/1.1', () => {
     await http.destroy();
   });
 
-  it('refuses what is not an HTTP response', async () => {
+  it('refuses what is not an HTTP response, as the origin breaking the protocol (retryable)', async () => {
     const http = client();
-    await assert.rejects(http.getBuffer(`${srv.url}/garbage`), /not an HTTP\/1\.x response/);
+    await assert.rejects(http.getBuffer(`${srv.url}/garbage`), (err: GabeError) => {
+      assert.match(err.message, /not an HTTP\/1\.x response/);
+      assert.equal(err.code, 'GABE_ERR_PROTOCOL');
+      assert.equal(err.retryable, true);
+      return true;
+    });
+    await http.destroy();
+  });
+
+  it('refuses a status below 100 instead of waiting for a final response after it', async () => {
+    const http = client();
+    await assert.rejects(http.getBuffer(`${srv.url}/status-99`), (err: GabeError) => {
+      assert.equal(err.code, 'GABE_ERR_PROTOCOL');
+      assert.match(err.message, /invalid status 099/);
+      return true;
+    });
     await http.destroy();
   });
 
@@ -203,6 +221,105 @@ describe('H1Transport: a kept-alive connection the server closed', () => {
     const http = client();
     await assert.rejects(http.getBuffer(`${srv.url}/a`));
     assert.equal(served, 1);
+    await http.destroy();
+    await srv.close();
+  });
+});
+
+describe('H1Transport: framing and connection reuse (RFC 9112)', () => {
+  const chunked = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n0\r\n\r\n`;
+
+  it('closes the connection after a response with both Transfer-Encoding and Content-Length (6.3)', async () => {
+    const srv = await rawServer((socket) => {
+      // The Content-Length is a lie a smuggling attempt would tell; chunked framing wins.
+      socket.write(
+        `HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n${chunked('hello')}`,
+      );
+    });
+    const http = client();
+    assert.equal((await http.getBuffer(`${srv.url}/a`)).data.toString(), 'hello');
+    assert.equal((await http.getBuffer(`${srv.url}/b`)).data.toString(), 'hello');
+    assert.equal(srv.conns.length, 2, 'the second request went out on a new connection');
+    await http.destroy();
+    await srv.close();
+  });
+
+  it('reads "gzip, chunked" as chunked and reuses the connection; "chunked, gzip" until the close (6.3 rule 4)', async () => {
+    const srv = await rawServer((socket, request) => {
+      if (requestPath(request) === '/last') {
+        socket.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${chunked('hello')}`);
+      } else {
+        // chunked is not the final coding: the body is whatever comes until the server closes.
+        socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+      }
+    });
+    const http = client();
+    assert.equal((await http.getBuffer(`${srv.url}/last`)).data.toString(), 'hello');
+    assert.equal((await http.getBuffer(`${srv.url}/last`)).data.toString(), 'hello');
+    assert.equal(srv.conns.length, 1, 'kept alive');
+    // On the kept-alive connection, which ends with this response.
+    const { data } = await http.getBuffer(`${srv.url}/not-last`);
+    assert.equal(data.toString(), '5\r\nhello\r\n0\r\n\r\n');
+    assert.equal((await http.getBuffer(`${srv.url}/last`)).data.toString(), 'hello');
+    assert.equal(srv.conns.length, 2);
+    await http.destroy();
+    await srv.close();
+  });
+
+  it('does not reuse a connection left idle past the Keep-Alive timeout the server announced', async () => {
+    const srv = await rawServer((socket) => {
+      // The server announces 1 s but (like many) closes later, without a word: the client must not
+      // send on a connection the server may be closing at that very moment.
+      socket.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok');
+    });
+    const http = client();
+    await http.getBuffer(`${srv.url}/a`);
+    await http.getBuffer(`${srv.url}/b`);
+    assert.equal(srv.conns.length, 1, 'reused while fresh');
+    await new Promise((r) => setTimeout(r, 1100));
+    await http.getBuffer(`${srv.url}/c`);
+    assert.equal(srv.conns.length, 2, 'a new connection after the announced timeout');
+    assert.equal(srv.conns[0]!.requests.length, 2);
+    await http.destroy();
+    await srv.close();
+  });
+
+  it('a request queued for a connection leaves the queue when aborted, and the next waiter still gets it', async () => {
+    const srv = await rawServer((socket, request) => {
+      const answer = () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      if (requestPath(request) === '/slow') setTimeout(answer, 400);
+      else answer();
+    });
+    const http = new HttpClient({ timeoutMs: 5000, allowPrivateNetworks: true, connections: 1 });
+    const t0 = performance.now();
+    const events: string[] = [];
+    const slow = http.getBuffer(`${srv.url}/slow`).then(() => events.push('slow done'));
+    await new Promise((r) => setTimeout(r, 50));
+    const ac = new AbortController();
+    const aborted = http.getBuffer(`${srv.url}/fast`, { signal: ac.signal }).then(
+      () => assert.fail('the aborted request was sent'),
+      (err: GabeError) => {
+        assert.equal(err.code, 'GABE_ERR_CANCELLED');
+        events.push('aborted');
+      },
+    );
+    const next = http.getBuffer(`${srv.url}/fast`).then((r) => {
+      events.push('next done');
+      return r.data.toString();
+    });
+    setTimeout(() => ac.abort(), 100);
+    await aborted;
+    assert.ok(performance.now() - t0 < 350, 'the abort took effect while the request was still queued');
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<string>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the next waiter was never woken')), 3000);
+    });
+    assert.equal(await Promise.race([next, bounded]), 'ok');
+    clearTimeout(timer);
+    await slow;
+    assert.deepEqual(events, ['aborted', 'slow done', 'next done']);
+    assert.equal(srv.conns.length, 1);
+    assert.deepEqual(srv.conns[0]!.requests.map(requestPath), ['/slow', '/fast']);
     await http.destroy();
     await srv.close();
   });

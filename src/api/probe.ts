@@ -8,6 +8,7 @@ import { identityKey } from '../hls/keys.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../hls/model.js';
 import { detectDrm, parsePlaylist } from '../hls/parse.js';
 import { formatResolution, isAudioOnly } from '../hls/select.js';
+import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders, requestHeaders } from '../net/headers.js';
 import { checkUrl, HttpClient } from '../net/http.js';
 import type { RateLimitHook } from './rate-limit.js';
@@ -99,7 +100,7 @@ export async function probe(
 ): Promise<ProbeResult> {
   checkUrl(url);
   const http = new HttpClient({
-    timeoutMs: config.connection_timeout * 1000,
+    ...transferLimits(config),
     proxy: config.proxy,
     proxyFrom: 'config',
     allowPrivateNetworks: config.allow_private_networks,

@@ -11,6 +11,7 @@ import type { Downloader } from '../download/types.js';
 import type { Job, JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { Logger } from '../log.js';
 import type { FfmpegTools } from '../media/locate.js';
+import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
@@ -55,7 +56,7 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
     allow_private_networks: true,
   });
   const probeClient = new HttpClient({
-    timeoutMs: config.connection_timeout * 1000,
+    ...transferLimits(config),
     proxy: o.proxy ?? config.proxy,
     allowPrivateNetworks: config.allow_private_networks,
     headers: mergeHeaders(config.headers, o.request?.headers),

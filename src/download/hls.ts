@@ -22,6 +22,7 @@ import { probeIsoBmff } from '../media/isobmff.js';
 import { buildMergeArgs, isMoovReserveTooSmall, moovReserveFor, type TrackInput } from '../media/merge.js';
 import { ffprobe, runTool } from '../media/run.js';
 import { inputOffsets, trackClockStart } from '../media/start-time.js';
+import { transferLimits } from '../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
@@ -84,7 +85,7 @@ export const hlsDownloader = {
     };
     const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: config.max_retries };
     const http = new HttpClient({
-      timeoutMs: config.connection_timeout * 1000,
+      ...transferLimits(config),
       proxy: request.proxy ?? config.proxy,
       proxyFrom: request.proxy ? 'request' : 'config',
       connections: concurrency.max + audioConcurrency.max + 2,

@@ -5,6 +5,7 @@ import type { JobResult } from '../jobs/types.js';
 import { probeIsoBmff } from '../media/isobmff.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../media/run.js';
 import { textKind } from '../media/sniff.js';
+import { transferLimits } from '../net/deadlines.js';
 import type { GuardOptions } from '../net/guard.js';
 import { mergeHeaders } from '../net/headers.js';
 import { HttpClient } from '../net/http.js';
@@ -70,7 +71,7 @@ export const mp4Downloader = {
     const { job, config, signal, log } = ctx;
     const url = job.request.url;
     const http = new HttpClient({
-      timeoutMs: config.connection_timeout * 1000,
+      ...transferLimits(config),
       proxy: job.request.proxy ?? config.proxy,
       proxyFrom: job.request.proxy ? 'request' : 'config',
       // One socket per parallel range; the destination guard checks each one as it connects.

@@ -3,6 +3,7 @@ import type { JobResponse } from '../api/schemas.js';
 import type { Config } from '../config.js';
 import { toGabeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { transferLimits } from '../net/deadlines.js';
 import { HttpClient } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
 import type { Scheduler } from './scheduler.js';
@@ -44,7 +45,7 @@ export class WebhookSender {
     private readonly policy: RetryPolicy = WEBHOOK_RETRY,
   ) {
     this.http = new HttpClient({
-      timeoutMs: config.connection_timeout * 1000,
+      ...transferLimits(config),
       proxy: config.proxy,
       proxyFrom: 'config',
       allowPrivateNetworks: config.allow_private_networks,

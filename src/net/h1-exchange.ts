@@ -4,12 +4,16 @@
  * by chunked coding, Content-Length or the end of the connection), and the body handed to the reader.
  */
 import type { Socket } from 'node:net';
+import {
+  interimLimitError,
+  MAX_HEAD_BYTES,
+  MAX_INTERIM_RESPONSES,
+  protocolError,
+  trailerOverflowError,
+  type Watch,
+} from './deadlines.js';
+import { type Framing, fieldsOf, framingOf, HeadReader, keepAliveTimeoutMs, statusOf } from './h1-head.js';
 import { DUMP_LIMIT, type HttpBody, type RawResponse } from './native.js';
-
-/** Longest status line plus header section accepted (Node's default is 16 KB). */
-const MAX_HEAD = 64 * 1024;
-/** Bodies larger than this are not read to the end to save a connection (dump). */
-const CRLFCRLF = Buffer.from('\r\n\r\n');
 
 export function codeError(message: string, code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
@@ -29,9 +33,9 @@ export interface Conn {
   /** It has carried a response before (a failure before any byte may be a stale keep-alive). */
   used: boolean;
   dead: boolean;
+  /** performance.now() after which an idle connection is not reused (the server's Keep-Alive timeout). */
+  reuseUntil: number;
 }
-
-type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked' } | { kind: 'close' };
 
 /** The body of a response: collected whole, or iterated, as the reader asks; bytes before that wait. */
 class Body implements HttpBody, AsyncIterable<Buffer> {
@@ -147,20 +151,26 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
 
 /** One request and its response on a connection: the parser of what comes back. */
 export class Exchange {
-  private head: Buffer | null = null;
+  private readonly heads = new HeadReader();
+  private interim = 0;
   private framing: Framing | null = null;
   private keepAlive = true;
+  /** `Keep-Alive: timeout=` of the response, ms: how long the server keeps the connection idle. */
+  keepAliveMs: number | null = null;
   private body: Body | null = null;
   /** Chunked framing: the size line or the CRLF after a chunk being read, and bytes left in a chunk. */
   private chunkLine = '';
   private chunkLeft = 0;
   private chunkState: 'size' | 'data' | 'crlf' | 'trailer' = 'size';
+  /** Bytes of the trailer section so far (it shares the head's limit). */
+  private trailerBytes = 0;
   private gotBytes = false;
   private settled = false;
 
   constructor(
     readonly conn: Conn,
     private readonly method: string,
+    private readonly watch: Watch,
     private readonly resolve: (res: RawResponse) => void,
     private readonly reject: (err: Error, retry: boolean) => void,
     private readonly release: (conn: Conn, reusable: boolean) => void,
@@ -183,64 +193,38 @@ export class Exchange {
   private ended = false;
 
   private readHead(buf: Buffer, at: number, n: number): number {
-    const piece = buf.subarray(at, n);
-    const prev = this.head?.length ?? 0;
-    const head = this.head ? Buffer.concat([this.head, piece]) : Buffer.from(piece);
-    const end = head.indexOf(CRLFCRLF, Math.max(0, prev - 3));
-    if (end < 0) {
-      if (head.length > MAX_HEAD)
-        this.fail(codeError('response header section too large', 'HPE_HEADER_OVERFLOW'));
-      this.head = head;
-      return n;
+    const found = this.heads.read(buf, at, n);
+    if (found === null) return n;
+    if (found instanceof Error) return this.failed(found, n);
+    const line = statusOf(found.text);
+    if (line instanceof Error) return this.failed(line, n);
+    const { status } = line;
+    if (status === 101) {
+      return this.failed(protocolError('101 Switching Protocols to a request that asked for no upgrade'), n);
     }
-    this.head = null;
-    const consumed = end + 4 - prev;
-    const lines = head.toString('latin1', 0, end).split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0] ?? '');
-    if (!m) {
-      this.fail(
-        codeError(
-          `not an HTTP/1.x response: ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`,
-          'HPE_INVALID_CONSTANT',
-        ),
-      );
-      return n;
+    if (status < 200) {
+      // 1xx: the real response follows (RFC 9110 15.2), but not forever.
+      if (++this.interim > MAX_INTERIM_RESPONSES) return this.failed(interimLimitError(), n);
+      return found.next;
     }
-    const status = Number(m[2]);
-    const headers: Record<string, string | string[]> = {};
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const had = headers[name];
-      if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
-      else headers[name] = had === undefined ? value : `${had}, ${value}`;
-    }
-    if (status >= 100 && status < 200) return at + consumed; // 1xx: the real response follows
-    const connection = String(headers['connection'] ?? '').toLowerCase();
-    this.keepAlive = m[1] === '1' ? !connection.includes('close') : connection.includes('keep-alive');
-    const te = String(headers['transfer-encoding'] ?? '').toLowerCase();
-    const cl = headers['content-length'];
-    let length: number | null = null;
-    if (this.method === 'HEAD' || status === 204 || status === 304) this.framing = { kind: 'none' };
-    else if (te.includes('chunked')) this.framing = { kind: 'chunked' };
-    else if (typeof cl === 'string' && /^\d+$/.test(cl)) {
-      length = Number(cl);
-      this.framing = { kind: 'length', left: length };
-    } else if (cl !== undefined) {
-      this.fail(codeError(`invalid Content-Length ${JSON.stringify(cl)}`, 'HPE_INVALID_CONTENT_LENGTH'));
-      return n;
-    } else {
-      this.framing = { kind: 'close' };
-      this.keepAlive = false;
-    }
-    this.body = new Body(this, this.framing.kind === 'none' ? 0 : length);
+    const head = { ...line, headers: fieldsOf(found.text) };
+    const framed = framingOf(this.method, head);
+    if (framed instanceof Error) return this.failed(framed, n);
+    this.framing = framed.framing;
+    this.keepAlive = framed.keepAlive;
+    this.keepAliveMs = keepAliveTimeoutMs(head.headers);
+    this.body = new Body(this, framed.length);
     this.settled = true;
-    this.resolve({ statusCode: status, headers, body: this.body });
+    this.watch.body();
+    this.resolve({ statusCode: status, headers: head.headers, body: this.body });
     if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.framing.left === 0))
       this.end();
-    return at + consumed;
+    return found.next;
+  }
+
+  private failed(err: Error, n: number): number {
+    this.fail(err);
+    return n;
   }
 
   private readBody(buf: Buffer, at: number, n: number): number {
@@ -271,26 +255,42 @@ export class Exchange {
       const stop = nl < 0 || nl >= n ? n : nl + 1;
       this.chunkLine += buf.toString('latin1', at, stop);
       at = stop;
+      const trailer = this.chunkState === 'trailer';
       if (!this.chunkLine.endsWith('\n')) {
-        if (this.chunkLine.length > 4096)
-          this.fail(codeError('chunk size line too long', 'HPE_INVALID_CHUNK_SIZE'));
+        if (trailer && this.trailerBytes + this.chunkLine.length > MAX_HEAD_BYTES)
+          this.fail(trailerOverflowError());
+        else if (!trailer && this.chunkLine.length > 4096)
+          this.fail(protocolError('chunk size line too long', 'HPE_INVALID_CHUNK_SIZE'));
         continue;
+      }
+      if (trailer) {
+        // Trailer fields are read and dropped; their section shares the head's limit (7.1.2).
+        this.trailerBytes += this.chunkLine.length;
+        if (this.trailerBytes > MAX_HEAD_BYTES) {
+          this.fail(trailerOverflowError());
+          continue;
+        }
       }
       const line = this.chunkLine.trim();
       this.chunkLine = '';
       if (this.chunkState === 'crlf') {
         this.chunkState = 'size';
-        if (line !== '') this.fail(codeError('no CRLF after a chunk', 'HPE_INVALID_CHUNK_SIZE'));
-      } else if (this.chunkState === 'trailer') {
+        if (line !== '') this.fail(protocolError('no CRLF after a chunk', 'HPE_INVALID_CHUNK_SIZE'));
+      } else if (trailer) {
         if (line === '') this.end();
       } else {
         const size = Number.parseInt(line.split(';')[0] ?? '', 16);
         if (!/^[0-9a-fA-F]+/.test(line) || !Number.isFinite(size)) {
           this.fail(
-            codeError(`invalid chunk size ${JSON.stringify(line.slice(0, 40))}`, 'HPE_INVALID_CHUNK_SIZE'),
+            protocolError(
+              `invalid chunk size ${JSON.stringify(line.slice(0, 40))}`,
+              'HPE_INVALID_CHUNK_SIZE',
+            ),
           );
-        } else if (size === 0) this.chunkState = 'trailer';
-        else {
+        } else if (size === 0) {
+          this.chunkState = 'trailer';
+          this.watch.trailers();
+        } else {
           this.chunkLeft = size;
           this.chunkState = 'data';
         }
@@ -302,6 +302,7 @@ export class Exchange {
   private end(): void {
     if (this.bodyDone) return;
     this.bodyDone = true;
+    this.watch.end();
     this.body?.finish(null);
     this.ended = true;
   }
@@ -310,6 +311,7 @@ export class Exchange {
   onClose(err: Error | null): void {
     if (this.framing?.kind === 'close' && !err) {
       this.bodyDone = true;
+      this.watch.end();
       this.body?.finish(null);
       this.release(this.conn, false);
       return;
@@ -328,6 +330,7 @@ export class Exchange {
   fail(err: Error, destroySocket = true, retry = false): void {
     if (this.bodyDone) return;
     this.bodyDone = true;
+    this.watch.end();
     if (this.settled) this.body?.finish(err);
     else this.reject(err, retry);
     this.release(this.conn, false);

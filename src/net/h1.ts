@@ -13,23 +13,36 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { idleTimeoutError, TransferWatch } from './deadlines.js';
 import { guardedLookup, guardPeer, literalRefusal } from './guard.js';
 import { abortError, type Conn, Exchange } from './h1-exchange.js';
 import type { Transport } from './http.js';
-import { type NativeTransportOptions, type RawRequest, type RawResponse, timeoutError } from './native.js';
+import type { NativeTransportOptions, RawRequest, RawResponse } from './native.js';
 
 const READ_BUFFER = 64 * 1024;
+/**
+ * A server's `Keep-Alive: timeout=N` is when it closes an idle connection; a request sent just before
+ * that crosses the close. Reuse stops this much earlier (half of N when N is short).
+ */
+const KEEP_ALIVE_MARGIN_MS = 1000;
+
+/** A request waiting for a connection of its origin. */
+interface Waiter {
+  wake: () => void;
+}
 /** HTTP/1.1 with sockets that read into one reused buffer; see the file comment. */
 export class H1Transport implements Transport {
   private readonly readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER);
   private readonly idle = new Map<string, Conn[]>();
   private readonly open = new Map<string, number>();
-  private readonly queue = new Map<string, (() => void)[]>();
+  private readonly queue = new Map<string, Waiter[]>();
   private readonly conns = new Set<Conn>();
   private readonly lookup: net.LookupFunction | undefined;
+  private readonly watch: TransferWatch;
 
   constructor(private readonly options: NativeTransportOptions) {
     this.lookup = options.guard ? guardedLookup(options.guard) : undefined;
+    this.watch = new TransferWatch(options);
   }
 
   async request(url: URL, req: RawRequest): Promise<RawResponse> {
@@ -54,20 +67,47 @@ export class H1Transport implements Transport {
 
   private async acquire(url: URL, signal: AbortSignal | undefined): Promise<Conn> {
     const key = this.key(url);
-    for (;;) {
-      if (signal?.aborted) throw abortError(signal);
+    for (let woken = false; ; woken = true) {
+      if (signal?.aborted) {
+        // Aborted between its wake-up and now: the wake-up goes on to the next waiter.
+        if (woken) this.wakeOne(key);
+        throw abortError(signal);
+      }
       const idle = this.idle.get(key);
+      const now = performance.now();
       while (idle && idle.length > 0) {
         const conn = idle.pop()!;
-        if (!conn.dead && !conn.socket.destroyed) return conn;
+        if (!conn.dead && !conn.socket.destroyed && now < conn.reuseUntil) return conn;
+        // Past the server's Keep-Alive timeout: it may be closing it right now.
+        if (!conn.dead) conn.socket.destroy();
       }
       if ((this.open.get(key) ?? 0) < this.options.connections) return this.connect(url, key);
-      await new Promise<void>((resolve) => {
-        const waiters = this.queue.get(key) ?? [];
-        waiters.push(resolve);
-        this.queue.set(key, waiters);
-      });
+      await this.wait(key, signal);
     }
+  }
+
+  /**
+   * Waits for a connection of `key` to be released or closed. An abort takes the waiter out of the
+   * queue, so a later wake-up goes to a request that still wants it.
+   */
+  private wait(key: string, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiters = this.queue.get(key) ?? [];
+      this.queue.set(key, waiters);
+      const onAbort = () => {
+        const i = waiters.indexOf(waiter);
+        if (i >= 0) waiters.splice(i, 1);
+        reject(abortError(signal!));
+      };
+      const waiter: Waiter = {
+        wake: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private connect(url: URL, key: string): Conn {
@@ -79,6 +119,7 @@ export class H1Transport implements Transport {
       exchange: null,
       used: false,
       dead: false,
+      reuseUntil: Number.POSITIVE_INFINITY,
     };
     const onread = {
       buffer: this.readBuffer,
@@ -104,7 +145,7 @@ export class H1Transport implements Transport {
     const guard = this.options.guard;
     if (guard) guardPeer(socket, guard, url.hostname);
     socket.on('timeout', () => {
-      socket.destroy(timeoutError(this.options.timeoutMs));
+      socket.destroy(idleTimeoutError(this.options.timeoutMs));
     });
     let error: Error | null = null;
     socket.on('error', (err) => {
@@ -131,16 +172,22 @@ export class H1Transport implements Transport {
   }
 
   private wakeOne(key: string): void {
-    this.queue.get(key)?.shift()?.();
+    this.queue.get(key)?.shift()?.wake();
   }
 
   private exchange(conn: Conn, url: URL, req: RawRequest): Promise<RawResponse> {
     return new Promise<RawResponse>((resolve, reject) => {
       const signal = req.signal;
       const onAbort = () => ex.fail(abortError(signal!));
+      const socket = conn.socket;
+      const watch = this.watch.watch(
+        () => socket.bytesRead,
+        (err) => ex.fail(err),
+      );
       const ex = new Exchange(
         conn,
         req.method,
+        watch,
         resolve,
         (err, retry) => reject(Object.assign(err, retry ? { retryStale: true } : {})),
         (c, reusable) => {
@@ -149,6 +196,11 @@ export class H1Transport implements Transport {
           c.exchange = null;
           c.used = true;
           if (reusable && !c.dead && !c.socket.destroyed) {
+            const ms = ex.keepAliveMs;
+            c.reuseUntil =
+              ms === null
+                ? Number.POSITIVE_INFINITY
+                : performance.now() + ms - Math.min(KEEP_ALIVE_MARGIN_MS, ms / 2);
             const idle = this.idle.get(c.key) ?? [];
             idle.push(c);
             this.idle.set(c.key, idle);
@@ -169,7 +221,10 @@ export class H1Transport implements Transport {
           lines.push(`${name}: ${value}`);
       }
       lines.push('connection: keep-alive', '', '');
-      conn.socket.write(lines.join('\r\n'), 'latin1');
+      // The head deadline runs from the request going out; connecting has the idle timeout.
+      if (socket.connecting) socket.once('connect', () => watch.head());
+      else watch.head();
+      socket.write(lines.join('\r\n'), 'latin1');
     });
   }
 

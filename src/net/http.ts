@@ -11,7 +11,13 @@ import {
 } from './credentials.js';
 import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
 import { H1Transport } from './h1.js';
-import { type HttpBody, NativeTransport, type RawRequest, type RawResponse } from './native.js';
+import {
+  type HttpBody,
+  NativeTransport,
+  type NativeTransportOptions,
+  type RawRequest,
+  type RawResponse,
+} from './native.js';
 import { redactCredentials } from './redact.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 
@@ -20,8 +26,15 @@ export const USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Gabe/0.1';
 
 export interface HttpClientOptions {
-  /** connect, headers and between-reads timeout, ms (config connection_timeout × 1000). */
+  /**
+   * Connect, the whole response head, a trailer section, and the longest gap between two reads, ms
+   * (config connection_timeout × 1000: deadlines.ts transferLimits).
+   */
   timeoutMs: number;
+  /** Speed floor, bytes/s over `lowSpeedTimeMs` (config low_speed_limit); 0 = none. Default 1024. */
+  lowSpeedLimit?: number;
+  /** Window of the speed floor, ms (config low_speed_time × 1000). Default 30 s. */
+  lowSpeedTimeMs?: number;
   proxy?: string | null | undefined;
   /**
    * Whose proxy it is. 'config': the operator's, trusted, connected to wherever it is (it may sit on
@@ -65,10 +78,12 @@ export interface Transport {
   destroy(): Promise<void>;
 }
 
-function directOptions(options: HttpClientOptions) {
+function directOptions(options: HttpClientOptions): NativeTransportOptions {
   return {
-    connections: options.connections ?? 16,
     timeoutMs: options.timeoutMs,
+    lowSpeedLimit: options.lowSpeedLimit,
+    lowSpeedTimeMs: options.lowSpeedTimeMs,
+    connections: options.connections ?? 16,
     guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
   };
 }
@@ -242,7 +257,8 @@ export class HttpClient {
           ...(retryAfter !== null ? { retryAfter: retryAfter / 1000 } : {}),
         });
       }
-      const len = res.headers['content-length'];
+      // With Transfer-Encoding, Content-Length says nothing about the body (RFC 9112 6.3 rule 3).
+      const len = res.headers['transfer-encoding'] === undefined ? res.headers['content-length'] : undefined;
       return {
         status: res.statusCode,
         headers: res.headers,

@@ -1,6 +1,16 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import {
+  headOverflowError,
+  idleTimeoutError,
+  interimLimitError,
+  type LimitOptions,
+  MAX_HEAD_BYTES,
+  MAX_INTERIM_RESPONSES,
+  TransferWatch,
+  type Watch,
+} from './deadlines.js';
 import { type GuardOptions, guardedLookup, guardPeer, literalRefusal } from './guard.js';
 import type { Transport } from './http.js';
 
@@ -26,11 +36,10 @@ export interface RawRequest {
   signal?: AbortSignal | undefined;
 }
 
-export interface NativeTransportOptions {
+/** `timeoutMs`: connect, the whole head, trailers, the gap between reads; with the speed floor. */
+export interface NativeTransportOptions extends LimitOptions {
   /** Keep-alive sockets per origin. */
   connections: number;
-  /** Connect, response headers and the gap between two body reads, ms. */
-  timeoutMs: number;
   /** null: no destination guard (allow_private_networks). */
   guard: GuardOptions | null;
 }
@@ -38,8 +47,11 @@ export interface NativeTransportOptions {
 /** Bodies larger than this are not read to the end to save a socket: the socket is closed instead. */
 export const DUMP_LIMIT = 128 * 1024;
 
-export function timeoutError(ms: number): NodeJS.ErrnoException {
-  return Object.assign(new Error(`no data for ${ms} ms (connect, headers or body)`), { code: 'ETIMEDOUT' });
+/** Bytes of a head as Node hands it over: the status line and every field, with their CRLFs. */
+function headBytes(rawHeaders: string[]): number {
+  let n = 'HTTP/1.1 200 \r\n\r\n'.length;
+  for (let i = 0; i < rawHeaders.length; i += 2) n += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 4;
+  return n;
 }
 
 function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
@@ -71,8 +83,10 @@ function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
 export class NativeTransport implements Transport {
   private readonly http: http.Agent;
   private readonly https: https.Agent;
+  private readonly watch: TransferWatch;
 
   constructor(private readonly options: NativeTransportOptions) {
+    this.watch = new TransferWatch(options);
     const agentOptions = {
       keepAlive: true,
       keepAliveMsecs: 30_000,
@@ -99,22 +113,51 @@ export class NativeTransport implements Transport {
         signal: req.signal,
         // The socket's idle timeout, from before it connects to the last byte of the body.
         timeout: timeoutMs,
+        // One limit for every transport (deadlines.ts); Node's own default is 16 KB.
+        maxHeaderSize: MAX_HEAD_BYTES,
       });
       let response: http.IncomingMessage | null = null;
-      out.on('timeout', () => {
-        const err = timeoutError(timeoutMs);
+      let watch: Watch | null = null;
+      const fail = (err: Error) => {
         if (response) response.destroy(err);
         out.destroy(err);
+      };
+      out.on('timeout', () => fail(idleTimeoutError(timeoutMs)));
+      out.on('error', (err) => {
+        watch?.end();
+        // A parser error after the head (bad chunk, endless trailers): the body fails with it, not
+        // with the "aborted" the socket's close would give it a moment later.
+        if (response && !response.complete) response.destroy(err);
+        reject(err);
       });
-      out.on('error', reject);
-      if (guard) {
-        out.on('socket', (socket: Socket) => {
-          if (socket.remoteAddress) return; // a kept-alive socket, checked when it connected
-          guardPeer(socket, guard, url.hostname, (err) => out.destroy(err));
-        });
-      }
+      out.on('close', () => {
+        if (!response) watch?.end();
+      });
+      out.on('socket', (socket: Socket) => {
+        watch = this.watch.watch(() => socket.bytesRead, fail);
+        const w = watch;
+        // The head deadline runs from the request going out; connecting has the idle timeout.
+        if (socket.connecting) socket.once('connect', () => w.head());
+        else w.head();
+        if (!guard || socket.remoteAddress) return; // a kept-alive socket, checked when it connected
+        guardPeer(socket, guard, url.hostname, (err) => out.destroy(err));
+      });
+      let interim = 0;
+      let interimBytes = 0;
+      out.on('information', (info: http.InformationEvent) => {
+        interimBytes += headBytes(info.rawHeaders);
+        if (++interim > MAX_INTERIM_RESPONSES) fail(interimLimitError());
+        else if (interimBytes > MAX_HEAD_BYTES) fail(headOverflowError());
+      });
       out.on('response', (res) => {
+        if (interimBytes + headBytes(res.rawHeaders) > MAX_HEAD_BYTES) {
+          res.destroy();
+          return fail(headOverflowError());
+        }
         response = res;
+        // Data waiting in the response's buffer is our reader's delay, not the origin's.
+        watch?.body(() => res.readableLength > 0);
+        res.once('close', () => watch?.end());
         resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withDump(res) });
       });
       out.end(req.body);

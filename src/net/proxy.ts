@@ -4,15 +4,115 @@
  * net/proxy-connect.ts.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../errors.js';
+import {
+  headOverflowError,
+  interimLimitError,
+  MAX_HEAD_BYTES,
+  MAX_INTERIM_RESPONSES,
+  TransferWatch,
+  type Watch,
+} from './deadlines.js';
 import type { HttpClientOptions, Transport } from './http.js';
 import type { RawRequest, RawResponse } from './native.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
 import { redactCredentials } from './redact.js';
 
+/** Bytes of a head as undici hands it over: the status line and every field, with their CRLFs. */
+function headBytes(headers: IncomingHttpHeaders): number {
+  let n = 'HTTP/1.1 200 \r\n\r\n'.length;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value ?? '']) n += name.length + v.length + 4;
+  }
+  return n;
+}
+
+/**
+ * deadlines.ts's limits on one undici request, as a handler around undici's own: the head deadline
+ * from the request going out (undici's headersTimeout starts over with every 1xx), the interim
+ * responses counted and their bytes added up, and the body's bytes counted for the speed floor. The
+ * proxied path counts bytes per chunk: undici does not show us the socket whose counter we would read.
+ */
+class LimitsHandler implements Dispatcher.DispatchHandler {
+  private watch: Watch | null = null;
+  private bytes = 0;
+  private interim = 0;
+  private headBytes = 0;
+
+  constructor(
+    private readonly watches: TransferWatch,
+    private readonly handler: Dispatcher.DispatchHandler,
+  ) {}
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.watch = this.watches.watch(
+      () => this.bytes,
+      (err) => controller.abort(err),
+    );
+    this.watch.head();
+    this.handler.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    socket: Duplex,
+  ): void {
+    this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    statusMessage?: string,
+  ): void {
+    this.headBytes += headBytes(headers);
+    const refusal =
+      statusCode < 200 && ++this.interim > MAX_INTERIM_RESPONSES
+        ? interimLimitError()
+        : this.headBytes > MAX_HEAD_BYTES
+          ? headOverflowError()
+          : null;
+    if (refusal) {
+      this.watch?.end();
+      controller.abort(refusal);
+      return;
+    }
+    if (statusCode >= 200) this.watch?.body(() => controller.paused);
+    this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.handler.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.watch?.end();
+    this.handler.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
+    this.watch?.end();
+    this.handler.onResponseError?.(controller, error);
+  }
+}
+
 class UndiciTransport implements Transport {
-  constructor(private readonly dispatcher: Dispatcher) {}
+  private readonly dispatcher: Dispatcher;
+
+  constructor(
+    private readonly base: Dispatcher,
+    watches: TransferWatch,
+  ) {
+    this.dispatcher = base.compose(
+      (dispatch) => (opts, handler) => dispatch(opts, new LimitsHandler(watches, handler)),
+    );
+  }
 
   async request(url: URL, req: RawRequest): Promise<RawResponse> {
     const res = await request(url, {
@@ -26,11 +126,11 @@ class UndiciTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close().catch(() => {});
+    await this.base.close().catch(() => {});
   }
 
   async destroy(): Promise<void> {
-    await this.dispatcher.destroy().catch(() => {});
+    await this.base.destroy().catch(() => {});
   }
 }
 
@@ -40,7 +140,10 @@ function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatc
     connections: options.connections ?? 16,
     keepAliveTimeout: 30_000,
     connect: { timeout: options.timeoutMs },
-    headersTimeout: options.timeoutMs,
+    // A backstop only: the head deadline is LimitsHandler's, which a 1xx does not start over.
+    headersTimeout: 2 * options.timeoutMs,
+    // One limit for every transport (deadlines.ts); undici's own default is 16 KB.
+    maxHeaderSize: MAX_HEAD_BYTES,
     // undici's bodyTimeout is the longest gap between two body chunks: a stalled transfer fails
     // after connection_timeout instead of hanging forever.
     bodyTimeout: options.timeoutMs,
@@ -64,5 +167,5 @@ function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatc
 }
 
 export function proxyTransport(options: HttpClientOptions & { proxy: string }): Transport {
-  return new UndiciTransport(makeDispatcher(options));
+  return new UndiciTransport(makeDispatcher(options), new TransferWatch(options));
 }
