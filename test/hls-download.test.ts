@@ -360,7 +360,7 @@ describe('HLS downloads end to end', () => {
     assert.deepEqual(readdirSync(svc.config.temp_path), [], 'temp files removed after cancel');
   });
 
-  it('fails with GABE_ERR_INTEGRITY when the media is much shorter than the playlist says', async () => {
+  it('completes with a warning, not a failure, when the media is much shorter than the playlist says', async () => {
     const ts = await makeHlsTs({ seconds: 6, segmentSeconds: 2 });
     const text = readFileSync(ts.playlist, 'utf8').replace(/#EXTINF:[\d.]+/g, '#EXTINF:10.0');
     origin.serveDir('/lie/', ts.dir);
@@ -368,9 +368,10 @@ describe('HLS downloads end to end', () => {
       body: text.replace('#EXT-X-TARGETDURATION:2', '#EXT-X-TARGETDURATION:10'),
     });
     const job = await download({ url: `${origin.url}/lie/long.m3u8` });
-    assert.equal(job.status, 'FAILED');
-    assert.equal(job.error_code, 'GABE_ERR_INTEGRITY');
-    assert.match(job.error ?? '', /playlist lists 30\.00 s/);
+    // Every segment came whole and was muxed: EXTINF is the claim that is wrong (issue 11, item 5).
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.ok(Math.abs(job.result!.duration_seconds! - 6) < 0.5, String(job.result!.duration_seconds));
+    assert.match(job.result!.warnings?.join() ?? '', /EXTINF durations add up to 30\.00 s/);
   });
 
   it('merges 20,000 segments without open-file or command-line limits', async () => {
