@@ -8,6 +8,8 @@ import { DUMP_LIMIT, type HttpBody, type RawResponse } from './native.js';
 
 /** Longest status line plus header section accepted (Node's default is 16 KB). */
 const MAX_HEAD = 64 * 1024;
+/** Bytes an iterated body holds for a reader that is behind before the socket stops being read. */
+const ITERATE_HIGH_WATER = 256 * 1024;
 /** Bodies larger than this are not read to the end to save a connection (dump). */
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
@@ -45,6 +47,9 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
   private wake: (() => void) | null = null;
   private discard = false;
   private limit = Number.POSITIVE_INFINITY;
+  /** Bytes in `early`; the socket is paused while an iterating reader leaves too many there. */
+  private earlyBytes = 0;
+  private paused = false;
 
   constructor(
     private readonly exchange: Exchange,
@@ -62,6 +67,12 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     }
     this.early.push(Buffer.from(src.subarray(start, end)));
     this.filled += n;
+    this.earlyBytes += n;
+    // A reader iterating behind the socket: stop reading it (TCP flow control holds the sender).
+    if (this.mode === 'iterate' && this.earlyBytes >= ITERATE_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.exchange.conn.socket.pause();
+    }
     if (this.filled > this.limit) {
       this.exchange.fail(
         codeError(`the body is larger than ${this.limit} bytes`, 'ERR_BODY_TOO_LARGE'),
@@ -76,7 +87,15 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     if (this.done) return;
     this.done = true;
     this.error = error;
+    // The whole body is in: the connection reads again before it is reused.
+    this.unpause();
     this.wake?.();
+  }
+
+  private unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.exchange.conn.socket.resume();
   }
 
   /**
@@ -121,7 +140,12 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     this.mode = 'iterate';
     for (;;) {
       await this.until(() => this.early.length > 0 || this.done);
-      while (this.early.length > 0) yield this.early.shift()!;
+      while (this.early.length > 0) {
+        const chunk = this.early.shift()!;
+        this.earlyBytes -= chunk.length;
+        if (this.early.length === 0) this.unpause();
+        yield chunk;
+      }
       if (this.done) {
         if (this.error) throw this.error;
         return;
