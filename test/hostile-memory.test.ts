@@ -82,6 +82,12 @@ function playlist(entries: Entry[]) {
   return `${lines.join('\n')}\n#EXT-X-ENDLIST\n`;
 }
 
+/** A minimal PNG signature and IHDR chunk: what disguising CDNs put in front of each segment. */
+const FAKE_PNG = Buffer.concat([
+  Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+  Buffer.from('0000000d49484452000000010000000108060000001f15c489', 'hex'),
+]);
+
 const KEY = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex');
 const iv = (i: number) => Buffer.from(i.toString(16).padStart(32, '0'), 'hex');
 
@@ -93,6 +99,7 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
   let dir: string;
   /** Output of the small-segment download: what every large-segment variant must give. */
   let reference: Buffer;
+  let referenceFile: string;
 
   before(async () => {
     ts = await makeHlsTs({ seconds: 6, segmentSeconds: 2 });
@@ -161,11 +168,31 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
         })(),
       );
     }
+    // A fake PNG header in front of one large segment; an HTML page too large to hold in memory.
+    await mkdir(path.join(dir, 'disguised'), { recursive: true });
+    await writeStream(
+      path.join(dir, 'disguised/seg_0.ts'),
+      (async function* () {
+        yield FAKE_PNG;
+        yield* padded(small[0]!, LARGE);
+      })(),
+    );
+    await writeFile(
+      path.join(dir, 'disguised/index.m3u8'),
+      playlist(clear.map((e, i) => (i === 0 ? e : { ...e, uri: `../big/${e.uri}` }))),
+    );
+    await mkdir(path.join(dir, 'html'), { recursive: true });
+    await writeFile(
+      path.join(dir, 'html/seg_0.ts'),
+      `<!DOCTYPE html><html><body>${'<p>Sign in to watch</p>\n'.repeat(800_000)}</body></html>\n`,
+    );
+    await writeFile(path.join(dir, 'html/index.m3u8'), playlist(clear.slice(0, 1)));
     origin = await startOrigin({ root: dir });
     svc = await startTestService({}, { listen: true });
     const job = await submitAndWait(svc, { url: `${origin.url}/small/index.m3u8` });
     assert.equal(job.status, 'COMPLETED', job.error ?? '');
-    reference = readFileSync(job.result!.output_path);
+    referenceFile = job.result!.output_path;
+    reference = readFileSync(referenceFile);
   });
 
   after(async () => {
@@ -236,6 +263,22 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
     assert.equal(
       await decodedHash(job.result!.output_path, 'a'),
       await decodedHash(path.join(fmp4.dir, fmp4.playlistName), 'a'),
+    );
+  });
+
+  it('cuts a fake PNG header off a 128 MB first segment as it streams (ffmpeg would take it for a picture)', async () => {
+    // ffmpeg, unlike the in-process remux, probes the first bytes it is given: they must be TS.
+    const viaFfmpeg = await startTestService({ native_remux: false }, { listen: true });
+    const { job } = await runHostileJob(viaFfmpeg, { url: `${origin.url}/disguised/index.m3u8` }, bounded);
+    assert.equal(await decodedVideoHash(job.result!.output_path), await decodedVideoHash(referenceFile));
+    assert.equal(await decodedHash(job.result!.output_path, 'a'), await decodedHash(referenceFile, 'a'));
+  });
+
+  it('fails with GABE_ERR_SEGMENT on an HTML page too large to hold where a segment belongs', async () => {
+    await runHostileJob(
+      svc,
+      { url: `${origin.url}/html/index.m3u8` },
+      { ...bounded, code: 'GABE_ERR_SEGMENT', error: /segment 0 .*is an HTML page, not media/ },
     );
   });
 
