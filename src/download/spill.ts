@@ -6,6 +6,7 @@
  */
 import { type FileHandle, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { GabeError } from '../errors.js';
 
 /** Bytes gathered before a write: a few socket reads at a time. */
 const WRITE_BATCH = 256 * 1024;
@@ -72,7 +73,9 @@ export class SpillFile {
         const n = Math.min(chunk, this.size - at);
         const buf = take(n);
         const { bytesRead } = await fh.read(buf, 0, n, at);
-        if (bytesRead !== n) throw new Error(`${this.path} ended at ${at + bytesRead} of ${this.size} bytes`);
+        if (bytesRead !== n) {
+          throw new GabeError('STORAGE', `${this.path} ended at ${at + bytesRead} of ${this.size} bytes`);
+        }
         at += n;
         yield buf;
       }

@@ -148,8 +148,9 @@ async function replay(file: string, bytes: number, o: TrackOptions): Promise<voi
  * Downloads a track: up to `concurrency` requests in flight, results written strictly in playlist
  * order into one file as soon as their turn comes (no second concatenation pass, and no file per
  * segment to hit open-file limits at 20,000 segments). Requests run at most a window ahead of the
- * writer, so memory stays bounded when one early segment is slow. After every write a checkpoint
- * records what the file holds, so a restarted job fetches only what is missing.
+ * writer, and bodies the memory budget cannot hold wait in spill files (budget.ts), so memory stays
+ * bounded when one early segment is slow, whatever the segments' size. After every write a
+ * checkpoint records what the file holds, so a restarted job fetches only what is missing.
  */
 export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   const { plan, file } = o;
@@ -220,8 +221,8 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
     });
     return refreshing;
   };
-  /** A fetch whose URL expired gets a reloaded playlist's URL and tries again. */
   const context: FetchContext = { signal: inner.signal, urlsOf, onThrottle, pool, budget };
+  /** A fetch whose URL expired gets a reloaded playlist's URL and tries again. */
   const fetchWithRefresh = async (f: Fetch, ticket: Ticket): Promise<Fetched> => {
     const signal = inner.signal;
     for (let round = 0; ; round++) {
@@ -268,13 +269,16 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   const writeSpill = async (spill: SpillFile, fetch: Fetch): Promise<number> => {
     if (spill.size === 0) o.onData?.([], fetch);
     let done = 0;
-    for await (const chunk of spill.read((n) => pool.take(n))) {
-      done += chunk.length;
-      o.onData?.([chunk], done === spill.size ? fetch : null);
-      const [, copied] = await Promise.all([fh.write(chunk), o.sink?.write([chunk])]);
-      if (!o.sink || copied === true) pool.release([chunk]);
+    try {
+      for await (const chunk of spill.read((n) => pool.take(n))) {
+        done += chunk.length;
+        o.onData?.([chunk], done === spill.size ? fetch : null);
+        const [, copied] = await Promise.all([fh.write(chunk), o.sink?.write([chunk])]);
+        if (!o.sink || copied === true) pool.release([chunk]);
+      }
+    } finally {
+      await spill.remove();
     }
-    await spill.remove();
     return spill.size;
   };
   let nextStart = nextWrite;
