@@ -283,6 +283,7 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
   });
 
   it('fetches a 128 MB segment cut off halfway again, and the MP4 is still exact', async (t) => {
+    origin.reset(); // the request log counts this job's requests only
     const cut = origin.addFault({ match: '/big/seg_1.ts', truncate: { fraction: 0.5 }, times: 1 });
     try {
       const { job } = await measured(t, { url: `${origin.url}/big/index.m3u8` });
@@ -295,6 +296,7 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
   });
 
   it('resumes after a restart in the middle of a 128 MB segment: nothing written is fetched again, the MP4 is exact', async () => {
+    origin.reset();
     // Segment 0 arrives at once; segments 1 and 2 take seconds, so the restart finds one of them midway.
     origin.addFault({ match: /\/big\/seg_[12]\.ts$/, throttleBytesPerSec: 24 * MB });
     const own = await startTestService(
