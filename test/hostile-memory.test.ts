@@ -30,6 +30,7 @@ import {
 } from './helpers/fixtures.js';
 import { runHostileJob } from './helpers/hostile-harness.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
+import { startProxy } from './helpers/proxy.js';
 import { rawServer } from './helpers/raw-server.js';
 import { closeAllServices, startTestService, type TestService } from './helpers/service.js';
 
@@ -239,6 +240,17 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
   it('decrypts 128 MB AES-128 segments as they stream, with the same bound', async (t) => {
     const { job } = await measured(t, { url: `${origin.url}/aes/index.m3u8` });
     assert.ok(readFileSync(job.result!.output_path).equals(reference));
+  });
+
+  it('streams 128 MB AES-128 segments through an HTTP proxy (undici) with the same bound', async (t) => {
+    const proxy = await startProxy();
+    try {
+      const { job } = await measured(t, { url: `${origin.url}/aes/index.m3u8`, proxy: proxy.url });
+      assert.ok(proxy.targets.length >= 1);
+      assert.ok(readFileSync(job.result!.output_path).equals(reference));
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('downloads 128 MB byte ranges of one file, with Range honoured and ignored (200, ranges cut out)', async (t) => {
