@@ -261,6 +261,8 @@ export const hlsDownloader = {
           plan: t.plan,
           file: t.file,
           concurrency: t === main ? concurrency : audioConcurrency,
+          // The variant's BANDWIDTH covers the main track (and what is muxed with it), not audio's.
+          bitrate: t === main ? (selected.variant?.bandwidth ?? null) : null,
           label: t.label,
           refresh: async () => planTrack(await reloadTrack(src, selected, t.which), override),
           sink: piped ? (t === main ? sinks.main : sinks.audio) : undefined,

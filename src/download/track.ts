@@ -3,19 +3,20 @@ import { createReadStream } from 'node:fs';
 import { open, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../errors.js';
-import { decryptAes128, type KeyCache } from '../hls/aes.js';
+import type { KeyCache } from '../hls/aes.js';
 import type { Logger } from '../log.js';
-import { detectDisguise } from '../media/disguise.js';
-import { textKind } from '../media/sniff.js';
 import type { HttpClient } from '../net/http.js';
-import { type RetryPolicy, withRetry } from '../net/retry.js';
+import type { RetryPolicy } from '../net/retry.js';
 import { ensureSpace } from '../storage/paths.js';
-import { AdaptiveConcurrency, THROTTLE_STATUSES } from './concurrency.js';
+import { expectedBytes, SegmentBudget, type Ticket } from './budget.js';
+import { AdaptiveConcurrency } from './concurrency.js';
 import type { Growth } from './live.js';
 import type { TrackSink } from './merger.js';
 import type { Fetch, Piece, TrackPlan } from './plan.js';
 import { BufferPool } from './pool.js';
 import type { ProgressTracker } from './progress.js';
+import { describe, type FetchContext, type Fetched, fetchPieces, type PieceUrls } from './segment-fetch.js';
+import { removeStaleSpills, type SpillFile } from './spill.js';
 import { readCheckpoint, type TrackCheckpoint, writeCheckpoint } from './track-checkpoint.js';
 
 export interface TrackOptions {
@@ -53,6 +54,11 @@ export interface TrackOptions {
    * timestamps from them, and counts a live recording's seconds.
    */
   onData?: (buffers: readonly Buffer[], fetch: Fetch | null) => void;
+  /**
+   * The variant's BANDWIDTH, bits/s, if known: what the first requests are expected to bring before
+   * any has come in (budget.ts).
+   */
+  bitrate?: number | null;
 }
 
 /** Signed URLs that expired answer 401, 403, 404 or 410; a fresh playlist has working ones. */
@@ -63,23 +69,9 @@ const CHECKPOINT_MS = 200;
 const SPACE_CHECK_SEGMENTS = 50;
 /** Playlist reloads for one request before its failure is final. */
 const MAX_REFRESHES_PER_FETCH = 2;
-/**
- * Segments held in memory (fetched, waiting for an earlier one, or in flight) at most, in bytes: the
- * window in segments bounds memory for small segments, this bounds it for large ones. The segment
- * next in line is always fetched, so a single huge segment still goes through. 32 MB is about three
- * times what is in flight at 120 MB/s with 100 ms per request: against the bench origin it downloads
- * as fast as 48 MB did, 16 MB cost 15% of the speed.
- */
-const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 export function isExpiredUrlError(err: unknown): boolean {
   return isGabeError(err) && EXPIRY_STATUSES.has(Number(err.details?.['status']));
-}
-
-/** Current URLs of a piece: the plan's, or newer ones from a reloaded playlist. */
-interface PieceUrls {
-  url: string;
-  keyUri: string | null;
 }
 
 /** Pieces are matched across playlist reloads by media sequence number (RFC 8216 6.2.1). */
@@ -113,132 +105,6 @@ function fingerprintOf(plan: TrackPlan): string {
   return `${plan.pieces.length}|${plan.fetches.length}|${path(first?.url)}|${path(last?.url)}|${first?.msn}|${last?.msn}`;
 }
 
-const TEXT_NAMES = { html: 'an HTML page', playlist: 'an HLS playlist' } as const;
-
-function describe(piece: Piece, label: string): string {
-  return piece.kind === 'init'
-    ? `the ${label} init section (${piece.url})`
-    : `${label} segment ${piece.index} (media sequence ${piece.msn})`;
-}
-
-/**
- * Fetches one request's bytes (possibly several coalesced byte ranges), checks and decrypts each piece.
- * A server that ignores Range answers 200 with the whole resource: the ranges are cut out of it.
- */
-async function fetchPieces(
-  f: Fetch,
-  o: TrackOptions,
-  signal: AbortSignal,
-  urlsOf: (p: Piece) => PieceUrls,
-  onThrottle: () => void,
-  pool: BufferPool,
-): Promise<Buffer[]> {
-  const range = f.range ? { start: f.range.offset, end: f.range.offset + f.range.length - 1 } : undefined;
-  const url = urlsOf(f.pieces[0]!).url;
-  const alloc = (size: number) => pool.take(size);
-  const chunks = await withRetry(
-    async () => {
-      const { chunks, length, res } = await o.http.getChunks(url, { signal, range, alloc });
-      o.progress.addBytes(length);
-      // A 0-byte answer with status 200 is a failed segment (an overloaded edge), never an empty one.
-      if (length === 0) throw new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
-      if (f.range && res.status === 200) {
-        if (length < f.range.offset + f.range.length) {
-          throw new GabeError('SEGMENT', `${url} is ${length} bytes, shorter than its byte range`);
-        }
-        return [Buffer.concat(chunks, length).subarray(f.range.offset, f.range.offset + f.range.length)];
-      }
-      if (f.range && length !== f.range.length) {
-        throw new GabeError('TRUNCATED', `${f.url}: got ${length} bytes of a ${f.range.length}-byte range`);
-      }
-      return chunks;
-    },
-    o.policy,
-    {
-      signal,
-      onRetry: (err, attempt, delayMs) => {
-        o.onRetry?.();
-        if (THROTTLE_STATUSES.has(Number(err.details?.['status']))) onThrottle();
-        o.log.warn({ url, err: err.message, attempt, delayMs }, 'segment fetch failed; retrying');
-      },
-    },
-  ).catch((raw: unknown) => {
-    const err = toGabeError(raw);
-    if (err.kind === 'CANCELLED' || err.kind === 'SEGMENT') throw err;
-    const status = err.details?.['status'];
-    throw new GabeError(
-      'SEGMENT',
-      `${describe(f.pieces[0]!, o.label)} failed${status ? ` with HTTP ${status}` : ''}: ${err.message}`,
-      { cause: err, details: { status, url } },
-    );
-  });
-  const only = f.pieces.length === 1 ? f.pieces[0]! : null;
-  if (only && !only.decrypt) {
-    // The common case, a whole clear segment: its chunks go to disk as they came.
-    checkMedia(chunks, only, o, urlsOf);
-    return undisguise(chunks, o);
-  }
-  const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  const out: Buffer[] = [];
-  let offset = 0;
-  for (const piece of f.pieces) {
-    let bytes = only ? data : data.subarray(offset, offset + piece.range!.length);
-    offset += bytes.length;
-    if (piece.decrypt) {
-      const key = await o.keys.get(urlsOf(piece).keyUri ?? piece.decrypt.keyUri);
-      bytes = decryptAes128(bytes, key, piece.decrypt.iv, describe(piece, o.label));
-    }
-    checkMedia([bytes], piece, o, urlsOf);
-    out.push(...undisguise([bytes], o));
-  }
-  return out;
-}
-
-/**
- * MPEG-TS behind a fake image header (PNG, JPEG, GIF, BMP bytes before the first sync byte, which
- * ffmpeg would take for a picture): the header is cut off. Real TS (0x47 first) costs one comparison.
- */
-function undisguise(chunks: Buffer[], o: TrackOptions): Buffer[] {
-  const first = chunks[0];
-  if (!first || o.plan.fmp4 || first[0] === 0x47) return chunks;
-  // A fake header is small; a first chunk shorter than a few packets is joined with the rest to look.
-  const head = first.length >= 16 * 1024 || chunks.length === 1 ? first : Buffer.concat(chunks);
-  const found = detectDisguise(head);
-  if (!found) return chunks;
-  if (!o.disguiseLogged) {
-    o.disguiseLogged = true;
-    o.log.info(
-      { track: o.label, kind: found.kind, bytes: found.offset },
-      'segments carry a fake image header; cut off',
-    );
-  }
-  let skip = found.offset;
-  const out: Buffer[] = [];
-  for (const c of chunks) {
-    if (skip >= c.length) {
-      skip -= c.length;
-      continue;
-    }
-    out.push(skip > 0 ? c.subarray(skip) : c);
-    skip = 0;
-  }
-  return out;
-}
-
-function checkMedia(chunks: Buffer[], piece: Piece, o: TrackOptions, urlsOf: (p: Piece) => PieceUrls): void {
-  const first = chunks[0] ?? Buffer.alloc(0);
-  const head = first.length >= 64 || chunks.length === 1 ? first : Buffer.concat(chunks).subarray(0, 64);
-  // Not JSON: a byte-range slice may start on any byte, '{' and '[' included; markup and #EXTM3U are
-  // unambiguous enough.
-  const kind = textKind(head);
-  if (kind === 'html' || kind === 'playlist') {
-    throw new GabeError(
-      'SEGMENT',
-      `${describe(piece, o.label)} is ${TEXT_NAMES[kind]}, not media (${urlsOf(piece).url})`,
-    );
-  }
-}
-
 function sizeOf(buffers: readonly Buffer[]): number {
   let n = 0;
   for (const b of buffers) n += b.length;
@@ -258,8 +124,9 @@ async function replay(file: string, bytes: number, o: TrackOptions): Promise<voi
  * Downloads a track: up to `concurrency` requests in flight, results written strictly in playlist
  * order into one file as soon as their turn comes (no second concatenation pass, and no file per
  * segment to hit open-file limits at 20,000 segments). Requests run at most a window ahead of the
- * writer, so memory stays bounded when one early segment is slow. After every write a checkpoint
- * records what the file holds, so a restarted job fetches only what is missing.
+ * writer, and bodies the memory budget cannot hold wait in spill files (budget.ts), so memory stays
+ * bounded when one early segment is slow, whatever the segments' size. After every write a
+ * checkpoint records what the file holds, so a restarted job fetches only what is missing.
  */
 export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   const { plan, file } = o;
@@ -288,6 +155,8 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   } else {
     await rm(file, { force: true });
   }
+  // Segments a stopped run had on disk but not yet in the track file are fetched again.
+  await removeStaleSpills(file);
   const fh = await open(file, 'a');
   const inner = new AbortController();
   // Every request in flight and every retry back-off listens on it: up to the concurrency, not a leak.
@@ -296,6 +165,7 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   o.signal.addEventListener('abort', onAbort, { once: true });
   const limit = new AdaptiveConcurrency(o.concurrency);
   const pool = new BufferPool();
+  const budget = new SegmentBudget();
   const onThrottle = () => {
     const before = limit.limit;
     limit.onThrottle();
@@ -327,12 +197,14 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
     });
     return refreshing;
   };
+  const context: FetchContext = { signal: inner.signal, urlsOf, onThrottle, pool, budget };
   /** A fetch whose URL expired gets a reloaded playlist's URL and tries again. */
-  const fetchWithRefresh = async (f: Fetch, signal: AbortSignal): Promise<Buffer[]> => {
+  const fetchWithRefresh = async (f: Fetch, ticket: Ticket): Promise<Fetched> => {
+    const signal = inner.signal;
     for (let round = 0; ; round++) {
       const before = f.pieces.map((p) => JSON.stringify(urlsOf(p))).join();
       try {
-        return await fetchPieces(f, o, signal, urlsOf, onThrottle, pool);
+        return await fetchPieces(f, o, context, ticket);
       } catch (err) {
         const expired = isExpiredUrlError(err) || isExpiredUrlError((err as { cause?: unknown }).cause);
         if (!o.refresh || !expired || round >= MAX_REFRESHES_PER_FETCH || signal.aborted) throw err;
@@ -352,12 +224,39 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
       }
     }
   };
-  const ready = new Map<number, Buffer[]>();
-  let readyBytes = 0;
+  /** Fetched, waiting for their turn: the media and the share of the memory budget it holds. */
+  const ready = new Map<number, { got: Fetched; ticket: Ticket }>();
   const firstWrite = nextWrite;
   const firstBytes = bytes;
   /** Bytes per fetch so far (this run), to guess what the requests in flight will bring. */
   const averageFetch = () => (nextWrite > firstWrite ? (bytes - firstBytes) / (nextWrite - firstWrite) : 0);
+  /** A fetch's media held in memory into the file and the merge, which take the same buffers at once. */
+  const writeBuffers = async (buffers: Buffer[], fetch: Fetch): Promise<number> => {
+    o.onData?.(buffers, fetch);
+    const [, copied] = await Promise.all([
+      buffers.length === 1 ? fh.write(buffers[0]!) : fh.writev(buffers),
+      o.sink?.write(buffers),
+    ]);
+    // On disk, and copied by the merge (or no merge): the next segments may use the buffers.
+    if (!o.sink || copied === true) pool.release(buffers);
+    return sizeOf(buffers);
+  };
+  /** A spilled fetch, a chunk at a time; onData learns the fetch with its last chunk. */
+  const writeSpill = async (spill: SpillFile, fetch: Fetch): Promise<number> => {
+    if (spill.size === 0) o.onData?.([], fetch);
+    let done = 0;
+    try {
+      for await (const chunk of spill.read((n) => pool.take(n))) {
+        done += chunk.length;
+        o.onData?.([chunk], done === spill.size ? fetch : null);
+        const [, copied] = await Promise.all([fh.write(chunk), o.sink?.write([chunk])]);
+        if (!o.sink || copied === true) pool.release([chunk]);
+      }
+    } finally {
+      await spill.remove();
+    }
+    return spill.size;
+  };
   let nextStart = nextWrite;
   let inFlight = 0;
   let segments = cp?.segments ?? 0;
@@ -378,12 +277,9 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
         writing = true;
         try {
           while (ready.has(nextWrite) && !failed) {
-            const buffers = ready.get(nextWrite)!;
+            const { got, ticket } = ready.get(nextWrite)!;
             ready.delete(nextWrite);
             const fetch = plan.fetches[nextWrite]!;
-            const size = sizeOf(buffers);
-            readyBytes -= size;
-            o.onData?.(buffers, fetch);
             // Where each discontinuity run starts in the file (a concat merge cuts the file there).
             let offset = bytes;
             for (const [j, p] of fetch.pieces.entries()) {
@@ -391,15 +287,12 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
                 runStarts.push(offset);
                 lastRun = p.run;
               }
-              if (fetch.pieces.length > 1) offset += buffers[j]?.length ?? 0;
+              if (fetch.pieces.length > 1) offset += (got.spill ? got.sizes[j] : got.buffers[j]?.length) ?? 0;
             }
-            // The file (for resuming) and the merge take the same buffers at the same time.
-            const [, copied] = await Promise.all([
-              buffers.length === 1 ? fh.write(buffers[0]!) : fh.writev(buffers),
-              o.sink?.write(buffers),
-            ]);
-            // On disk, and copied by the merge (or no merge): the next segments may use the buffers.
-            if (!o.sink || copied === true) pool.release(buffers);
+            const size = got.spill
+              ? await writeSpill(got.spill, fetch)
+              : await writeBuffers(got.buffers, fetch);
+            budget.release(ticket);
             bytes += size;
             for (const p of fetch.pieces) {
               if (p.kind === 'segment') {
@@ -445,22 +338,29 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
           !failed &&
           inFlight < limit.limit &&
           nextStart < plan.fetches.length &&
-          nextStart < nextWrite + windowSize() &&
-          (nextStart === nextWrite || readyBytes + inFlight * averageFetch() < MAX_BUFFERED_BYTES)
+          nextStart < nextWrite + windowSize()
         ) {
+          const f = plan.fetches[nextStart]!;
+          const expected = expectedBytes(f, averageFetch(), o.bitrate ?? null);
+          if (!budget.mayLaunch(expected, nextStart === nextWrite)) break;
           const i = nextStart++;
           inFlight++;
-          fetchWithRefresh(plan.fetches[i]!, inner.signal).then(
-            (buffers) => {
+          const ticket = budget.launch(expected);
+          fetchWithRefresh(f, ticket).then(
+            (got) => {
               inFlight--;
-              const size = sizeOf(buffers);
-              limit.onFetch(size);
-              readyBytes += size;
-              ready.set(i, buffers);
+              if (failed) {
+                budget.release(ticket);
+                void got.spill?.remove();
+                return;
+              }
+              limit.onFetch(got.spill ? got.spill.size : sizeOf(got.buffers));
+              ready.set(i, { got, ticket });
               void drain();
             },
             (err: unknown) => {
               inFlight--;
+              budget.release(ticket);
               fail(err);
             },
           );
@@ -479,6 +379,8 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   } finally {
     o.signal.removeEventListener('abort', onAbort);
     await fh.close();
+    // Spilled segments that never got their turn (a failure, a cancel).
+    await Promise.all([...ready.values()].map(({ got }) => got.spill?.remove()));
   }
   return { bytes, segments, seconds, runStarts };
 }

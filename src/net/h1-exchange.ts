@@ -15,6 +15,9 @@ import {
 import { type Framing, fieldsOf, framingOf, HeadReader, keepAliveTimeoutMs, statusOf } from './h1-head.js';
 import { DUMP_LIMIT, type HttpBody, type RawResponse } from './native.js';
 
+/** Bytes an iterated body holds for a reader that is behind before the socket stops being read. */
+const ITERATE_HIGH_WATER = 256 * 1024;
+
 export function codeError(message: string, code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(message), { code });
 }
@@ -49,6 +52,9 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
   private wake: (() => void) | null = null;
   private discard = false;
   private limit = Number.POSITIVE_INFINITY;
+  /** Bytes in `early`; the socket is paused while an iterating reader leaves too many there. */
+  private earlyBytes = 0;
+  private paused = false;
 
   constructor(
     private readonly exchange: Exchange,
@@ -66,6 +72,12 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     }
     this.early.push(Buffer.from(src.subarray(start, end)));
     this.filled += n;
+    this.earlyBytes += n;
+    // A reader iterating behind the socket: stop reading it (TCP flow control holds the sender).
+    if (this.mode === 'iterate' && this.earlyBytes >= ITERATE_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.exchange.conn.socket.pause();
+    }
     if (this.filled > this.limit) {
       this.exchange.fail(
         codeError(`the body is larger than ${this.limit} bytes`, 'ERR_BODY_TOO_LARGE'),
@@ -80,7 +92,20 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     if (this.done) return;
     this.done = true;
     this.error = error;
+    // The whole body is in: the connection reads again before it is reused.
+    this.unpause();
     this.wake?.();
+  }
+
+  /** The socket is not being read because the reader is behind: no fault of the origin's. */
+  get held(): boolean {
+    return this.paused;
+  }
+
+  private unpause(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.exchange.conn.socket.resume();
   }
 
   /**
@@ -125,7 +150,12 @@ class Body implements HttpBody, AsyncIterable<Buffer> {
     this.mode = 'iterate';
     for (;;) {
       await this.until(() => this.early.length > 0 || this.done);
-      while (this.early.length > 0) yield this.early.shift()!;
+      while (this.early.length > 0) {
+        const chunk = this.early.shift()!;
+        this.earlyBytes -= chunk.length;
+        if (this.early.length === 0) this.unpause();
+        yield chunk;
+      }
       if (this.done) {
         if (this.error) throw this.error;
         return;
@@ -213,9 +243,11 @@ export class Exchange {
     this.framing = framed.framing;
     this.keepAlive = framed.keepAlive;
     this.keepAliveMs = keepAliveTimeoutMs(head.headers);
-    this.body = new Body(this, framed.length);
+    const body = new Body(this, framed.length);
+    this.body = body;
     this.settled = true;
-    this.watch.body();
+    // The speed floor does not count time the socket stood paused for a reader behind (disk).
+    this.watch.body(() => body.held);
     this.resolve({ statusCode: status, headers: head.headers, body: this.body });
     if (this.framing.kind === 'none' || (this.framing.kind === 'length' && this.framing.left === 0))
       this.end();

@@ -25,6 +25,9 @@ export const USER_AGENT =
   // Some CDNs refuse requests without a browser-like agent; keep our name in it for origin logs.
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36 Gabe/0.1';
 
+/** Largest body read by default (getChunks, open): a segment's, say. */
+export const MAX_BODY_BYTES = 512 * 1024 * 1024;
+
 export interface HttpClientOptions {
   /**
    * Connect, the whole response head, a trailer section, and the longest gap between two reads, ms
@@ -289,8 +292,17 @@ export class HttpClient {
     url: string,
     options: GetOptions & { maxBytes?: number } = {},
   ): Promise<{ chunks: Buffer[]; length: number; res: HttpResponse }> {
+    const res = await this.open(url, options);
+    return { ...(await this.readWhole(url, res, options)), res };
+  }
+
+  /**
+   * A request whose body the caller reads, whole (readWhole) or as it comes (iterating `body`): a
+   * segment decides which once it sees the Content-Length. Refuses a Content-Length over `maxBytes`.
+   */
+  async open(url: string, options: GetOptions & { maxBytes?: number } = {}): Promise<HttpResponse> {
     const res = await this.send(url, options.method ?? 'GET', options, undefined, this.wholeBodies);
-    const max = options.maxBytes ?? 512 * 1024 * 1024;
+    const max = options.maxBytes ?? MAX_BODY_BYTES;
     if (res.contentLength !== null && res.contentLength > max) {
       await res.body.dump().catch(() => {});
       throw new GabeError(
@@ -298,6 +310,19 @@ export class HttpClient {
         `${url} is ${res.contentLength} bytes, more than ${max} allowed`,
       );
     }
+    return res;
+  }
+
+  /**
+   * Reads the body of an open()ed response (`url` as asked for, for messages) whole, refusing more
+   * than `maxBytes` and failing, retryably, on a body shorter than its Content-Length.
+   */
+  async readWhole(
+    url: string,
+    res: HttpResponse,
+    options: Pick<GetOptions, 'alloc'> & { maxBytes?: number } = {},
+  ): Promise<{ chunks: Buffer[]; length: number }> {
+    const max = options.maxBytes ?? MAX_BODY_BYTES;
     let chunks: Buffer[] = [];
     let total = 0;
     try {
@@ -324,7 +349,7 @@ export class HttpClient {
     if (res.contentLength !== null && total !== res.contentLength) {
       throw new GabeError('TRUNCATED', `${url}: got ${total} of ${res.contentLength} bytes`);
     }
-    return { chunks, length: total, res };
+    return { chunks, length: total };
   }
 
   async close(): Promise<void> {
