@@ -20,13 +20,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { planTrack } from '../src/download/plan.js';
 import { GabeError } from '../src/errors.js';
 import { formatInfoTable, toInfoJson } from '../src/hls/info.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist } from '../src/hls/model.js';
 import { assertDownloadable, detectDrm, parsePlaylist } from '../src/hls/parse.js';
 import { selectAudioRendition, selectVariant } from '../src/hls/select.js';
+import { fuzzProgress, startFuzzWorker, watchFuzzWorker } from './helpers/fuzz-workers.js';
 import { type FuzzCase, makeCase, type Source } from './helpers/mutate.js';
 
 const SEED = Number(process.env['GABE_FUZZ_SEED'] ?? 20_251_125);
@@ -363,45 +364,15 @@ function describeCase(c: FuzzCase): string {
   );
 }
 
-/** Starts this file as a worker through tsx (workers do not inherit the `--import tsx` hooks). */
-function startWorker(input: WorkerInput): Worker {
-  const self = import.meta.url;
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(self)}, ${JSON.stringify(self)}))`;
-  return new Worker(code, { eval: true, workerData: { fuzz: input } });
-}
-
-/** Runs one worker; a case running longer than HANG_MS terminates it and is reported as a hang. */
+/** Runs one worker on this file; a case running longer than HANG_MS is reported as a hang. */
 function runWorker(input: WorkerInput): Promise<WorkerResult> {
-  const progress = new Float64Array(input.progress);
-  progress[0] = -1;
-  progress[1] = Date.now();
-  const worker = startWorker(input);
-  return new Promise((resolve, reject) => {
-    const watchdog = setInterval(() => {
-      const running = Date.now() - (progress[1] ?? 0);
-      if (progress[0] !== -1 && running > HANG_MS) {
-        clearInterval(watchdog);
-        const index = progress[0] ?? -1;
-        void worker.terminate();
-        resolve({
-          done: 0,
-          failures: [{ index, ms: running, message: `hang: still running after ${running} ms` }],
-          slowest: { index, ms: running },
-          outcomes: {},
-        });
-      }
-    }, 250);
-    worker.once('message', (r: WorkerResult) => {
-      clearInterval(watchdog);
-      resolve(r);
-      void worker.terminate();
-    });
-    worker.once('error', (err) => {
-      clearInterval(watchdog);
-      reject(err);
-    });
-  });
+  const worker = startFuzzWorker(import.meta.url, 'fuzz', input);
+  return watchFuzzWorker(worker, input.progress, HANG_MS, (index, running) => ({
+    done: 0,
+    failures: [{ index, ms: running, message: `hang: still running after ${running} ms` }],
+    slowest: { index, ms: running },
+    outcomes: {},
+  }));
 }
 
 /** Runs `f`, which must throw a GabeError of `code` matching `message`, within `ms`. */
@@ -581,7 +552,7 @@ if (isMainThread) {
             first,
             step: WORKERS,
             cases: CASES,
-            progress: new SharedArrayBuffer(16),
+            progress: fuzzProgress(),
           }),
         ),
       );

@@ -35,11 +35,12 @@ import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { NativeDeclined, NativeMerger, nativeRefusal } from '../src/download/native.js';
 import { GabeError } from '../src/errors.js';
 import { firstTsPts } from '../src/media/pts.js';
 import { makeTempDir, runFfmpeg } from './helpers/fixtures.js';
+import { fuzzProgress, startFuzzWorker, watchFuzzWorker } from './helpers/fuzz-workers.js';
 import { Mp4Invalid, readMp4, sampleSummary } from './helpers/mp4-check.js';
 import { int, mulberry32 } from './helpers/mutate.js';
 import {
@@ -462,50 +463,16 @@ function describeCase(c: TsCase): string {
   );
 }
 
-/** Starts this file as a worker through tsx (workers do not inherit the `--import tsx` hooks). */
-function startWorker(input: WorkerInput): Worker {
-  const self = import.meta.url;
-  const api = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(self)}, ${JSON.stringify(self)}))`;
-  return new Worker(code, { eval: true, workerData: { tsFuzz: input } });
-}
-
-/** Runs one worker; a case running longer than HANG_MS terminates it and is reported as a hang. */
+/** Runs one worker on this file; a case running longer than HANG_MS is reported as a hang. */
 function runWorker(input: WorkerInput): Promise<WorkerResult> {
-  const progress = new Float64Array(input.progress);
-  progress[0] = -1;
-  progress[1] = Date.now();
-  const worker = startWorker(input);
-  return new Promise((resolve, reject) => {
-    const watchdog = setInterval(() => {
-      const running = Date.now() - (progress[1] ?? 0);
-      if (progress[0] !== -1 && running > HANG_MS) {
-        clearInterval(watchdog);
-        const index = progress[0] ?? -1;
-        void worker.terminate();
-        resolve({
-          done: 0,
-          failures: [{ index, message: `hang: still running after ${running} ms` }],
-          slowest: { index, ms: running },
-          outcomes: {},
-          ffmpegChecked: 0,
-        });
-      }
-    }, 250);
-    worker.once('message', (r: WorkerResult) => {
-      clearInterval(watchdog);
-      resolve(r);
-      void worker.terminate();
-    });
-    worker.once('error', (err) => {
-      clearInterval(watchdog);
-      reject(err);
-    });
-    worker.once('exit', (code) => {
-      clearInterval(watchdog);
-      reject(new Error(`the fuzz worker exited (${code}) without a result, in case ${progress[0]}`));
-    });
-  });
+  const worker = startFuzzWorker(import.meta.url, 'tsFuzz', input);
+  return watchFuzzWorker(worker, input.progress, HANG_MS, (index, running) => ({
+    done: 0,
+    failures: [{ index, message: `hang: still running after ${running} ms` }],
+    slowest: { index, ms: running },
+    outcomes: {},
+    ffmpegChecked: 0,
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -953,7 +920,7 @@ if (isMainThread) {
             first,
             step: WORKERS,
             cases: CASES,
-            progress: new SharedArrayBuffer(16),
+            progress: fuzzProgress(),
           }),
         ),
       );
