@@ -27,7 +27,13 @@ import { formatInfoTable, toInfoJson } from '../src/hls/info.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist } from '../src/hls/model.js';
 import { assertDownloadable, detectDrm, parsePlaylist } from '../src/hls/parse.js';
 import { selectAudioRendition, selectVariant } from '../src/hls/select.js';
-import { fuzzProgress, startFuzzWorker, watchFuzzWorker } from './helpers/fuzz-workers.js';
+import {
+  failureReport,
+  fuzzProgress,
+  runFuzzWorkers,
+  startFuzzWorker,
+  watchFuzzWorker,
+} from './helpers/fuzz-workers.js';
 import { type FuzzCase, makeCase, type Source } from './helpers/mutate.js';
 
 const SEED = Number(process.env['GABE_FUZZ_SEED'] ?? 20_251_125);
@@ -543,36 +549,15 @@ if (isMainThread) {
     }
 
     it(`parses and plans ${CASES} mutated playlists (seed ${SEED}) with only GabeErrors, each within ${SLOW_MS} ms`, async (t) => {
-      const started = performance.now();
-      const results = await Promise.all(
-        Array.from({ length: WORKERS }, (_, first) =>
-          runWorker({
-            sources,
-            seed: SEED,
-            first,
-            step: WORKERS,
-            cases: CASES,
-            progress: fuzzProgress(),
-          }),
-        ),
+      const { seconds, done, slowest, outcomes, byCase } = await runFuzzWorkers(WORKERS, (first) =>
+        runWorker({ sources, seed: SEED, first, step: WORKERS, cases: CASES, progress: fuzzProgress() }),
       );
-      const seconds = (performance.now() - started) / 1000;
-      const done = results.reduce((n, r) => n + r.done, 0);
-      const failures = results.flatMap((r) => r.failures).sort((a, b) => a.index - b.index);
-      const slowest = results.reduce((a, r) => (r.slowest.ms > a.ms ? r.slowest : a), { index: -1, ms: 0 });
-      const outcomes: Record<string, number> = {};
-      for (const r of results) {
-        for (const [k, v] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
-      }
       t.diagnostic(`${done} cases in ${seconds.toFixed(1)} s from ${sources.length} sources, seed ${SEED}`);
       t.diagnostic(`slowest case: ${slowest.index} (${slowest.ms.toFixed(0)} ms)`);
       t.diagnostic(`outcomes: ${JSON.stringify(outcomes)}`);
-      const byCase = new Map<number, string[]>();
-      for (const f of failures) byCase.set(f.index, [...(byCase.get(f.index) ?? []), f.message]);
-      const report = [...byCase]
-        .slice(0, MAX_REPORTED)
-        .map(([index, messages]) => `${messages.join('\n')}\n${describeCase(makeCase(sources, SEED, index))}`)
-        .join('\n\n');
+      const report = failureReport(byCase, MAX_REPORTED, (index) =>
+        describeCase(makeCase(sources, SEED, index)),
+      );
       assert.equal(byCase.size, 0, `${byCase.size} failing case(s):\n\n${report}`);
       assert.ok(done >= CASES, `only ${done} of ${CASES} cases ran`);
     });

@@ -40,7 +40,13 @@ import { NativeDeclined, NativeMerger, nativeRefusal } from '../src/download/nat
 import { GabeError } from '../src/errors.js';
 import { firstTsPts } from '../src/media/pts.js';
 import { makeTempDir, runFfmpeg } from './helpers/fixtures.js';
-import { fuzzProgress, startFuzzWorker, watchFuzzWorker } from './helpers/fuzz-workers.js';
+import {
+  failureReport,
+  fuzzProgress,
+  runFuzzWorkers,
+  startFuzzWorker,
+  watchFuzzWorker,
+} from './helpers/fuzz-workers.js';
 import { Mp4Invalid, readMp4, sampleSummary } from './helpers/mp4-check.js';
 import { int, mulberry32 } from './helpers/mutate.js';
 import {
@@ -911,39 +917,16 @@ if (isMainThread) {
     }
 
     it(`remuxes ${CASES} mutated streams (seed ${SEED}) to valid files or a clear refusal, each within ${SLOW_MS} ms`, async (t) => {
-      const started = performance.now();
-      const results = await Promise.all(
-        Array.from({ length: WORKERS }, (_, first) =>
-          runWorker({
-            sources,
-            seed: SEED,
-            first,
-            step: WORKERS,
-            cases: CASES,
-            progress: fuzzProgress(),
-          }),
-        ),
+      const { results, seconds, done, slowest, outcomes, byCase } = await runFuzzWorkers(WORKERS, (first) =>
+        runWorker({ sources, seed: SEED, first, step: WORKERS, cases: CASES, progress: fuzzProgress() }),
       );
-      const seconds = (performance.now() - started) / 1000;
-      const done = results.reduce((n, r) => n + r.done, 0);
-      const failures = results.flatMap((r) => r.failures).sort((a, b) => a.index - b.index);
-      const slowest = results.reduce((a, r) => (r.slowest.ms > a.ms ? r.slowest : a), { index: -1, ms: 0 });
-      const outcomes: Record<string, number> = {};
-      for (const r of results) {
-        for (const [k, v] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
-      }
       const checked = results.reduce((n, r) => n + r.ffmpegChecked, 0);
       t.diagnostic(`${done} cases in ${seconds.toFixed(1)} s, seed ${SEED}`);
       t.diagnostic(`slowest case: ${slowest.index} (${slowest.ms.toFixed(0)} ms)`);
       t.diagnostic(`outcomes: ${JSON.stringify(outcomes)}; ${checked} files read by ffmpeg`);
-      const byCase = new Map<number, string[]>();
-      for (const f of failures) byCase.set(f.index, [...(byCase.get(f.index) ?? []), f.message]);
-      const report = [...byCase]
-        .slice(0, MAX_REPORTED)
-        .map(
-          ([index, messages]) => `${messages.join('\n')}\n${describeCase(makeTsCase(sources, SEED, index))}`,
-        )
-        .join('\n\n');
+      const report = failureReport(byCase, MAX_REPORTED, (index) =>
+        describeCase(makeTsCase(sources, SEED, index)),
+      );
       assert.equal(byCase.size, 0, `${byCase.size} failing case(s):\n\n${report}`);
       assert.ok(done >= CASES, `only ${done} of ${CASES} cases ran`);
       assert.ok((outcomes['ok'] ?? 0) > CASES / 4, 'most cases give a file');

@@ -60,3 +60,48 @@ export function fuzzProgress(): SharedArrayBuffer {
   progress[1] = Date.now();
   return buffer;
 }
+
+/** What each fuzz worker sends back. */
+export interface FuzzWorkerResult {
+  done: number;
+  failures: { index: number; message: string }[];
+  slowest: { index: number; ms: number };
+  outcomes: Record<string, number>;
+}
+
+/** The fuzz run over all workers: `run(first)` runs the cases first, first + workers, … */
+export async function runFuzzWorkers<R extends FuzzWorkerResult>(
+  workers: number,
+  run: (first: number) => Promise<R>,
+) {
+  const started = performance.now();
+  const results = await Promise.all(Array.from({ length: workers }, (_, first) => run(first)));
+  const outcomes: Record<string, number> = {};
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.outcomes)) outcomes[k] = (outcomes[k] ?? 0) + v;
+  }
+  const byCase = new Map<number, string[]>();
+  for (const f of results.flatMap((r) => r.failures).sort((a, b) => a.index - b.index))
+    byCase.set(f.index, [...(byCase.get(f.index) ?? []), f.message]);
+  return {
+    results,
+    seconds: (performance.now() - started) / 1000,
+    done: results.reduce((n, r) => n + r.done, 0),
+    slowest: results.reduce((a, r) => (r.slowest.ms > a.ms ? r.slowest : a), { index: -1, ms: 0 }),
+    outcomes,
+    /** The failures' messages by case index. */
+    byCase,
+  };
+}
+
+/** The first `max` failing cases, each with its messages and what `describe` says of it. */
+export function failureReport(
+  byCase: ReadonlyMap<number, string[]>,
+  max: number,
+  describe: (index: number) => string,
+): string {
+  return [...byCase]
+    .slice(0, max)
+    .map(([index, messages]) => `${messages.join('\n')}\n${describe(index)}`)
+    .join('\n\n');
+}
