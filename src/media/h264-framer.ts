@@ -13,7 +13,7 @@
  * Each access unit is converted to MP4's form (every NAL unit behind its 4-byte length, 14496-15 5.3.4)
  * as its NAL units arrive, into buffers from `take`; it is handed on once the next one starts.
  */
-import { hasRecoveryPoint, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SPS } from './h264.js';
+import { hasRecoveryPoint, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SPS, splitNals } from './h264.js';
 
 const START_CODE = Buffer.from([0, 0, 1]);
 
@@ -87,8 +87,6 @@ export class H264Framer {
   private gap = false;
   /** The last unit handed on, reused for the next (the consumer keeps none of it but its parts). */
   private spare: OpenUnit | null = null;
-  /** Scratch for scan(): NAL units of the open access unit, [start, end) pairs. */
-  private readonly run: number[] = [];
 
   constructor(
     /** Room for `n` bytes of sample data (the caller's slabs). */
@@ -193,32 +191,28 @@ export class H264Framer {
     // A new PES's timestamps replace those of one in which no access unit started.
     if (first && first.at === 0) this.stamp = null;
     let pending = first;
-    /** NAL units of the open access unit found in `data` and not yet appended: [start, end) pairs. */
-    const run = this.run;
-    let at = data.indexOf(START_CODE);
-    while (at >= 0) {
-      const start = at + 3;
-      const next = data.indexOf(START_CODE, start);
-      // A 4-byte start code's first zero is not the NAL's; further zeros (cabac_zero_words) are, as
-      // ffmpeg keeps them.
-      const end = next < 0 ? data.length : data[next - 1] === 0 && next - 1 >= start ? next - 1 : next;
-      const codeAt = at > 0 && data[at - 1] === 0 ? at - 1 : at;
-      at = next;
-      if (end <= start) {
-        // A start code that ends the data: its NAL unit begins in the next PES.
-        if (next < 0) this.startPending = true;
-        continue;
-      }
+    const nals = splitNals(data);
+    // A start code that ends the data: its NAL unit begins in the next PES.
+    const n = data.length;
+    if (n >= 3 && data[n - 3] === 0 && data[n - 2] === 0 && data[n - 1] === 1) this.startPending = true;
+    /** The first NAL unit in `nals` (an index of its start) of the open unit not yet appended to it. */
+    let from = 0;
+    for (let k = 0; k < nals.length; k += 2) {
+      const start = nals[k]!;
+      const end = nals[k + 1]!;
+      // Where its start code begins: a 4-byte one's first zero too.
+      const codeAt = start >= 4 && data[start - 4] === 0 ? start - 4 : start - 3;
       const type = data[start]! & 0x1f;
       const slice = SLICE[type] === 1;
       const firstMb = slice ? firstMbInSlice(data, start + 1, end) : 0;
       let u = this.unit;
       if (!u || (u.hasSlice && (DELIMITS[type] === 1 || (slice && firstMb <= u.lastFirstMb)))) {
         if (u) {
-          this.append(u, data, run);
+          this.append(u, data, nals, from, k);
           this.emit(u);
           this.spare = u;
         }
+        from = k;
         // The timestamps of the latest PES that began by here (ffmpeg's parser gives a frame those).
         while (pending && pending.at <= codeAt) {
           this.stamp = pending;
@@ -255,9 +249,8 @@ export class H264Framer {
       } else if (type === NAL_SPS || type === NAL_PPS) {
         u.params = true;
       }
-      run.push(start, end);
     }
-    if (this.unit) this.append(this.unit, data, run);
+    if (this.unit) this.append(this.unit, data, nals, from, nals.length);
     // Timestamps of a PES in which no access unit started go to the next one that starts.
     while (pending) {
       this.stamp = pending;
@@ -265,16 +258,16 @@ export class H264Framer {
     }
   }
 
-  /** The NAL units `run` ([start, end) pairs in `data`) appended to `u` in one part; `run` is emptied. */
-  private append(u: OpenUnit, data: Buffer, run: number[]): void {
-    if (run.length === 0) return;
+  /** NAL units [from, to) of `nals` ([start, end) pairs in `data`) appended to `u` in one part. */
+  private append(u: OpenUnit, data: Buffer, nals: readonly number[], from: number, to: number): void {
+    if (to <= from) return;
     let size = 0;
-    for (let k = 0; k < run.length; k += 2) size += 4 + run[k + 1]! - run[k]!;
+    for (let k = from; k < to; k += 2) size += 4 + nals[k + 1]! - nals[k]!;
     const out = this.take(size);
     let o = 0;
-    for (let k = 0; k < run.length; k += 2) {
-      const start = run[k]!;
-      const end = run[k + 1]!;
+    for (let k = from; k < to; k += 2) {
+      const start = nals[k]!;
+      const end = nals[k + 1]!;
       u.lastNal = o;
       out.writeUInt32BE(end - start, o);
       data.copy(out, o + 4, start, end);
@@ -282,7 +275,6 @@ export class H264Framer {
     }
     u.parts.push(out);
     u.size += size;
-    run.length = 0;
   }
 
   /**
