@@ -106,6 +106,41 @@ export function headOverflowError(): NodeJS.ErrnoException {
   );
 }
 
+/**
+ * Bytes of a head a parser has already taken apart (node:http's raw [name, value, …] list, or
+ * undici's field object): the shortest status line and each field with its CRLF.
+ */
+export function parsedHeadBytes(
+  fields: readonly string[] | Record<string, string | string[] | undefined>,
+): number {
+  let n = 'HTTP/1.1 200 \r\n\r\n'.length;
+  if (Array.isArray(fields)) {
+    for (let i = 0; i < fields.length; i += 2) n += fields[i]!.length + (fields[i + 1]?.length ?? 0) + 4;
+    return n;
+  }
+  for (const [name, value] of Object.entries(fields)) {
+    for (const v of Array.isArray(value) ? value : [value ?? '']) n += name.length + v.length + 4;
+  }
+  return n;
+}
+
+/**
+ * The heads of one response (interim ones and the final one) against MAX_INTERIM_RESPONSES and
+ * MAX_HEAD_BYTES, for the transports whose parser hands over whole heads (node:http, undici);
+ * H1Transport counts bytes as they come (h1-head.ts).
+ */
+export class HeadTally {
+  private interim = 0;
+  private bytes = 0;
+
+  /** Counts a head of `status` and `bytes`; the limit it breaks, or null. */
+  add(status: number, bytes: number): NodeJS.ErrnoException | null {
+    this.bytes += bytes;
+    if (status < 200 && ++this.interim > MAX_INTERIM_RESPONSES) return interimLimitError();
+    return this.bytes > MAX_HEAD_BYTES ? headOverflowError() : null;
+  }
+}
+
 export function trailerOverflowError(): NodeJS.ErrnoException {
   return protocolError(`trailer section larger than ${MAX_HEAD_BYTES} bytes`, 'HPE_HEADER_OVERFLOW');
 }

@@ -2,12 +2,11 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import {
-  headOverflowError,
+  HeadTally,
   idleTimeoutError,
-  interimLimitError,
   type LimitOptions,
   MAX_HEAD_BYTES,
-  MAX_INTERIM_RESPONSES,
+  parsedHeadBytes,
   TransferWatch,
   type Watch,
 } from './deadlines.js';
@@ -46,13 +45,6 @@ export interface NativeTransportOptions extends LimitOptions {
 
 /** Bodies larger than this are not read to the end to save a socket: the socket is closed instead. */
 export const DUMP_LIMIT = 128 * 1024;
-
-/** Bytes of a head as Node hands it over: the status line and every field, with their CRLFs. */
-function headBytes(rawHeaders: string[]): number {
-  let n = 'HTTP/1.1 200 \r\n\r\n'.length;
-  for (let i = 0; i < rawHeaders.length; i += 2) n += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 4;
-  return n;
-}
 
 function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
   const dump = (): Promise<void> =>
@@ -142,17 +134,16 @@ export class NativeTransport implements Transport {
         if (!guard || socket.remoteAddress) return; // a kept-alive socket, checked when it connected
         guardPeer(socket, guard, url.hostname, (err) => out.destroy(err));
       });
-      let interim = 0;
-      let interimBytes = 0;
+      const heads = new HeadTally();
       out.on('information', (info: http.InformationEvent) => {
-        interimBytes += headBytes(info.rawHeaders);
-        if (++interim > MAX_INTERIM_RESPONSES) fail(interimLimitError());
-        else if (interimBytes > MAX_HEAD_BYTES) fail(headOverflowError());
+        const refusal = heads.add(info.statusCode, parsedHeadBytes(info.rawHeaders));
+        if (refusal) fail(refusal);
       });
       out.on('response', (res) => {
-        if (interimBytes + headBytes(res.rawHeaders) > MAX_HEAD_BYTES) {
+        const refusal = heads.add(res.statusCode ?? 0, parsedHeadBytes(res.rawHeaders));
+        if (refusal) {
           res.destroy();
-          return fail(headOverflowError());
+          return fail(refusal);
         }
         response = res;
         // Data waiting in the response's buffer is our reader's delay, not the origin's.

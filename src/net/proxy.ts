@@ -7,27 +7,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../errors.js';
-import {
-  headOverflowError,
-  interimLimitError,
-  MAX_HEAD_BYTES,
-  MAX_INTERIM_RESPONSES,
-  TransferWatch,
-  type Watch,
-} from './deadlines.js';
+import { HeadTally, MAX_HEAD_BYTES, parsedHeadBytes, TransferWatch, type Watch } from './deadlines.js';
 import type { HttpClientOptions, Transport } from './http.js';
 import type { RawRequest, RawResponse } from './native.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
 import { redactCredentials } from './redact.js';
-
-/** Bytes of a head as undici hands it over: the status line and every field, with their CRLFs. */
-function headBytes(headers: IncomingHttpHeaders): number {
-  let n = 'HTTP/1.1 200 \r\n\r\n'.length;
-  for (const [name, value] of Object.entries(headers)) {
-    for (const v of Array.isArray(value) ? value : [value ?? '']) n += name.length + v.length + 4;
-  }
-  return n;
-}
 
 /**
  * deadlines.ts's limits on one undici request, as a handler around undici's own: the head deadline
@@ -38,8 +22,7 @@ function headBytes(headers: IncomingHttpHeaders): number {
 class LimitsHandler implements Dispatcher.DispatchHandler {
   private watch: Watch | null = null;
   private bytes = 0;
-  private interim = 0;
-  private headBytes = 0;
+  private readonly heads = new HeadTally();
 
   constructor(
     private readonly watches: TransferWatch,
@@ -70,13 +53,7 @@ class LimitsHandler implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    this.headBytes += headBytes(headers);
-    const refusal =
-      statusCode < 200 && ++this.interim > MAX_INTERIM_RESPONSES
-        ? interimLimitError()
-        : this.headBytes > MAX_HEAD_BYTES
-          ? headOverflowError()
-          : null;
+    const refusal = this.heads.add(statusCode, parsedHeadBytes(headers));
     if (refusal) {
       this.watch?.end();
       controller.abort(refusal);
