@@ -141,7 +141,33 @@ export async function fetchPieces(
   return { buffers: out, spill: null };
 }
 
-/** A whole body's checks: not empty, as long as its byte range, the range cut out of a 200. */
+/**
+ * A body's length against what was asked: not empty (a 0-byte 200 is an overloaded edge, never an
+ * empty segment), a whole resource sent for a byte range (`ofWhole`) long enough to hold the range,
+ * as long as its Content-Length (when given here), as long as its byte range. The error, or null.
+ */
+function lengthRefusal(
+  f: Fetch,
+  url: string,
+  length: number,
+  ofWhole: boolean,
+  contentLength: number | null,
+): GabeError | null {
+  if (length === 0) return new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
+  if (f.range && ofWhole) {
+    if (length >= f.range.offset + f.range.length) return null;
+    return new GabeError('SEGMENT', `${url} is ${length} bytes, shorter than its byte range`);
+  }
+  if (contentLength !== null && length !== contentLength) {
+    return new GabeError('TRUNCATED', `${url}: got ${length} of ${contentLength} bytes`);
+  }
+  if (f.range && length !== f.range.length) {
+    return new GabeError('TRUNCATED', `${f.url}: got ${length} bytes of a ${f.range.length}-byte range`);
+  }
+  return null;
+}
+
+/** A whole body's checks (lengthRefusal; readWhole checked its Content-Length), the range cut out of a 200. */
 function wholeChecked(
   f: Fetch,
   url: string,
@@ -151,17 +177,11 @@ function wholeChecked(
   o: TrackOptions,
 ): Buffer[] {
   o.progress.addBytes(length);
-  // A 0-byte answer with status 200 is a failed segment (an overloaded edge), never an empty one.
-  if (length === 0) throw new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
-  if (f.range && res.status === 200) {
-    if (length < f.range.offset + f.range.length) {
-      throw new GabeError('SEGMENT', `${url} is ${length} bytes, shorter than its byte range`);
-    }
-    return [Buffer.concat(chunks, length).subarray(f.range.offset, f.range.offset + f.range.length)];
-  }
-  if (f.range && length !== f.range.length) {
-    throw new GabeError('TRUNCATED', `${f.url}: got ${length} bytes of a ${f.range.length}-byte range`);
-  }
+  const ofWhole = f.range !== null && res.status === 200;
+  const refusal = lengthRefusal(f, url, length, ofWhole, null);
+  if (refusal) throw refusal;
+  if (ofWhole)
+    return [Buffer.concat(chunks, length).subarray(f.range!.offset, f.range!.offset + f.range!.length)];
   return chunks;
 }
 
@@ -227,16 +247,9 @@ async function streamToSpill(
       }
       await take(r.value as Buffer);
     }
-    if (total === 0) throw new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
-    if (whole && !stream.complete) {
-      throw new GabeError('SEGMENT', `${url} is ${total} bytes, shorter than its byte range`);
-    }
-    if (!whole && res.contentLength !== null && total !== res.contentLength) {
-      throw new GabeError('TRUNCATED', `${url}: got ${total} of ${res.contentLength} bytes`);
-    }
-    if (f.range && !whole && total !== f.range.length) {
-      throw new GabeError('TRUNCATED', `${f.url}: got ${total} bytes of a ${f.range.length}-byte range`);
-    }
+    // (The whole resource sent for a range was read up to the range's end: `total` covers it or not.)
+    const refusal = lengthRefusal(f, url, total, whole, whole ? null : res.contentLength);
+    if (refusal) throw refusal;
     await stream.end();
     await file.finish();
     o.progress.addBytes(total);
