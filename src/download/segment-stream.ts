@@ -7,6 +7,7 @@
  */
 import { createDecipheriv, type Decipher } from 'node:crypto';
 import { GabeError } from '../errors.js';
+import { decryptError } from '../hls/aes.js';
 import { type Disguise, detectDisguise } from '../media/disguise.js';
 
 /** Bytes of a piece looked at before its first byte goes out: a fake image header fits in them. */
@@ -31,13 +32,6 @@ export interface SegmentStreamOptions {
   /** A fake header was found and cut off. */
   onDisguise(found: Disguise): void;
   write(data: Buffer): Promise<void>;
-}
-
-/** AES-128-CBC failures (a wrong key or IV shows as bad padding at the end) read as KEY errors. */
-function keyError(what: string, cause: unknown): GabeError {
-  return new GabeError('KEY', `${what} could not be decrypted with its AES-128 key (wrong key or IV?)`, {
-    cause,
-  });
 }
 
 export class SegmentStream {
@@ -72,7 +66,7 @@ export class SegmentStream {
       try {
         this.decipher = createDecipheriv('aes-128-cbc', p.decrypt.key, p.decrypt.iv);
       } catch (err) {
-        throw keyError(p.what, err);
+        throw decryptError(p.what, err);
       }
     }
     this.head = [];
@@ -143,7 +137,7 @@ export class SegmentStream {
       try {
         last = this.decipher.final();
       } catch (err) {
-        throw keyError(this.o.pieces[this.piece]!.what, err);
+        throw decryptError(this.o.pieces[this.piece]!.what, err);
       }
       await this.emit(last);
     }

@@ -47,8 +47,13 @@ export function decryptAes128(data: Buffer, key: Buffer, iv: Buffer, what: strin
     const decipher = createDecipheriv('aes-128-cbc', key, iv);
     return Buffer.concat([decipher.update(data), decipher.final()]);
   } catch (err) {
-    throw new GabeError('KEY', `${what} could not be decrypted with its AES-128 key (wrong key or IV?)`, {
-      cause: err,
-    });
+    throw decryptError(what, err);
   }
+}
+
+/** A segment AES-128-CBC would not decrypt (a wrong key or IV shows as bad padding at the end). */
+export function decryptError(what: string, cause: unknown): GabeError {
+  return new GabeError('KEY', `${what} could not be decrypted with its AES-128 key (wrong key or IV?)`, {
+    cause,
+  });
 }
