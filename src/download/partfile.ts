@@ -2,8 +2,9 @@
  * The part file and the checkpoint beside it (`download.part.json`) on disk: positioned writes, the
  * throttled atomic checkpoint writer, and reading a checkpoint back when a job restarts.
  */
-import { type FileHandle, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, readFile, rm, stat } from 'node:fs/promises';
 import { GabeError } from '../errors.js';
+import { replaceFile } from '../storage/paths.js';
 import { type Checkpoint, parseCheckpoint } from './ranges.js';
 
 /** Longest time between two checkpoints (a piece finishing writes one at once). */
@@ -38,10 +39,7 @@ export class CheckpointWriter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.last = Date.now();
-    const write = this.chain.then(async () => {
-      await writeFile(`${this.file}.tmp`, this.snapshot());
-      await rename(`${this.file}.tmp`, this.file);
-    });
+    const write = this.chain.then(() => replaceFile(this.file, this.snapshot()));
     this.chain = write.catch((err: unknown) => {
       this.failure ??= err;
     });

@@ -2,7 +2,8 @@
  * The checkpoint beside a track file (`<track>.json`): what the file durably holds, so a restarted job
  * fetches only what is missing.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { replaceFile } from '../storage/paths.js';
 
 /** Durable progress of one track: how many fetches are in the file, and how many bytes that is. */
 export interface TrackCheckpoint {
@@ -19,15 +20,12 @@ export interface TrackCheckpoint {
 }
 
 /**
- * Replaces the checkpoint beside `file` atomically: written to a temp file, then renamed over the old
- * one (rename(2) swaps the name in one step), as the MP4 part file's checkpoint is. Written in place, a
- * crash or a reader mid-write met a truncated document and threw the whole track's progress away.
- * One write at a time per track file (the track's writer awaits each).
+ * Replaces the checkpoint beside `file` atomically (replaceFile), as the MP4 part file's is: written
+ * in place, a crash or a reader mid-write met a truncated document and threw the whole track's
+ * progress away. One write at a time per track file (the track's writer awaits each).
  */
-export async function writeCheckpoint(file: string, cp: TrackCheckpoint): Promise<void> {
-  const temp = `${file}.json.tmp`;
-  await writeFile(temp, JSON.stringify(cp));
-  await rename(temp, `${file}.json`);
+export function writeCheckpoint(file: string, cp: TrackCheckpoint): Promise<void> {
+  return replaceFile(`${file}.json`, JSON.stringify(cp));
 }
 
 /** The checkpoint beside a track file, if it was written for `fingerprint`. */

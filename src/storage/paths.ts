@@ -1,5 +1,5 @@
 import { constants as fsConstants } from 'node:fs';
-import { copyFile, link, mkdir, rm, statfs, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GabeError } from '../errors.js';
 
@@ -7,6 +7,15 @@ import { GabeError } from '../errors.js';
 export function jobTempDir(tempRoot: string, jobId: string): string {
   if (!/^[0-9a-f-]{36}$/i.test(jobId)) throw new GabeError('INTERNAL', `unexpected job id ${jobId}`);
   return path.join(tempRoot, jobId);
+}
+
+/**
+ * Replaces `file`'s content atomically: written to `<file>.tmp`, then renamed over it (rename(2)
+ * swaps the name in one step), so a crash or a concurrent reader never meets half of it.
+ */
+export async function replaceFile(file: string, data: string): Promise<void> {
+  await writeFile(`${file}.tmp`, data);
+  await rename(`${file}.tmp`, file);
 }
 
 export function isInside(dir: string, file: string): boolean {
