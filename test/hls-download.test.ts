@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { hlsDownloader } from '../src/download/hls.js';
 import type { Job } from '../src/jobs/types.js';
+import { ffmpegCopy } from './helpers/differential.js';
 import {
   decodedHash,
   decodedVideoHash,
@@ -20,7 +21,6 @@ import {
   makeHlsSeparateAudio,
   makeHlsTs,
   makeTempDir,
-  runFfmpeg,
 } from './helpers/fixtures.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startProxy } from './helpers/proxy.js';
@@ -29,23 +29,7 @@ import { startSocks5 } from './helpers/socks.js';
 
 /** What `ffmpeg -i URL -c copy` makes of the same playlist: the reference a download must equal. */
 async function reference(url: string): Promise<string> {
-  const out = path.join(await makeTempDir('ref'), 'ref.mp4');
-  await runFfmpeg([
-    '-v',
-    'error',
-    '-allowed_extensions',
-    'ALL',
-    '-i',
-    url,
-    '-map',
-    '0:v?',
-    '-map',
-    '0:a?',
-    '-c',
-    'copy',
-    out,
-  ]);
-  return out;
+  return ffmpegCopy(url, path.join(await makeTempDir('ref'), 'ref.mp4'), ['-allowed_extensions', 'ALL']);
 }
 
 /** The types of an MP4's top-level boxes, in file order. */

@@ -13,7 +13,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { NativeMerger } from '../src/download/native.js';
-import { framemd5, streamFacts } from './helpers/differential.js';
+import { ffmpegCopy, framemd5, streamFacts } from './helpers/differential.js';
 import { makeTempDir, runFfmpeg } from './helpers/fixtures.js';
 import {
   adtsFrames,
@@ -103,24 +103,8 @@ async function remux(
 async function reference(ts: Buffer, discardCorrupt = false): Promise<string> {
   const dir = await makeTempDir('layouts-ref');
   await writeFile(path.join(dir, 'in.ts'), ts);
-  await runFfmpeg(
-    [
-      ...(discardCorrupt ? ['-fflags', '+discardcorrupt'] : []),
-      ...[
-        '-i',
-        path.join(dir, 'in.ts'),
-        '-map',
-        '0:v?',
-        '-map',
-        '0:a?',
-        '-c',
-        'copy',
-        path.join(dir, 'ref.mp4'),
-      ],
-    ],
-    dir,
-  );
-  return path.join(dir, 'ref.mp4');
+  const before = discardCorrupt ? ['-fflags', '+discardcorrupt'] : [];
+  return ffmpegCopy(path.join(dir, 'in.ts'), path.join(dir, 'ref.mp4'), before);
 }
 
 /** Same packets (bytes, timestamps, durations) and the same seek points as the reference. */

@@ -39,6 +39,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { NativeDeclined, NativeMerger, nativeRefusal } from '../src/download/native.js';
 import { GabeError } from '../src/errors.js';
 import { firstTsPts } from '../src/media/pts.js';
+import { ffmpegCopy } from './helpers/differential.js';
 import { makeTempDir, runFfmpeg } from './helpers/fixtures.js';
 import {
   failureReport,
@@ -572,7 +573,7 @@ if (isMainThread) {
         await writeFile(ts, s.data);
         await writeFile(mine, refs.get(s.name)!.bytes);
         const ref = out(`${s.name}-ffmpeg.mp4`);
-        await runFfmpeg(['-i', ts, '-map', '0:v?', '-map', '0:a?', '-c', 'copy', '-f', 'mp4', ref]);
+        await ffmpegCopy(ts, ref);
         assert.equal(await framemd5(mine), await framemd5(ref), s.name);
         assert.equal(await ffmpegErrors(mine, true), '', `${s.name} decodes without error`);
       }
@@ -678,22 +679,7 @@ if (isMainThread) {
         const mine = out('c.mp4');
         assert.equal(await merge({ writes: [chunksOf(data, 4096)] }, mine), 'ok');
         checkFile(readFileSync(mine), false);
-        const ref = out('c-ffmpeg.mp4');
-        await runFfmpeg([
-          '-fflags',
-          '+discardcorrupt',
-          '-i',
-          ts,
-          '-map',
-          '0:v?',
-          '-map',
-          '0:a?',
-          '-c',
-          'copy',
-          '-f',
-          'mp4',
-          ref,
-        ]);
+        const ref = await ffmpegCopy(ts, out('c-ffmpeg.mp4'), ['-fflags', '+discardcorrupt']);
         assert.equal(await framemd5(mine), await framemd5(ref), `${name} without the packet at ${p}`);
       }
     });
@@ -778,20 +764,7 @@ if (isMainThread) {
       checkFile(readFileSync(file), false);
       assert.equal(await ffmpegErrors(file), '');
       await writeFile(out('backwards.ts'), data);
-      const ref = out('backwards-ffmpeg.mp4');
-      await runFfmpeg([
-        '-i',
-        out('backwards.ts'),
-        '-map',
-        '0:v?',
-        '-map',
-        '0:a?',
-        '-c',
-        'copy',
-        '-f',
-        'mp4',
-        ref,
-      ]);
+      const ref = await ffmpegCopy(out('backwards.ts'), out('backwards-ffmpeg.mp4'));
       assert.equal(await framemd5(file), await framemd5(ref));
     });
 

@@ -55,6 +55,28 @@ export function syncSamples(file: string): (number[] | null)[] {
     });
 }
 
+/**
+ * `ffmpeg -c copy` of `input`'s video and audio into the MP4 `output` (`before`: options for the
+ * input): the reference a download or a remux must equal.
+ */
+export async function ffmpegCopy(input: string, output: string, before: string[] = []): Promise<string> {
+  await runFfmpeg([
+    ...before,
+    '-i',
+    input,
+    '-map',
+    '0:v?',
+    '-map',
+    '0:a?',
+    '-c',
+    'copy',
+    '-f',
+    'mp4',
+    output,
+  ]);
+  return output;
+}
+
 /** Every packet's timestamps, duration, size and MD5 (`ffmpeg -f framemd5` of a stream copy). */
 export async function framemd5(file: string, extra: string[] = []): Promise<string[]> {
   const out = await runFfmpeg([...extra, '-i', file, '-map', '0', '-c', 'copy', '-f', 'framemd5', '-']);
