@@ -4,10 +4,10 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { JobListResponse, JobResponse } from './api/schemas.js';
 import type { ClientOptions } from './cli/client.js';
-import { isGabeError } from './errors.js';
-import { parseResolutionPreference } from './hls/select.js';
-import { keepHeapSmall } from './memory.js';
 import { redactCredentials } from './net/redact.js';
+import { parseResolutionPreference } from './playlist/selection.js';
+import { isGabeError } from './service/errors.js';
+import { keepHeapSmall } from './service/heap.js';
 import { VERSION } from './version.js';
 
 keepHeapSmall();
@@ -32,9 +32,9 @@ function fail(err: unknown): never {
 
 async function serve(opts: { config?: string; host?: string; port?: number }): Promise<void> {
   const [{ defaultConfigFile, loadConfig }, { createLogger }, { createService, listen }] = await Promise.all([
-    import('./config.js'),
-    import('./log.js'),
-    import('./server.js'),
+    import('./service/config.js'),
+    import('./service/log.js'),
+    import('./service/server.js'),
   ]);
   const config = loadConfig({
     file: opts.config ?? defaultConfigFile(),
@@ -140,9 +140,9 @@ async function download(url: string, opts: DownloadFlags): Promise<void> {
     { downloadLocally },
     { progressReporter },
   ] = await Promise.all([
-    import('./config.js'),
-    import('./log.js'),
-    import('./media/locate.js'),
+    import('./service/config.js'),
+    import('./service/log.js'),
+    import('./media/ffmpeg/locate.js'),
     import('./cli/download.js'),
     import('./cli/progress.js'),
   ]);

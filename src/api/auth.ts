@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
-import { GabeError } from '../errors.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
 import type { JobRequest, JobType } from '../jobs/types.js';
+import { checkUrl } from '../net/client.js';
 import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
-import { checkUrl } from '../net/http.js';
+import type { Config } from '../service/config.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { presentJob } from './present.js';
 import type { RateLimitHook } from './rate-limit.js';
@@ -24,7 +24,7 @@ export interface DownloadRoutesOptions {
  * not refused here; the job fails with a network error). A proxy named in the request is the caller's
  * choice, but it could point into our network too (the job would then connect to it), so its host is
  * checked the same way; the config proxy is the operator's and trusted. This check is for a clear,
- * early answer: the job checks the proxy again when it connects to it (net/proxy-connect.ts), since
+ * early answer: the job checks the proxy again when it connects to it (net/transports/proxy-connect.ts), since
  * its name may resolve elsewhere by then.
  */
 export async function checkDestinations(

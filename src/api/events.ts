@@ -1,11 +1,11 @@
 import { fastifySSE } from '@fastify/sse';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
-import { GabeError } from '../errors.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 import { presentJob } from './present.js';
 import { JobParams, type JobResponse } from './schemas.js';
 import { StreamSlots } from './stream-slots.js';

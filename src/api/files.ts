@@ -2,9 +2,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.js';
-import { GabeError } from '../errors.js';
 import type { JobStore } from '../jobs/store.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 import { isInside } from '../storage/paths.js';
 import { JobParams } from './schemas.js';
 

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
-import type { FfmpegTools } from '../media/locate.js';
+import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import type { Config } from '../service/config.js';
 import { freeBytes } from '../storage/paths.js';
 import { VERSION } from '../version.js';
 import { ErrorSchema, HealthSchema } from './schemas.js';

@@ -6,8 +6,8 @@
  */
 import { isIP } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Config } from '../config.js';
-import { GabeError } from '../errors.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 
 /** The names a loopback-bound service is reached by on its own machine. */
 const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];

@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Config } from '../config.js';
-import { GabeError } from '../errors.js';
 import { removeJobOutput } from '../jobs/cleanup.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
 import { isFinal } from '../jobs/types.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 import { presentJob } from './present.js';
 import { errorResponses, JobList, JobParams, JobSchema, ListQuery } from './schemas.js';
 

@@ -1,16 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
-import type { Config } from '../config.js';
-import { detectKind } from '../download/detect.js';
-import { parseContentRange } from '../download/mp4.js';
-import { GabeError } from '../errors.js';
-import { identityKey } from '../hls/keys.js';
-import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../hls/model.js';
-import { detectDrm, parsePlaylist } from '../hls/parse.js';
-import { formatResolution, isAudioOnly } from '../hls/select.js';
+import { checkUrl, HttpClient } from '../net/client.js';
 import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders, requestHeaders } from '../net/headers.js';
-import { checkUrl, HttpClient } from '../net/http.js';
+import { detectKind } from '../pipeline/detect.js';
+import { parseContentRange } from '../pipeline/mp4/job.js';
+import { identityKey } from '../playlist/keys.js';
+import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../playlist/model.js';
+import { detectDrm, parsePlaylist } from '../playlist/parser.js';
+import { formatResolution, isAudioOnly } from '../playlist/selection.js';
+import type { Config } from '../service/config.js';
+import { GabeError } from '../service/errors.js';
 import type { RateLimitHook } from './rate-limit.js';
 import { errorResponses, UrlField } from './schemas.js';
 

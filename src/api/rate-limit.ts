@@ -5,7 +5,7 @@
  * twice the limit between them.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { GabeError } from '../errors.js';
+import { GabeError } from '../service/errors.js';
 
 /** An onRequest hook that counts a request against one budget, or undefined when limits are off. */
 export type RateLimitHook = ((req: FastifyRequest, reply: FastifyReply) => Promise<void>) | undefined;

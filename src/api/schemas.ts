@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { RESOLUTION_PREFERENCE_PATTERN } from '../hls/select.js';
 import { requestHeaders } from '../net/headers.js';
+import { RESOLUTION_PREFERENCE_PATTERN } from '../playlist/selection.js';
 
 const JobStatusSchema = Type.Union(
   [

@@ -3,7 +3,7 @@
  * client leaves; without a cap, unauthenticated clients opening streams exhausted the process's
  * descriptors (20,000 of them) and with them every download and the database.
  */
-import { GabeError } from '../errors.js';
+import { GabeError } from '../service/errors.js';
 
 /** Seconds a refused client is told to wait: streams usually end with a job or a closed tab. */
 const RETRY_AFTER_S = 10;

@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import type { JobResponse } from '../api/schemas.js';
-import { ErrorCodes, type ErrorKind, GabeError } from '../errors.js';
 import { isFinal } from '../jobs/types.js';
+import { ErrorCodes, type ErrorKind, GabeError } from '../service/errors.js';
 import { progressReporter } from './progress.js';
 
 export interface ClientOptions {

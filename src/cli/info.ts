@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { formatInfoTable, toInfoJson } from '../hls/info.js';
-import type { Playlist } from '../hls/model.js';
-import { parsePlaylist } from '../hls/parse.js';
-import { HttpClient } from '../net/http.js';
+import { HttpClient } from '../net/client.js';
+import { formatInfoTable, toInfoJson } from '../playlist/info.js';
+import type { Playlist } from '../playlist/model.js';
+import { parsePlaylist } from '../playlist/parser.js';
 
 export interface InfoOptions {
   json?: boolean;

@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config.js';
-import type { Logger } from '../log.js';
+import type { Config } from '../service/config.js';
+import type { Logger } from '../service/log.js';
 import { isInside, removeDir } from '../storage/paths.js';
 import type { JobStore } from './store.js';
 import type { Job } from './types.js';

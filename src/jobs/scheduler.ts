@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
-import type { Config } from '../config.js';
-import { ProgressTracker } from '../download/progress.js';
-import type { Downloader } from '../download/types.js';
-import { GabeError, toGabeError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { FfmpegTools } from '../media/locate.js';
+import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import type { Downloader } from '../pipeline/context.js';
+import { ProgressTracker } from '../pipeline/progress.js';
+import type { Config } from '../service/config.js';
+import { GabeError, toGabeError } from '../service/errors.js';
+import type { Logger } from '../service/log.js';
 import { jobTempDir, removeDir } from '../storage/paths.js';
 import type { JobStore, NewJob } from './store.js';
 import type { Job, JobProgress, JobType } from './types.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { GabeError } from '../errors.js';
+import { GabeError } from '../service/errors.js';
 import {
   canTransition,
   type Job,

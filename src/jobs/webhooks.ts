@@ -1,11 +1,11 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import type { JobResponse } from '../api/schemas.js';
-import type { Config } from '../config.js';
-import { toGabeError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { HttpClient } from '../net/client.js';
 import { transferLimits } from '../net/deadlines.js';
-import { HttpClient } from '../net/http.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.js';
+import type { Config } from '../service/config.js';
+import { toGabeError } from '../service/errors.js';
+import type { Logger } from '../service/log.js';
 import type { Scheduler } from './scheduler.js';
 import { isFinal, type Job } from './types.js';
 

@@ -20,8 +20,8 @@
  * Every timeout is an ETIMEDOUT (GABE_ERR_TIMEOUT, retryable), every refusal a protocol error
  * (GABE_ERR_PROTOCOL, retryable): the origin's fault, retried by the usual policy.
  */
-import type { Config } from '../config.js';
-import { PROTOCOL_ERROR_CODE } from '../errors.js';
+import type { Config } from '../service/config.js';
+import { PROTOCOL_ERROR_CODE } from '../service/errors.js';
 
 /** Status lines and header fields of one response with its interim responses; also trailers. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -127,7 +127,7 @@ export function parsedHeadBytes(
 /**
  * The heads of one response (interim ones and the final one) against MAX_INTERIM_RESPONSES and
  * MAX_HEAD_BYTES, for the transports whose parser hands over whole heads (node:http, undici);
- * H1Transport counts bytes as they come (h1-head.ts).
+ * H1Transport counts bytes as they come (net/transports/h1-head.ts).
  */
 export class HeadTally {
   private interim = 0;

@@ -1,4 +1,4 @@
-import { GabeError, isAbortError, toGabeError } from '../errors.js';
+import { GabeError, isAbortError, toGabeError } from '../service/errors.js';
 
 /** Retry policy as data (hls.js's LoadPolicy): the decisions below are pure functions of it. */
 export interface RetryPolicy {

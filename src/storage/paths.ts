@@ -1,7 +1,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { copyFile, link, mkdir, rename, rm, statfs, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { GabeError } from '../errors.js';
+import { GabeError } from '../service/errors.js';
 
 /** The job's private scratch folder. Named by job id only, so no request text reaches the path. */
 export function jobTempDir(tempRoot: string, jobId: string): string {

@@ -1,6 +1,6 @@
 /**
  * An independent reader of plain (not fragmented) MP4 files for tests (ISO/IEC 14496-12, 14496-15),
- * written apart from Gabe's own src/media/isobmff.ts and mp4box.ts so that a bug in those cannot hide
+ * written apart from Gabe's own src/media/mp4-probe.ts and mp4box.ts so that a bug in those cannot hide
  * in its own check. `readMp4` walks the boxes and proves the structure a player relies on, throwing
  * `Mp4Invalid` with what is wrong:
  *

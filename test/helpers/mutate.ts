@@ -1,5 +1,5 @@
 /**
- * Deterministic playlist mutation for fuzzing the parser (test/fuzz.test.ts).
+ * Deterministic playlist mutation for fuzzing the parser (test/unit/fuzz.test.ts).
  *
  * Every case is a pure function of (seed, index, sources): `makeCase` derives a private PRNG from the
  * seed and the case index, so one failing case can be regenerated and replayed on its own without

@@ -1,10 +1,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Config, loadConfig } from '../../src/config.js';
 import type { Job, JobStatus } from '../../src/jobs/types.js';
-import { createLogger } from '../../src/log.js';
-import { type FfmpegTools, locateFfmpeg } from '../../src/media/locate.js';
-import { createService, type Service, type ServiceOptions } from '../../src/server.js';
+import { type FfmpegTools, locateFfmpeg } from '../../src/media/ffmpeg/locate.js';
+import { type Config, loadConfig } from '../../src/service/config.js';
+import { createLogger } from '../../src/service/log.js';
+import { createService, type Service, type ServiceOptions } from '../../src/service/server.js';
 import { tempDir } from './tmp.js';
 
 let tools: Promise<FfmpegTools> | null = null;

@@ -1,5 +1,5 @@
 /**
- * Deterministic MPEG-TS mutation for fuzzing the demuxer and the in-process remux (test/ts-fuzz.test.ts).
+ * Deterministic MPEG-TS mutation for fuzzing the demuxer and the in-process remux (test/e2e/ts-fuzz.test.ts).
  *
  * Every case is a pure function of (seed, index, sources), as in the playlist fuzzer's mutate.ts: one
  * failing case is regenerated and replayed on its own. A case is a mutated stream, the writes and
@@ -10,7 +10,7 @@
  * - `same-samples`: the same changes, fed in several writes (each write one fetch, whose chunks the
  *   MP4 keeps): the clean stream's samples, in another chunk layout;
  * - `any`: damage of every kind: a valid file, or a refusal (NativeDeclined, GabeError); fed in one
- *   write, the file must not depend on the chunk sizes (test/ts-fuzz.test.ts checks it).
+ *   write, the file must not depend on the chunk sizes (test/e2e/ts-fuzz.test.ts checks it).
  * Separate audio renditions and audio-only merges are drawn for `any` cases.
  */
 import { int, mulberry32, pickOf, type Rng } from './mutate.js';

@@ -1,0 +1,31 @@
+import type { Job, JobResult } from '../jobs/types.js';
+import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import type { Config } from '../service/config.js';
+import type { Logger } from '../service/log.js';
+import type { ProgressTracker } from './progress.js';
+
+/** Everything a downloader may use for one job. It owns nothing here; the scheduler cleans up. */
+export interface DownloadContext {
+  job: Job;
+  config: Config;
+  ffmpeg: FfmpegTools;
+  log: Logger;
+  signal: AbortSignal;
+  /** The job's private scratch folder (exists, may hold a previous attempt's partial files). */
+  tempDir: string;
+  progress: ProgressTracker;
+  /** Asks the scheduler to publish the tracker's state (throttled there, so call freely). */
+  reportProgress(): void;
+  /** Counts a retried request (metrics). */
+  onRetry?: () => void;
+  /**
+   * A live recording calls this once it knows it is one: from then on DELETE means "stop and keep
+   * what was recorded" (the returned signal aborts; the job then completes) instead of cancelling.
+   */
+  markLive?: () => AbortSignal;
+}
+
+/** One implementation per job type: the scheduler picks by `job.type`. */
+export interface Downloader {
+  run(ctx: DownloadContext): Promise<JobResult>;
+}

@@ -1,0 +1,144 @@
+import { open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobResult } from '../../jobs/types.js';
+import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
+import { probeIsoBmff } from '../../media/mp4-probe.js';
+import { textKind } from '../../media/sniff.js';
+import { HttpClient } from '../../net/client.js';
+import { transferLimits } from '../../net/deadlines.js';
+import type { GuardOptions } from '../../net/guard.js';
+import { mergeHeaders } from '../../net/headers.js';
+import { GabeError, isGabeError } from '../../service/errors.js';
+import { publishFile } from '../../storage/paths.js';
+import type { DownloadContext, Downloader } from '../context.js';
+import { sizeOf } from './single-stream.js';
+import { fetchToPart } from './transfer.js';
+
+// The probe route reads Content-Range too; range-plan.ts owns the parsing.
+export { parseContentRange } from './range-plan.js';
+
+/** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
+const TEXT_NAMES = {
+  html: 'an HTML/XML page',
+  json: 'JSON',
+  playlist: 'an HLS playlist (use POST /download/ for HLS)',
+} as const;
+
+async function sniffText(file: string): Promise<string | null> {
+  const fh = await open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await fh.read(Buffer.alloc(512), 0, 512, 0);
+    const kind = textKind(buffer.subarray(0, bytesRead));
+    return kind ? TEXT_NAMES[kind] : null;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function probeVideo(ctx: DownloadContext, file: string): Promise<ProbeResult> {
+  // A well-formed MP4 is checked in-process; everything else (other containers, damage) by ffprobe.
+  const mp4 = await probeIsoBmff(file);
+  if (mp4) return mp4;
+  const text = await sniffText(file);
+  if (text) throw new GabeError('NOT_A_VIDEO', `the URL returned ${text}, not a video file`);
+  let probe: ProbeResult;
+  try {
+    probe = await ffprobe(ctx.ffmpeg.ffprobe, file, ctx.signal);
+  } catch (err) {
+    if (isGabeError(err, 'CANCELLED')) throw err;
+    throw new GabeError(
+      'NOT_A_VIDEO',
+      `the downloaded file is not a video ffprobe can read: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  if (!probe.streams.some((s) => s.codec_type === 'video' || s.codec_type === 'audio')) {
+    throw new GabeError('NOT_A_VIDEO', 'the downloaded file has no video or audio stream');
+  }
+  return probe;
+}
+
+function describeResolution(probe: ProbeResult): string | null {
+  const v = probe.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
+  return v ? `${v.width}x${v.height}` : null;
+}
+
+export const mp4Downloader = {
+  /** `seams.guard`: the destination guard's test seam (net/guard.ts); the service passes none. */
+  async run(ctx: DownloadContext, seams: { guard?: GuardOptions } = {}): Promise<JobResult> {
+    const { job, config, signal, log } = ctx;
+    const url = job.request.url;
+    const http = new HttpClient({
+      ...transferLimits(config),
+      proxy: job.request.proxy ?? config.proxy,
+      proxyFrom: job.request.proxy ? 'request' : 'config',
+      // One socket per parallel range; the destination guard checks each one as it connects.
+      connections: Math.max(config.mp4_connections, config.mp4_connections_max),
+      allowPrivateNetworks: config.allow_private_networks,
+      guard: seams.guard,
+      headers: mergeHeaders(config.headers, job.request.headers),
+      jobUrl: url,
+    });
+    const part = path.join(ctx.tempDir, 'download.part');
+    try {
+      await fetchToPart(ctx, http, url, part);
+      ctx.reportProgress();
+      const probe = await probeVideo(ctx, part);
+      let final = part;
+      let container = 'mp4';
+      if (!/mp4|mov/.test(probe.format.format_name)) {
+        // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
+        final = path.join(ctx.tempDir, 'remuxed.mp4');
+        log.info({ format: probe.format.format_name }, 'remuxing to MP4');
+        await runTool(
+          ctx.ffmpeg.ffmpeg,
+          [
+            '-hide_banner',
+            '-nostdin',
+            '-y',
+            ...safeInput('file', VIDEO_DEMUXERS),
+            '-i',
+            part,
+            '-map',
+            '0',
+            '-c',
+            'copy',
+            '-movflags',
+            '+faststart',
+            '-f',
+            'mp4',
+            final,
+          ],
+          { signal },
+        ).catch((err: unknown) => {
+          if (isGabeError(err, 'CANCELLED')) throw err;
+          throw new GabeError(
+            'NOT_A_VIDEO',
+            `could not remux ${probe.format.format_name} to MP4: ${(err as Error).message}`,
+          );
+        });
+        await rm(part, { force: true });
+        container = probe.format.format_name;
+      }
+      const size = await sizeOf(final);
+      const outputPath = await publishFile(final, config.output_path, job.video_name, '.mp4');
+      const duration = Number(probe.format.duration);
+      return {
+        status: 'completed',
+        output_path: outputPath,
+        resolution: describeResolution(probe),
+        video_name: path.basename(outputPath, '.mp4'),
+        original_url: url,
+        file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
+        file_size_bytes: size,
+        duration_seconds: Number.isFinite(duration) ? duration : null,
+        segment_count: null,
+        container,
+      };
+    } finally {
+      await http.destroy();
+    }
+  },
+} satisfies Downloader;

@@ -1,0 +1,72 @@
+/**
+ * Which merger muxes a job's tracks while they download: the in-process remux (in-process.ts) when every
+ * track is H.264/AAC MPEG-TS, ffmpeg otherwise. Decided from each track's first bytes, before any
+ * byte is muxed, so a stream ffmpeg must take costs nothing extra.
+ */
+import type { Logger } from '../../service/log.js';
+import { Merger, type MergerOptions, type TrackMerger } from './ffmpeg-pipe.js';
+import { NativeMerger, nativeRefusal } from './in-process.js';
+
+/** Most bytes kept of a track's start while waiting for its first media segment. */
+const HEAD_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * A track's first bytes up to the end of its first media segment (an fMP4 init section alone says
+ * neither the codec's timing nor where the media starts), once it has them; null when it ended
+ * without any.
+ */
+export function firstBytes() {
+  let settle!: (b: Buffer | null) => void;
+  const bytes = new Promise<Buffer | null>((resolve) => {
+    settle = resolve;
+  });
+  let seen = false;
+  const kept: Buffer[] = [];
+  let size = 0;
+  const done = () => {
+    seen = true;
+    settle(size > 0 ? Buffer.concat(kept, size) : null);
+    kept.length = 0;
+  };
+  return {
+    bytes,
+    /** `fetch` says what the buffers are; without it (a resumed track's replay) they count as media. */
+    see(buffers: readonly Buffer[], fetch?: { pieces: readonly { kind: string }[] } | null) {
+      if (seen) return;
+      // Copies: the track reuses its buffers once they are written.
+      for (const b of buffers) {
+        kept.push(Buffer.from(b));
+        size += b.length;
+      }
+      if (!fetch || fetch.pieces.some((p) => p.kind === 'segment') || size >= HEAD_LIMIT) done();
+    },
+    end() {
+      if (!seen) done();
+    },
+  };
+}
+
+export interface OpenMergerOptions extends Omit<MergerOptions, 'offsets'> {
+  /** The config's native_remux, and what else rules it out (subtitles to mux). */
+  native: boolean;
+  /** First bytes of the main track and, with separateAudio, of the audio rendition. */
+  heads: Promise<Buffer | null>[];
+  /** For ffmpeg with separate tracks: where each starts on the shared clock (start-time.ts). */
+  offsets: () => Promise<{ main: number; audio: number }>;
+  log: Logger;
+}
+
+export async function openMerger(o: OpenMergerOptions): Promise<TrackMerger> {
+  if (o.native) {
+    const [main, audio] = await Promise.all(o.heads);
+    const reason =
+      nativeRefusal(main ?? null, { video: !o.audioOnly, audio: !o.separateAudio }) ??
+      (o.separateAudio ? nativeRefusal(audio ?? null, { video: false, audio: true }) : null);
+    if (reason === null) {
+      o.log.debug('remuxing in-process');
+      return new NativeMerger(o);
+    }
+    o.log.info({ reason }, 'remuxing with ffmpeg: the in-process remux does not take this stream');
+  }
+  return new Merger({ ...o, offsets: o.separateAudio ? await o.offsets() : undefined });
+}
