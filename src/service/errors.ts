@@ -104,7 +104,11 @@ export const ErrorCodes = {
       'The origin answered with an error status (the message says which); 408, 429 and 5xx but 501 and 505 are retried.',
   },
   TRUNCATED: { status: 502, retryable: true, description: 'The origin sent less than its Content-Length.' },
-  TOO_MANY_REDIRECTS: { status: 502, retryable: false, description: 'The origin redirected too many times.' },
+  TOO_MANY_REDIRECTS: {
+    status: 502,
+    retryable: false,
+    description: 'The origin redirected more than 10 times.',
+  },
   PROXY: {
     status: 502,
     retryable: false,
