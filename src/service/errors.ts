@@ -103,7 +103,12 @@ export const ErrorCodes = {
     description:
       'The origin answered with an error status (the message says which); 408, 429 and 5xx but 501 and 505 are retried.',
   },
-  TRUNCATED: { status: 502, retryable: true, description: 'The origin sent less than its Content-Length.' },
+  TRUNCATED: {
+    status: 502,
+    retryable: true,
+    description:
+      'The origin sent less than its Content-Length or byte range, or an empty body where media belongs.',
+  },
   TOO_MANY_REDIRECTS: {
     status: 502,
     retryable: false,
@@ -137,7 +142,11 @@ export const ErrorCodes = {
     description:
       'The stream is DRM-protected (SAMPLE-AES, FairPlay, ...) or uses an encryption method other than clear-key AES-128.',
   },
-  LIVE_UNSUPPORTED: { status: 422, retryable: false, description: 'A live stream that cannot be recorded.' },
+  LIVE_UNSUPPORTED: {
+    status: 422,
+    retryable: false,
+    description: 'Not raised any more (live streams are recorded); kept because codes are never removed.',
+  },
   NO_VARIANT: { status: 422, retryable: false, description: 'The master playlist has no playable variant.' },
   KEY: {
     status: 502,
@@ -147,7 +156,8 @@ export const ErrorCodes = {
   SEGMENT: {
     status: 502,
     retryable: false,
-    description: 'A segment could not be fetched or is shorter than its byte range.',
+    description:
+      'A segment could not be fetched (after its retries), is an HTML page or a playlist instead of media, or expired and left the playlist.',
   },
   INTEGRITY: {
     status: 502,
@@ -169,7 +179,7 @@ export const ErrorCodes = {
   CANCELLED: {
     status: 409,
     retryable: false,
-    description: 'The job was cancelled (DELETE, Ctrl-C or shutdown).',
+    description: 'The job was cancelled (DELETE, or Ctrl-C in gabe download).',
   },
   INTERNAL: {
     status: 500,
