@@ -1,7 +1,8 @@
 import { request } from 'undici';
 import type { JobResponse } from '../api/schemas.js';
 import { isFinal } from '../jobs/types.js';
-import { ErrorCodes, type ErrorKind, GabeError } from '../service/errors.js';
+import { ErrorCodes, type ErrorKind } from '../service/error-codes.js';
+import { GabeError } from '../service/errors.js';
 import { progressReporter } from './progress.js';
 
 export interface ClientOptions {
