@@ -14,12 +14,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobResult } from '../../jobs/types.js';
-import {
-  buildMergeArgs,
-  isMoovReserveTooSmall,
-  moovReserveFor,
-  type TrackInput,
-} from '../../media/ffmpeg/merge-args.js';
+import { buildMergeArgs, moovReserveFor, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { ffprobe, runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
@@ -30,13 +25,14 @@ import { mergeHeaders } from '../../net/headers.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../../net/retry.js';
 import { parseIv } from '../../playlist/keys.js';
 import { formatResolution } from '../../playlist/selection.js';
-import { FfmpegExitError } from '../../service/errors.js';
+import { MoovReserveError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { deferred } from '../deferred.js';
 import { firstBytes, openMerger } from '../mux/choose.js';
 import { deferredSink, originWatcher } from '../mux/deferred-start.js';
-import type { TrackMerger } from '../mux/ffmpeg-pipe.js';
 import { NativeDeclined } from '../mux/in-process.js';
+import type { TrackMerger } from '../mux/sink.js';
 import { readCheckpoint } from './checkpoint.js';
 import { KeyCache } from './key-cache.js';
 import { type LiveOutcome, LiveRecording } from './live-recording.js';
@@ -66,10 +62,6 @@ interface TrackJob {
 function keyOverride(request: DownloadContext['job']['request']): KeyOverride | null {
   if (!request.key && !request.iv) return null;
   return { key: Boolean(request.key), iv: request.iv ? parseIv(request.iv) : null };
-}
-
-function isMoovReserveError(err: unknown): boolean {
-  return err instanceof FfmpegExitError && isMoovReserveTooSmall(err.stderr);
 }
 
 export const hlsDownloader = {
@@ -201,12 +193,7 @@ export const hlsDownloader = {
       if (subtitleTracks.length === 0) watcher.finish(null);
       let merger: TrackMerger | null = null;
       let subtitles: SubtitleFile[] = [];
-      let mergerOpened!: (m: TrackMerger) => void;
-      let failMerger!: (err: unknown) => void;
-      const mergerReady = new Promise<TrackMerger>((resolve, reject) => {
-        mergerOpened = resolve;
-        failMerger = reject;
-      });
+      const mergerReady = deferred<TrackMerger>();
       // The in-process remux or ffmpeg: chosen from the tracks' first bytes (pipeline/mux/choose.ts).
       const heads = tracks.map(() => firstBytes());
       let offsets: Promise<{ main: number; audio: number }> | null = null;
@@ -220,10 +207,10 @@ export const hlsDownloader = {
           log.debug({ starts, offsets: { main, audio } }, 'track starts on the shared clock');
           return { main, audio };
         })());
-      mergerReady.catch(() => {});
+      mergerReady.promise.catch(() => {});
       const sinks = {
-        main: deferredSink(mergerReady, (m) => m.main),
-        audio: deferredSink(mergerReady, (m) => m.audio),
+        main: deferredSink(mergerReady.promise, (m) => m.main),
+        audio: deferredSink(mergerReady.promise, (m) => m.audio),
       };
       const startMerger = async () => {
         subtitles = await prepareSubtitles(src, subtitleTracks, watcher.origin, ctx.tempDir);
@@ -241,7 +228,7 @@ export const hlsDownloader = {
           offsets: trackOffsets,
           log,
         });
-        mergerOpened(merger);
+        mergerReady.resolve(merger);
       };
 
       const common = {
@@ -291,7 +278,7 @@ export const hlsDownloader = {
         const [res] = await Promise.all([
           Promise.all(downloads),
           startMerger().catch((err: unknown) => {
-            failMerger(err);
+            mergerReady.reject(err);
             throw err;
           }),
           ...recordings,
@@ -300,7 +287,7 @@ export const hlsDownloader = {
         outcome = (await recordings[0]) ?? null;
         watcher.finish(null);
       } catch (err) {
-        failMerger(err);
+        mergerReady.reject(err);
         await (merger as TrackMerger | null)?.abort();
         throw err;
       }
@@ -339,7 +326,7 @@ export const hlsDownloader = {
             // Something the in-process remux does not carry showed up midway (a new SPS, say).
             log.info({ reason: err.message }, 'remuxing with ffmpeg from the track files instead');
             await mergeFromFiles(moovReserve);
-          } else if (isMoovReserveError(err)) {
+          } else if (err instanceof MoovReserveError) {
             // More samples than the moov reservation allows for (very high frame rates): merge once
             // more from the complete track files, with a second pass for the moov.
             log.warn(

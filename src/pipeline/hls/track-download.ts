@@ -9,7 +9,7 @@ import type { Logger } from '../../service/log.js';
 import { ensureSpace } from '../../storage/paths.js';
 import { AdaptiveConcurrency } from '../adaptive.js';
 import { BufferPool } from '../buffer-pool.js';
-import type { TrackSink } from '../mux/ffmpeg-pipe.js';
+import type { TrackSink } from '../mux/sink.js';
 import type { ProgressTracker } from '../progress.js';
 import { readCheckpoint, type TrackCheckpoint, writeCheckpoint } from './checkpoint.js';
 import type { KeyCache } from './key-cache.js';
