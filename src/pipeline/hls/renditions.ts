@@ -12,8 +12,8 @@ import { formatResolution, selectAudioRendition, selectVariant } from '../../pla
 import { selectSubtitleRenditions } from '../../playlist/subtitles.js';
 import { GabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
-import { isExpiredUrlError } from './track-download.js';
 import { urlOf } from './track-plan.js';
+import { isExpiredUrlError } from './url-refresh.js';
 
 /** Playlists larger than this are refused before parsing (a 100,000-segment playlist is ~10 MB). */
 const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
