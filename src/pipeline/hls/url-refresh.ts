@@ -4,7 +4,8 @@
  */
 import { GabeError, originStatus } from '../../service/errors.js';
 import type { Ticket } from './memory-budget.js';
-import { describe, type FetchContext, type Fetched, fetchPieces, type PieceUrls } from './segment-fetch.js';
+import { describe } from './segment-checks.js';
+import { type FetchContext, type Fetched, fetchPieces, type PieceUrls } from './segment-fetch.js';
 import type { TrackOptions } from './track-download.js';
 import type { Fetch, Piece, TrackPlan } from './track-plan.js';
 
