@@ -102,7 +102,7 @@ class HlsJob {
 
   async run(): Promise<JobResult> {
     try {
-      const selected = await selectStreams(this.src);
+      const selected = await this.select();
       const plan = await this.plan(selected);
       const mux = this.startMux(plan);
       const fetched = await this.fetch(plan, mux);
@@ -115,6 +115,11 @@ class HlsJob {
       this.over.abort();
       await this.http.destroy();
     }
+  }
+
+  /** The variant and renditions to download (playlist/selection.ts over the master playlist). */
+  private select(): Promise<Selected> {
+    return selectStreams(this.src);
   }
 
   /** The tracks' plans (a live track's recording, resumed from its checkpoint), totals, disk space. */

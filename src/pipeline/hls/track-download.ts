@@ -54,8 +54,8 @@ export interface TrackOptions {
    */
   resume?: { checkpoint: TrackCheckpoint | null; fingerprint: string };
   /**
-   * Sees the track's bytes in file order, those a resume keeps first: job.ts reads the first
-   * timestamps from them, and counts a live recording's seconds.
+   * Sees the track's bytes in file order, those a resume keeps first: the job's mux (job-mux.ts) reads
+   * the first timestamps from them, and job.ts counts a live recording's seconds.
    */
   onData?: (buffers: readonly Buffer[], fetch: Fetch | null) => void;
   /**

@@ -1,5 +1,5 @@
 /**
- * Between the tracks and ffmpeg when ffmpeg must wait (pipeline/hls/job.ts): pipes that hold the first bytes until
+ * Between the tracks and ffmpeg when ffmpeg must wait (pipeline/hls/job-mux.ts): pipes that hold the first bytes until
  * the merger exists, and the reading of the main track's first timestamp, which the subtitles need
  * before ffmpeg can start.
  */

@@ -7,7 +7,7 @@ import type { MergerOptions, TrackMerger, TrackSink } from './sink.js';
 /** ffmpeg refused the data: it is not media, or not what the playlist says. */
 function mergeError(err: unknown): GabeError {
   // More samples than the reserved moov space holds (very high frame rates): the data is fine, and the
-  // job merges again from the track files (pipeline/hls/job.ts), so the failure keeps its own type.
+  // job merges again from the track files (pipeline/hls/job-mux.ts), so the failure keeps its own type.
   if (err instanceof FfmpegExitError && isMoovReserveTooSmall(err.stderr)) {
     return new MoovReserveError(err.message, err.stderr);
   }
