@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Job, JobRequest, JobResult, JobType } from '../jobs/types.js';
+import type { JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import { HttpClient } from '../net/client.js';
 import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders } from '../net/headers.js';
-import type { Downloader } from '../pipeline/context.js';
+import type { Downloader, JobSpec } from '../pipeline/context.js';
 import { detectKind } from '../pipeline/detect.js';
 import { hlsDownloader } from '../pipeline/hls/job.js';
 import { mp4Downloader } from '../pipeline/mp4/job.js';
@@ -40,8 +40,8 @@ export interface LocalDownloadOptions {
 }
 
 /**
- * `gabe download`: the service's own downloaders run in this process, with a throwaway job record
- * that never touches the database. Same pipeline, same errors, same output checks.
+ * `gabe download`: the service's own downloaders run in this process, for a job that never touches
+ * the database. Same pipeline, same errors, same output checks.
  */
 export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResult> {
   const id = randomUUID();
@@ -68,33 +68,13 @@ export async function downloadLocally(o: LocalDownloadOptions): Promise<JobResul
   } finally {
     await probeClient.destroy();
   }
-  const now = new Date().toISOString();
-  const job: Job = {
+  const job: JobSpec = {
     id,
-    seq: 0,
     type,
-    status: 'PROCESSING',
     request: { ...o.request, url: o.url, resolution: o.resolution ?? null, proxy: o.proxy ?? null },
-    client_ip: 'cli',
-    owner: null,
     video_name: videoName,
-    created_at: now,
-    started_at: now,
-    completed_at: null,
-    updated_at: now,
-    result: null,
-    error: null,
-    error_code: null,
-    attempts: 1,
-    progress: 0,
-    total_segments: 0,
-    downloaded_segments: 0,
-    downloaded_bytes: 0,
-    total_bytes: null,
-    speed_bps: 0,
-    eta_seconds: null,
-    recorded_seconds: null,
   };
+
   const tempDir = path.join(config.temp_path, id);
   await mkdir(tempDir, { recursive: true });
   const tracker = new ProgressTracker();

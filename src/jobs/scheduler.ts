@@ -187,7 +187,7 @@ export class Scheduler extends EventEmitter {
       if (!downloader) throw new GabeError('NOT_IMPLEMENTED', `no downloader for ${job.type}`);
       await mkdir(tempDir, { recursive: true });
       const result = await downloader.run({
-        job,
+        job: { id: job.id, type: job.type, request: job.request, video_name: job.video_name },
         config,
         ffmpeg: this.deps.ffmpeg,
         log,

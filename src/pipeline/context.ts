@@ -1,12 +1,23 @@
-import type { Job, JobResult } from '../jobs/types.js';
+import type { JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import type { ProgressTracker } from './progress.js';
 
+/**
+ * What a downloader reads of its job: the request, and the name its file is published under. The
+ * scheduler builds it from the job's row; `gabe download` from its options, without a row.
+ */
+export interface JobSpec {
+  id: string;
+  type: JobType;
+  request: JobRequest;
+  video_name: string;
+}
+
 /** Everything a downloader may use for one job. It owns nothing here; the scheduler cleans up. */
 export interface DownloadContext {
-  job: Job;
+  job: JobSpec;
   config: Config;
   ffmpeg: FfmpegTools;
   log: Logger;

@@ -84,6 +84,13 @@ export class FfmpegExitError extends GabeError {
   }
 }
 
+/**
+ * ffmpeg could not fit the moov into the space reserved for it in front (more samples than the
+ * estimate allowed for): the merge is worth running again without a reservation. Same code and message
+ * as any other ffmpeg exit.
+ */
+export class MoovReserveError extends FfmpegExitError {}
+
 export function isGabeError(err: unknown, kind?: ErrorKind): err is GabeError {
   return err instanceof GabeError && (kind === undefined || err.kind === kind);
 }

@@ -12,7 +12,8 @@ import { formatResolution, selectAudioRendition, selectVariant } from '../../pla
 import { selectSubtitleRenditions } from '../../playlist/subtitles.js';
 import { GabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
-import { isExpiredUrlError } from './track-download.js';
+import { urlOf } from './track-plan.js';
+import { isExpiredUrlError } from './url-refresh.js';
 
 /** Playlists larger than this are refused before parsing (a 100,000-segment playlist is ~10 MB). */
 const MAX_PLAYLIST_BYTES = 16 * 1024 * 1024;
@@ -46,10 +47,6 @@ export async function loadMedia(src: PlaylistSource, url: string, what: string):
   const playlist = await loadPlaylist(src, url);
   if (playlist.kind !== 'media') throw new GabeError('NOT_A_PLAYLIST', `the ${what} is not a media playlist`);
   return playlist;
-}
-
-export function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undefined): string {
-  return item.resolvedUri ?? new URL(item.uri, base).href;
 }
 
 /** One media playlist to download, with the URL it was requested from (before redirects) for reloads. */
@@ -101,7 +98,7 @@ export async function selectStreams(src: PlaylistSource): Promise<Selected> {
       { resolution: formatResolution(variant), bandwidth: variant.bandwidth, reason: selection.reason },
       'variant selected',
     );
-    mainUrl = urlOf(variant, master.baseUrl);
+    mainUrl = urlOf(variant, master.baseUrl, 'variant');
     playlist = await loadPlaylist(src, mainUrl);
   }
   assertDownloadable(playlist);
@@ -117,7 +114,11 @@ export async function selectStreams(src: PlaylistSource): Promise<Selected> {
     );
   }
   if (rendition?.uri) {
-    const url = urlOf({ uri: rendition.uri, resolvedUri: rendition.resolvedUri }, master.baseUrl);
+    const url = urlOf(
+      { uri: rendition.uri, resolvedUri: rendition.resolvedUri },
+      master.baseUrl,
+      'rendition',
+    );
     const media = await loadMedia(src, url, 'audio rendition');
     assertDownloadable(media);
     selected.audio = { media, url, rendition };
@@ -126,7 +127,7 @@ export async function selectStreams(src: PlaylistSource): Promise<Selected> {
 
   if (request.subtitles !== false && !request.audio_only) {
     for (const r of selectSubtitleRenditions(master, variant, request.subtitle_languages)) {
-      const url = urlOf({ uri: r.uri!, resolvedUri: r.resolvedUri }, master.baseUrl);
+      const url = urlOf({ uri: r.uri!, resolvedUri: r.resolvedUri }, master.baseUrl, 'rendition');
       try {
         selected.subtitles.push({
           media: await loadMedia(src, url, 'subtitle rendition'),

@@ -6,8 +6,6 @@
  * into a spill file (segment-spill.ts) instead.
  */
 
-import { detectDisguise } from '../../media/disguise.js';
-import { textKind } from '../../media/sniff.js';
 import { type HttpResponse, MAX_BODY_BYTES } from '../../net/client.js';
 import { withRetry } from '../../net/retry.js';
 import { GabeError, originStatus, toGabeError } from '../../service/errors.js';
@@ -15,6 +13,7 @@ import { THROTTLE_STATUSES } from '../adaptive.js';
 import type { BufferPool } from '../buffer-pool.js';
 import { decryptAes128 } from './key-cache.js';
 import type { SegmentBudget, Ticket } from './memory-budget.js';
+import { checkMedia, describe, lengthRefusal, logDisguise, undisguise } from './segment-checks.js';
 import { SpillFile } from './segment-spill.js';
 import { SegmentStream, type StreamPiece } from './segment-stream.js';
 import type { TrackOptions } from './track-download.js';
@@ -42,14 +41,6 @@ export interface FetchContext {
 export type Fetched =
   | { buffers: Buffer[]; spill: null }
   | { buffers: null; spill: SpillFile; sizes: number[] };
-
-const TEXT_NAMES = { html: 'an HTML page', playlist: 'an HLS playlist' } as const;
-
-export function describe(piece: Piece, label: string): string {
-  return piece.kind === 'init'
-    ? `the ${label} init section (${piece.url})`
-    : `${label} segment ${piece.index} (media sequence ${piece.msn})`;
-}
 
 /**
  * Fetches one request's bytes (possibly several coalesced byte ranges), checks and decrypts each piece.
@@ -119,12 +110,21 @@ export async function fetchPieces(
     );
   });
   if ('spill' in got) return { buffers: null, spill: got.spill, sizes: got.sizes };
-  const { chunks } = got;
+  return { buffers: await piecesOf(f, got.chunks, o, urlsOf), spill: null };
+}
+
+/** A request's media read whole, piece by piece: cut out of the coalesced ranges, decrypted, checked. */
+async function piecesOf(
+  f: Fetch,
+  chunks: Buffer[],
+  o: TrackOptions,
+  urlsOf: (p: Piece) => PieceUrls,
+): Promise<Buffer[]> {
   const only = f.pieces.length === 1 ? f.pieces[0]! : null;
   if (only && !only.decrypt) {
     // The common case, a whole clear segment: its chunks go to disk as they came.
     checkMedia(chunks, only, o, urlsOf);
-    return { buffers: undisguise(chunks, o), spill: null };
+    return undisguise(chunks, o);
   }
   const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   const out: Buffer[] = [];
@@ -139,33 +139,7 @@ export async function fetchPieces(
     checkMedia([bytes], piece, o, urlsOf);
     out.push(...undisguise([bytes], o));
   }
-  return { buffers: out, spill: null };
-}
-
-/**
- * A body's length against what was asked: not empty (a 0-byte 200 is an overloaded edge, never an
- * empty segment), a whole resource sent for a byte range (`ofWhole`) long enough to hold the range,
- * as long as its Content-Length (when given here), as long as its byte range. The error, or null.
- */
-function lengthRefusal(
-  f: Fetch,
-  url: string,
-  length: number,
-  ofWhole: boolean,
-  contentLength: number | null,
-): GabeError | null {
-  if (length === 0) return new GabeError('TRUNCATED', `${url} answered an empty body (0 bytes)`);
-  if (f.range && ofWhole) {
-    if (length >= f.range.offset + f.range.length) return null;
-    return new GabeError('SEGMENT', `${url} is ${length} bytes, shorter than its byte range`);
-  }
-  if (contentLength !== null && length !== contentLength) {
-    return new GabeError('TRUNCATED', `${url}: got ${length} of ${contentLength} bytes`);
-  }
-  if (f.range && length !== f.range.length) {
-    return new GabeError('TRUNCATED', `${f.url}: got ${length} bytes of a ${f.range.length}-byte range`);
-  }
-  return null;
+  return out;
 }
 
 /** A whole body's checks (lengthRefusal; readWhole checked its Content-Length), the range cut out of a 200. */
@@ -261,50 +235,5 @@ async function streamToSpill(
   } finally {
     // Not read to its end (a failure, or the range was all that was wanted): the connection goes.
     if (!ended) res.body.destroy();
-  }
-}
-
-function logDisguise(o: TrackOptions, kind: string, bytes: number): void {
-  if (o.disguiseLogged) return;
-  o.disguiseLogged = true;
-  o.log.info({ track: o.label, kind, bytes }, 'segments carry a fake image header; cut off');
-}
-
-/**
- * MPEG-TS behind a fake image header (PNG, JPEG, GIF, BMP bytes before the first sync byte, which
- * ffmpeg would take for a picture): the header is cut off. Real TS (0x47 first) costs one comparison.
- */
-function undisguise(chunks: Buffer[], o: TrackOptions): Buffer[] {
-  const first = chunks[0];
-  if (!first || o.plan.fmp4 || first[0] === 0x47) return chunks;
-  // A fake header is small; a first chunk shorter than a few packets is joined with the rest to look.
-  const head = first.length >= 16 * 1024 || chunks.length === 1 ? first : Buffer.concat(chunks);
-  const found = detectDisguise(head);
-  if (!found) return chunks;
-  logDisguise(o, found.kind, found.offset);
-  let skip = found.offset;
-  const out: Buffer[] = [];
-  for (const c of chunks) {
-    if (skip >= c.length) {
-      skip -= c.length;
-      continue;
-    }
-    out.push(skip > 0 ? c.subarray(skip) : c);
-    skip = 0;
-  }
-  return out;
-}
-
-function checkMedia(chunks: Buffer[], piece: Piece, o: TrackOptions, urlsOf: (p: Piece) => PieceUrls): void {
-  const first = chunks[0] ?? Buffer.alloc(0);
-  const head = first.length >= 64 || chunks.length === 1 ? first : Buffer.concat(chunks).subarray(0, 64);
-  // Not JSON: a byte-range slice may start on any byte, '{' and '[' included; markup and #EXTM3U are
-  // unambiguous enough.
-  const kind = textKind(head);
-  if (kind === 'html' || kind === 'playlist') {
-    throw new GabeError(
-      'SEGMENT',
-      `${describe(piece, o.label)} is ${TEXT_NAMES[kind]}, not media (${urlsOf(piece).url})`,
-    );
   }
 }

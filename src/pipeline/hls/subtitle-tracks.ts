@@ -9,7 +9,7 @@ import { withRetry } from '../../net/retry.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt.js';
 import { isGabeError } from '../../service/errors.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
-import { urlOf } from './renditions.js';
+import { urlOf } from './track-plan.js';
 
 /** A stitched subtitle track on disk, ready for the merge. */
 export interface SubtitleFile {

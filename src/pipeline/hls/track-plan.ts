@@ -61,12 +61,17 @@ export interface TrackPlan {
 const MAX_COALESCED_BYTES = 8 * 1024 * 1024;
 const MAX_COALESCED_PIECES = 32;
 
-function urlOf(item: { uri: string; resolvedUri?: string }, base: string | undefined): string {
+/** A playlist item's absolute URL; `what` names the item when its URI does not resolve. */
+export function urlOf(
+  item: { uri: string; resolvedUri?: string },
+  base: string | undefined,
+  what = 'segment',
+): string {
   if (item.resolvedUri) return item.resolvedUri;
   try {
     return new URL(item.uri, base).href;
   } catch {
-    throw new GabeError('NOT_A_PLAYLIST', `segment URI "${item.uri.slice(0, 200)}" cannot be resolved`);
+    throw new GabeError('NOT_A_PLAYLIST', `${what} URI "${item.uri.slice(0, 200)}" cannot be resolved`);
   }
 }
 

@@ -5,10 +5,8 @@
 import { type FileHandle, readFile, rm, stat } from 'node:fs/promises';
 import { GabeError } from '../../service/errors.js';
 import { replaceFile } from '../../storage/paths.js';
+import { CHECKPOINT_MS } from '../checkpoint-timing.js';
 import { type Checkpoint, parseCheckpoint } from './range-plan.js';
-
-/** Longest time between two checkpoints (a piece finishing writes one at once). */
-const CHECKPOINT_MS = 200;
 
 /**
  * Writes the checkpoint (atomically: temp file, then rename, so a crash never leaves half a JSON

@@ -4,8 +4,10 @@
  * byte is muxed, so a stream ffmpeg must take costs nothing extra.
  */
 import type { Logger } from '../../service/log.js';
-import { Merger, type MergerOptions, type TrackMerger } from './ffmpeg-pipe.js';
+import { deferred } from '../deferred.js';
+import { Merger } from './ffmpeg-pipe.js';
 import { NativeMerger, nativeRefusal } from './in-process.js';
+import type { MergerOptions, TrackMerger } from './sink.js';
 
 /** Most bytes kept of a track's start while waiting for its first media segment. */
 const HEAD_LIMIT = 8 * 1024 * 1024;
@@ -16,20 +18,17 @@ const HEAD_LIMIT = 8 * 1024 * 1024;
  * without any.
  */
 export function firstBytes() {
-  let settle!: (b: Buffer | null) => void;
-  const bytes = new Promise<Buffer | null>((resolve) => {
-    settle = resolve;
-  });
+  const bytes = deferred<Buffer | null>();
   let seen = false;
   const kept: Buffer[] = [];
   let size = 0;
   const done = () => {
     seen = true;
-    settle(size > 0 ? Buffer.concat(kept, size) : null);
+    bytes.resolve(size > 0 ? Buffer.concat(kept, size) : null);
     kept.length = 0;
   };
   return {
-    bytes,
+    bytes: bytes.promise,
     /** `fetch` says what the buffers are; without it (a resumed track's replay) they count as media. */
     see(buffers: readonly Buffer[], fetch?: { pieces: readonly { kind: string }[] } | null) {
       if (seen) return;

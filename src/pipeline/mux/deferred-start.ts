@@ -1,12 +1,13 @@
 /**
- * Between the tracks and ffmpeg when ffmpeg must wait (pipeline/hls/job.ts): pipes that hold the first bytes until
+ * Between the tracks and ffmpeg when ffmpeg must wait (pipeline/hls/job-mux.ts): pipes that hold the first bytes until
  * the merger exists, and the reading of the main track's first timestamp, which the subtitles need
  * before ffmpeg can start.
  */
 
 import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { GabeError } from '../../service/errors.js';
-import type { TrackMerger, TrackSink } from './ffmpeg-pipe.js';
+import { deferred } from '../deferred.js';
+import type { TrackMerger, TrackSink } from './sink.js';
 
 /** Bytes of the main track read for its first timestamp (TS: the first PES of each stream). */
 const ORIGIN_SCAN_BYTES = 4 * 1024 * 1024;
@@ -18,20 +19,17 @@ const ORIGIN_SCAN_BYTES = 4 * 1024 * 1024;
 export function originWatcher(fmp4: () => boolean) {
   const chunks: Buffer[] = [];
   let size = 0;
-  let settle!: (pts: number | null) => void;
-  const origin = new Promise<number | null>((resolve) => {
-    settle = resolve;
-  });
+  const origin = deferred<number | null>();
   let done = false;
   let segments = 0;
   const finish = (pts: number | null) => {
     if (done) return;
     done = true;
     chunks.length = 0;
-    settle(pts);
+    origin.resolve(pts);
   };
   return {
-    origin,
+    origin: origin.promise,
     finish,
     see(buffers: readonly Buffer[], fetch: { pieces: { kind: string }[] } | null) {
       if (done) return;

@@ -1,43 +1,16 @@
 import type { Writable } from 'node:stream';
-import { buildMergeArgs, MERGE_PIPES, type SubtitleInput } from '../../media/ffmpeg/merge-args.js';
+import { buildMergeArgs, isMoovReserveTooSmall, MERGE_PIPES } from '../../media/ffmpeg/merge-args.js';
 import { type RunResult, runTool } from '../../media/ffmpeg/run.js';
-import { GabeError, toGabeError } from '../../service/errors.js';
-
-/** Where a track's bytes go, in playlist order, as they are written to its file. */
-export interface TrackSink {
-  /**
-   * Resolves true when the sink has copied the bytes (the in-process remux): the caller may reuse
-   * their buffers then. Otherwise (a pipe into ffmpeg) the buffers may still be queued.
-   */
-  write(chunks: readonly Buffer[]): Promise<boolean | undefined>;
-}
-
-/** What muxes the tracks while they download: ffmpeg (Merger) or the in-process remux (in-process.ts). */
-export interface TrackMerger {
-  readonly main: TrackSink;
-  readonly audio: TrackSink | null;
-  /** What the finished file should be read with (damage found, odd offsets), once finish() is done. */
-  readonly warnings?: readonly string[];
-  /** Ends every track and waits for the file to be complete. */
-  finish(): Promise<void>;
-  /** Stops after a failure elsewhere; the partial output is removed. */
-  abort(): Promise<void>;
-}
-
-export interface MergerOptions {
-  ffmpeg: string;
-  separateAudio: boolean;
-  audioOnly?: boolean;
-  subtitles?: readonly SubtitleInput[];
-  output: string;
-  moovReserve: number | null;
-  signal: AbortSignal;
-  /** Where the tracks start on the renditions' shared clock (MergeInput.offsets). */
-  offsets?: { main: number; audio: number };
-}
+import { FfmpegExitError, GabeError, MoovReserveError, toGabeError } from '../../service/errors.js';
+import type { MergerOptions, TrackMerger, TrackSink } from './sink.js';
 
 /** ffmpeg refused the data: it is not media, or not what the playlist says. */
 function mergeError(err: unknown): GabeError {
+  // More samples than the reserved moov space holds (very high frame rates): the data is fine, and the
+  // job merges again from the track files (pipeline/hls/job-mux.ts), so the failure keeps its own type.
+  if (err instanceof FfmpegExitError && isMoovReserveTooSmall(err.stderr)) {
+    return new MoovReserveError(err.message, err.stderr);
+  }
   const e = toGabeError(err);
   if (e.kind !== 'FFMPEG') return e;
   return new GabeError('INTEGRITY', `the downloaded segments are not media ffmpeg can read: ${e.message}`, {

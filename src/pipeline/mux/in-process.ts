@@ -23,7 +23,7 @@ import {
 import { AudioTrack, Slabs, Timeline, VideoTrack } from '../../media/sample-tracks.js';
 import { type TransportDamage, TsDemuxer } from '../../media/ts-demuxer.js';
 import { GabeError } from '../../service/errors.js';
-import type { TrackSink } from './ffmpeg-pipe.js';
+import type { TrackSink } from './sink.js';
 
 /** The remux gave up on a stream it cannot carry faithfully; ffmpeg takes over from the track files. */
 export class NativeDeclined extends Error {

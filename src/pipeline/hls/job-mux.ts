@@ -1,0 +1,196 @@
+/**
+ * The HLS job's side of the mux: the tracks' pipes, held until the merger opens (the subtitles wait
+ * for the main track's first timestamp, the choice of merger for the tracks' first bytes), and at the
+ * end the file finished through the pipes or, when they cannot make it, merged from the track files.
+ */
+import path from 'node:path';
+import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
+import { runTool } from '../../media/ffmpeg/run.js';
+import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
+import { MoovReserveError } from '../../service/errors.js';
+import type { DownloadContext } from '../context.js';
+import { deferred } from '../deferred.js';
+import { firstBytes, openMerger } from '../mux/choose.js';
+import { deferredSink, originWatcher } from '../mux/deferred-start.js';
+import { NativeDeclined } from '../mux/in-process.js';
+import type { TrackMerger, TrackSink } from '../mux/sink.js';
+import type { TrackJob } from './job-plan.js';
+import { trackInput } from './output-checks.js';
+import type { PlaylistSource, SubtitleTrack } from './renditions.js';
+import { prepareSubtitles, type SubtitleFile } from './subtitle-tracks.js';
+import type { TrackResult } from './track-download.js';
+import type { Fetch } from './track-plan.js';
+
+export interface JobMuxOptions {
+  ctx: DownloadContext;
+  src: PlaylistSource;
+  main: TrackJob;
+  audio: TrackJob | null;
+  audioOnly: boolean;
+  subtitleTracks: SubtitleTrack[];
+  /** False when discontinuities known up front make the merge one from the track files afterwards. */
+  piped: boolean;
+  moovReserve: number | null;
+}
+
+export class JobMux {
+  /** The merge's output in the job's folder. */
+  readonly output: string;
+  private readonly watcher: ReturnType<typeof originWatcher>;
+  // The in-process remux or ffmpeg: chosen from the tracks' first bytes (pipeline/mux/choose.ts).
+  private readonly heads: ReturnType<typeof firstBytes>[];
+  private readonly ready = deferred<TrackMerger>();
+  private readonly sinks: (TrackSink & { flush(): Promise<void> })[];
+  private merger: TrackMerger | null = null;
+  private offsets: Promise<{ main: number; audio: number }> | null = null;
+  /** The subtitle files stitched for the merge. */
+  subtitles: SubtitleFile[] = [];
+
+  constructor(private readonly o: JobMuxOptions) {
+    this.output = path.join(o.ctx.tempDir, 'merged.mp4');
+    this.watcher = originWatcher(() => o.main.plan.fmp4);
+    if (o.subtitleTracks.length === 0) this.watcher.finish(null);
+    this.heads = [o.main, o.audio].filter((t) => t !== null).map(() => firstBytes());
+    this.ready.promise.catch(() => {});
+    this.sinks = [
+      deferredSink(this.ready.promise, (m) => m.main),
+      deferredSink(this.ready.promise, (m) => m.audio),
+    ];
+  }
+
+  /** What the merger noted about the file (damage found, odd offsets), once finished. */
+  get warnings(): readonly string[] {
+    return this.merger?.warnings ?? [];
+  }
+
+  /** The pipe track `i` (0 the main track, 1 the audio rendition) writes into, if the merge is piped. */
+  sinkFor(i: number): TrackSink | undefined {
+    return this.o.piped ? this.sinks[i] : undefined;
+  }
+
+  /** Track `i`'s bytes in file order: its first bytes choose the merger, the main track's start the subtitles. */
+  see(i: number, buffers: readonly Buffer[], fetch: Fetch | null): void {
+    this.heads[i]!.see(buffers, fetch);
+    if (i === 0) this.watcher.see(buffers, fetch);
+  }
+
+  /** Track `i` has no more bytes (done or failed). */
+  ended(i: number): void {
+    this.heads[i]!.end();
+  }
+
+  /** Every track is in: the subtitles stop waiting for a first timestamp. */
+  tracksDone(): void {
+    this.watcher.finish(null);
+  }
+
+  /** ffmpeg with a separate audio rendition: where each track starts on the shared clock. */
+  private trackOffsets(): Promise<{ main: number; audio: number }> {
+    const { ffmpeg, signal, log } = this.o.ctx;
+    this.offsets ??= (async () => {
+      const starts = await Promise.all(
+        this.heads.map(async (h) => trackClockStart(ffmpeg.ffprobe, await h.bytes, signal)),
+      );
+      const [main = 0, audio = 0] = inputOffsets(starts);
+      log.debug({ starts, offsets: { main, audio } }, 'track starts on the shared clock');
+      return { main, audio };
+    })();
+    return this.offsets;
+  }
+
+  /** Stitches the subtitles, then opens the merger the pipes wait for. */
+  async open(): Promise<void> {
+    const { ctx, src, subtitleTracks, piped } = this.o;
+    try {
+      this.subtitles = await prepareSubtitles(src, subtitleTracks, this.watcher.origin, ctx.tempDir);
+      if (!piped) return;
+      this.merger = await openMerger({
+        ffmpeg: ctx.ffmpeg.ffmpeg,
+        separateAudio: this.o.audio !== null,
+        audioOnly: this.o.audioOnly,
+        subtitles: this.subtitleInputs(),
+        output: this.output,
+        moovReserve: this.o.moovReserve,
+        signal: ctx.signal,
+        native: ctx.config.native_remux && this.subtitles.length === 0,
+        heads: this.heads.map((h) => h.bytes),
+        offsets: () => this.trackOffsets(),
+        log: ctx.log,
+      });
+      this.ready.resolve(this.merger);
+    } catch (err) {
+      this.ready.reject(err);
+      throw err;
+    }
+  }
+
+  /** A track failed: the pipes fail too, and the merger stops. */
+  async abort(err: unknown): Promise<void> {
+    this.ready.reject(err);
+    await this.merger?.abort();
+  }
+
+  /** Ends the merge: through the pipes, or from the track files (discontinuities, a declined remux). */
+  async finish(results: TrackResult[]): Promise<void> {
+    const { log } = this.o.ctx;
+    const runs = Math.max(...results.map((r) => r.runStarts.length));
+    const merger = this.merger;
+    if (merger && runs <= 1) {
+      try {
+        await this.sinks[0]!.flush();
+        if (this.o.audio) await this.sinks[1]!.flush();
+        await merger.finish();
+      } catch (err) {
+        if (err instanceof NativeDeclined) {
+          // Something the in-process remux does not carry showed up midway (a new SPS, say).
+          log.info({ reason: err.message }, 'remuxing with ffmpeg from the track files instead');
+          await this.mergeFromFiles(results, this.o.moovReserve);
+        } else if (err instanceof MoovReserveError) {
+          // More samples than the moov reservation allows for (very high frame rates): merge once
+          // more from the complete track files, with a second pass for the moov.
+          log.warn(
+            { moovReserve: this.o.moovReserve },
+            'the reserved moov space was too small; merging again from the track files',
+          );
+          await this.mergeFromFiles(results, null);
+        } else {
+          throw err;
+        }
+      }
+    } else {
+      // Discontinuities (known up front, or a live stream that brought some): run by run, from the files.
+      await merger?.abort();
+      log.info({ runs }, 'merging discontinuity runs from the track files');
+      await this.mergeFromFiles(results, this.o.moovReserve);
+    }
+  }
+
+  private subtitleInputs() {
+    return this.subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name }));
+  }
+
+  private fileInput(t: TrackJob, r: TrackResult): Promise<TrackInput> {
+    return trackInput(
+      { file: t.file, label: t.label, result: r, runLengths: t.plan.runDurations },
+      this.o.main.plan.runDurations,
+      this.o.ctx.tempDir,
+    );
+  }
+
+  private async mergeFromFiles(results: TrackResult[], reserve: number | null): Promise<void> {
+    const { main, audio, ctx } = this.o;
+    await runTool(
+      ctx.ffmpeg.ffmpeg,
+      buildMergeArgs({
+        main: await this.fileInput(main, results[0]!),
+        audio: audio ? await this.fileInput(audio, results[1]!) : null,
+        audioOnly: this.o.audioOnly,
+        subtitles: this.subtitleInputs(),
+        output: this.output,
+        moovReserve: reserve,
+        offsets: audio ? await this.trackOffsets() : undefined,
+      }),
+      { signal: ctx.signal },
+    );
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * What an HLS job downloads, decided before any segment is fetched: its tracks (the main one first,
+ * then a separate audio rendition), each with its plan, its file and, for a live stream, its
+ * recording; how many requests each keeps in flight; the request's key override.
+ */
+import path from 'node:path';
+import type { JobRequest } from '../../jobs/types.js';
+import { parseIv } from '../../playlist/keys.js';
+import type { DownloadContext } from '../context.js';
+import { readCheckpoint } from './checkpoint.js';
+import { LiveRecording } from './live-recording.js';
+import { type PlaylistSource, reloadTrack, type Selected, type Track } from './renditions.js';
+import type { TrackOptions } from './track-download.js';
+import { emptyPlan, type KeyOverride, planTrack, type TrackPlan } from './track-plan.js';
+
+/** One track of the job: what to fetch, where it goes, and, for live streams, its recording. */
+export interface TrackJob {
+  label: 'video' | 'audio';
+  which: 'main' | 'audio';
+  plan: TrackPlan;
+  file: string;
+  live: LiveRecording | null;
+  /** Live: the fingerprint its checkpoints carry, and the checkpoint a restart found. */
+  resume?: TrackOptions['resume'];
+}
+
+type Concurrency = { initial: number; max: number };
+
+export function keyOverride(request: JobRequest): KeyOverride | null {
+  if (!request.key && !request.iv) return null;
+  return { key: Boolean(request.key), iv: request.iv ? parseIv(request.iv) : null };
+}
+
+/** Requests in flight for the main track; a separate audio rendition gets a quarter. */
+export function concurrencyOf(ctx: DownloadContext): { main: Concurrency; audio: Concurrency } {
+  const { config } = ctx;
+  const multithreading = ctx.job.request.use_multithreading ?? config.use_multithreading;
+  const main = multithreading
+    ? {
+        initial: config.segment_concurrency,
+        max: Math.max(config.segment_concurrency, config.segment_concurrency_max),
+      }
+    : { initial: 1, max: 1 };
+  const audio = {
+    initial: Math.max(1, Math.ceil(main.initial / 4)),
+    max: Math.max(1, Math.ceil(main.max / 4)),
+  };
+  return { main, audio };
+}
+
+export interface TrackJobsOptions {
+  ctx: DownloadContext;
+  src: PlaylistSource;
+  selected: Selected;
+  override: KeyOverride | null;
+  audioOnly: boolean;
+  /** A live stream's stop signal (DELETE keeps what was recorded); null for a VOD playlist. */
+  stop: AbortSignal | null;
+  /** Ends the live reload loops when the job fails elsewhere. */
+  over: AbortSignal;
+}
+
+type TrackSpec = { which: 'main' | 'audio'; label: 'video' | 'audio'; track: Track };
+
+/** The job's tracks, the main one first. */
+export async function trackJobs(o: TrackJobsOptions): Promise<{ tracks: TrackJob[]; mainIsAudio: boolean }> {
+  const { selected } = o;
+  // audio_only with a separate rendition: that rendition alone is the main track.
+  const mainIsAudio = o.audioOnly && selected.audio !== null;
+  const specs: TrackSpec[] = [
+    mainIsAudio && selected.audio
+      ? { which: 'audio', label: 'audio', track: selected.audio }
+      : { which: 'main', label: 'video', track: selected.main },
+  ];
+  if (selected.audio && !mainIsAudio) specs.push({ which: 'audio', label: 'audio', track: selected.audio });
+  const tracks: TrackJob[] = [];
+  for (const spec of specs) {
+    const file = path.join(o.ctx.tempDir, `${spec.label}.track`);
+    if (!o.stop) {
+      const plan = planTrack(spec.track.media, o.override);
+      tracks.push({ label: spec.label, which: spec.which, plan, file, live: null });
+    } else tracks.push(await liveTrack(o, spec, file, o.stop));
+  }
+  return { tracks, mainIsAudio };
+}
+
+/** A live track: recorded from where a restart's checkpoint left off, for what is left of max_duration. */
+async function liveTrack(
+  o: TrackJobsOptions,
+  spec: TrackSpec,
+  file: string,
+  stop: AbortSignal,
+): Promise<TrackJob> {
+  const { ctx } = o;
+  const request = ctx.job.request;
+  const plan = emptyPlan(o.override);
+  const fingerprint = `live|${new URL(spec.track.url).pathname}`;
+  const checkpoint = await readCheckpoint(file, fingerprint);
+  if (checkpoint) plan.lastMsn = checkpoint.lastMsn;
+  const recorded = checkpoint?.seconds ?? 0;
+  const recording = new LiveRecording(plan, spec.track.media, {
+    reload: async () => reloadTrack(o.src, o.selected, spec.which),
+    maxDuration: request.max_duration ? Math.max(0, request.max_duration - recorded) : null,
+    stop,
+    signal: AbortSignal.any([ctx.signal, o.over]),
+    log: ctx.log.child({ track: spec.label }),
+  });
+  const resume = { checkpoint, fingerprint };
+  return { label: spec.label, which: spec.which, plan, file, live: recording, resume };
+}
