@@ -7,7 +7,8 @@
 import { type AdtsHeader, audioSpecificConfig, channelCount, parseAdts } from './adts.js';
 import { avcConfig, NAL_PPS, NAL_SPS, parseSps, type Sps } from './h264.js';
 import { type AccessUnit, H264Framer } from './h264-framer.js';
-import { MOVIE_TIMESCALE, SampleTable, type TrackBuild } from './mp4-boxes.js';
+import { MOVIE_TIMESCALE, type TrackBuild } from './mp4-moov-writer.js';
+import { SampleTable } from './mp4-sample-table.js';
 import type { Pes } from './ts-demuxer.js';
 
 const WRAP = 2 ** 33;

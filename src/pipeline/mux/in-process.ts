@@ -12,14 +12,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import {
-  buildMoov,
-  freeHeader,
-  ftyp,
-  MDAT_HEADER,
-  mdatHeader,
-  type TrackBuild,
-} from '../../media/mp4-boxes.js';
+import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
+import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
 import { AudioTrack, Slabs, Timeline, VideoTrack } from '../../media/sample-tracks.js';
 import { type TransportDamage, TsDemuxer } from '../../media/ts-demuxer.js';
 import { GabeError } from '../../service/errors.js';
