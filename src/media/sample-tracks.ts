@@ -9,7 +9,7 @@ import { avcConfig, NAL_PPS, NAL_SPS, parseSps, type Sps } from './h264.js';
 import { type AccessUnit, H264Framer } from './h264-framer.js';
 import { MOVIE_TIMESCALE, type TrackBuild } from './mp4-moov-writer.js';
 import { SampleTable } from './mp4-sample-table.js';
-import type { Pes } from './ts-demuxer.js';
+import type { Pes } from './ts-pes-parser.js';
 
 const WRAP = 2 ** 33;
 const HALF_WRAP = 2 ** 32;

@@ -15,7 +15,8 @@ import { pipeline } from 'node:stream/promises';
 import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
 import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
 import { AudioTrack, Slabs, Timeline, VideoTrack } from '../../media/sample-tracks.js';
-import { type TransportDamage, TsDemuxer } from '../../media/ts-demuxer.js';
+import type { TransportDamage } from '../../media/ts-continuity.js';
+import { TsDemuxer } from '../../media/ts-demuxer.js';
 import { GabeError } from '../../service/errors.js';
 import type { TrackSink } from './ffmpeg-pipe.js';
 
