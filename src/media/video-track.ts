@@ -5,7 +5,8 @@
  * gives the TrackBuild its moov entry is made from. Pure: no I/O.
  */
 import { avcConfig, NAL_PPS, NAL_SPS, parseSps, type Sps } from './h264.js';
-import { type AccessUnit, H264Framer } from './h264-framer.js';
+import type { AccessUnit } from './h264-access-unit.js';
+import { H264Framer } from './h264-framer.js';
 import { MOVIE_TIMESCALE, type TrackBuild } from './mp4-moov-writer.js';
 import { SampleTable } from './mp4-sample-table.js';
 import { Pending, type Slabs } from './sample-slabs.js';
