@@ -14,8 +14,16 @@
  * as its NAL units arrive, into buffers from `take`; it is handed on once the next one starts.
  */
 import { hasRecoveryPoint, NAL_IDR, NAL_PPS, NAL_SEI, NAL_SPS, splitNals } from './h264.js';
-
-const START_CODE = Buffer.from([0, 0, 1]);
+import {
+  type AccessUnit,
+  firstMbInSlice,
+  leadingStartCode,
+  newUnit,
+  type OpenUnit,
+  START_CODE,
+  type Stamp,
+  unitBytes,
+} from './h264-access-unit.js';
 
 /** NAL unit types that begin a new access unit once the current one has a slice. */
 const DELIMITS = new Uint8Array(32);
@@ -23,59 +31,6 @@ for (const t of [6, 7, 8, 9]) DELIMITS[t] = 1;
 /** Coded slice NAL unit types (non-IDR, data partition A, IDR). */
 const SLICE = new Uint8Array(32);
 for (const t of [1, 2, 5]) SLICE[t] = 1;
-
-export interface AccessUnit {
-  /** The sample's bytes, in order (length-prefixed NAL units). */
-  parts: Buffer[];
-  size: number;
-  /** A sync sample: an IDR picture, or one a recovery point SEI makes a random access point (D.2.8). */
-  key: boolean;
-  /** The 33-bit timestamps of the PES it started in; null when that PES had none. */
-  pts: number | null;
-  dts: number | null;
-  /** A packet of it was lost or damaged in transport (continuity counter, transport_error_indicator). */
-  corrupt: boolean;
-}
-
-interface OpenUnit extends AccessUnit {
-  hasSlice: boolean;
-  lastFirstMb: number;
-  /** A recovery point SEI came before the first slice. */
-  recovery: boolean;
-  /** Where the last NAL unit's length field is in the last part (its length may still grow). */
-  lastNal: number;
-  /** It holds an SPS or PPS. */
-  params: boolean;
-}
-
-interface Stamp {
-  at: number;
-  pts: number | null;
-  dts: number | null;
-}
-
-/** first_mb_in_slice, the first ue(v) after a slice's NAL header (7.3.3); read as ffmpeg does, raw. */
-function firstMbInSlice(b: Buffer, at: number, end: number): number {
-  const limit = Math.min(end, at + 8) * 8;
-  let pos = at * 8;
-  let zeros = 0;
-  while (pos < limit && ((b[pos >> 3]! >> (7 - (pos & 7))) & 1) === 0) {
-    zeros++;
-    pos++;
-  }
-  pos++; // the 1 that ends the leading zeros
-  if (pos + zeros > limit) return Number.MAX_SAFE_INTEGER;
-  let v = 0;
-  for (let i = 0; i < zeros; i++, pos++) v = v * 2 + ((b[pos >> 3]! >> (7 - (pos & 7))) & 1);
-  return 2 ** zeros - 1 + v;
-}
-
-/** Offset of the start code a PES's data begins with (0, or 1 behind a zero byte), else -1. */
-function leadingStartCode(b: Buffer): number {
-  if (b.length >= 3 && b[0] === 0 && b[1] === 0 && b[2] === 1) return 0;
-  if (b.length >= 4 && b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 1) return 1;
-  return -1;
-}
 
 export class H264Framer {
   private unit: OpenUnit | null = null;
@@ -290,33 +245,4 @@ export class H264Framer {
     u.parts[u.parts.length - 1] = part.subarray(0, part.length - 1);
     u.size--;
   }
-}
-
-function newUnit(): OpenUnit {
-  return {
-    parts: [],
-    size: 0,
-    key: false,
-    pts: null,
-    dts: null,
-    corrupt: false,
-    hasSlice: false,
-    lastFirstMb: -1,
-    recovery: false,
-    lastNal: 0,
-    params: false,
-  };
-}
-
-/** An open unit's bytes back in Annex B form (a start code before each NAL unit), to be cut again. */
-function unitBytes(u: OpenUnit): Buffer {
-  const pieces: Buffer[] = [];
-  for (const p of u.parts) {
-    for (let at = 0; at + 4 <= p.length; ) {
-      const n = p.readUInt32BE(at);
-      pieces.push(START_CODE, p.subarray(at + 4, at + 4 + n));
-      at += 4 + n;
-    }
-  }
-  return Buffer.concat(pieces);
 }

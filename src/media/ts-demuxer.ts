@@ -15,73 +15,13 @@
  * `boundary()` forgets them, since HLS packagers may start each segment's counters afresh.
  */
 
-import { readPts } from './pts.js';
+import { continuity, DAMAGED, DUPLICATE, LOST, OK, type TransportDamage } from './ts-continuity.js';
+import { type DemuxHandlers, type Pes, parsePes } from './ts-pes-parser.js';
+import { chooseStreams, patProgramMapPid, readPmt } from './ts-psi-parser.js';
 
 const PACKET = 188;
 const SYNC = 0x47;
 const NOTHING = Buffer.alloc(0);
-
-/** Continuity of a packet (TsDemuxer.continuity). */
-const OK = 0;
-const DUPLICATE = 1;
-const LOST = 2;
-const DAMAGED = 3;
-
-/** PMT stream_type values (13818-1 Table 2-34, and the HLS sample-encryption spec's). */
-export const STREAM_H264 = 0x1b;
-export const STREAM_AAC = 0x0f;
-/** ID3 timed metadata (HLS): not media; an MP4 remux leaves it out, as ffmpeg's `-map 0:v? -map 0:a?` does. */
-const STREAM_METADATA = 0x15;
-
-const VIDEO_TYPES = new Set([0x01, 0x02, 0x10, 0x24, 0xdb]);
-const AUDIO_TYPES = new Set([0x03, 0x04, 0x11, 0x81, 0x87, 0xcf]);
-
-const STREAM_NAMES: Record<number, string> = {
-  1: 'MPEG-1 video',
-  2: 'MPEG-2 video',
-  3: 'MP3 audio',
-  4: 'MP3 audio',
-  6: 'private data (AC-3, DVB subtitles or other)',
-  17: 'LATM AAC audio',
-  36: 'HEVC video',
-  129: 'AC-3 audio',
-  135: 'E-AC-3 audio',
-  219: 'encrypted H.264 video (SAMPLE-AES)',
-  207: 'encrypted AAC audio (SAMPLE-AES)',
-};
-
-export interface Pes {
-  /**
-   * The elementary stream bytes of one PES packet: a view into the demuxer's buffer, valid only
-   * during the handler call (the handler copies what it keeps).
-   */
-  data: Buffer;
-  /** 33-bit 90 kHz timestamps as they are in the stream (not unwrapped); dts = pts when absent. */
-  pts: number | null;
-  dts: number | null;
-  /**
-   * Packets of it were lost or damaged in transport: its bytes are not the muxer's. An empty corrupt
-   * PES says that packets were lost between two PES (a whole PES, or the start of one).
-   */
-  corrupt: boolean;
-}
-
-/** What the demuxer found wrong in transport, for the log. */
-export interface TransportDamage {
-  /** Gaps in a continuity_counter (at least one packet lost each). */
-  lost: number;
-  /** Packets with transport_error_indicator set. */
-  errors: number;
-  /** Duplicate packets dropped. */
-  duplicates: number;
-  /** PES packets shorter than their PES_packet_length. */
-  short: number;
-}
-
-export interface DemuxHandlers {
-  video?(pes: Pes): void;
-  audio?(pes: Pes): void;
-}
 
 /**
  * One stream's PES being collected. The payloads of its packets are copied into one reused buffer:
@@ -218,8 +158,9 @@ export class TsDemuxer {
     if ((b[p + 1]! & 0x40) === 0) return; // PSI: only sections that start in this packet are read
     const at = payloadStart(b, p);
     if (at < 0) return;
-    if (pid === 0) this.pat(b, at + 1 + b[at]!, p + PACKET);
-    else if (pid === this.pmtPid) this.pmt(b, at + 1 + b[at]!, p + PACKET);
+    if (pid === 0) {
+      if (this.pmtPid < 0) this.pmtPid = patProgramMapPid(b, at + 1 + b[at]!, p + PACKET);
+    } else if (pid === this.pmtPid) this.pmt(b, at + 1 + b[at]!, p + PACKET);
   }
 
   /**
@@ -229,11 +170,11 @@ export class TsDemuxer {
    */
   private run(pid: number, b: Buffer, p: number, q: number): void {
     let st = this.pes.get(pid);
-    let first = this.continuity(pid, b, p);
+    let first = continuity(this.cc, this.prev, this.damage, pid, b, p);
     while (first === DUPLICATE) {
       p += PACKET;
       if (p >= q) return;
-      first = this.continuity(pid, b, p);
+      first = continuity(this.cc, this.prev, this.damage, pid, b, p);
     }
     const unitStart = (b[p + 1]! & 0x40) !== 0;
     if (unitStart) {
@@ -288,7 +229,7 @@ export class TsDemuxer {
           this.strays(pid, b, k, q, false);
           return;
         }
-        const check = this.continuity(pid, b, k);
+        const check = continuity(this.cc, this.prev, this.damage, pid, b, k);
         if (check === DUPLICATE) continue;
         if (check !== OK) st.corrupt = true;
       }
@@ -309,7 +250,7 @@ export class TsDemuxer {
    */
   private strays(pid: number, b: Buffer, k: number, q: number, lost: boolean): void {
     for (let i = k; i < q; i += PACKET) {
-      const check = this.continuity(pid, b, i);
+      const check = continuity(this.cc, this.prev, this.damage, pid, b, i);
       if (check === LOST || check === DAMAGED) lost = true;
     }
     if (lost) this.lost(pid);
@@ -322,102 +263,22 @@ export class TsDemuxer {
     else this.on.audio?.(pes);
   }
 
-  /**
-   * The packet at `k` against its stream's continuity_counter (2.4.3.3): OK, a DUPLICATE of the one
-   * before, LOST packets before it, or DAMAGED (transport_error_indicator). The counter advances
-   * with every packet that has a payload, and a discontinuity_indicator allows any value.
-   */
-  private continuity(pid: number, b: Buffer, k: number): number {
-    const afc = (b[k + 3]! >> 4) & 0x03;
-    const cc = b[k + 3]! & 0x0f;
-    const last = this.cc[pid]!;
-    if ((afc & 1) !== 0) this.cc[pid] = cc;
-    if ((b[k + 1]! & 0x80) !== 0) {
-      this.damage.errors++;
-      return DAMAGED;
-    }
-    if ((afc & 1) === 0) return OK;
-    if (last < 0) {
-      // No counter to go by (the first packet, or the first after a segment boundary): a packet that
-      // is byte for byte the one right before it is still a repeat.
-      if (!this.repeats(b, k)) return OK;
-      this.damage.duplicates++;
-      return DUPLICATE;
-    }
-    if (afc === 3 && b[k + 4]! > 0 && (b[k + 5]! & 0x80) !== 0) return OK;
-    if (cc === ((last + 1) & 0x0f)) return OK;
-    // A repeat must be the same packet; one that differs is another packet with a wrong counter.
-    if (cc === last && this.repeats(b, k)) {
-      this.damage.duplicates++;
-      return DUPLICATE;
-    }
-    this.damage.lost++;
-    return LOST;
-  }
-
-  /** The packet at `k` is the same as the one right before it (in this chunk, or ending the last). */
-  private repeats(b: Buffer, k: number): boolean {
-    if (k >= PACKET) return b.compare(b, k - PACKET, k, k, k + PACKET) === 0;
-    return this.prev.compare(b, k, k + PACKET) === 0;
-  }
-
-  private pat(b: Buffer, s: number, end: number): void {
-    if (this.pmtPid >= 0 || s + 12 > end) return;
-    // The first program (program_number != 0; 0 is the network PID).
-    const sectionEnd = Math.min(end, s + 3 + (((b[s + 1]! & 0x0f) << 8) | b[s + 2]!) - 4);
-    for (let i = s + 8; i + 4 <= sectionEnd; i += 4) {
-      const program = (b[i]! << 8) | b[i + 1]!;
-      if (program !== 0) {
-        this.pmtPid = ((b[i + 2]! & 0x1f) << 8) | b[i + 3]!;
-        return;
-      }
-    }
-  }
-
   private pmt(b: Buffer, s: number, end: number): void {
-    if (s + 12 > end) return;
-    const sectionLength = ((b[s + 1]! & 0x0f) << 8) | b[s + 2]!;
-    const sectionEnd = s + 3 + sectionLength - 4;
-    if (sectionEnd > end) {
-      this.unsupported = 'a program map table longer than one packet';
+    const map = readPmt(b, s, end);
+    if (map === null) return;
+    if (typeof map === 'string') {
+      this.unsupported = map;
       return;
     }
-    const programInfo = ((b[s + 10]! & 0x0f) << 8) | b[s + 11]!;
-    const found: { type: number; pid: number }[] = [];
-    for (let i = s + 12 + programInfo; i + 5 <= sectionEnd; ) {
-      found.push({ type: b[i]!, pid: ((b[i + 1]! & 0x1f) << 8) | b[i + 2]! });
-      i += 5 + (((b[i + 3]! & 0x0f) << 8) | b[i + 4]!);
-    }
-    const key = found.map((f) => `${f.type}:${f.pid}`).join(',');
     if (this.pmtSeen) {
-      if (key !== this.pmtSeen) this.unsupported = 'the program map changes within the stream';
+      if (map.key !== this.pmtSeen) this.unsupported = 'the program map changes within the stream';
       return;
     }
-    this.pmtSeen = key || 'empty';
-    const kindOf = (type: number) =>
-      type === STREAM_H264 || VIDEO_TYPES.has(type)
-        ? 'video'
-        : type === STREAM_AAC || AUDIO_TYPES.has(type)
-          ? 'audio'
-          : type === STREAM_METADATA
-            ? 'metadata'
-            : 'unknown';
-    for (const f of found) {
-      const kind = kindOf(f.type);
-      const wanted = (kind === 'video' && this.want.video) || (kind === 'audio' && this.want.audio);
-      // A stream of a kind that is not wanted (the main track's own audio beside an audio rendition)
-      // is dropped whatever its codec; one of unknown kind might be audio (AC-3 as private data).
-      if (kind === 'unknown' || (wanted && f.type !== STREAM_H264 && f.type !== STREAM_AAC)) {
-        this.unsupported = `a stream of type 0x${f.type.toString(16)} (${STREAM_NAMES[f.type] ?? 'unknown'})`;
-        return;
-      }
-    }
-    const video = this.want.video ? found.filter((f) => f.type === STREAM_H264) : [];
-    const audio = this.want.audio ? found.filter((f) => f.type === STREAM_AAC) : [];
-    if (video.length > 1 || audio.length > 1) this.unsupported = 'more than one video or audio stream';
-    else if (video.length + audio.length === 0) this.unsupported = 'no H.264 or AAC stream';
-    this.videoPid = video[0]?.pid ?? -1;
-    this.audioPid = audio[0]?.pid ?? -1;
+    this.pmtSeen = map.key || 'empty';
+    const chosen = chooseStreams(map.streams, this.want);
+    if (chosen.unsupported) this.unsupported = chosen.unsupported;
+    this.videoPid = chosen.videoPid;
+    this.audioPid = chosen.audioPid;
   }
 
   private finish(pid: number): void {
@@ -435,17 +296,4 @@ export class TsDemuxer {
     if (pid === this.videoPid) this.on.video?.(pes);
     else this.on.audio?.(pes);
   }
-}
-
-/** A PES packet's payload and timestamps (2.4.3.6), or null when it is not one. */
-export function parsePes(raw: Buffer): Pes | null {
-  if (raw.length < 9 || raw[0] !== 0 || raw[1] !== 0 || raw[2] !== 1) return null;
-  const flags = raw[7]!;
-  const headerEnd = 9 + raw[8]!;
-  if (headerEnd > raw.length) return null;
-  let pts: number | null = null;
-  let dts: number | null = null;
-  if (flags & 0x80 && raw.length >= 14) pts = readPts(raw, 9);
-  if ((flags & 0xc0) === 0xc0 && raw.length >= 19) dts = readPts(raw, 14);
-  return { data: raw.subarray(headerEnd), pts, dts: dts ?? pts, corrupt: false };
 }

@@ -120,108 +120,139 @@ function badRange(tag: TagLine): never {
   throw new GabeError('NOT_A_PLAYLIST', `invalid byte range in #${tag.name}:${tag.value.slice(0, 80)}`);
 }
 
+/**
+ * The media segment tags read since the last URI line, which that line closes into a segment, and the
+ * key and map state, which carries on to the segments after it.
+ */
+class SegmentTags {
+  duration: number | null | undefined;
+  title: string | undefined;
+  range: { length: number; offset: number | null } | null = null;
+  discontinuity = false;
+  gap = false;
+  pdt: string | undefined;
+  // One array per key state, shared by all segments it covers (100k segments, a handful of keys).
+  keys: readonly Key[] = [];
+  map: InitSection | null = null;
+  private readonly keysByFormat = new Map<string, Key>();
+
+  constructor(private readonly base: URL | undefined) {}
+
+  read(tag: TagLine): void {
+    switch (tag.name) {
+      case 'EXTINF':
+        ({ duration: this.duration, title: this.title } = parseExtinf(tag.value));
+        break;
+      case 'EXT-X-BYTERANGE':
+        this.range = parseByteRange(trimBlanks(tag.value)) ?? badRange(tag);
+        break;
+      case 'EXT-X-DISCONTINUITY':
+        this.discontinuity = true;
+        break;
+      case 'EXT-X-GAP':
+        this.gap = true;
+        break;
+      case 'EXT-X-PROGRAM-DATE-TIME':
+        this.pdt = trimBlanks(tag.value);
+        break;
+      case 'EXT-X-KEY':
+        this.readKey(tag);
+        break;
+      case 'EXT-X-MAP':
+        this.readMap(tag);
+        break;
+    }
+  }
+
+  /** The tags that apply to one segment only are used up by its URI line. */
+  closeSegment(): void {
+    this.duration = undefined;
+    this.title = undefined;
+    this.range = null;
+    this.discontinuity = false;
+    this.gap = false;
+    this.pdt = undefined;
+  }
+
+  private readKey(tag: TagLine): void {
+    const method = tag.attrs?.['METHOD'];
+    if (tag.attrs === null || method === undefined) return;
+    // METHOD=NONE clears every key; otherwise a key replaces the one of the same KEYFORMAT, and
+    // keys of different KEYFORMATs (FairPlay + Widevine + PlayReady) apply together.
+    if (method === 'NONE') this.keysByFormat.clear();
+    else {
+      const key = toKey(tag.attrs, method, this.base);
+      this.keysByFormat.set(key.keyformat, key);
+      if (this.keysByFormat.size > MAX_KEY_FORMATS) {
+        throw new GabeError(
+          'NOT_A_PLAYLIST',
+          `the playlist applies more than ${MAX_KEY_FORMATS} EXT-X-KEY formats (KEYFORMAT) at once`,
+        );
+      }
+    }
+    this.keys = [...this.keysByFormat.values()];
+  }
+
+  private readMap(tag: TagLine): void {
+    const uri = tag.attrs?.['URI'];
+    if (tag.attrs === null || uri === undefined) return;
+    const r =
+      tag.attrs['BYTERANGE'] === undefined ? null : (parseByteRange(tag.attrs['BYTERANGE']) ?? badRange(tag));
+    const byterange = r === null ? null : { length: r.length, offset: r.offset ?? 0 };
+    if (byterange !== null && !Number.isSafeInteger(byterange.offset + byterange.length)) badRange(tag);
+    const resolvedUri = resolveUri(uri, this.base);
+    this.map = { uri, ...(resolvedUri === undefined ? {} : { resolvedUri }), byterange, keys: this.keys };
+  }
+}
+
+/** The segment a URI line closes, from the tags before it. */
+function toSegment(
+  uri: string,
+  tags: SegmentTags,
+  msn: number,
+  discontinuitySequence: number,
+  previous: Segment | undefined,
+  base: URL | undefined,
+): Segment {
+  // Optional fields are assigned rather than spread in: object spread costs seconds at 100,000 segments.
+  const segment: Writable<Segment> = {
+    uri,
+    duration: tags.duration ?? null,
+    msn,
+    byterange: absoluteRange(tags.range, previous),
+    discontinuity: tags.discontinuity,
+    discontinuitySequence,
+    keys: tags.keys,
+    map: tags.map,
+    gap: tags.gap,
+  };
+  const resolvedUri = resolveUri(uri, base);
+  if (resolvedUri !== undefined) segment.resolvedUri = resolvedUri;
+  if (tags.title !== undefined) segment.title = tags.title;
+  if (tags.pdt !== undefined) segment.pdt = tags.pdt;
+  return segment;
+}
+
 export function buildMedia(lines: readonly Line[], opts: BuildOptions): MediaPlaylist {
   const header = readHeader(lines);
   const { base } = opts;
   const segments: Segment[] = [];
-  const keysByFormat = new Map<string, Key>();
-  // One array per key state, shared by all segments it covers (100k segments, a handful of keys).
-  let keys: readonly Key[] = [];
-  let map: InitSection | null = null;
-  let duration: number | null | undefined;
-  let title: string | undefined;
-  let range: { length: number; offset: number | null } | null = null;
-  let discontinuity = false;
-  let gap = false;
-  let pdt: string | undefined;
+  const tags = new SegmentTags(base);
   let discontinuitySequence = header.discontinuitySequence;
   let previous: Segment | undefined;
-
-  const onTag = (tag: TagLine): void => {
-    switch (tag.name) {
-      case 'EXTINF':
-        ({ duration, title } = parseExtinf(tag.value));
-        break;
-      case 'EXT-X-BYTERANGE':
-        range = parseByteRange(trimBlanks(tag.value)) ?? badRange(tag);
-        break;
-      case 'EXT-X-DISCONTINUITY':
-        discontinuity = true;
-        break;
-      case 'EXT-X-GAP':
-        gap = true;
-        break;
-      case 'EXT-X-PROGRAM-DATE-TIME':
-        pdt = trimBlanks(tag.value);
-        break;
-      case 'EXT-X-KEY': {
-        const method = tag.attrs?.['METHOD'];
-        if (tag.attrs === null || method === undefined) break;
-        // METHOD=NONE clears every key; otherwise a key replaces the one of the same KEYFORMAT, and
-        // keys of different KEYFORMATs (FairPlay + Widevine + PlayReady) apply together.
-        if (method === 'NONE') keysByFormat.clear();
-        else {
-          const key = toKey(tag.attrs, method, base);
-          keysByFormat.set(key.keyformat, key);
-          if (keysByFormat.size > MAX_KEY_FORMATS) {
-            throw new GabeError(
-              'NOT_A_PLAYLIST',
-              `the playlist applies more than ${MAX_KEY_FORMATS} EXT-X-KEY formats (KEYFORMAT) at once`,
-            );
-          }
-        }
-        keys = [...keysByFormat.values()];
-        break;
-      }
-      case 'EXT-X-MAP': {
-        const uri = tag.attrs?.['URI'];
-        if (tag.attrs === null || uri === undefined) break;
-        const r =
-          tag.attrs['BYTERANGE'] === undefined
-            ? null
-            : (parseByteRange(tag.attrs['BYTERANGE']) ?? badRange(tag));
-        const byterange = r === null ? null : { length: r.length, offset: r.offset ?? 0 };
-        if (byterange !== null && !Number.isSafeInteger(byterange.offset + byterange.length)) badRange(tag);
-        const resolvedUri = resolveUri(uri, base);
-        map = { uri, ...(resolvedUri === undefined ? {} : { resolvedUri }), byterange, keys };
-        break;
-      }
-    }
-  };
-
   for (const line of lines) {
     if (line.kind === 'tag') {
-      onTag(line);
+      tags.read(line);
       continue;
     }
     if (segments.length >= opts.maxSegments) {
       throw new GabeError('PLAYLIST_TOO_LARGE', `the playlist lists more than ${opts.maxSegments} segments`);
     }
-    if (discontinuity) discontinuitySequence++;
-    // Optional fields are assigned rather than spread in: object spread costs seconds at 100,000 segments.
-    const segment: Writable<Segment> = {
-      uri: line.uri,
-      duration: duration ?? null,
-      msn: header.mediaSequence + header.skippedSegments + segments.length,
-      byterange: absoluteRange(range, previous),
-      discontinuity,
-      discontinuitySequence,
-      keys,
-      map,
-      gap,
-    };
-    const resolvedUri = resolveUri(line.uri, base);
-    if (resolvedUri !== undefined) segment.resolvedUri = resolvedUri;
-    if (title !== undefined) segment.title = title;
-    if (pdt !== undefined) segment.pdt = pdt;
-    segments.push(segment);
-    previous = segment;
-    duration = undefined;
-    title = undefined;
-    range = null;
-    discontinuity = false;
-    gap = false;
-    pdt = undefined;
+    if (tags.discontinuity) discontinuitySequence++;
+    const msn = header.mediaSequence + header.skippedSegments + segments.length;
+    previous = toSegment(line.uri, tags, msn, discontinuitySequence, previous, base);
+    segments.push(previous);
+    tags.closeSegment();
   }
   return { kind: 'media', ...(base === undefined ? {} : { baseUrl: base.href }), ...header, segments };
 }

@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
 import { planTrack } from '../../src/pipeline/hls/track-plan.js';
 import { parsePlaylist } from '../../src/playlist/parser.js';
-import { parseWebVtt } from '../../src/playlist/webvtt.js';
+import { parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import {
   decodedHash,
   decodedVideoHash,

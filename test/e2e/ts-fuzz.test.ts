@@ -1,8 +1,9 @@
 /**
  * MPEG-TS fuzzing of the demuxer and the in-process remux (src/media/ts-demuxer.ts, h264-framer.ts,
- * tracks.ts, src/pipeline/mux/in-process.ts), as test/unit/fuzz.test.ts fuzzes the playlist parser: small
- * ffmpeg-made streams are cut, bit-flipped, truncated inside packets, dropped, duplicated, replayed,
- * reordered, salted with garbage and fed in chunks of every size, and the NativeMerger must:
+ * video-track.ts, audio-track.ts, src/pipeline/mux/in-process.ts), as test/unit/fuzz.test.ts fuzzes
+ * the playlist parser: small ffmpeg-made streams are cut, bit-flipped, truncated inside packets,
+ * dropped, duplicated, replayed, reordered, salted with garbage and fed in chunks of every size, and
+ * the NativeMerger must:
  *
  * - end every case within 2 s, by resolving or by rejecting with NativeDeclined or a GabeError
  *   (anything else, a TypeError or RangeError, is a bug);

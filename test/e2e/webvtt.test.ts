@@ -2,17 +2,14 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { type Cue, parseVttTime, parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import {
-  type Cue,
-  formatVttTime,
-  formatWebVtt,
   mergeCues,
-  parseVttTime,
-  parseWebVtt,
   ptsDelta,
   type SubtitleSegment,
   stitchWebVtt,
-} from '../../src/playlist/webvtt.js';
+} from '../../src/playlist/webvtt-stitcher.js';
+import { formatVttTime, formatWebVtt } from '../../src/playlist/webvtt-writer.js';
 import { makeTempDir, runFfprobe, writeFixtureFile } from '../helpers/fixtures.js';
 import { makeHlsSubtitles, type SubtitleRenditionFixture } from '../helpers/subtitles.js';
 

@@ -6,7 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withRetry } from '../../net/retry.js';
-import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt.js';
+import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
 import { isGabeError } from '../../service/errors.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
 import { urlOf } from './track-plan.js';

@@ -12,16 +12,14 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import {
-  buildMoov,
-  freeHeader,
-  ftyp,
-  MDAT_HEADER,
-  mdatHeader,
-  type TrackBuild,
-} from '../../media/mp4-boxes.js';
-import { AudioTrack, Slabs, Timeline, VideoTrack } from '../../media/sample-tracks.js';
-import { type TransportDamage, TsDemuxer } from '../../media/ts-demuxer.js';
+import { AudioTrack } from '../../media/audio-track.js';
+import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
+import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
+import { Slabs } from '../../media/sample-slabs.js';
+import { Timeline } from '../../media/track-timeline.js';
+import type { TransportDamage } from '../../media/ts-continuity.js';
+import { TsDemuxer } from '../../media/ts-demuxer.js';
+import { VideoTrack } from '../../media/video-track.js';
 import { GabeError } from '../../service/errors.js';
 import type { TrackSink } from './sink.js';
 
