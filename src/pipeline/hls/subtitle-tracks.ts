@@ -1,6 +1,6 @@
 /**
  * WebVTT subtitle renditions of the chosen variant: every segment fetched (they are small: a few
- * hundred bytes each), stitched into one WebVTT document on the output's timeline (playlist/webvtt.ts), and
+ * hundred bytes each), stitched into one WebVTT document on the output's timeline (playlist/webvtt-stitcher.ts), and
  * written twice: one copy for ffmpeg to mux as mov_text, one to deliver beside the MP4.
  */
 import { writeFile } from 'node:fs/promises';
