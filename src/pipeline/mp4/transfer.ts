@@ -5,9 +5,17 @@ import { DEFAULT_RETRY_POLICY, withRetry } from '../../net/retry.js';
 import { FileChangedError, HttpStatusError } from '../../service/errors.js';
 import { ensureSpace } from '../../storage/paths.js';
 import type { DownloadContext } from '../context.js';
-import { downloadRanges } from './parallel-ranges.js';
+import { RangedDownload } from './parallel-ranges.js';
 import { loadCheckpoint, removePart } from './part-file.js';
-import { connectionsFor, describeChange, parseContentRange, RangePlan, resourceIdOf } from './range-plan.js';
+import {
+  type Checkpoint,
+  connectionsFor,
+  describeChange,
+  type PieceState,
+  parseContentRange,
+  RangePlan,
+  resourceIdOf,
+} from './range-plan.js';
 import { streamWhole } from './single-stream.js';
 
 /**
@@ -16,6 +24,22 @@ import { streamWhole } from './single-stream.js';
  * that) can never prove that pieces from several requests are one version, one response can.
  */
 const MAX_RESTARTS = 2;
+
+/** A checkpoint found beside the part file: its plan, and the first piece still missing bytes. */
+interface Resume {
+  cp: Checkpoint;
+  plan: RangePlan;
+  at: PieceState;
+}
+
+/** The first request's answer, when it can start a ranged download. */
+interface RangedStart {
+  res: HttpResponse;
+  /** Where its byte range ends (exclusive). */
+  end: number;
+  total: number;
+  requestMs: number;
+}
 
 /**
  * One try at the whole file. The first request asks for `bytes=0-` (or, when resuming, for the
@@ -30,53 +54,35 @@ async function attempt(
   part: string,
   single: boolean,
 ): Promise<void> {
-  const { config, log } = ctx;
   const cp = single ? null : await loadCheckpoint(part);
   // Old partial files go while the first request is on its way; they are gone before any write.
   const cleaning = cp ? Promise.resolve() : removePart(part);
   cleaning.catch(() => {});
   const plan = cp ? RangePlan.fromCheckpoint(cp) : null;
-  const resumeAt = plan?.firstOpen() ?? null;
-  if (plan && !resumeAt) {
+  const at = plan?.firstOpen() ?? null;
+  if (plan && !at) {
     // Every byte was on disk when the process stopped, before the checkpoint was removed.
     ctx.progress.setTotals({ bytes: plan.size });
     ctx.progress.setDoneBytes(plan.size);
     await rm(`${part}.json`, { force: true });
     return;
   }
+  const resume: Resume | null = cp && plan && at ? { cp, plan, at } : null;
   const controller = new AbortController();
   // Every connection's request, and each piece waiting to retry, listens on it: not a leak.
-  setMaxListeners(4 * Math.max(config.mp4_connections, config.mp4_connections_max) + 8, controller.signal);
+  const connections = Math.max(ctx.config.mp4_connections, ctx.config.mp4_connections_max);
+  setMaxListeners(4 * connections + 8, controller.signal);
   const onAbort = () => controller.abort();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   if (ctx.signal.aborted) controller.abort();
   try {
     const range = single
       ? undefined
-      : resumeAt
-        ? { start: resumeAt.received, end: resumeAt.end - 1 }
+      : resume
+        ? { start: resume.at.received, end: resume.at.end - 1 }
         : { start: 0 };
     const sent = performance.now();
-    const res = await withRetry<HttpResponse | null>(
-      async () => {
-        try {
-          return await http.get(url, { signal: controller.signal, range });
-        } catch (err) {
-          // 416 for bytes=0-: an empty file (nothing is satisfiable); for a resume: the file shrank.
-          if (!(err instanceof HttpStatusError) || err.status !== 416) throw err;
-          if (cp) throw new FileChangedError('it is shorter now (HTTP 416 for a byte range inside it)');
-          return null;
-        }
-      },
-      { ...DEFAULT_RETRY_POLICY, maxRetries: config.max_retries },
-      {
-        signal: controller.signal,
-        onRetry: (err, attempt, delayMs) => {
-          ctx.onRetry?.();
-          log.warn({ err: err.message, attempt, delayMs }, 'download failed; retrying with back-off');
-        },
-      },
-    );
+    const res = await firstRequest(ctx, http, url, range, resume !== null, controller.signal);
     const requestMs = performance.now() - sent;
     await cleaning;
     const cr = res?.status === 206 ? parseContentRange(res.headers['content-range']) : null;
@@ -84,7 +90,7 @@ async function attempt(
     // transcoding) send; their ranges are the least dependable, so they get one stream like a 200.
     const total = res?.contentLength !== null ? (cr?.total ?? null) : null;
     if (!res || !cr || total === null || cr.start !== (range?.start ?? 0)) {
-      if (cp) {
+      if (resume) {
         res?.body.destroy();
         throw new FileChangedError(`the server no longer answers byte ranges (status ${res?.status ?? 416})`);
       }
@@ -93,49 +99,99 @@ async function attempt(
       if (!usable) res?.body.destroy();
       return await streamWhole(ctx, http, url, part, usable ? res : null);
     }
-    const seen = resourceIdOf(total, res.headers);
-    const change = cp ? describeChange(cp, seen) : null;
-    if (change) {
-      res.body.destroy();
-      throw new FileChangedError(change);
-    }
-    // A validator this answer omits but the checkpoint has still guards the pieces still to come.
-    const id = cp
-      ? { size: total, etag: seen.etag ?? cp.etag, lastModified: seen.lastModified ?? cp.lastModified }
-      : seen;
-    const ranged = plan ?? RangePlan.fresh(total, connectionsFor(total, config.mp4_connections));
-    const connections = plan
-      ? connectionsFor(ranged.missingBytes, config.mp4_connections)
-      : ranged.pieces.length;
-    ctx.progress.setTotals({ bytes: total });
-    ctx.progress.setDoneBytes(ranged.writtenBytes);
-    ctx.reportProgress();
-    await ensureSpace(ctx.tempDir, ranged.missingBytes * 2);
-    if (!plan) {
-      // Sparse at full size: pieces land at their offsets, and the size marks a usable checkpoint.
-      const fh = await open(part, 'w');
-      await fh.truncate(total).finally(() => fh.close());
-    }
-    log.info(
-      { bytes: total, missing: ranged.missingBytes, connections },
-      plan ? 'resuming a ranged download from its checkpoint' : 'ranged download',
-    );
-    await downloadRanges({
-      ctx,
-      http,
-      url: res.url,
-      file: part,
-      id,
-      plan: ranged,
-      connections,
-      maxConnections: Math.max(connections, config.mp4_connections_max),
-      controller,
-      first: { res, piece: resumeAt ?? ranged.pieces[0]!, end: cr.end + 1, requestMs },
-    });
-    await rm(`${part}.json`, { force: true });
+    await downloadRanged(ctx, http, part, { res, end: cr.end + 1, total, requestMs }, resume, controller);
   } finally {
     ctx.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * The first request, with retries: its answer, or null for a 416 on `bytes=0-` (an empty file).
+ * A 416 for a resume's range means the file shrank.
+ */
+async function firstRequest(
+  ctx: DownloadContext,
+  http: HttpClient,
+  url: string,
+  range: { start: number; end?: number } | undefined,
+  resuming: boolean,
+  signal: AbortSignal,
+): Promise<HttpResponse | null> {
+  return await withRetry<HttpResponse | null>(
+    async () => {
+      try {
+        return await http.get(url, { signal, range });
+      } catch (err) {
+        // 416 for bytes=0-: an empty file (nothing is satisfiable); for a resume: the file shrank.
+        if (!(err instanceof HttpStatusError) || err.status !== 416) throw err;
+        if (resuming) throw new FileChangedError('it is shorter now (HTTP 416 for a byte range inside it)');
+        return null;
+      }
+    },
+    { ...DEFAULT_RETRY_POLICY, maxRetries: ctx.config.max_retries },
+    {
+      signal,
+      onRetry: (err, attempt, delayMs) => {
+        ctx.onRetry?.();
+        ctx.log.warn({ err: err.message, attempt, delayMs }, 'download failed; retrying with back-off');
+      },
+    },
+  );
+}
+
+/**
+ * A ranged download from the first answer: checks it against the checkpoint when resuming, plans
+ * the pieces (or takes the checkpoint's), sizes the part file and runs the connections.
+ */
+async function downloadRanged(
+  ctx: DownloadContext,
+  http: HttpClient,
+  part: string,
+  first: RangedStart,
+  resume: Resume | null,
+  controller: AbortController,
+): Promise<void> {
+  const { config, log } = ctx;
+  const { res, total } = first;
+  const seen = resourceIdOf(total, res.headers);
+  const cp = resume?.cp ?? null;
+  const change = cp ? describeChange(cp, seen) : null;
+  if (change) {
+    res.body.destroy();
+    throw new FileChangedError(change);
+  }
+  // A validator this answer omits but the checkpoint has still guards the pieces still to come.
+  const id = cp
+    ? { size: total, etag: seen.etag ?? cp.etag, lastModified: seen.lastModified ?? cp.lastModified }
+    : seen;
+  const plan = resume?.plan ?? RangePlan.fresh(total, connectionsFor(total, config.mp4_connections));
+  const connections = resume ? connectionsFor(plan.missingBytes, config.mp4_connections) : plan.pieces.length;
+  ctx.progress.setTotals({ bytes: total });
+  ctx.progress.setDoneBytes(plan.writtenBytes);
+  ctx.reportProgress();
+  await ensureSpace(ctx.tempDir, plan.missingBytes * 2);
+  if (!resume) {
+    // Sparse at full size: pieces land at their offsets, and the size marks a usable checkpoint.
+    const fh = await open(part, 'w');
+    await fh.truncate(total).finally(() => fh.close());
+  }
+  log.info(
+    { bytes: total, missing: plan.missingBytes, connections },
+    resume ? 'resuming a ranged download from its checkpoint' : 'ranged download',
+  );
+  await new RangedDownload({
+    ctx,
+    http,
+    url: res.url,
+    file: part,
+    id,
+    plan,
+    connections,
+    maxConnections: Math.max(connections, config.mp4_connections_max),
+    controller,
+    first: { res, piece: resume?.at ?? plan.pieces[0]!, end: first.end, requestMs: first.requestMs },
+  }).run();
+  await rm(`${part}.json`, { force: true });
 }
 
 /**
