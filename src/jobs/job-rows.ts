@@ -1,32 +1,13 @@
 /** A row of the jobs table as SQLite returns it, and the Job it stands for (JSON columns parsed). */
 import type { Job, JobRequest, JobResult, JobStatus, JobType } from './types.js';
 
-export interface JobRow {
-  seq: number;
-  id: string;
+/** The jobs table's columns: a Job's fields, with the enums as plain text and request/result as JSON. */
+export type JobRow = Omit<Job, 'type' | 'status' | 'request' | 'result'> & {
   type: string;
   status: string;
   request: string;
-  client_ip: string;
-  video_name: string;
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  updated_at: string;
   result: string | null;
-  error: string | null;
-  error_code: string | null;
-  progress: number;
-  total_segments: number;
-  downloaded_segments: number;
-  downloaded_bytes: number;
-  total_bytes: number | null;
-  speed_bps: number;
-  eta_seconds: number | null;
-  recorded_seconds: number | null;
-  attempts: number;
-  owner: string | null;
-}
+};
 
 export function fromRow(row: JobRow): Job {
   return {
