@@ -14,9 +14,6 @@ import type { DownloadContext, Downloader } from '../context.js';
 import { sizeOf } from './single-stream.js';
 import { fetchToPart } from './transfer.js';
 
-// The probe route reads Content-Range too; range-plan.ts owns the parsing.
-export { parseContentRange } from './range-plan.js';
-
 /** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
 const TEXT_NAMES = {
   html: 'an HTML/XML page',
