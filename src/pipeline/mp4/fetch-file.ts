@@ -1,3 +1,8 @@
+/**
+ * Fetching a whole MP4 file into its part file: the first request decides between one stream and
+ * parallel ranges, a checkpoint beside the part file is resumed, and a file that changed on the server
+ * is fetched again from the start.
+ */
 import { setMaxListeners } from 'node:events';
 import { open, rm } from 'node:fs/promises';
 import type { HttpClient, HttpResponse } from '../../net/client.js';
