@@ -10,7 +10,7 @@ import { DEFAULT_RETRY_POLICY, withRetry } from '../../net/retry.js';
 import { FileChangedError, HttpStatusError } from '../../service/errors.js';
 import { ensureSpace } from '../../storage/paths.js';
 import type { DownloadContext } from '../context.js';
-import { RangedDownload } from './parallel-ranges.js';
+import { downloadRanges } from './parallel-ranges.js';
 import { loadCheckpoint, removePart } from './part-file.js';
 import {
   type Checkpoint,
@@ -184,7 +184,7 @@ async function downloadRanged(
     { bytes: total, missing: plan.missingBytes, connections },
     resume ? 'resuming a ranged download from its checkpoint' : 'ranged download',
   );
-  await new RangedDownload({
+  await downloadRanges({
     ctx,
     http,
     url: res.url,
@@ -195,7 +195,7 @@ async function downloadRanged(
     maxConnections: Math.max(connections, config.mp4_connections_max),
     controller,
     first: { res, piece: resume?.at ?? plan.pieces[0]!, end: first.end, requestMs: first.requestMs },
-  }).run();
+  });
   await rm(`${part}.json`, { force: true });
 }
 

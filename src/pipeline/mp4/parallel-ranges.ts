@@ -54,6 +54,11 @@ interface InHand {
   end: number;
 }
 
+/** Opens the part file and runs a RangedDownload over it. */
+export async function downloadRanges(o: RangedOptions): Promise<void> {
+  await new RangedDownload(o, await open(o.file, 'r+')).run();
+}
+
 /**
  * Fetches every missing byte of the plan over up to `connections` connections, each piece streamed
  * into the part file with positioned writes through a buffer of at most chunk_size (and about
@@ -65,7 +70,7 @@ interface InHand {
  * the next), grow the connections while throughput grows, and finish by recording the checkpoint
  * and turning the first failure into the job's error.
  */
-export class RangedDownload {
+class RangedDownload {
   private readonly ctx: DownloadContext;
   private readonly plan: RangePlan;
   private readonly signal: AbortSignal;
@@ -74,14 +79,17 @@ export class RangedDownload {
   private readonly limit: AdaptiveConcurrency;
   private readonly checkpoint: CheckpointWriter;
   private readonly running: Promise<void>[] = [];
-  private fh!: FileHandle;
-  private writer!: PieceWriter;
+  private readonly writer: PieceWriter;
   private workers = 0;
   private requestMs: number;
   private sinceSpaceCheck = 0;
   private failure: unknown = null;
 
-  constructor(private readonly o: RangedOptions) {
+  constructor(
+    private readonly o: RangedOptions,
+    /** The part file, open for positioned writes; closed when the download ends. */
+    private readonly fh: FileHandle,
+  ) {
     const { ctx } = o;
     this.ctx = ctx;
     this.plan = o.plan;
@@ -103,12 +111,11 @@ export class RangedDownload {
     this.checkpoint = new CheckpointWriter(`${o.file}.json`, () =>
       JSON.stringify(checkpointOf(o.id, o.plan)),
     );
+    this.writer = new PieceWriter(ctx, fh, o.url, this.flushAt, (n) => this.onWritten(n));
   }
 
   async run(): Promise<void> {
     const { o, plan } = this;
-    this.fh = await open(o.file, 'r+');
-    this.writer = new PieceWriter(this.ctx, this.fh, o.url, this.flushAt, (n) => this.onWritten(n));
     try {
       // Claims nothing yet; written beside the first requests rather than before them.
       this.checkpoint.soon();
@@ -151,15 +158,7 @@ export class RangedDownload {
   }
 
   private timing(): Timing {
-    let sum = 0;
-    let n = 0;
-    for (const p of this.plan.pieces) {
-      if (p.owned && p.rateBps) {
-        sum += p.rateBps;
-        n++;
-      }
-    }
-    return { requestMs: this.requestMs, meanRateBps: n > 0 ? sum / n : null };
+    return { requestMs: this.requestMs, meanRateBps: this.plan.meanRateBps };
   }
 
   private start(piece: PieceState | null, first?: InHand): void {
