@@ -5,7 +5,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigSchema } from '../src/service/config.js';
+import { ConfigSchema } from '../src/service/config-schema.js';
 import { GABE_CLI } from './tools.js';
 
 export interface GabeServer {

@@ -63,21 +63,43 @@ class JobEventHub {
   }
 }
 
+type App = Parameters<FastifyPluginAsyncTypebox>[0];
+
+/** What both event routes share: the hub, the stream slots and who may see which job. */
+interface EventStreams {
+  hub: JobEventHub;
+  store: JobStore;
+  /** Takes a stream slot for the caller, given back when the connection closes, however it ends. */
+  takeSlot: (req: FastifyRequest, reply: FastifyReply) => void;
+  visible: (owner: string | null, caller: string | null) => boolean;
+  /** The job as the API shows it, with live progress while it runs. */
+  live: (job: Job) => JobResponse;
+  /** The caller's jobs only (undefined: everyone's). */
+  ownerFilter: (caller: string | null) => string | undefined;
+}
+
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
   const { scheduler, store, config } = opts;
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   const hub = new JobEventHub(scheduler, store);
   app.addHook('onClose', async () => hub.close());
   const slots = new StreamSlots(config.max_event_streams, config.max_event_streams_per_client);
-  /** Takes a stream slot for the caller, given back when the connection closes, however it ends. */
-  const takeSlot = (req: FastifyRequest, reply: FastifyReply) => {
-    const release = slots.acquire(req.owner ?? req.ip);
-    reply.raw.once('close', release);
+  const streams: EventStreams = {
+    hub,
+    store,
+    takeSlot: (req, reply) => {
+      const release = slots.acquire(req.owner ?? req.ip);
+      reply.raw.once('close', release);
+    },
+    visible: (owner, caller) => !config.api_keys || owner === caller,
+    live: (job) => presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null),
+    ownerFilter: (caller) => (config.api_keys ? (caller ?? '') : undefined),
   };
-  const visible = (owner: string | null, caller: string | null) => !config.api_keys || owner === caller;
-  const live = (job: Job) =>
-    presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
+  allJobsEvents(app, streams);
+  oneJobEvents(app, streams);
+};
 
+function allJobsEvents(app: App, { hub, store, takeSlot, visible, live, ownerFilter }: EventStreams): void {
   app.get(
     '/events',
     {
@@ -105,17 +127,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       });
       reply.sse.onClose(unsubscribe);
       for (const status of ['PROCESSING', 'PENDING'] as const) {
-        const { jobs } = store.list({
-          status,
-          limit: 500,
-          offset: 0,
-          owner: config.api_keys ? (req.owner ?? '') : undefined,
-        });
+        const { jobs } = store.list({ status, limit: 500, offset: 0, owner: ownerFilter(req.owner) });
         for (const job of jobs) await reply.sse.send({ event: 'job', data: live(job) });
       }
     },
   );
+}
 
+function oneJobEvents(app: App, { hub, store, takeSlot, visible, live }: EventStreams): void {
   app.get(
     '/job/:job_id/events',
     {
@@ -161,4 +180,4 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       }
     },
   );
-};
+}

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { removeJobOutput } from '../jobs/cleanup.js';
 import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/store.js';
-import { isFinal } from '../jobs/types.js';
+import { isFinal, type Job } from '../jobs/types.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
 import { presentJob } from './present.js';
@@ -12,6 +12,13 @@ export interface JobRoutesOptions {
   scheduler: Scheduler;
   store: JobStore;
   config: Config;
+}
+
+type App = Parameters<FastifyPluginAsyncTypebox>[0];
+
+interface JobRouteDeps extends JobRoutesOptions {
+  /** The caller's job, or JOB_NOT_FOUND. */
+  load: (id: string, owner: string | null) => Job;
 }
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
@@ -25,7 +32,13 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       throw new GabeError('JOB_NOT_FOUND', `job ${id} not found`);
     return job;
   };
+  const deps: JobRouteDeps = { scheduler, store, config, load };
+  getJob(app, deps);
+  deleteJob(app, deps);
+  listJobs(app, deps);
+};
 
+function getJob(app: App, { scheduler, load }: JobRouteDeps): void {
   app.get(
     '/job/:job_id',
     {
@@ -42,7 +55,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       return presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
     },
   );
+}
 
+function deleteJob(app: App, { scheduler, store, config, load }: JobRouteDeps): void {
   app.delete(
     '/job/:job_id',
     {
@@ -69,7 +84,9 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       return presentJob(cancelled);
     },
   );
+}
 
+function listJobs(app: App, { scheduler, store, config }: JobRouteDeps): void {
   app.get(
     '/jobs',
     {
@@ -97,4 +114,4 @@ export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
       };
     },
   );
-};
+}

@@ -16,6 +16,22 @@ export interface MetricsRoutesOptions {
 export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { scheduler, store }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gabe_' });
+  storeGauges(registry, scheduler, store);
+  const unfollow = followJobs(registry, scheduler);
+  app.addHook('onClose', async () => unfollow());
+
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['service'] } },
+    async (_req, reply) => {
+      reply.type(registry.contentType);
+      return registry.metrics();
+    },
+  );
+};
+
+/** Gauges read when /metrics is scraped: jobs by state, the queue, the current download speed. */
+function storeGauges(registry: Registry, scheduler: Scheduler, store: JobStore): void {
   new Gauge({
     name: 'gabe_jobs',
     help: 'Jobs in the store by state.',
@@ -41,6 +57,10 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
       this.set(scheduler.totalSpeed());
     },
   });
+}
+
+/** Counters and the duration histogram, fed by the scheduler's events; returns the unsubscribe. */
+function followJobs(registry: Registry, scheduler: Scheduler): () => void {
   const bytes = new Counter({
     name: 'gabe_downloaded_bytes_total',
     help: 'Bytes received from origins.',
@@ -86,18 +106,9 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
   scheduler.on('progress', onProgress);
   scheduler.on('job', onJob);
   scheduler.on('retry', onRetry);
-  app.addHook('onClose', async () => {
+  return () => {
     scheduler.off('progress', onProgress);
     scheduler.off('job', onJob);
     scheduler.off('retry', onRetry);
-  });
-
-  app.get(
-    '/metrics',
-    { schema: { summary: 'Prometheus metrics', tags: ['service'] } },
-    async (_req, reply) => {
-      reply.type(registry.contentType);
-      return registry.metrics();
-    },
-  );
-};
+  };
+}

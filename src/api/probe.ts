@@ -4,7 +4,7 @@ import { checkUrl, HttpClient } from '../net/client.js';
 import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders, requestHeaders } from '../net/headers.js';
 import { detectKind } from '../pipeline/detect.js';
-import { parseContentRange } from '../pipeline/mp4/job.js';
+import { parseContentRange } from '../pipeline/mp4/range-plan.js';
 import { identityKey } from '../playlist/keys.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../playlist/model.js';
 import { detectDrm, parsePlaylist } from '../playlist/parser.js';
@@ -109,27 +109,7 @@ export async function probe(
   });
   try {
     const kind = await detectKind(http, url);
-    if (kind === 'mp4') {
-      const res = await http.get(url, { range: { start: 0, end: 0 } });
-      await res.body.dump().catch(() => {});
-      const range = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
-      return {
-        kind: 'mp4',
-        url: res.url,
-        live: false,
-        duration_seconds: null,
-        encrypted: false,
-        encryption: null,
-        variants: [],
-        audio: [],
-        subtitles: [],
-        mp4: {
-          size_bytes: range?.total ?? res.contentLength,
-          content_type: res.headers['content-type'] ? String(res.headers['content-type']) : null,
-          accepts_ranges: range !== null,
-        },
-      };
-    }
+    if (kind === 'mp4') return await probeMp4(http, url);
     const { playlist, finalUrl } = await fetchPlaylist(http, url);
     if (playlist.kind === 'media') {
       const facts = mediaFacts(playlist);
@@ -146,44 +126,75 @@ export async function probe(
         mp4: null,
       };
     }
-    // Duration and encryption live in the media playlists: read the top variant's, as a download would.
-    const candidates = playlist.variants.filter((v) => !isAudioOnly(v));
-    const top = [...(candidates.length ? candidates : playlist.variants)].sort(
-      (a, b) => (b.bandwidth ?? 0) - (a.bandwidth ?? 0),
-    )[0];
-    let facts: ReturnType<typeof mediaFacts> | null = null;
-    if (top) {
-      const media = await fetchPlaylist(http, top.resolvedUri ?? new URL(top.uri, finalUrl).href);
-      if (media.playlist.kind === 'media') facts = mediaFacts(media.playlist);
-    }
-    const drm = detectDrm(playlist);
-    const encryption = drm ?? facts?.encryption ?? null;
-    return {
-      kind: 'master',
-      url: finalUrl,
-      live: facts?.live ?? false,
-      duration_seconds: facts?.duration ?? null,
-      encrypted: encryption !== null,
-      encryption,
-      variants: playlist.variants.map((v, id) => {
-        const bps = v.averageBandwidth ?? v.bandwidth;
-        return {
-          id,
-          resolution: formatResolution(v),
-          bandwidth: v.bandwidth,
-          average_bandwidth: v.averageBandwidth,
-          codecs: v.codecs,
-          frame_rate: v.frameRate,
-          estimated_size_bytes: bps && facts ? Math.round((bps / 8) * facts.duration) : null,
-        };
-      }),
-      audio: renditions(playlist, 'AUDIO'),
-      subtitles: renditions(playlist, 'SUBTITLES'),
-      mp4: null,
-    };
+    return await probeMaster(http, playlist, finalUrl);
   } finally {
     await http.destroy();
   }
+}
+
+/** One byte asked for: the answer tells the size and whether Range works. */
+async function probeMp4(http: HttpClient, url: string): Promise<ProbeResult> {
+  const res = await http.get(url, { range: { start: 0, end: 0 } });
+  await res.body.dump().catch(() => {});
+  const range = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
+  return {
+    kind: 'mp4',
+    url: res.url,
+    live: false,
+    duration_seconds: null,
+    encrypted: false,
+    encryption: null,
+    variants: [],
+    audio: [],
+    subtitles: [],
+    mp4: {
+      size_bytes: range?.total ?? res.contentLength,
+      content_type: res.headers['content-type'] ? String(res.headers['content-type']) : null,
+      accepts_ranges: range !== null,
+    },
+  };
+}
+
+async function probeMaster(
+  http: HttpClient,
+  playlist: MasterPlaylist,
+  finalUrl: string,
+): Promise<ProbeResult> {
+  // Duration and encryption live in the media playlists: read the top variant's, as a download would.
+  const candidates = playlist.variants.filter((v) => !isAudioOnly(v));
+  const top = [...(candidates.length ? candidates : playlist.variants)].sort(
+    (a, b) => (b.bandwidth ?? 0) - (a.bandwidth ?? 0),
+  )[0];
+  let facts: ReturnType<typeof mediaFacts> | null = null;
+  if (top) {
+    const media = await fetchPlaylist(http, top.resolvedUri ?? new URL(top.uri, finalUrl).href);
+    if (media.playlist.kind === 'media') facts = mediaFacts(media.playlist);
+  }
+  const drm = detectDrm(playlist);
+  const encryption = drm ?? facts?.encryption ?? null;
+  return {
+    kind: 'master',
+    url: finalUrl,
+    live: facts?.live ?? false,
+    duration_seconds: facts?.duration ?? null,
+    encrypted: encryption !== null,
+    encryption,
+    variants: playlist.variants.map((v, id) => {
+      const bps = v.averageBandwidth ?? v.bandwidth;
+      return {
+        id,
+        resolution: formatResolution(v),
+        bandwidth: v.bandwidth,
+        average_bandwidth: v.averageBandwidth,
+        codecs: v.codecs,
+        frame_rate: v.frameRate,
+        estimated_size_bytes: bps && facts ? Math.round((bps / 8) * facts.duration) : null,
+      };
+    }),
+    audio: renditions(playlist, 'AUDIO'),
+    subtitles: renditions(playlist, 'SUBTITLES'),
+    mp4: null,
+  };
 }
 
 export const probeRoutes: FastifyPluginAsyncTypebox<{

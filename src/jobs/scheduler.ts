@@ -33,12 +33,22 @@ export interface SchedulerDeps {
   downloaders: Partial<Record<JobType, Downloader>>;
 }
 
+/** What the scheduler tells its listeners (SSE, metrics, webhooks), checked at compile time. */
+export type SchedulerEvents = {
+  /** A stored job after any state change. */
+  job: [job: Job];
+  /** A running job's progress, at most every PROGRESS_EMIT_MS. */
+  progress: [id: string, progress: JobProgress];
+  /** A running job retries a request. */
+  retry: [id: string];
+};
+
 /**
  * The worker loop (pg-boss's shape): claim the oldest PENDING job while fewer than
  * max_concurrent_downloads run, give each an AbortController, and record every outcome. Events:
  * `job` (a stored job after any state change) and `progress` (job id + progress), for SSE and metrics.
  */
-export class Scheduler extends EventEmitter {
+export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly running = new Map<string, Running>();
   private accepting = false;
 

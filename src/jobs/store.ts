@@ -3,6 +3,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GabeError } from '../service/errors.js';
+import { fromRow, type JobRow } from './job-rows.js';
+import { migrate } from './store-schema.js';
 import {
   canTransition,
   type Job,
@@ -12,82 +14,6 @@ import {
   type JobStatus,
   type JobType,
 } from './types.js';
-
-/**
- * Versioned migrations: index i brings the schema from user_version i to i + 1. Append only; a shipped
- * migration is never edited, because users' databases already ran it.
- */
-export const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE jobs (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     id TEXT NOT NULL UNIQUE,
-     type TEXT NOT NULL,
-     status TEXT NOT NULL,
-     request TEXT NOT NULL,
-     client_ip TEXT NOT NULL,
-     video_name TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     started_at TEXT,
-     completed_at TEXT,
-     updated_at TEXT NOT NULL,
-     result TEXT,
-     error TEXT,
-     error_code TEXT,
-     progress REAL NOT NULL DEFAULT 0,
-     total_segments INTEGER NOT NULL DEFAULT 0,
-     downloaded_segments INTEGER NOT NULL DEFAULT 0,
-     downloaded_bytes INTEGER NOT NULL DEFAULT 0,
-     total_bytes INTEGER,
-     speed_bps REAL NOT NULL DEFAULT 0,
-     eta_seconds REAL,
-     attempts INTEGER NOT NULL DEFAULT 0
-   );
-   CREATE INDEX jobs_status_seq ON jobs (status, seq);
-   CREATE INDEX jobs_client_status ON jobs (client_ip, status);
-   CREATE INDEX jobs_completed_at ON jobs (completed_at);`,
-  // 2: jobs belong to the API key that submitted them (a SHA-256 of it: the key itself is never stored).
-  `ALTER TABLE jobs ADD COLUMN owner TEXT;
-   CREATE INDEX jobs_owner_status ON jobs (owner, status);`,
-  // 3: live recordings report the seconds of media recorded so far.
-  `ALTER TABLE jobs ADD COLUMN recorded_seconds REAL;`,
-];
-
-interface JobRow {
-  seq: number;
-  id: string;
-  type: string;
-  status: string;
-  request: string;
-  client_ip: string;
-  video_name: string;
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  updated_at: string;
-  result: string | null;
-  error: string | null;
-  error_code: string | null;
-  progress: number;
-  total_segments: number;
-  downloaded_segments: number;
-  downloaded_bytes: number;
-  total_bytes: number | null;
-  speed_bps: number;
-  eta_seconds: number | null;
-  recorded_seconds: number | null;
-  attempts: number;
-  owner: string | null;
-}
-
-function fromRow(row: JobRow): Job {
-  return {
-    ...row,
-    type: row.type as JobType,
-    status: row.status as JobStatus,
-    request: JSON.parse(row.request) as JobRequest,
-    result: row.result === null ? null : (JSON.parse(row.result) as JobResult),
-  };
-}
 
 export interface NewJob {
   type: JobType;
@@ -127,23 +53,7 @@ export class JobStore {
     // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the last commits.
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
-    this.migrate();
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      throw new GabeError(
-        'CONFIG',
-        `the database was written by a newer Gabe (schema ${version}, this one knows ${MIGRATIONS.length})`,
-      );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      })();
-    }
+    migrate(this.db);
   }
 
   get schemaVersion(): number {

@@ -124,10 +124,22 @@ function frameworkError(error: FastifyError, _req: unknown, reply: FastifyReply)
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
+type FastifyApp = ReturnType<typeof createFastify>;
+type Limits = { submissions: RateLimitHook; probes: RateLimitHook };
 
 export async function buildApp(deps: AppDeps) {
   const trust = describeTrust(deps.config.trust_proxy);
   if (trust) deps.log.info(trust);
+  const app = createFastify(deps);
+  addGuards(app, deps);
+  const limits = await addRateLimits(app, deps.config);
+  await addDocs(app);
+  await addRoutes(app, deps, limits);
+  return app;
+}
+
+/** The Fastify instance with Gabe's JSON body parser and its one error shape for every refusal. */
+function createFastify(deps: AppDeps) {
   const app = Fastify({
     loggerInstance: deps.log,
     // Per-request lines would flood video_downloader.log under polling clients; jobs log their own.
@@ -161,7 +173,11 @@ export async function buildApp(deps: AppDeps) {
       .code(404)
       .send({ detail: `no route for ${req.method} ${req.url.split('?')[0]}`, code: 'GABE_ERR_NOT_FOUND' }),
   );
+  return app;
+}
 
+/** The host check and the API key check, on every request. */
+function addGuards(app: FastifyApp, deps: AppDeps): void {
   app.decorateRequest('owner', null);
   // Before the key check: a rebinding page must learn nothing, not even that a key is needed.
   const hostCheck = hostCheckHook(deps.config);
@@ -172,17 +188,17 @@ export async function buildApp(deps: AppDeps) {
     );
   const auth = apiKeyHook(deps.config, { isPublic: isWebPath });
   if (auth) app.addHook('onRequest', auth);
+}
+
+async function addRateLimits(app: FastifyApp, config: Config): Promise<Limits> {
   // Submissions and probes only: polling GET /job must never be throttled. `/probe` has a budget of
   // its own of the same size: it makes the service fetch from an origin, but a client that probes
   // before each submission should not see its submissions halved.
-  let limits: { submissions: RateLimitHook; probes: RateLimitHook } = {
-    submissions: undefined,
-    probes: undefined,
-  };
-  if (deps.config.rate_limit_per_minute > 0) {
+  let limits: Limits = { submissions: undefined, probes: undefined };
+  if (config.rate_limit_per_minute > 0) {
     await app.register(fastifyRateLimit, {
       global: false,
-      max: deps.config.rate_limit_per_minute,
+      max: config.rate_limit_per_minute,
       timeWindow: 60_000,
       keyGenerator: (req) => req.owner ?? req.ip,
     });
@@ -192,7 +208,11 @@ export async function buildApp(deps: AppDeps) {
       probes: budgetHook(app.createRateLimit({}), 'probes'),
     };
   }
+  return limits;
+}
 
+/** OpenAPI at /openapi.json and Swagger UI at /docs, built from the route schemas. */
+async function addDocs(app: FastifyApp): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -212,7 +232,9 @@ export async function buildApp(deps: AppDeps) {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+}
 
+async function addRoutes(app: FastifyApp, deps: AppDeps, limits: Limits): Promise<void> {
   await app.register(downloadRoutes, {
     scheduler: deps.scheduler,
     store: deps.store,
@@ -235,5 +257,4 @@ export async function buildApp(deps: AppDeps) {
     scheduler: deps.scheduler,
     ffmpeg: deps.ffmpeg,
   });
-  return app;
 }

@@ -76,6 +76,9 @@ export async function freeBytes(dir: string): Promise<number | null> {
   }
 }
 
+/** Free space is re-checked after this many bytes, so a disk that other writers fill is noticed early. */
+export const SPACE_CHECK_BYTES = 32 * 1024 * 1024;
+
 /**
  * Fails early when a download of known size cannot fit. The margin covers the remux copy that ffmpeg
  * writes beside the download before the temp file is removed.

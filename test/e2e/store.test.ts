@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { JobStore, MIGRATIONS } from '../../src/jobs/store.js';
+import { JobStore } from '../../src/jobs/store.js';
+import { MIGRATIONS } from '../../src/jobs/store-schema.js';
 import { isGabeError } from '../../src/service/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 

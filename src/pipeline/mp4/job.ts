@@ -11,11 +11,8 @@ import { mergeHeaders } from '../../net/headers.js';
 import { GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { fetchToPart } from './fetch-file.js';
 import { sizeOf } from './single-stream.js';
-import { fetchToPart } from './transfer.js';
-
-// The probe route reads Content-Range too; range-plan.ts owns the parsing.
-export { parseContentRange } from './range-plan.js';
 
 /** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
 const TEXT_NAMES = {

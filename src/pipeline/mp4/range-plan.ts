@@ -154,6 +154,19 @@ export class RangePlan {
     return this.size - this.writtenBytes;
   }
 
+  /** The mean transfer rate of the running pieces that have one measured, or null. */
+  get meanRateBps(): number | null {
+    let sum = 0;
+    let n = 0;
+    for (const p of this.pieces) {
+      if (p.owned && p.rateBps) {
+        sum += p.rateBps;
+        n++;
+      }
+    }
+    return n > 0 ? sum / n : null;
+  }
+
   /** The first piece that is neither complete nor owned: where a resumed download starts. */
   firstOpen(): PieceState | null {
     return this.pieces.find((p) => !p.owned && missing(p) > 0) ?? null;

@@ -2,12 +2,9 @@ import { open, stat, truncate } from 'node:fs/promises';
 import type { HttpClient, HttpResponse } from '../../net/client.js';
 import { DEFAULT_RETRY_POLICY, withRetry } from '../../net/retry.js';
 import { GabeError, HttpStatusError } from '../../service/errors.js';
-import { ensureSpace } from '../../storage/paths.js';
+import { ensureSpace, SPACE_CHECK_BYTES } from '../../storage/paths.js';
 import type { DownloadContext } from '../context.js';
 import { describeChange, parseContentRange, type ResourceId, resourceIdOf } from './range-plan.js';
-
-/** Free space is re-checked after this many bytes, so a disk that other writers fill is noticed early. */
-const SPACE_CHECK_BYTES = 32 * 1024 * 1024;
 
 export async function sizeOf(file: string): Promise<number> {
   try {
