@@ -11,8 +11,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-// TODO(merge): import from '../src/service/config-schema.js' once the config.ts split lands.
-import { ConfigSchema } from '../src/service/config.js';
+import { ConfigSchema } from '../src/service/config-schema.js';
 import { ErrorCodes } from '../src/service/error-codes.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -29,7 +29,7 @@ const VideoName = OptionalNullable(
 );
 const ProxyField = OptionalNullable(
   Type.String({ maxLength: 2048, pattern: '^(https?|socks5h?)://' }),
-  'Proxy for this job (http://, https:// or socks5://); default: config "proxy".',
+  'Proxy for this job (http://, https://, socks5:// or socks5h://); default: config "proxy".',
 );
 
 const CallbackUrl = OptionalNullable(

@@ -46,7 +46,7 @@ export function downloadCommand(program: Command): void {
       'a fixed number of segments (HLS) or connections (MP4, at most 64) at once (default: HLS starts at segment_concurrency, 16, and grows while throughput does; MP4 starts at mp4_connections, 16, and grows up to 32)',
       parseConcurrency,
     )
-    .option('--proxy <url>', 'http://, https:// or socks5:// proxy')
+    .option('--proxy <url>', 'http://, https://, socks5:// or socks5h:// proxy')
     .option(
       '-H, --header <line>',
       'request header for every fetch, "Name: value" (repeatable)',

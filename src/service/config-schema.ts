@@ -75,7 +75,7 @@ export const ConfigSchema = Type.Object(
     }),
     proxy: Nullable(
       Type.String({ pattern: '^(https?|socks5h?)://' }),
-      'Proxy for every fetch (http://, https:// or socks5://); a request may name its own.',
+      'Proxy for every fetch (http://, https://, socks5:// or socks5h:// to resolve names at the proxy); a request may name its own.',
     ),
     chunk_size: Type.Integer({
       minimum: 1024,
@@ -98,7 +98,7 @@ export const ConfigSchema = Type.Object(
     }),
     ffmpeg_path: Nullable(
       Type.String({ minLength: 1 }),
-      'ffmpeg binary, or the folder holding ffmpeg and ffprobe; null = search PATH.',
+      'ffmpeg binary, or the folder holding ffmpeg and ffprobe; null = search PATH, then the build bundled in @ffmpeg-installer (a warning is logged).',
     ),
     native_remux: Type.Boolean({
       default: true,
@@ -130,14 +130,15 @@ export const ConfigSchema = Type.Object(
     }),
     allow_private_networks: Type.Boolean({
       default: false,
-      description: 'Allow fetching from loopback, private and link-local addresses.',
+      description:
+        'Allow fetching from non-public addresses: loopback, private, link-local, CGNAT, unique-local and the other special-purpose ranges the destination guard refuses.',
     }),
     api_keys: Type.Union(
       [Type.Array(Type.String({ minLength: 16, maxLength: 512 }), { minItems: 1 }), Type.Null()],
       {
         default: null,
         description:
-          'API keys (16+ characters). When set, every route but /health needs `Authorization: Bearer KEY` or `X-API-Key: KEY`, and a key sees only its own jobs.',
+          'API keys (16+ characters). When set, every route but /health and the web page (its own files) needs `Authorization: Bearer KEY` or `X-API-Key: KEY`, and a key sees only its own jobs.',
       },
     ),
     max_jobs_per_key: Type.Integer({

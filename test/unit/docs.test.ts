@@ -8,8 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Type } from 'typebox';
 import { configRows, configTable, errorTable, GENERATED, ROOT, regenerate } from '../../scripts/gen-docs.js';
-// TODO(merge): import from '../../src/service/config-schema.js' once the config.ts split lands.
-import { ConfigSchema } from '../../src/service/config.js';
+import { ConfigSchema } from '../../src/service/config-schema.js';
 
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 
