@@ -12,14 +12,8 @@ import {
 import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
 import { redactCredentials } from './redact.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
-import { H1Transport } from './transports/h1-transport.js';
-import {
-  type HttpBody,
-  NativeTransport,
-  type NativeTransportOptions,
-  type RawRequest,
-  type RawResponse,
-} from './transports/node-transport.js';
+import { chooseTransports } from './transports/choose.js';
+import type { HttpBody, RawRequest, RawResponse } from './transports/node-transport.js';
 
 export const USER_AGENT =
   // Some CDNs refuse requests without a browser-like agent; keep our name in it for origin logs.
@@ -81,31 +75,6 @@ export interface Transport {
   destroy(): Promise<void>;
 }
 
-function directOptions(options: HttpClientOptions): NativeTransportOptions {
-  return {
-    timeoutMs: options.timeoutMs,
-    lowSpeedLimit: options.lowSpeedLimit,
-    lowSpeedTimeMs: options.lowSpeedTimeMs,
-    connections: options.connections ?? 16,
-    guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
-  };
-}
-
-function makeTransport(options: HttpClientOptions): Transport {
-  const proxy = options.proxy;
-  if (!proxy) return new NativeTransport(directOptions(options));
-  // undici (and fetch-socks) load only for proxied jobs: most runs never pay for parsing them.
-  const loading = import('./transports/proxy-transport.js').then((m) =>
-    m.proxyTransport({ ...options, proxy }),
-  );
-  loading.catch(() => {});
-  return {
-    request: async (url, req) => (await loading).request(url, req),
-    close: async () => (await loading.catch(() => null))?.close(),
-    destroy: async () => (await loading.catch(() => null))?.destroy(),
-  };
-}
-
 export interface GetOptions {
   signal?: AbortSignal | undefined;
   /** Where a whole body with a known length goes (getChunks over H1Transport): a pool's buffer. */
@@ -154,8 +123,9 @@ export class HttpClient {
   private readonly redirectedOrigins: Set<string> | null;
 
   constructor(readonly options: HttpClientOptions) {
-    this.transport = makeTransport(options);
-    this.wholeBodies = options.proxy ? this.transport : new H1Transport(directOptions(options));
+    const transports = chooseTransports(options);
+    this.transport = transports.streamed;
+    this.wholeBodies = transports.whole;
     this.maxRedirects = options.maxRedirects ?? 10;
     this.proxiedHostChecks = options.proxy && !options.allowPrivateNetworks ? new Map() : null;
     this.jobCredentials = originCredentials(options.jobUrl);
