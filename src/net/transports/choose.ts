@@ -8,11 +8,12 @@
  * goes through undici (undici-transport.ts) instead, so `npm run bench -- --tools gabe-cli,gabe-cli-undici`
  * compares the two stacks on the same download. It is not configuration and not documented for users.
  */
-import type { HttpClientOptions, Transport } from '../client.js';
+import type { HttpClientOptions } from '../client-options.js';
 import { H1Transport } from './h1-transport.js';
-import { NativeTransport, type NativeTransportOptions } from './node-transport.js';
+import { NativeTransport } from './node-transport.js';
+import type { DirectTransportOptions, Transport } from './transport.js';
 
-export function directOptions(options: HttpClientOptions): NativeTransportOptions {
+export function directOptions(options: HttpClientOptions): DirectTransportOptions {
   return {
     timeoutMs: options.timeoutMs,
     lowSpeedLimit: options.lowSpeedLimit,

@@ -7,11 +7,11 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../../service/errors.js';
-import type { HttpClientOptions, Transport } from '../client.js';
+import type { HttpClientOptions } from '../client-options.js';
 import { HeadTally, MAX_HEAD_BYTES, parsedHeadBytes, TransferWatch, type Watch } from '../deadlines.js';
 import { redactCredentials } from '../redact.js';
-import type { RawRequest, RawResponse } from './node-transport.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
+import type { RawRequest, RawResponse, Transport } from './transport.js';
 
 /**
  * deadlines.ts's limits on one undici request, as a handler around undici's own: the head deadline

@@ -6,14 +6,10 @@
  * own, never reused, so keeping one needs no copy.
  */
 import type { Dispatcher } from 'undici';
-import { DUMP_LIMIT, type HttpBody } from './node-transport.js';
+import { codeError, DUMP_LIMIT, type HttpBody } from './transport.js';
 
 /** Bytes an iterated body holds for a reader that is behind before undici stops reading the socket. */
 const ITERATE_HIGH_WATER = 256 * 1024;
-
-export function codeError(message: string, code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(message), { code });
-}
 
 export class UndiciBody implements HttpBody, AsyncIterable<Buffer> {
   private early: Buffer[] = [];

@@ -14,7 +14,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import type { Transport } from '../client.js';
 import {
   HeadTally,
   MAX_HEAD_BYTES,
@@ -24,8 +23,13 @@ import {
   type Watch,
 } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
-import { abortError } from './h1-exchange.js';
-import type { NativeTransportOptions, RawRequest, RawResponse } from './node-transport.js';
+import {
+  abortError,
+  type DirectTransportOptions,
+  type RawRequest,
+  type RawResponse,
+  type Transport,
+} from './transport.js';
 import { UndiciBody } from './undici-body.js';
 
 /** Header fields by lower-case name; repeated ones joined with ", " (Set-Cookie kept apart), as H1Transport. */
@@ -132,7 +136,7 @@ export class UndiciTransport implements Transport {
   private readonly agent: Agent;
   private readonly watch: TransferWatch;
 
-  constructor(private readonly options: NativeTransportOptions) {
+  constructor(private readonly options: DirectTransportOptions) {
     this.watch = new TransferWatch(options);
     const { timeoutMs, guard } = options;
     const inner = buildConnector({
