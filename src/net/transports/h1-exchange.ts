@@ -2,7 +2,7 @@
  * One HTTP/1.1 exchange on a connection of H1Transport (h1-transport.ts): the parser of the response as its
  * bytes come out of the shared read buffer (RFC 9112: status line, header fields, then a body framed
  * by chunked coding, Content-Length or the end of the connection), its bytes handed to the body
- * (h1-body.ts).
+ * (response-body.ts).
  */
 import type { Socket } from 'node:net';
 import {
@@ -13,8 +13,8 @@ import {
   trailerOverflowError,
   type Watch,
 } from '../deadlines.js';
-import { Body } from './h1-body.js';
 import { type Framing, fieldsOf, framingOf, HeadReader, keepAliveTimeoutMs, statusOf } from './h1-head.js';
+import { ResponseBody } from './response-body.js';
 import { codeError, type RawResponse } from './transport.js';
 
 /** One connection; `exchange` is the request on it, if any. */
@@ -27,6 +27,32 @@ export interface Conn {
   dead: boolean;
   /** performance.now() after which an idle connection is not reused (the server's Keep-Alive timeout). */
   reuseUntil: number;
+}
+
+/** A body fed from the shared read buffer: what arrives early is copied, as the buffer is reused at once. */
+class Body extends ResponseBody {
+  constructor(
+    private readonly exchange: Exchange,
+    length: number | null,
+  ) {
+    super(length);
+  }
+
+  protected keep(src: Buffer, start: number, end: number): Buffer {
+    return Buffer.from(src.subarray(start, end));
+  }
+
+  protected abort(error: Error): void {
+    this.exchange.fail(error, true);
+  }
+
+  protected pauseReading(): void {
+    this.exchange.conn.socket.pause();
+  }
+
+  protected resumeReading(): void {
+    this.exchange.conn.socket.resume();
+  }
 }
 
 /** One request and its response on a connection: the parser of what comes back. */

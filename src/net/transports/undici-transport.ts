@@ -23,14 +23,9 @@ import {
   type Watch,
 } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
-import {
-  abortError,
-  type DirectTransportOptions,
-  type RawRequest,
-  type RawResponse,
-  type Transport,
-} from './transport.js';
-import { UndiciBody } from './undici-body.js';
+import { ResponseBody } from './response-body.js';
+import type { DirectTransportOptions, RawRequest, RawResponse, Transport } from './transport.js';
+import { abortError } from './transport.js';
 
 /** Header fields by lower-case name; repeated ones joined with ", " (Set-Cookie kept apart), as H1Transport. */
 function fieldsOf(raw: readonly Buffer[] | null): Record<string, string | string[]> {
@@ -52,6 +47,35 @@ function bodyLength(method: string, status: number, headers: IncomingHttpHeaders
   if (headers['transfer-encoding'] !== undefined) return null;
   const cl = headers['content-length'];
   return typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : null;
+}
+
+/**
+ * A body fed by undici's handler. Its chunks are views of a read buffer of their own, never reused:
+ * one that arrives before the reader chooses how to read is kept as it is, without a copy.
+ */
+class UndiciBody extends ResponseBody {
+  constructor(
+    private readonly controller: Dispatcher.DispatchController,
+    length: number | null,
+  ) {
+    super(length);
+  }
+
+  protected keep(src: Buffer, start: number, end: number): Buffer {
+    return start === 0 && end === src.length ? src : src.subarray(start, end);
+  }
+
+  protected abort(error: Error): void {
+    if (!this.done) this.controller.abort(error);
+  }
+
+  protected pauseReading(): void {
+    this.controller.pause();
+  }
+
+  protected resumeReading(): void {
+    this.controller.resume();
+  }
 }
 
 /** One request: the response promise until the head, then the body. */

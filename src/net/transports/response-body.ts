@@ -1,21 +1,26 @@
 /**
- * The body of a response on H1Transport (h1-transport.ts), fed by its Exchange (h1-exchange.ts) from
- * the shared read buffer: collected whole into one buffer when the length is known, or iterated.
+ * A response body as HttpClient reads it, for the transports that parse responses themselves
+ * (H1Transport, UndiciTransport): collected whole or iterated, as the reader asks. A body read whole
+ * with a known length is copied straight into the one buffer it ends up in (a pool's, through
+ * `alloc`), without a list of chunks or a join.
  */
-import type { Exchange } from './h1-exchange.js';
 import { codeError, DUMP_LIMIT, type HttpBody } from './transport.js';
 
 /** Bytes an iterated body holds for a reader that is behind before the socket stops being read. */
 const ITERATE_HIGH_WATER = 256 * 1024;
 
-/** The body of a response: collected whole, or iterated, as the reader asks; bytes before that wait. */
-export class Body implements HttpBody, AsyncIterable<Buffer> {
-  /** Copies of what arrived before the reader chose how to read. */
+/**
+ * The body of a response: collected whole, or iterated, as the reader asks; bytes before that wait.
+ * A transport says how it keeps bytes that arrive early, stops and restarts reading its socket, and
+ * ends its exchange.
+ */
+export abstract class ResponseBody implements HttpBody, AsyncIterable<Buffer> {
+  /** What arrived before the reader chose how to read. */
   private early: Buffer[] = [];
   private target: Buffer | null = null;
   private filled = 0;
   private mode: 'undecided' | 'collect' | 'iterate' = 'undecided';
-  private done = false;
+  protected done = false;
   private error: Error | null = null;
   private wake: (() => void) | null = null;
   private discard = false;
@@ -24,13 +29,17 @@ export class Body implements HttpBody, AsyncIterable<Buffer> {
   private earlyBytes = 0;
   private paused = false;
 
-  constructor(
-    private readonly exchange: Exchange,
-    readonly length: number | null,
-  ) {}
+  constructor(readonly length: number | null) {}
 
-  /** Bytes of the body from the shared read buffer: copied, as the buffer is reused at once. */
-  push(src: Buffer, start: number, end: number): void {
+  /** `src[start, end)` as a buffer of its own, to be kept until the reader asks for it. */
+  protected abstract keep(src: Buffer, start: number, end: number): Buffer;
+  /** Ends the exchange with `error`: the body fails with it. */
+  protected abstract abort(error: Error): void;
+  protected abstract pauseReading(): void;
+  protected abstract resumeReading(): void;
+
+  /** Bytes of the body, `src[start, end)`. */
+  push(src: Buffer, start = 0, end = src.length): void {
     if (this.discard) return;
     const n = end - start;
     if (this.mode === 'collect' && this.target && this.filled + n <= this.target.length) {
@@ -38,19 +47,16 @@ export class Body implements HttpBody, AsyncIterable<Buffer> {
       this.filled += n;
       return;
     }
-    this.early.push(Buffer.from(src.subarray(start, end)));
+    this.early.push(this.keep(src, start, end));
     this.filled += n;
     this.earlyBytes += n;
     // A reader iterating behind the socket: stop reading it (TCP flow control holds the sender).
     if (this.mode === 'iterate' && this.earlyBytes >= ITERATE_HIGH_WATER && !this.paused) {
       this.paused = true;
-      this.exchange.conn.socket.pause();
+      this.pauseReading();
     }
     if (this.filled > this.limit) {
-      this.exchange.fail(
-        codeError(`the body is larger than ${this.limit} bytes`, 'ERR_BODY_TOO_LARGE'),
-        true,
-      );
+      this.abort(codeError(`the body is larger than ${this.limit} bytes`, 'ERR_BODY_TOO_LARGE'));
       return;
     }
     this.wake?.();
@@ -73,7 +79,7 @@ export class Body implements HttpBody, AsyncIterable<Buffer> {
   private unpause(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.exchange.conn.socket.resume();
+    this.resumeReading();
   }
 
   /**
@@ -84,7 +90,7 @@ export class Body implements HttpBody, AsyncIterable<Buffer> {
     this.mode = 'collect';
     this.limit = limit;
     if (this.filled > limit) {
-      this.exchange.fail(codeError(`the body is larger than ${limit} bytes`, 'ERR_BODY_TOO_LARGE'), true);
+      this.abort(codeError(`the body is larger than ${limit} bytes`, 'ERR_BODY_TOO_LARGE'));
     }
     if (this.length !== null && this.length > 0) {
       const target = alloc(this.length);
@@ -132,13 +138,13 @@ export class Body implements HttpBody, AsyncIterable<Buffer> {
   }
 
   destroy(error?: Error): void {
-    this.exchange.fail(error ?? codeError('the response body was destroyed', 'ERR_STREAM_DESTROYED'), true);
+    this.abort(error ?? codeError('the response body was destroyed', 'ERR_STREAM_DESTROYED'));
   }
 
   async dump(): Promise<void> {
     if (this.done) return;
     if (!(this.length !== null && this.length <= DUMP_LIMIT)) {
-      this.exchange.fail(codeError('body not read', 'ERR_STREAM_DESTROYED'), true);
+      this.abort(codeError('body not read', 'ERR_STREAM_DESTROYED'));
       return;
     }
     this.discard = true;
