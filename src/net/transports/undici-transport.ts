@@ -1,6 +1,6 @@
 /**
  * Direct HTTP/1.1 over undici's Agent and a dispatch handler of our own, for every request of a job
- * (bodies read whole and streamed). Bench-only (GABE_HTTP_TRANSPORT=undici, net/transport-choice.ts):
+ * (bodies read whole and streamed). Bench-only (GABE_HTTP_TRANSPORT=undici, choose.ts):
  * it exists to measure the own client (h1-transport.ts) against undici on the same download
  * (docs/http-stack.md).
  *
