@@ -14,14 +14,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import {
-  HeadTally,
-  MAX_HEAD_BYTES,
-  parsedHeadBytes,
-  TransferWatch,
-  undiciLimitError,
-  type Watch,
-} from '../deadlines.js';
+import type { Watch } from '../deadlines.js';
+import { HeadTally, MAX_HEAD_BYTES, parsedHeadBytes, TransferWatch, undiciLimitError } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
 import { ResponseBody } from './response-body.js';
 import type { DirectTransportOptions, RawRequest, RawResponse, Transport } from './transport.js';
