@@ -289,7 +289,11 @@ async function runOne(
       gabeConfig: gabeConfigFile,
       ...(concurrency ? { concurrency } : {}),
     });
-    m = await measure(inv.cmd, inv.args, { cwd: dir, env: cleanEnv(), timeoutMs: timeoutFor(t) });
+    m = await measure(inv.cmd, inv.args, {
+      cwd: dir,
+      env: { ...cleanEnv(), ...inv.env },
+      timeoutMs: timeoutFor(t),
+    });
     produced = findOutput(output);
     background = meter.stop(m.cpu_s);
   }

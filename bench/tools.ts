@@ -11,6 +11,8 @@ export type ContentKind = 'hls' | 'mp4';
 export interface Invocation {
   cmd: string;
   args: string[];
+  /** Added to the clean environment the tool runs in. */
+  env?: Record<string, string>;
 }
 
 export interface ToolContext {
@@ -72,6 +74,17 @@ export const TOOLS: readonly Tool[] = [
     mode: 'command',
     identical: false,
     invoke: gabeCli,
+  },
+  {
+    // The same download with every direct request over undici (src/net/transports/choose.ts): the
+    // bench-only switch that measures the own HTTP/1.1 client against undici (docs/http-stack.md).
+    id: 'gabe-cli-undici',
+    label: 'gabe download (undici)',
+    kind: 'hls',
+    binary: null,
+    mode: 'command',
+    identical: false,
+    invoke: (ctx) => ({ ...gabeCli(ctx), env: { GABE_HTTP_TRANSPORT: 'undici' } }),
   },
   { id: 'gabe-api', label: 'gabe API', kind: 'hls', binary: null, mode: 'api', identical: false },
   {

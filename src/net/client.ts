@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GabeError, HttpStatusError, toGabeError } from '../service/errors.js';
+import type { HttpClientOptions } from './client-options.js';
 import {
   basicAuthorization,
   hasCredentials,
@@ -9,17 +10,12 @@ import {
   originOf,
   withoutUserinfo,
 } from './credentials.js';
-import { checkUrlDestination, findForbidden, type GuardOptions, resolveAndCheck } from './guard.js';
+import { checkUrlDestination, findForbidden, resolveAndCheck } from './guard.js';
 import { redactCredentials } from './redact.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
-import { H1Transport } from './transports/h1-transport.js';
-import {
-  type HttpBody,
-  NativeTransport,
-  type NativeTransportOptions,
-  type RawRequest,
-  type RawResponse,
-} from './transports/node-transport.js';
+import { chooseTransports } from './transports/choose.js';
+import type { HttpBody, RawResponse, Transport } from './transports/transport.js';
+import { readWholeBody } from './whole-body.js';
 
 export const USER_AGENT =
   // Some CDNs refuse requests without a browser-like agent; keep our name in it for origin logs.
@@ -28,43 +24,6 @@ export const USER_AGENT =
 /** Largest body read by default (getChunks, open): a segment's, say. */
 export const MAX_BODY_BYTES = 512 * 1024 * 1024;
 
-export interface HttpClientOptions {
-  /**
-   * Connect, the whole response head, a trailer section, and the longest gap between two reads, ms
-   * (config connection_timeout × 1000: deadlines.ts transferLimits).
-   */
-  timeoutMs: number;
-  /** Speed floor, bytes/s over `lowSpeedTimeMs` (config low_speed_limit); 0 = none. Default 1024. */
-  lowSpeedLimit?: number;
-  /** Window of the speed floor, ms (config low_speed_time × 1000). Default 30 s. */
-  lowSpeedTimeMs?: number;
-  proxy?: string | null | undefined;
-  /**
-   * Whose proxy it is. 'config': the operator's, trusted, connected to wherever it is (it may sit on
-   * loopback). 'request' (the default): a job's own, which the destination guard resolves and checks
-   * when it connects to it, as it does every hop (unless allow_private_networks).
-   */
-  proxyFrom?: 'config' | 'request' | undefined;
-  /** Keep-alive sockets per origin; sized to the job's concurrency. */
-  connections?: number;
-  maxRedirects?: number;
-  /**
-   * false: the destination guard (guard.ts) refuses every hop to loopback, private, link-local and
-   * other special addresses, checked at connect time. Required, so every caller decides: the service
-   * passes config.allow_private_networks.
-   */
-  allowPrivateNetworks: boolean;
-  /** Seams for tests (injected DNS, allowed addresses); never from config. */
-  guard?: GuardOptions;
-  /** Sent with every request (config and job `headers`, lower-case names); a call's own win. */
-  headers?: Record<string, string>;
-  /**
-   * The job's URL: its `user:pass@` is sent as Basic auth to every request on its origin (playlists,
-   * segments, keys, the file), and to no other (net/credentials.ts).
-   */
-  jobUrl?: string | null | undefined;
-}
-
 export interface HttpResponse {
   status: number;
   headers: IncomingHttpHeaders;
@@ -72,38 +31,6 @@ export interface HttpResponse {
   url: string;
   body: HttpBody;
   contentLength: number | null;
-}
-
-/** One way of sending a request: Node's own client for direct connections, undici through proxies. */
-export interface Transport {
-  request(url: URL, req: RawRequest): Promise<RawResponse>;
-  close(): Promise<void>;
-  destroy(): Promise<void>;
-}
-
-function directOptions(options: HttpClientOptions): NativeTransportOptions {
-  return {
-    timeoutMs: options.timeoutMs,
-    lowSpeedLimit: options.lowSpeedLimit,
-    lowSpeedTimeMs: options.lowSpeedTimeMs,
-    connections: options.connections ?? 16,
-    guard: options.allowPrivateNetworks ? null : (options.guard ?? {}),
-  };
-}
-
-function makeTransport(options: HttpClientOptions): Transport {
-  const proxy = options.proxy;
-  if (!proxy) return new NativeTransport(directOptions(options));
-  // undici (and fetch-socks) load only for proxied jobs: most runs never pay for parsing them.
-  const loading = import('./transports/proxy-transport.js').then((m) =>
-    m.proxyTransport({ ...options, proxy }),
-  );
-  loading.catch(() => {});
-  return {
-    request: async (url, req) => (await loading).request(url, req),
-    close: async () => (await loading.catch(() => null))?.close(),
-    destroy: async () => (await loading.catch(() => null))?.destroy(),
-  };
 }
 
 export interface GetOptions {
@@ -154,8 +81,9 @@ export class HttpClient {
   private readonly redirectedOrigins: Set<string> | null;
 
   constructor(readonly options: HttpClientOptions) {
-    this.transport = makeTransport(options);
-    this.wholeBodies = options.proxy ? this.transport : new H1Transport(directOptions(options));
+    const transports = chooseTransports(options);
+    this.transport = transports.streamed;
+    this.wholeBodies = transports.whole;
     this.maxRedirects = options.maxRedirects ?? 10;
     this.proxiedHostChecks = options.proxy && !options.allowPrivateNetworks ? new Map() : null;
     this.jobCredentials = originCredentials(options.jobUrl);
@@ -323,34 +251,7 @@ export class HttpClient {
     res: HttpResponse,
     options: Pick<GetOptions, 'alloc'> & { maxBytes?: number } = {},
   ): Promise<{ chunks: Buffer[]; length: number }> {
-    const max = options.maxBytes ?? MAX_BODY_BYTES;
-    let chunks: Buffer[] = [];
-    let total = 0;
-    try {
-      if (res.body.collect) {
-        chunks = await res.body.collect(max, options.alloc).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'ERR_BODY_TOO_LARGE') {
-            throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
-          }
-          throw err;
-        });
-        for (const c of chunks) total += c.length;
-      } else
-        for await (const chunk of res.body) {
-          total += (chunk as Buffer).length;
-          if (total > max) {
-            res.body.destroy();
-            throw new GabeError('PLAYLIST_TOO_LARGE', `${url} is larger than ${max} bytes`);
-          }
-          chunks.push(chunk as Buffer);
-        }
-    } catch (err) {
-      throw toGabeError(err);
-    }
-    if (res.contentLength !== null && total !== res.contentLength) {
-      throw new GabeError('TRUNCATED', `${url}: got ${total} of ${res.contentLength} bytes`);
-    }
-    return { chunks, length: total };
+    return readWholeBody(url, res, options.maxBytes ?? MAX_BODY_BYTES, options.alloc);
   }
 
   async close(): Promise<void> {

@@ -12,8 +12,9 @@
  *    and before every hop.
  * 2. `resolveAndCheck`: resolves a name and refuses it when ANY answer is forbidden. Used at
  *    submission (early, clear 400) and, through a proxy, before each request.
- * 3. `guardedLookup`: the `lookup` of every direct connection (net/transports/node-transport.ts, net/transports/h1-transport.ts) and of the
- *    connection to a job's own proxy (net/transports/proxy-connect.ts). It resolves, checks and hands
+ * 3. `guardedLookup`: the `lookup` of every direct connection (net/transports/node-transport.ts,
+ *    h1-transport.ts, and the bench-only undici-transport.ts) and of the connection to a job's own
+ *    proxy (net/transports/proxy-connect.ts). It resolves, checks and hands
  *    net.connect only the checked addresses, so what is checked is exactly what is connected to: a
  *    name that answers a public address to the check and 127.0.0.1 to the connect (DNS rebinding)
  *    cannot get through, since there is only one resolution. IP literals (which net.connect never

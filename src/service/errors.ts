@@ -116,12 +116,11 @@ const SYSTEM_NETWORK_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'ETIMEDOUT',
-]);
+/**
+ * Every transport's timeouts are ETIMEDOUT (net/deadlines.ts): undici's own timeout errors are turned
+ * into deadlines.ts's before they leave the transport (undiciLimitError).
+ */
+const TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 
 /**
  * undici's errors for a response that breaks HTTP/1.1. Its parser's own are HTTPParserError, meant to

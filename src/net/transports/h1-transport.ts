@@ -13,11 +13,16 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Transport } from '../client.js';
 import { idleTimeoutError, TransferWatch } from '../deadlines.js';
 import { guardedLookup, guardPeer, literalRefusal } from '../guard.js';
-import { abortError, type Conn, Exchange } from './h1-exchange.js';
-import type { NativeTransportOptions, RawRequest, RawResponse } from './node-transport.js';
+import { type Conn, Exchange } from './h1-exchange.js';
+import {
+  abortError,
+  type DirectTransportOptions,
+  type RawRequest,
+  type RawResponse,
+  type Transport,
+} from './transport.js';
 
 const READ_BUFFER = 64 * 1024;
 /**
@@ -40,7 +45,7 @@ export class H1Transport implements Transport {
   private readonly lookup: net.LookupFunction | undefined;
   private readonly watch: TransferWatch;
 
-  constructor(private readonly options: NativeTransportOptions) {
+  constructor(private readonly options: DirectTransportOptions) {
     this.lookup = options.guard ? guardedLookup(options.guard) : undefined;
     this.watch = new TransferWatch(options);
   }

@@ -1,50 +1,23 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import type { Transport } from '../client.js';
 import {
   HeadTally,
   idleTimeoutError,
-  type LimitOptions,
   MAX_HEAD_BYTES,
   parsedHeadBytes,
   TransferWatch,
   type Watch,
 } from '../deadlines.js';
-import { type GuardOptions, guardedLookup, guardPeer, literalRefusal } from '../guard.js';
-
-/** What HttpClient needs of a response body: both transports' bodies have it. */
-export interface HttpBody extends AsyncIterable<unknown> {
-  destroy(error?: Error): unknown;
-  /** Reads and discards the rest (a redirect's or an error's small body), so the socket can be reused. */
-  dump(): Promise<void>;
-  /** The whole body at once, refusing more than `limit` bytes (H1Transport: without a buffer per read). */
-  collect?(limit: number, alloc?: (size: number) => Buffer): Promise<Buffer[]>;
-}
-
-export interface RawResponse {
-  statusCode: number;
-  headers: http.IncomingHttpHeaders;
-  body: HttpBody;
-}
-
-export interface RawRequest {
-  method: 'GET' | 'HEAD' | 'POST';
-  headers: Record<string, string>;
-  body?: string | undefined;
-  signal?: AbortSignal | undefined;
-}
-
-/** `timeoutMs`: connect, the whole head, trailers, the gap between reads; with the speed floor. */
-export interface NativeTransportOptions extends LimitOptions {
-  /** Keep-alive sockets per origin. */
-  connections: number;
-  /** null: no destination guard (allow_private_networks). */
-  guard: GuardOptions | null;
-}
-
-/** Bodies larger than this are not read to the end to save a socket: the socket is closed instead. */
-export const DUMP_LIMIT = 128 * 1024;
+import { guardedLookup, guardPeer, literalRefusal } from '../guard.js';
+import {
+  type DirectTransportOptions,
+  DUMP_LIMIT,
+  type HttpBody,
+  type RawRequest,
+  type RawResponse,
+  type Transport,
+} from './transport.js';
 
 function withDump(res: http.IncomingMessage): http.IncomingMessage & HttpBody {
   const dump = (): Promise<void> =>
@@ -77,7 +50,7 @@ export class NativeTransport implements Transport {
   private readonly https: https.Agent;
   private readonly watch: TransferWatch;
 
-  constructor(private readonly options: NativeTransportOptions) {
+  constructor(private readonly options: DirectTransportOptions) {
     this.watch = new TransferWatch(options);
     const agentOptions = {
       keepAlive: true,

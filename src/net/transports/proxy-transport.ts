@@ -7,22 +7,33 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../../service/errors.js';
-import type { HttpClientOptions, Transport } from '../client.js';
-import { HeadTally, MAX_HEAD_BYTES, parsedHeadBytes, TransferWatch, type Watch } from '../deadlines.js';
+import type { HttpClientOptions } from '../client-options.js';
+import {
+  HeadTally,
+  MAX_HEAD_BYTES,
+  parsedHeadBytes,
+  TransferWatch,
+  undiciLimitError,
+  type Watch,
+} from '../deadlines.js';
 import { redactCredentials } from '../redact.js';
-import type { RawRequest, RawResponse } from './node-transport.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
+import type { RawRequest, RawResponse, Transport } from './transport.js';
 
 /**
  * deadlines.ts's limits on one undici request, as a handler around undici's own: the head deadline
  * from the request going out (undici's headersTimeout starts over with every 1xx), the interim
  * responses counted and their bytes added up, and the body's bytes counted for the speed floor. The
  * proxied path counts bytes per chunk: undici does not show us the socket whose counter we would read.
+ * undici's own timeouts and head limit (set from the same numbers below) fail with deadlines.ts's
+ * errors, as on the direct transports.
  */
 class LimitsHandler implements Dispatcher.DispatchHandler {
   private watch: Watch | null = null;
   private bytes = 0;
   private readonly heads = new HeadTally();
+  /** The final head arrived: a header overflow from here on is the trailers'. */
+  private inBody = false;
 
   constructor(
     private readonly watches: TransferWatch,
@@ -59,7 +70,10 @@ class LimitsHandler implements Dispatcher.DispatchHandler {
       controller.abort(refusal);
       return;
     }
-    if (statusCode >= 200) this.watch?.body(() => controller.paused);
+    if (statusCode >= 200) {
+      this.inBody = true;
+      this.watch?.body(() => controller.paused);
+    }
     this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -75,7 +89,7 @@ class LimitsHandler implements Dispatcher.DispatchHandler {
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {
     this.watch?.end();
-    this.handler.onResponseError?.(controller, error);
+    this.handler.onResponseError?.(controller, undiciLimitError(error, this.watches.limits, this.inBody));
   }
 }
 
