@@ -65,7 +65,7 @@ const DIFFERENCES: Record<string, { h1: 'accept' | 'refuse'; node: 'accept' | 'r
   'obs-fold': {
     h1: 'accept',
     node: 'refuse',
-    why: 'RFC 9112 5.2: a user agent may accept obs-fold in a response (and must then read it as SP); llhttp refuses it. The own client drops the folded line instead of joining it with SP (reported, not changed: refactoring step)',
+    why: 'RFC 9112 5.2: a user agent may accept obs-fold in a response (and must then read it as SP); llhttp refuses it. The own client joins the folded line with SP (test/unit/h1-head.test.ts)',
   },
 };
 

@@ -89,17 +89,35 @@ export function statusOf(text: string): { minor: 0 | 1; status: number } | Error
 export function fieldsOf(text: string): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
   const lines = text.split('\r\n');
+  let last: string | null = null;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
+    // RFC 9112 5.2: a line starting with SP or HTAB continues the field before it (obs-fold); a user
+    // agent that takes it must read the fold as SP. Dropping it would cut the value short.
+    if ((line[0] === ' ' || line[0] === '\t') && last !== null) {
+      const more = line.trim();
+      if (more !== '') appendFold(headers, last, more);
+      continue;
+    }
     const colon = line.indexOf(':');
-    if (colon <= 0) continue;
+    if (colon <= 0) {
+      last = null;
+      continue;
+    }
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
     const had = headers[name];
     if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
     else headers[name] = had === undefined ? value : `${had}, ${value}`;
+    last = name;
   }
   return headers;
+}
+
+function appendFold(headers: Record<string, string | string[]>, name: string, more: string): void {
+  const had = headers[name]!;
+  if (Array.isArray(had)) had[had.length - 1] = `${had.at(-1)} ${more}`;
+  else headers[name] = had === '' ? more : `${had} ${more}`;
 }
 
 /**
