@@ -33,7 +33,7 @@ function srcFolders(dir = 'src'): string[] {
 /** The lines of a `## name` section, up to the next heading of that level. */
 function section(markdown: string, name: string): string {
   const start = markdown.indexOf(`\n## ${name}\n`);
-  assert.ok(start >= 0, `README.md has no "## ${name}" section`);
+  assert.ok(start >= 0, `no "## ${name}" section`);
   const rest = markdown.slice(start + name.length + 5);
   const end = rest.search(/\n## /);
   return end < 0 ? rest : rest.slice(0, end);
@@ -57,6 +57,71 @@ function anchors(markdown: string): Set<string> {
 function relativeLinks(markdown: string): string[] {
   const links = [...withoutCode(markdown).matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)].map((m) => m[1] ?? '');
   return links.filter((l) => !/^[a-z][a-z0-9+.-]*:/i.test(l));
+}
+
+/** Every file under `dir` (recursively), as paths relative to ROOT. */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+    const sub = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) out.push(...filesUnder(sub));
+    else out.push(sub);
+  }
+  return out;
+}
+
+/**
+ * The `.ts` paths a markdown file names in its code spans and link targets (fenced blocks aside):
+ * `src/net/client.ts`, `pipeline/hls/job.ts`, `job-mux.ts`. Patterns (`*.test.ts`, `{a,b}.ts`,
+ * `<file>.test.ts`) name no one file and are left out.
+ */
+function namedTsPaths(markdown: string): string[] {
+  const text = markdown.replace(/^```[\s\S]*?^```/gm, '');
+  const spans = [...text.matchAll(/`([^`\n]+)`/g)].map((m) => m[1] ?? '');
+  const links = [...text.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => (m[1] ?? '').split('#')[0] ?? '');
+  const names = new Set<string>();
+  for (const chunk of [...spans, ...links]) {
+    for (const raw of chunk.split(/[\s,;()]+/)) {
+      const token = raw.replace(/^[[("']+|[\])"':.]+$/g, '');
+      if (!/[\w-]\.ts$/.test(token) || /[*{}<>$]/.test(token)) continue;
+      names.add(token);
+    }
+  }
+  return [...names];
+}
+
+/**
+ * Whether a named `.ts` path exists: with a folder, relative to the repository, to src/ or to the
+ * doc's own folder; a bare name, as the name of some file under src/ or test/.
+ */
+function tsPathExists(name: string, docDir: string, bareNames: ReadonlySet<string>): boolean {
+  if (!name.includes('/')) return bareNames.has(name);
+  return [ROOT, path.join(ROOT, 'src'), path.join(ROOT, docDir)].some((base) =>
+    existsSync(path.join(base, name)),
+  );
+}
+
+/**
+ * The module map of docs/architecture.md: for each folder block (a line starting with **`src/…/`**),
+ * the `.ts` names given in its lines.
+ */
+function moduleMap(markdown: string): Map<string, Set<string>> {
+  const map = new Map<string, Set<string>>();
+  let folder: string | null = null;
+  for (const line of section(markdown, 'Module map').split('\n')) {
+    const head = /^\*\*`(src\/(?:[^`]*\/)?)`\*\*/.exec(line);
+    if (head) {
+      folder = head[1] ?? null;
+      if (folder && !map.has(folder)) map.set(folder, new Set());
+    }
+    if (!folder) continue;
+    for (const m of line.matchAll(/`([^`]+)`/g)) {
+      for (const name of (m[1] ?? '').split(/[\s,]+/)) {
+        if (name.endsWith('.ts')) map.get(folder)!.add(name);
+      }
+    }
+  }
+  return map;
 }
 
 describe('docs', () => {
@@ -159,5 +224,35 @@ describe('docs', () => {
       }
     }
     assert.deepEqual(broken, []);
+  });
+  it('every .ts path named in README.md and docs/*.md exists (bare names: some file under src/ or test/)', () => {
+    const bareNames = new Set([...filesUnder('src'), ...filesUnder('test')].map((f) => path.basename(f)));
+    const missing: string[] = [];
+    for (const file of docFiles()) {
+      for (const name of namedTsPaths(read(file))) {
+        if (!tsPathExists(name, path.dirname(file), bareNames)) missing.push(`${file}: ${name}`);
+      }
+    }
+    assert.deepEqual(missing, []);
+  });
+
+  it('the module map of docs/architecture.md names every .ts under src/ in its folder, and nothing else', () => {
+    const map = moduleMap(read('docs/architecture.md'));
+    const actual = new Map<string, Set<string>>();
+    for (const f of filesUnder('src').filter((f) => f.endsWith('.ts'))) {
+      const folder = `${path.dirname(f)}/`;
+      if (!actual.has(folder)) actual.set(folder, new Set());
+      actual.get(folder)!.add(path.basename(f));
+    }
+    const unmapped: string[] = [];
+    for (const [folder, names] of actual) {
+      for (const name of names) if (!map.get(folder)?.has(name)) unmapped.push(`${folder}${name}`);
+    }
+    const stale: string[] = [];
+    for (const [folder, names] of map) {
+      for (const name of names) if (!actual.get(folder)?.has(name)) stale.push(`${folder}${name}`);
+    }
+    assert.deepEqual(unmapped, [], 'modules under src/ missing from the module map');
+    assert.deepEqual(stale, [], 'the module map names modules that do not exist there');
   });
 });
