@@ -77,7 +77,7 @@ export const TOOLS: readonly Tool[] = [
   },
   {
     // The same download with every direct request over undici (src/net/transports/choose.ts): the
-    // bench-only switch that measures the own HTTP/1.1 client against undici (docs/http-stack.md).
+    // bench-only switch that measures the own HTTP/1.1 client against undici (docs/architecture.md, "HTTP stack").
     id: 'gabe-cli-undici',
     label: 'gabe download (undici)',
     kind: 'hls',

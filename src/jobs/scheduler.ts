@@ -46,7 +46,8 @@ export type SchedulerEvents = {
 /**
  * The worker loop (pg-boss's shape): claim the oldest PENDING job while fewer than
  * max_concurrent_downloads run, give each an AbortController, and record every outcome. Events:
- * `job` (a stored job after any state change) and `progress` (job id + progress), for SSE and metrics.
+ * `job` (a stored job after any state change), `progress` (job id + progress) and `retry` (job id, a
+ * retried request), for SSE, metrics and webhooks (typed by SchedulerEvents).
  */
 export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly running = new Map<string, Running>();

@@ -1,7 +1,7 @@
 /**
  * Which transport carries a job's requests. Direct connections: node:http for streamed bodies
  * (node-transport.ts) and the own HTTP/1.1 client for bodies read whole (h1-transport.ts), the pair
- * measured fastest (docs/http-stack.md). Proxied ones: undici's ProxyAgent or SOCKS5
+ * measured fastest (docs/architecture.md, "HTTP stack"). Proxied ones: undici's ProxyAgent or SOCKS5
  * (proxy-transport.ts), loaded on demand.
  *
  * GABE_HTTP_TRANSPORT=undici is a bench-only switch, read here and nowhere else: every direct request

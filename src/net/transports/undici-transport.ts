@@ -2,7 +2,7 @@
  * Direct HTTP/1.1 over undici's Agent and a dispatch handler of our own, for every request of a job
  * (bodies read whole and streamed). Bench-only (GABE_HTTP_TRANSPORT=undici, choose.ts):
  * it exists to measure the own client (h1-transport.ts) against undici on the same download
- * (docs/http-stack.md).
+ * (docs/architecture.md, "HTTP stack").
  *
  * The limits are deadlines.ts's, as on the other transports: connect within connection_timeout, the
  * whole head (interim responses included) within connection_timeout of the request going out, the
