@@ -93,7 +93,7 @@ class LimitsHandler implements Dispatcher.DispatchHandler {
   }
 }
 
-class UndiciTransport implements Transport {
+class ProxiedTransport implements Transport {
   private readonly dispatcher: Dispatcher;
 
   constructor(
@@ -158,5 +158,5 @@ function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatc
 }
 
 export function proxyTransport(options: HttpClientOptions & { proxy: string }): Transport {
-  return new UndiciTransport(makeDispatcher(options), new TransferWatch(options));
+  return new ProxiedTransport(makeDispatcher(options), new TransferWatch(options));
 }
