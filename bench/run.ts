@@ -367,7 +367,8 @@ function targetsFrom(summaries: Summary[], longRss: { short: number | null; long
   }
   for (const id of ['gabe-cli-mp4', 'gabe-api-mp4'])
     ratioTarget(id, 'MP4 wall', 'wall_x_ref', 1.0, 'aria2c -x16');
-  const gabe = summaries.filter((s) => s.tool.startsWith('gabe'));
+  // gabe-cli-undici measures a transport Gabe does not ship (docs/architecture.md, "HTTP stack"): not a target.
+  const gabe = summaries.filter((s) => s.tool.startsWith('gabe') && s.tool !== 'gabe-cli-undici');
   const worst = gabe.reduce<Summary | null>(
     (w, s) =>
       s.peak_rss_max_mb !== null && (w === null || s.peak_rss_max_mb > (w.peak_rss_max_mb ?? 0)) ? s : w,
