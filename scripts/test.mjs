@@ -22,10 +22,9 @@ const CONCURRENCY = Number(process.env.GABE_TEST_CONCURRENCY ?? 2);
 /** e2e files that assert timing or resource bounds: run alone, one at a time. */
 const SERIAL = [
   'hostile-service', // /health within 100 ms, CPU and RSS budgets, reload gaps
-  'hostile-memory', // RSS bounds while 128 MB segments stream through
+  'hostile-memory', // /health and RSS bounds while 128 MB segments stream through
   'hostile-origin', // /health, CPU and RSS budgets per hostile origin
   'hostile-redirect', // runHostileJob budgets
-  'hostile', // event-loop delay over the suite, RSS growth per case
   'load', // 1,000 submissions from 50 clients: the machine's whole attention
   'h1-transport', // an abort that must act within 350 ms
 ];
@@ -35,7 +34,7 @@ const SERIAL = [
  * started last would leave the other slot idle while it finishes). Mostly waiting on a real-time
  * live origin, live.test.ts goes first of all.
  */
-const LONG_FIRST = ['live', 'ts-fuzz', 'reliability', 'mp4', 'hls-download', 'hls-extras', 'net-limits'];
+const LONG_FIRST = ['live', 'hls-download', 'ts-fuzz', 'reliability', 'hostile', 'mp4', 'hls-extras'];
 
 const files = (dir) =>
   readdirSync(path.join(ROOT, dir))
