@@ -34,9 +34,9 @@ function versionOf(bin: string): Promise<string> {
   return v;
 }
 
-async function entryName(recipeUrl: string, key: string, tools: string[]): Promise<string> {
+async function entryName(recipe: string[], key: string, tools: string[]): Promise<string> {
   const hash = createHash('sha256');
-  hash.update(readFileSync(fileURLToPath(recipeUrl)));
+  for (const url of recipe) hash.update(readFileSync(fileURLToPath(url)));
   hash.update(`\u0000${key}`);
   for (const bin of tools) hash.update(`\u0000${bin}\u0000${await versionOf(bin)}`);
   return hash.digest('hex').slice(0, 32);
@@ -79,17 +79,17 @@ async function load<T>(entry: string): Promise<T | null> {
 
 /**
  * The fixture `build` makes, from the shared cache when an entry exists. `build` must put every file
- * in one fresh folder, returned as `dir`, that this moves into the cache; `recipeUrl` is the
- * `import.meta.url` of the module whose code makes the fixture; `tools` the binaries it runs.
+ * in one fresh folder, returned as `dir`, that this moves into the cache; `recipe` is the URL (or
+ * URLs) of the modules whose code makes the fixture; `tools` the binaries it runs.
  */
 export async function sharedFixture<T extends { dir: string }>(
-  recipeUrl: string,
+  recipe: string | string[],
   key: string,
   tools: string[],
   build: () => Promise<T>,
 ): Promise<T> {
   if (process.env.GABE_FIXTURE_CACHE === '0') return build();
-  const entry = path.join(ROOT, await entryName(recipeUrl, key, tools));
+  const entry = path.join(ROOT, await entryName([recipe].flat(), key, tools));
   const found = await load<T>(entry);
   if (found) return found;
   const built = await build();
