@@ -30,11 +30,25 @@ const SERIAL = [
 ];
 
 /**
- * The slowest concurrent files first, so that the last file to start is a short one (a long file
- * started last would leave the other slot idle while it finishes). Mostly waiting on a real-time
- * live origin, live.test.ts goes first of all.
+ * The slowest concurrent files first (quiet-machine seconds: live 75, ts-fuzz 28, reliability 28,
+ * mp4 22, hls-download 18, net-limits 18, hostile 16), so that the last file to start is a short one:
+ * a long file started last would leave the other slot idle while it finishes. live.test.ts mostly
+ * waits on its real-time origin, so the CPU-bound fuzzing beside it has the machine to itself.
  */
-const LONG_FIRST = ['live', 'hls-download', 'ts-fuzz', 'reliability', 'hostile', 'mp4', 'hls-extras'];
+const LONG_FIRST = [
+  'live',
+  'ts-fuzz',
+  'reliability',
+  'mp4',
+  'hls-download',
+  'net-limits',
+  'hostile',
+  'hls-extras',
+  'web',
+  'interfaces',
+  'cli-download',
+  'remux-in-process',
+];
 
 const files = (dir) =>
   readdirSync(path.join(ROOT, dir))
@@ -42,9 +56,10 @@ const files = (dir) =>
     .sort()
     .map((f) => ({ name: f.slice(0, -'.test.ts'.length), file: path.posix.join(dir, f) }));
 
+const rank = (name) => (LONG_FIRST.includes(name) ? LONG_FIRST.indexOf(name) : LONG_FIRST.length);
+
 function e2eGroups() {
   const all = files('test/e2e');
-  const rank = (name) => (LONG_FIRST.includes(name) ? LONG_FIRST.indexOf(name) : LONG_FIRST.length);
   const concurrent = all.filter((f) => !SERIAL.includes(f.name)).sort((a, b) => rank(a.name) - rank(b.name));
   const serial = SERIAL.map((name) => all.find((f) => f.name === name)).filter(Boolean);
   return [
@@ -53,33 +68,92 @@ function e2eGroups() {
   ];
 }
 
+const nodeTest = (extra) => {
+  const args = ['--import', 'tsx', '--test', '--test-timeout=300000'];
+  // Output is collected through a pipe, where node would pick TAP: keep what a terminal would show.
+  if (process.stdout.isTTY && !extra.some((a) => a.startsWith('--test-reporter'))) {
+    args.push('--test-reporter=spec');
+  }
+  return [...args, ...extra];
+};
+
+/** One `node --test` per file, `concurrency` at a time in list order; each file's output when it ends. */
+async function runFiles(group, extra) {
+  const queue = [...group.files];
+  const results = [];
+  const one = (file) =>
+    new Promise((resolve) => {
+      const started = performance.now();
+      const child = spawn(process.execPath, [...nodeTest(extra), file], {
+        cwd: ROOT,
+        env:
+          process.env.FORCE_COLOR || !process.stdout.isTTY
+            ? process.env
+            : { ...process.env, FORCE_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out = [];
+      child.stdout.on('data', (d) => out.push(d));
+      child.stderr.on('data', (d) => out.push(d));
+      child.on('close', (code, signal) => {
+        const seconds = (performance.now() - started) / 1000;
+        const ok = code === 0;
+        process.stdout.write(`\n# ${file}\n`);
+        process.stdout.write(Buffer.concat(out));
+        results.push({ file, ok, seconds, how: signal ?? `exit ${code}` });
+        resolve();
+      });
+    });
+  const lane = async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) await one(file);
+  };
+  await Promise.all(Array.from({ length: group.concurrency }, lane));
+  for (const r of results) {
+    console.error(`# ${r.ok ? 'ok    ' : 'FAILED'} ${r.seconds.toFixed(1).padStart(6)} s  ${r.file}`);
+  }
+  return results.every((r) => r.ok);
+}
+
+/** The unit files: small and pure, one `node --test` for all, its own summary. */
+function runTogether(group, extra) {
+  const args = [...nodeTest(extra), `--test-concurrency=${group.concurrency}`, ...group.files];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
+    child.on('exit', (code) => resolve(code === 0));
+  });
+}
+
 const unitGroup = () => ({
   label: 'unit',
   files: files('test/unit').map((f) => f.file),
   concurrency: CONCURRENCY,
+  together: true,
 });
 
-function run(group, extra) {
-  const args = ['--import', 'tsx', '--test', `--test-concurrency=${group.concurrency}`];
-  args.push('--test-timeout=300000', ...extra, ...group.files);
+async function run(group, extra) {
   const started = performance.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'inherit' });
-    child.on('exit', (code, signal) => {
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      const how = `${group.files.length} files, ${group.concurrency} at a time`;
-      console.error(`# ${group.label}: ${how}, ${seconds} s, ${signal ?? `exit ${code}`}`);
-      resolve(code === 0);
-    });
-  });
+  const ok = await (group.together ? runTogether(group, extra) : runFiles(group, extra));
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  const how = `${group.files.length} files, ${group.concurrency} at a time`;
+  console.error(`# ${group.label}: ${how}, ${seconds} s, ${ok ? 'passed' : 'FAILED'}`);
+  return ok;
 }
 
-const [mode = 'all', ...extra] = process.argv.slice(2);
+const [mode = 'all', ...rest] = process.argv.slice(2);
+const only = rest.filter((a) => a.endsWith('.test.ts')).map((f) => path.posix.normalize(f));
+const extra = rest.filter((a) => !a.endsWith('.test.ts'));
 const groups = { unit: () => [unitGroup()], e2e: e2eGroups, all: () => [unitGroup(), ...e2eGroups()] }[mode];
+const chosen = (group) => ({ ...group, files: group.files.filter((f) => only.includes(f)) });
 if (!groups) {
   console.error(`usage: node scripts/test.mjs [all|unit|e2e] [node --test flags]; not ${mode}`);
   process.exit(2);
 }
+const started = performance.now();
 let ok = true;
-for (const group of groups()) ok = (await run(group, extra)) && ok;
+for (const group of groups().map((g) => (only.length ? chosen(g) : g))) {
+  if (group.files.length) ok = (await run(group, extra)) && ok;
+}
+console.error(
+  `# ${mode}: ${((performance.now() - started) / 1000).toFixed(1)} s, ${ok ? 'passed' : 'FAILED'}`,
+);
 process.exitCode = ok ? 0 : 1;
