@@ -145,7 +145,12 @@ const extra = rest.filter((a) => !a.endsWith('.test.ts'));
 const groups = { unit: () => [unitGroup()], e2e: e2eGroups, all: () => [unitGroup(), ...e2eGroups()] }[mode];
 const chosen = (group) => ({ ...group, files: group.files.filter((f) => only.includes(f)) });
 if (!groups) {
-  console.error(`usage: node scripts/test.mjs [all|unit|e2e] [node --test flags]; not ${mode}`);
+  console.error(`usage: node scripts/test.mjs [all|unit|e2e] [test files] [node --test flags]; not ${mode}`);
+  process.exit(2);
+}
+const unknown = only.filter((f) => !groups().some((g) => g.files.includes(f)));
+if (unknown.length) {
+  console.error(`not a ${mode} test file: ${unknown.join(', ')}`);
   process.exit(2);
 }
 const started = performance.now();
