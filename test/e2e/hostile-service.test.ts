@@ -50,7 +50,8 @@ function reloadGaps(origin: Origin, pathname: string): number[] {
 
 // The capped-target case waits 30 s for its one reload: it runs beside the others (one job at a time
 // among them), so that wait costs the suite nothing. Each job's CPU window then also holds the other
-// job's and its /health polling (at most ~1 s), well inside the 5 s budget.
+// job and its /health polling: the capped case measured 2.1 s alone, 2.7 s so, of its 5 s budget, on
+// a machine at load 13 (the /health polling is most of it).
 describe('hostile live origins (whole service)', { concurrency: true }, () => {
   let origin: Origin;
   let svc: TestService;
