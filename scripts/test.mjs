@@ -30,8 +30,8 @@ const SERIAL = [
 ];
 
 /**
- * The slowest concurrent files first (quiet-machine seconds: live 75, ts-fuzz 28, reliability 28,
- * mp4 22, hls-download 18, net-limits 18, hostile 16), so that the last file to start is a short one:
+ * The slowest concurrent files first (quiet-machine seconds: live 75, ts-fuzz 28, reliability 21,
+ * mp4 22, hls-download 18, hostile 16), so that the last file to start is a short one:
  * a long file started last would leave the other slot idle while it finishes. live.test.ts mostly
  * waits on its real-time origin, so the CPU-bound fuzzing beside it has the machine to itself.
  */
@@ -41,7 +41,6 @@ const LONG_FIRST = [
   'reliability',
   'mp4',
   'hls-download',
-  'net-limits',
   'hostile',
   'hls-extras',
   'web',
