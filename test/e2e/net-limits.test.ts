@@ -51,7 +51,9 @@ function answer(socket: net.Socket, path: string): void {
   socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
 }
 
-describe('every transport ends a hostile answer by itself, with a clear error', () => {
+// Every case side by side (the transports' describes inherit the concurrency): each mostly waits out
+// a 1 s deadline on its own client and connection; they share only the stateless origin and the proxy.
+describe('every transport ends a hostile answer by itself, with a clear error', { concurrency: true }, () => {
   let srv: RawServer;
   let proxy: TestProxy;
   const clients: HttpClient[] = [];

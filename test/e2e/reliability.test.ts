@@ -208,10 +208,9 @@ describe('reliability', () => {
         total <= ts.segmentCount + 4 * 4,
         `${total} segment requests for ${ts.segmentCount} segments`,
       );
-      assert.equal(
-        await decodedVideoHash(done.result!.output_path),
-        await decodedVideoHash(`${origin.url}/ts/${ts.playlistName}`),
-      );
+      // The reference from the fixture's own files, which the origin serves as they are: through the
+      // origin it would wait out the 150 ms latency of each of 40 segments, one at a time.
+      assert.equal(await decodedVideoHash(done.result!.output_path), await decodedVideoHash(ts.playlist));
     } finally {
       second.child.kill('SIGTERM');
       await second.exit;

@@ -2,7 +2,8 @@
  * Media fixtures made with the real ffmpeg at test time, so tests exercise the same containers, codecs
  * and playlists the downloader meets in the wild, without checking binary media into the repository.
  *
- * Every `make*` call is cached per process by its options: several tests in one file share one encode.
+ * Every `make*` call is cached by its options, per process and in a cache shared by all test processes
+ * (fixture-cache.ts): the files of a run, and later runs, share one encode.
  * Treat the returned folders as read-only; `copyFixtureDir()` gives a private copy to corrupt or edit.
  * Everything lives under one temp folder removed at process exit (keep it with GABE_KEEP_FIXTURES=1).
  * Binaries: GABE_TEST_FFMPEG / GABE_TEST_FFPROBE, else `ffmpeg` / `ffprobe` from PATH.
@@ -20,6 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { sharedFixture } from './fixture-cache.js';
 
 export const FFMPEG = process.env.GABE_TEST_FFMPEG || 'ffmpeg';
 export const FFPROBE = process.env.GABE_TEST_FFPROBE || 'ffprobe';
@@ -98,11 +100,12 @@ export async function copyFixtureDir(dir: string): Promise<string> {
 }
 
 const cache = new Map<string, Promise<unknown>>();
-function cached<T>(kind: string, opts: object, build: () => Promise<T>): Promise<T> {
+/** Per process by options, and across processes and runs through the shared fixture cache. */
+function cached<T extends { dir: string }>(kind: string, opts: object, build: () => Promise<T>): Promise<T> {
   const key = `${kind}:${JSON.stringify(opts)}`;
   let p = cache.get(key) as Promise<T> | undefined;
   if (!p) {
-    p = build();
+    p = sharedFixture(import.meta.url, key, [FFMPEG, FFPROBE], build);
     cache.set(key, p);
     p.catch(() => cache.delete(key)); // let a later call retry after a failure
   }

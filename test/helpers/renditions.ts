@@ -6,7 +6,8 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { makeTempDir, runFfmpeg } from './fixtures.js';
+import { sharedFixture } from './fixture-cache.js';
+import { FFMPEG, FFPROBE, makeTempDir, runFfmpeg } from './fixtures.js';
 import { adtsFrames, readEs } from './ts-writer.js';
 
 export interface RenditionsOptions {
@@ -66,7 +67,20 @@ async function packAudio(dir: string): Promise<void> {
   await writeFile(path.join(sub, 'index.m3u8'), playlist.replaceAll('.ts', '.aac'));
 }
 
-export async function makeRenditions(o: RenditionsOptions): Promise<RenditionsFixture> {
+/** What makes the fixture: this module, the ADTS packing (ts-writer.ts) and runFfmpeg. */
+const RECIPE = [
+  import.meta.url,
+  ...['./ts-writer.ts', './fixtures.ts'].map((f) => new URL(f, import.meta.url).href),
+];
+
+/** One encode per options for every process (fixture-cache.ts). */
+export function makeRenditions(o: RenditionsOptions): Promise<RenditionsFixture> {
+  return sharedFixture(RECIPE, `renditions:${JSON.stringify(o)}`, [FFMPEG, FFPROBE], () =>
+    encodeRenditions(o),
+  );
+}
+
+async function encodeRenditions(o: RenditionsOptions): Promise<RenditionsFixture> {
   const dir = await makeTempDir(`renditions-${o.video}-${o.videoContainer}-${o.audio}`);
   const seconds = o.seconds ?? 6;
   await mkdir(path.join(dir, 'video'));

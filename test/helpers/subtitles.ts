@@ -25,8 +25,11 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { sharedFixture } from './fixture-cache.js';
 import {
   describeMediaPlaylist,
+  FFMPEG,
+  FFPROBE,
   type HlsMediaFixture,
   makeTempDir,
   parseMediaPlaylist,
@@ -193,9 +196,14 @@ async function writeFrench(dir: string, video: HlsMediaFixture, videoStartPts: n
 
 let pending: Promise<HlsSubtitlesFixture> | undefined;
 
-/** The fixture described in the header; one encode per process. */
+/** The fixture described in the header; one encode for every process (fixture-cache.ts). */
 export function makeHlsSubtitles(): Promise<HlsSubtitlesFixture> {
-  pending ??= build().catch((err: unknown) => {
+  pending ??= sharedFixture(
+    [import.meta.url, new URL('./fixtures.ts', import.meta.url).href],
+    'hls-subtitles',
+    [FFMPEG, FFPROBE],
+    build,
+  ).catch((err: unknown) => {
     pending = undefined;
     throw err;
   });
