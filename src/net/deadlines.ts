@@ -145,22 +145,6 @@ export function trailerOverflowError(): NodeJS.ErrnoException {
   return protocolError(`trailer section larger than ${MAX_HEAD_BYTES} bytes`, 'HPE_HEADER_OVERFLOW');
 }
 
-/** undici's own timeouts and head limit, set to these limits, as the errors the other transports give. */
-export function undiciLimitError(err: Error | null, limits: TransferLimits, inBody: boolean): Error {
-  if (!err) return new Error('no socket');
-  switch ((err as NodeJS.ErrnoException).code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-    case 'UND_ERR_BODY_TIMEOUT':
-      return idleTimeoutError(limits.timeoutMs);
-    case 'UND_ERR_HEADERS_TIMEOUT':
-      return headTimeoutError(limits.timeoutMs);
-    case 'UND_ERR_HEADERS_OVERFLOW':
-      return inBody ? trailerOverflowError() : headOverflowError();
-    default:
-      return err;
-  }
-}
-
 /** Where a speed window started: when, and the byte counter then. */
 export interface SpeedWindow {
   start: number;

@@ -118,7 +118,7 @@ const SYSTEM_NETWORK_CODES = new Set([
 
 /**
  * Every transport's timeouts are ETIMEDOUT (net/deadlines.ts): undici's own timeout errors are turned
- * into deadlines.ts's before they leave the transport (undiciLimitError).
+ * into deadlines.ts's before they leave the transport (undici-limits.ts undiciLimitError).
  */
 const TIMEOUT_CODES = new Set(['ETIMEDOUT']);
 

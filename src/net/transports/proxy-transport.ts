@@ -8,15 +8,9 @@ import type { Duplex } from 'node:stream';
 import { Agent, type Dispatcher, ProxyAgent, request } from 'undici';
 import { GabeError } from '../../service/errors.js';
 import type { HttpClientOptions } from '../client-options.js';
-import {
-  HeadTally,
-  MAX_HEAD_BYTES,
-  parsedHeadBytes,
-  TransferWatch,
-  undiciLimitError,
-  type Watch,
-} from '../deadlines.js';
+import { HeadTally, parsedHeadBytes, TransferWatch, type Watch } from '../deadlines.js';
 import { redactCredentials } from '../redact.js';
+import { undiciAgentLimits, undiciLimitError } from '../undici-limits.js';
 import { httpProxyConnect, socksConnect } from './proxy-connect.js';
 import type { RawRequest, RawResponse, Transport } from './transport.js';
 
@@ -128,16 +122,9 @@ class ProxiedTransport implements Transport {
 /** undici dispatchers for proxied requests: an HTTP(S) proxy, or SOCKS5 through fetch-socks. */
 function makeDispatcher(options: HttpClientOptions & { proxy: string }): Dispatcher {
   const common = {
+    ...undiciAgentLimits(options.timeoutMs),
     connections: options.connections ?? 16,
-    keepAliveTimeout: 30_000,
     connect: { timeout: options.timeoutMs },
-    // A backstop only: the head deadline is LimitsHandler's, which a 1xx does not start over.
-    headersTimeout: 2 * options.timeoutMs,
-    // One limit for every transport (deadlines.ts); undici's own default is 16 KB.
-    maxHeaderSize: MAX_HEAD_BYTES,
-    // undici's bodyTimeout is the longest gap between two body chunks: a stalled transfer fails
-    // after connection_timeout instead of hanging forever.
-    bodyTimeout: options.timeoutMs,
   };
   const proxy = options.proxy;
   let u: URL;

@@ -15,8 +15,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { Watch } from '../deadlines.js';
-import { HeadTally, MAX_HEAD_BYTES, parsedHeadBytes, TransferWatch, undiciLimitError } from '../deadlines.js';
+import { HeadTally, parsedHeadBytes, TransferWatch } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
+import { undiciAgentLimits, undiciLimitError } from '../undici-limits.js';
 import { ResponseBody } from './response-body.js';
 import type { DirectTransportOptions, RawRequest, RawResponse, Transport } from './transport.js';
 import { abortError } from './transport.js';
@@ -171,17 +172,7 @@ export class UndiciTransport implements Transport {
         }
         callback(null, socket);
       });
-    this.agent = new Agent({
-      connections: options.connections,
-      keepAliveTimeout: 30_000,
-      connect,
-      // A backstop only: the head deadline is the watch's, which a 1xx does not start over.
-      headersTimeout: 2 * timeoutMs,
-      // The longest gap between two body chunks.
-      bodyTimeout: timeoutMs,
-      // One limit for every transport (deadlines.ts); undici's own default is 16 KB.
-      maxHeaderSize: MAX_HEAD_BYTES,
-    });
+    this.agent = new Agent({ ...undiciAgentLimits(timeoutMs), connections: options.connections, connect });
   }
 
   request(url: URL, req: RawRequest): Promise<RawResponse> {
