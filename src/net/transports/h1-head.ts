@@ -105,13 +105,17 @@ export function fieldsOf(text: string): Record<string, string | string[]> {
       continue;
     }
     const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    const had = headers[name];
-    if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
-    else headers[name] = had === undefined ? value : `${had}, ${value}`;
+    addField(headers, name, line.slice(colon + 1).trim());
     last = name;
   }
   return headers;
+}
+
+/** Adds a field by its lower-case name: a repeat joined with ", " (RFC 9110 5.3), Set-Cookie kept apart. */
+export function addField(headers: Record<string, string | string[]>, name: string, value: string): void {
+  const had = headers[name];
+  if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
+  else headers[name] = had === undefined ? value : `${had}, ${value}`;
 }
 
 function appendFold(headers: Record<string, string | string[]>, name: string, more: string): void {

@@ -18,20 +18,17 @@ import type { Watch } from '../deadlines.js';
 import { HeadTally, parsedHeadBytes, TransferWatch } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
 import { undiciAgentLimits, undiciLimitError } from '../undici-limits.js';
+import { addField } from './h1-head.js';
 import { ResponseBody } from './response-body.js';
 import type { DirectTransportOptions, RawRequest, RawResponse, Transport } from './transport.js';
 import { abortError } from './transport.js';
 
-/** Header fields by lower-case name; repeated ones joined with ", " (Set-Cookie kept apart), as H1Transport. */
+/** undici's raw header pairs as fields by lower-case name, joined as H1Transport joins them (addField). */
 function fieldsOf(raw: readonly Buffer[] | null): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
   if (!raw) return headers;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
-    const had = headers[name];
-    if (name === 'set-cookie') headers[name] = [...((had as string[] | undefined) ?? []), value];
-    else headers[name] = had === undefined ? value : `${had}, ${value}`;
+    addField(headers, raw[i]!.toString('latin1').toLowerCase(), raw[i + 1]!.toString('latin1'));
   }
   return headers;
 }
