@@ -14,10 +14,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
-import type { Watch } from '../deadlines.js';
-import { HeadTally, parsedHeadBytes, TransferWatch } from '../deadlines.js';
+import { TransferWatch } from '../deadlines.js';
 import { guardedLookup, literalRefusal, peerRefusal } from '../guard.js';
-import { undiciAgentLimits, undiciLimitError } from '../undici-limits.js';
+import { undiciAgentLimits, undiciLimitError, withLimits } from '../undici-limits.js';
 import { addField } from './h1-head.js';
 import { ResponseBody } from './response-body.js';
 import type { DirectTransportOptions, RawRequest, RawResponse, Transport } from './transport.js';
@@ -70,11 +69,11 @@ class UndiciBody extends ResponseBody {
   }
 }
 
-/** One request: the response promise until the head, then the body. */
+/**
+ * One request: the response promise until the head, then the body. The limits (head deadline and
+ * size, interim responses, speed floor, undici's errors as deadlines.ts's) are withLimits's, around it.
+ */
 class ExchangeHandler implements Dispatcher.DispatchHandler {
-  private watch: Watch | null = null;
-  private bytes = 0;
-  private readonly heads = new HeadTally();
   private body: UndiciBody | null = null;
   private controller: Dispatcher.DispatchController | null = null;
   private settled = false;
@@ -85,7 +84,6 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   };
 
   constructor(
-    private readonly watches: TransferWatch,
     private readonly req: RawRequest,
     private readonly resolve: (res: RawResponse) => void,
     private readonly reject: (err: Error) => void,
@@ -94,7 +92,6 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   }
 
   private settle(err: Error | null): void {
-    this.watch?.end();
     this.req.signal?.removeEventListener('abort', this.onAbort);
     if (this.body) this.body.finish(err);
     else if (!this.settled && err) this.reject(err);
@@ -107,26 +104,12 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
       controller.abort(new Error('the request was settled before it started'));
       return;
     }
-    if (this.req.signal?.aborted) {
-      controller.abort(abortError(this.req.signal));
-      return;
-    }
-    this.watch = this.watches.watch(
-      () => this.bytes,
-      (err) => controller.abort(err),
-    );
-    this.watch.head();
+    if (this.req.signal?.aborted) controller.abort(abortError(this.req.signal));
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
-    const headers = fieldsOf((controller as { rawHeaders?: Buffer[] | null }).rawHeaders ?? null);
-    const refusal = this.heads.add(statusCode, parsedHeadBytes(headers));
-    if (refusal) {
-      controller.abort(refusal);
-      return;
-    }
     if (statusCode < 200) return;
-    this.watch?.body(() => controller.paused);
+    const headers = fieldsOf((controller as { rawHeaders?: Buffer[] | null }).rawHeaders ?? null);
     const body = new UndiciBody(controller, bodyLength(this.req.method, statusCode, headers));
     this.body = body;
     this.settled = true;
@@ -134,7 +117,6 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.bytes += chunk.length;
     this.body?.push(chunk);
   }
 
@@ -143,13 +125,14 @@ class ExchangeHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.settle(undiciLimitError(error, this.watches.limits, this.body !== null));
+    this.settle(error);
   }
 }
 
 /** HTTP/1.1 over undici's Agent, with the limits and guard of the other transports; see the file comment. */
 export class UndiciTransport implements Transport {
   private readonly agent: Agent;
+  private readonly dispatcher: Dispatcher;
   private readonly watch: TransferWatch;
 
   constructor(private readonly options: DirectTransportOptions) {
@@ -170,6 +153,7 @@ export class UndiciTransport implements Transport {
         callback(null, socket);
       });
     this.agent = new Agent({ ...undiciAgentLimits(timeoutMs), connections: options.connections, connect });
+    this.dispatcher = withLimits(this.agent, this.watch);
   }
 
   request(url: URL, req: RawRequest): Promise<RawResponse> {
@@ -178,8 +162,8 @@ export class UndiciTransport implements Transport {
     if (refused) return Promise.reject(refused);
     if (req.signal?.aborted) return Promise.reject(abortError(req.signal));
     return new Promise<RawResponse>((resolve, reject) => {
-      const handler = new ExchangeHandler(this.watch, req, resolve, reject);
-      this.agent.dispatch(
+      const handler = new ExchangeHandler(req, resolve, reject);
+      this.dispatcher.dispatch(
         {
           origin: url.origin,
           path: `${url.pathname}${url.search}`,
