@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import type { JobRequest, JobType } from '../jobs/types.js';
 import { checkUrl } from '../net/client.js';
 import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';

@@ -2,7 +2,7 @@ import { fastifySSE } from '@fastify/sse';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
 import { isInside } from '../storage/paths.js';

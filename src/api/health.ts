@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import type { Config } from '../service/config.js';
 import { freeBytes } from '../storage/paths.js';

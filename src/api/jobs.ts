@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { removeJobOutput } from '../jobs/cleanup.js';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import { isFinal, type Job } from '../jobs/types.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
 
 export interface MetricsRoutesOptions {

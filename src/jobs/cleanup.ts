@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import { isInside, removeDir } from '../storage/paths.js';
-import type { JobStore } from './store.js';
+import type { JobStore } from './job-store.js';
 import type { Job } from './types.js';
 
 const HOUR_MS = 60 * 60 * 1000;

@@ -3,47 +3,20 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GabeError } from '../service/errors.js';
+import type { AdmissionLimits, JobStore, ListOptions, NewJob, TransitionFields } from './job-store.js';
 import { fromRow, type JobRow } from './job-rows.js';
 import { migrate } from './store-schema.js';
 import {
   canTransition,
   type Job,
   type JobProgress,
-  type JobRequest,
-  type JobResult,
   type JobStatus,
-  type JobType,
 } from './types.js';
-
-export interface NewJob {
-  type: JobType;
-  request: JobRequest;
-  clientIp: string;
-  videoName: string;
-  /** Hash of the submitting API key, when keys are in use. */
-  owner?: string | null;
-}
-
-export interface AdmissionLimits {
-  maxQueueSize: number;
-  /** 0 = unlimited. */
-  maxJobsPerIp: number;
-  /** 0 = unlimited; applies to jobs with an owner. */
-  maxJobsPerOwner?: number;
-}
-
-export interface ListOptions {
-  status?: JobStatus | undefined;
-  /** Only this API key's jobs (undefined = everyone's). */
-  owner?: string | undefined;
-  limit: number;
-  offset: number;
-}
 
 const now = () => new Date().toISOString();
 
 /** The SQLite job store. better-sqlite3 is synchronous: every method here is one short transaction. */
-export class JobStore {
+export class SqliteJobStore implements JobStore {
   readonly db: Database.Database;
 
   constructor(file: string) {
@@ -168,7 +141,7 @@ export class JobStore {
   transition(
     id: string,
     to: JobStatus,
-    fields: { result?: JobResult; error?: string; error_code?: string } = {},
+    fields: TransitionFields = {},
   ): Job | null {
     const tx = this.db.transaction((): Job | null => {
       const current = this.get(id);

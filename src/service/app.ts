@@ -17,7 +17,7 @@ import { probeRoutes } from '../api/probe.js';
 import { budgetHook, type RateLimitHook } from '../api/rate-limit.js';
 import { isWebPath, webRoutes } from '../api/web.js';
 import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/store.js';
+import type { JobStore } from '../jobs/job-store.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import { redactCredentials } from '../net/redact.js';
 import { VERSION } from '../version.js';

@@ -59,7 +59,14 @@ function readEnvOverrides(env: NodeJS.ProcessEnv): Record<string, unknown> {
   return out;
 }
 
-const STRUCTURED_KEYS = new Set<keyof Config>(['headers', 'api_keys', 'trust_proxy', 'allowed_hosts']);
+const STRUCTURED_KEYS = new Set<keyof Config>([
+  'headers',
+  'api_keys',
+  'trust_proxy',
+  'allowed_hosts',
+  'queue',
+  'storage',
+]);
 
 function describeError(e: {
   instancePath: string;

@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Scheduler } from '../../src/jobs/scheduler.js';
-import { JobStore } from '../../src/jobs/store.js';
+import { SqliteJobStore } from '../../src/jobs/store.js';
 import type { Job, JobRequest, JobType } from '../../src/jobs/types.js';
 import { HttpClient } from '../../src/net/client.js';
 import {
@@ -504,7 +504,7 @@ describe('jobs whose later hop is forbidden', () => {
   let origin: http.Server;
   let port = 0;
   let forbiddenPeer: Awaited<ReturnType<typeof listener>>;
-  let store: JobStore;
+  let store: SqliteJobStore;
   let scheduler: Scheduler;
   const routes = new Map<string, { status?: number; headers?: Record<string, string>; body?: string }>();
 
@@ -551,7 +551,7 @@ describe('jobs whose later hop is forbidden', () => {
     // injected, through the downloaders' test seam, so the first hop can live on 127.0.0.1.
     const dns = fakeDns({ 'allowed.test': '127.0.0.1' });
     const guard: GuardOptions = { resolve: dns.resolve, allowAddresses: ['127.0.0.1'] };
-    store = new JobStore(config.database_path);
+    store = new SqliteJobStore(config.database_path);
     scheduler = new Scheduler({
       store,
       config,

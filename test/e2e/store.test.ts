@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { JobStore } from '../../src/jobs/store.js';
+import { SqliteJobStore } from '../../src/jobs/store.js';
 import { MIGRATIONS } from '../../src/jobs/store-schema.js';
 import { isGabeError } from '../../src/service/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -18,12 +18,12 @@ const newJob = (ip = '10.0.0.1', url = 'https://example.com/a.mp4') => ({
 describe('job store (SQLite)', () => {
   it('creates a WAL database at the versioned schema and keeps jobs across reopen', () => {
     const file = path.join(tempDir(), 'sub', 'jobs.db');
-    const store = new JobStore(file);
+    const store = new SqliteJobStore(file);
     assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
     assert.equal(store.schemaVersion, MIGRATIONS.length);
     const job = store.admit(newJob(), LIMITS);
     store.close();
-    const again = new JobStore(file);
+    const again = new SqliteJobStore(file);
     assert.equal(again.get(job.id)?.request.url, 'https://example.com/a.mp4');
     assert.equal(again.get(job.id)?.status, 'PENDING');
     again.close();
@@ -39,7 +39,7 @@ describe('job store (SQLite)', () => {
        VALUES ('11111111-1111-1111-1111-111111111111', 'mp4', 'COMPLETED', '{"url":"https://e.x/a.mp4"}', '1.2.3.4', 'a', 'x', 'x')`,
     ).run();
     db.close();
-    const store = new JobStore(file);
+    const store = new SqliteJobStore(file);
     assert.equal(store.schemaVersion, MIGRATIONS.length);
     const job = store.get('11111111-1111-1111-1111-111111111111');
     assert.equal(job?.status, 'COMPLETED');
@@ -53,13 +53,13 @@ describe('job store (SQLite)', () => {
     db.pragma('user_version = 99');
     db.close();
     assert.throws(
-      () => new JobStore(file),
+      () => new SqliteJobStore(file),
       (e) => isGabeError(e, 'CONFIG') && /newer/.test(e.message),
     );
   });
 
   it('claims jobs in FIFO order, atomically marking them PROCESSING', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     const a = store.admit(newJob(), LIMITS);
     const b = store.admit(newJob(), LIMITS);
     const first = store.claimNext();
@@ -72,7 +72,7 @@ describe('job store (SQLite)', () => {
   });
 
   it('enforces max_queue_size and max_jobs_per_ip at admission', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     store.admit(newJob('1.1.1.1'), { maxQueueSize: 2, maxJobsPerIp: 1 });
     assert.throws(
       () => store.admit(newJob('1.1.1.1'), { maxQueueSize: 2, maxJobsPerIp: 1 }),
@@ -91,7 +91,7 @@ describe('job store (SQLite)', () => {
   });
 
   it('allows only the transitions of the state machine', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     const job = store.admit(newJob(), LIMITS);
     assert.equal(store.transition(job.id, 'COMPLETED'), null, 'PENDING cannot complete');
     store.claimNext();
@@ -104,7 +104,7 @@ describe('job store (SQLite)', () => {
   });
 
   it('re-queues PROCESSING jobs on start-up, keeping their place', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     const a = store.admit(newJob(), LIMITS);
     store.admit(newJob(), LIMITS);
     store.claimNext();
@@ -116,7 +116,7 @@ describe('job store (SQLite)', () => {
   });
 
   it('fails a job found PROCESSING at start-up once it has started max_attempts times, instead of re-queueing it', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     const job = store.admit(newJob(), LIMITS);
     for (let start = 1; start <= 3; start++) {
       // A start of the service: what the last process left PROCESSING died with it.
@@ -141,7 +141,7 @@ describe('job store (SQLite)', () => {
   });
 
   it('lists newest first with status filter, limit and offset', () => {
-    const store = new JobStore(path.join(tempDir(), 'jobs.db'));
+    const store = new SqliteJobStore(path.join(tempDir(), 'jobs.db'));
     const ids = Array.from({ length: 5 }, () => store.admit(newJob(), LIMITS).id);
     const page = store.list({ limit: 2, offset: 1 });
     assert.deepEqual(
