@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import { JobStore } from '../src/jobs/store.js';
+import { SqliteJobStore } from '../src/jobs/store.js';
 import { backgroundMeter, cpuSeconds, MB, round, TreeSampler } from './measure.js';
 import { build, postJson, startGabeServe } from './serve.js';
 
@@ -40,7 +40,7 @@ const GET_TARGET = 5000;
 
 /** Fills a fresh database with finished jobs through the store's own API (so schema changes follow). */
 function seed(file: string, n: number): string[] {
-  const store = new JobStore(file);
+  const store = new SqliteJobStore(file);
   const ids: string[] = [];
   try {
     store.db.transaction(() => {
@@ -228,7 +228,7 @@ async function main(): Promise<void> {
     await server.stop();
     stall.close();
   }
-  const admitted = new JobStore(path.join(DIR, 'gabe.db'));
+  const admitted = new SqliteJobStore(path.join(DIR, 'gabe.db'));
   const counts = admitted.countByStatus();
   admitted.close();
   rmSync(DIR, { recursive: true, force: true });

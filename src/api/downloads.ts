@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Scheduler } from '../jobs/scheduler.js';
-import type { JobStore } from '../jobs/job-store.js';
+import type { JobQueue } from '../jobs/queue.js';
 import type { JobRequest, JobType } from '../jobs/types.js';
 import { checkUrl } from '../net/client.js';
 import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
@@ -11,8 +10,7 @@ import type { RateLimitHook } from './rate-limit.js';
 import { ErrorSchema, errorResponses, HlsDownloadBody, JobSchema, Mp4DownloadBody } from './schemas.js';
 
 export interface DownloadRoutesOptions {
-  scheduler: Scheduler;
-  store: JobStore;
+  queue: JobQueue;
   config: Config;
   /** The submission budget, one for both routes (undefined: no rate limit). */
   rateLimit?: RateLimitHook;
@@ -54,14 +52,14 @@ export async function checkDestinations(
 
 export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = async (
   app,
-  { scheduler, config, rateLimit },
+  { queue, config, rateLimit },
 ) => {
   const submit = async (type: JobType, request: JobRequest, ip: string, owner: string | null) => {
     checkUrl(request.url);
     if (request.callback_url) checkUrl(request.callback_url);
     await checkDestinations(request, config);
     const videoName = request.video_name ? sanitizeName(request.video_name) : nameFromUrl(request.url);
-    return presentJob(scheduler.submit({ type, request, clientIp: ip, videoName, owner }));
+    return presentJob(await queue.submit({ type, request, clientIp: ip, videoName, owner }));
   };
   // The same hook on both routes: one budget per client, whichever route a submission takes.
   const limited = rateLimit ? { onRequest: rateLimit } : {};

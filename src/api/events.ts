@@ -1,8 +1,8 @@
 import { fastifySSE } from '@fastify/sse';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { JobQueue } from '../jobs/queue.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
@@ -11,7 +11,7 @@ import { JobParams, type JobResponse } from './schemas.js';
 import { StreamSlots } from './stream-slots.js';
 
 export interface EventRoutesOptions {
-  scheduler: Scheduler;
+  queue: JobQueue;
   store: JobStore;
   config: Config;
 }
@@ -27,11 +27,11 @@ class JobEventHub {
   private readonly lastProgress = new Map<string, number>();
 
   constructor(
-    private readonly scheduler: Scheduler,
+    private readonly queue: JobQueue,
     private readonly store: JobStore,
   ) {
-    scheduler.on('job', this.onJob);
-    scheduler.on('progress', this.onProgress);
+    queue.feed.on('job', this.onJob);
+    queue.feed.on('progress', this.onProgress);
   }
 
   private readonly onJob = (job: Job) => {
@@ -43,9 +43,17 @@ class JobEventHub {
     const now = Date.now();
     if (now - (this.lastProgress.get(id) ?? 0) < 250) return;
     this.lastProgress.set(id, now);
-    const job = this.store.get(id);
-    if (job?.status === 'PROCESSING') this.broadcast(presentJob(job, progress), job.owner);
+    void this.broadcastProgress(id, progress);
   };
+
+  private async broadcastProgress(id: string, progress: JobProgress): Promise<void> {
+    try {
+      const job = await this.store.get(id);
+      if (job?.status === 'PROCESSING') this.broadcast(presentJob(job, progress), job.owner);
+    } catch {
+      // The store is briefly away (Redis restarting): the next progress event tries again.
+    }
+  }
 
   private broadcast(job: JobResponse, owner: string | null): void {
     for (const l of this.listeners) l(job, owner);
@@ -57,8 +65,8 @@ class JobEventHub {
   }
 
   close(): void {
-    this.scheduler.off('job', this.onJob);
-    this.scheduler.off('progress', this.onProgress);
+    this.queue.feed.off('job', this.onJob);
+    this.queue.feed.off('progress', this.onProgress);
     this.listeners.clear();
   }
 }
@@ -79,9 +87,9 @@ interface EventStreams {
 }
 
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, opts) => {
-  const { scheduler, store, config } = opts;
+  const { queue, store, config } = opts;
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
-  const hub = new JobEventHub(scheduler, store);
+  const hub = new JobEventHub(queue, store);
   app.addHook('onClose', async () => hub.close());
   const slots = new StreamSlots(config.max_event_streams, config.max_event_streams_per_client);
   const streams: EventStreams = {
@@ -92,7 +100,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       reply.raw.once('close', release);
     },
     visible: (owner, caller) => !config.api_keys || owner === caller,
-    live: (job) => presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null),
+    live: (job) => presentJob(job, job.status === 'PROCESSING' ? queue.liveProgress(job.id) : null),
     ownerFilter: (caller) => (config.api_keys ? (caller ?? '') : undefined),
   };
   allJobsEvents(app, streams);
@@ -127,7 +135,7 @@ function allJobsEvents(app: App, { hub, store, takeSlot, visible, live, ownerFil
       });
       reply.sse.onClose(unsubscribe);
       for (const status of ['PROCESSING', 'PENDING'] as const) {
-        const { jobs } = store.list({ status, limit: 500, offset: 0, owner: ownerFilter(req.owner) });
+        const { jobs } = await store.list({ status, limit: 500, offset: 0, owner: ownerFilter(req.owner) });
         for (const job of jobs) await reply.sse.send({ event: 'job', data: live(job) });
       }
     },
@@ -149,7 +157,7 @@ function oneJobEvents(app: App, { hub, store, takeSlot, visible, live }: EventSt
       },
     },
     async (req, reply) => {
-      const job = store.get(req.params.job_id);
+      const job = await store.get(req.params.job_id);
       if (!job || !visible(job.owner, req.owner))
         throw new GabeError('JOB_NOT_FOUND', `job ${req.params.job_id} not found`);
       takeSlot(req, reply);
@@ -171,7 +179,7 @@ function oneJobEvents(app: App, { hub, store, takeSlot, visible, live }: EventSt
       });
       reply.sse.onClose(unsubscribe);
       // Subscribed first, then the current state: a transition in between is sent, never lost.
-      const current = store.get(job.id);
+      const current = await store.get(job.id);
       if (current) await reply.sse.send({ event: 'job', data: live(current) });
       if (current && isFinal(current.status) && !closed) {
         closed = true;

@@ -6,11 +6,13 @@ import type { JobStore } from '../jobs/job-store.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
 import { isInside } from '../storage/paths.js';
+import type { ResultStore } from '../storage/results.js';
 import { JobParams } from './schemas.js';
 
 export interface FileRoutesOptions {
   store: JobStore;
   config: Config;
+  results: ResultStore;
 }
 
 /** `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range; clients asking for several get the whole file). */
@@ -55,7 +57,7 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (a
       },
     },
     async (req, reply) => {
-      const job = store.get(req.params.job_id);
+      const job = await store.get(req.params.job_id);
       if (!job || (config.api_keys && job.owner !== req.owner)) {
         throw new GabeError('JOB_NOT_FOUND', `job ${req.params.job_id} not found`);
       }

@@ -1,44 +1,45 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { removeJobOutput } from '../jobs/cleanup.js';
-import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { JobQueue } from '../jobs/queue.js';
 import { isFinal, type Job } from '../jobs/types.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
+import type { ResultStore } from '../storage/results.js';
 import { presentJob } from './present.js';
 import { errorResponses, JobList, JobParams, JobSchema, ListQuery } from './schemas.js';
 
 export interface JobRoutesOptions {
-  scheduler: Scheduler;
+  queue: JobQueue;
   store: JobStore;
   config: Config;
+  results: ResultStore;
 }
 
 type App = Parameters<FastifyPluginAsyncTypebox>[0];
 
 interface JobRouteDeps extends JobRoutesOptions {
   /** The caller's job, or JOB_NOT_FOUND. */
-  load: (id: string, owner: string | null) => Job;
+  load: (id: string, owner: string | null) => Promise<Job>;
 }
 
 export const jobRoutes: FastifyPluginAsyncTypebox<JobRoutesOptions> = async (
   app,
-  { scheduler, store, config },
+  { queue, store, config, results },
 ) => {
   // Another key's job answers exactly like a missing one: its existence is not the caller's business.
-  const load = (id: string, owner: string | null) => {
-    const job = store.get(id);
+  const load = async (id: string, owner: string | null) => {
+    const job = await store.get(id);
     if (!job || (config.api_keys && job.owner !== owner))
       throw new GabeError('JOB_NOT_FOUND', `job ${id} not found`);
     return job;
   };
-  const deps: JobRouteDeps = { scheduler, store, config, load };
+  const deps: JobRouteDeps = { queue, store, config, results, load };
   getJob(app, deps);
   deleteJob(app, deps);
   listJobs(app, deps);
 };
 
-function getJob(app: App, { scheduler, load }: JobRouteDeps): void {
+function getJob(app: App, { queue, load }: JobRouteDeps): void {
   app.get(
     '/job/:job_id',
     {
@@ -51,13 +52,13 @@ function getJob(app: App, { scheduler, load }: JobRouteDeps): void {
       },
     },
     async (req) => {
-      const job = load(req.params.job_id, req.owner);
-      return presentJob(job, job.status === 'PROCESSING' ? scheduler.liveProgress(job.id) : null);
+      const job = await load(req.params.job_id, req.owner);
+      return presentJob(job, job.status === 'PROCESSING' ? queue.liveProgress(job.id) : null);
     },
   );
 }
 
-function deleteJob(app: App, { scheduler, store, config, load }: JobRouteDeps): void {
+function deleteJob(app: App, { queue, store, results, load }: JobRouteDeps): void {
   app.delete(
     '/job/:job_id',
     {
@@ -72,21 +73,21 @@ function deleteJob(app: App, { scheduler, store, config, load }: JobRouteDeps): 
       },
     },
     async (req) => {
-      const job = load(req.params.job_id, req.owner);
+      const job = await load(req.params.job_id, req.owner);
       if (isFinal(job.status)) {
-        await removeJobOutput(job, config);
-        store.delete(job.id);
+        await results.remove(job);
+        await store.delete(job.id);
         req.log.info({ job_id: job.id }, 'job deleted');
         return presentJob(job);
       }
-      const cancelled = await scheduler.cancel(job.id);
+      const cancelled = await queue.cancel(job.id);
       if (!cancelled) throw new GabeError('JOB_NOT_FOUND', `job ${job.id} not found`);
       return presentJob(cancelled);
     },
   );
 }
 
-function listJobs(app: App, { scheduler, store, config }: JobRouteDeps): void {
+function listJobs(app: App, { queue, store, config }: JobRouteDeps): void {
   app.get(
     '/jobs',
     {
@@ -100,14 +101,14 @@ function listJobs(app: App, { scheduler, store, config }: JobRouteDeps): void {
     async (req) => {
       const limit = req.query.limit ?? 50;
       const offset = req.query.offset ?? 0;
-      const { jobs, total } = store.list({
+      const { jobs, total } = await store.list({
         status: req.query.status,
         limit,
         offset,
         owner: config.api_keys ? (req.owner ?? '') : undefined,
       });
       return {
-        jobs: jobs.map((j) => presentJob(j, j.status === 'PROCESSING' ? scheduler.liveProgress(j.id) : null)),
+        jobs: jobs.map((j) => presentJob(j, j.status === 'PROCESSING' ? queue.liveProgress(j.id) : null)),
         total,
         limit,
         offset,

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { JobQueue } from '../jobs/queue.js';
 import { isFinal, type Job, type JobProgress } from '../jobs/types.js';
 
 export interface MetricsRoutesOptions {
-  scheduler: Scheduler;
+  queue: JobQueue;
   store: JobStore;
 }
 
@@ -13,11 +13,11 @@ export interface MetricsRoutesOptions {
  * Prometheus metrics on a registry of this app's own (not prom-client's global one), so two services
  * in one process, as in tests, never share counters.
  */
-export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { scheduler, store }) => {
+export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (app, { queue, store }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'gabe_' });
-  storeGauges(registry, scheduler, store);
-  const unfollow = followJobs(registry, scheduler);
+  storeGauges(registry, queue, store);
+  const unfollow = followJobs(registry, queue);
   app.addHook('onClose', async () => unfollow());
 
   app.get(
@@ -31,36 +31,36 @@ export const metricsRoutes: FastifyPluginAsync<MetricsRoutesOptions> = async (ap
 };
 
 /** Gauges read when /metrics is scraped: jobs by state, the queue, the current download speed. */
-function storeGauges(registry: Registry, scheduler: Scheduler, store: JobStore): void {
+function storeGauges(registry: Registry, queue: JobQueue, store: JobStore): void {
   new Gauge({
     name: 'gabe_jobs',
     help: 'Jobs in the store by state.',
     labelNames: ['state'],
     registers: [registry],
-    collect() {
-      for (const [state, n] of Object.entries(store.countByStatus())) this.set({ state }, n);
+    async collect() {
+      for (const [state, n] of Object.entries(await store.countByStatus())) this.set({ state }, n);
     },
   });
   new Gauge({
     name: 'gabe_queue_depth',
-    help: 'Jobs waiting to start (PENDING).',
+    help: 'Jobs waiting to start (PENDING), in the whole cluster when the queue is in Redis.',
     registers: [registry],
-    collect() {
-      this.set(store.countByStatus().PENDING);
+    async collect() {
+      this.set((await store.countByStatus()).PENDING);
     },
   });
   new Gauge({
     name: 'gabe_download_speed_bytes_per_second',
-    help: 'Sum of the current download speeds of running jobs.',
+    help: 'Sum of the current download speeds of the jobs running in this process.',
     registers: [registry],
     collect() {
-      this.set(scheduler.totalSpeed());
+      this.set(queue.totalSpeed());
     },
   });
 }
 
 /** Counters and the duration histogram, fed by the scheduler's events; returns the unsubscribe. */
-function followJobs(registry: Registry, scheduler: Scheduler): () => void {
+function followJobs(registry: Registry, queue: JobQueue): () => void {
   const bytes = new Counter({
     name: 'gabe_downloaded_bytes_total',
     help: 'Bytes received from origins.',
@@ -103,12 +103,14 @@ function followJobs(registry: Registry, scheduler: Scheduler): () => void {
     }
   };
   const onRetry = () => retries.inc();
-  scheduler.on('progress', onProgress);
-  scheduler.on('job', onJob);
-  scheduler.on('retry', onRetry);
+  // This process's own jobs only: in a cluster every process counts what it ran, so sums are exact.
+  const events = queue.local;
+  events.on('progress', onProgress);
+  events.on('job', onJob);
+  events.on('retry', onRetry);
   return () => {
-    scheduler.off('progress', onProgress);
-    scheduler.off('job', onJob);
-    scheduler.off('retry', onRetry);
+    events.off('progress', onProgress);
+    events.off('job', onJob);
+    events.off('retry', onRetry);
   };
 }

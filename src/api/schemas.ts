@@ -218,6 +218,7 @@ export const HealthSchema = Type.Object({
   ffmpeg: Check,
   database: Check,
   disk: Check,
+  storage: Check,
   queue: Type.Object({ pending: Type.Integer(), processing: Type.Integer(), accepting: Type.Boolean() }),
 });
 

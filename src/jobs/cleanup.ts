@@ -1,24 +1,13 @@
-import { readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
-import { isInside, removeDir } from '../storage/paths.js';
+import { removeDir } from '../storage/paths.js';
+import type { ResultStore } from '../storage/results.js';
 import type { JobStore } from './job-store.js';
-import type { Job } from './types.js';
 
 const HOUR_MS = 60 * 60 * 1000;
 const JOB_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * Deletes a job's output file and the subtitle sidecars (.vtt) written beside it, but only files that
- * lie inside output_path: a tampered row cannot aim elsewhere.
- */
-export async function removeJobOutput(job: Job, config: Config): Promise<void> {
-  const files = [job.result?.output_path, ...(job.result?.subtitles ?? []).map((s) => s.path)];
-  for (const file of files) {
-    if (file && isInside(config.output_path, file)) await rm(file, { force: true });
-  }
-}
 
 export interface CleanupReport {
   jobs: number;
@@ -31,6 +20,7 @@ export interface CleanupReport {
  */
 export async function cleanupOnce(
   store: JobStore,
+  results: ResultStore,
   config: Config,
   log: Logger,
   now = Date.now(),
@@ -39,11 +29,11 @@ export async function cleanupOnce(
   if (config.clean_jobs_after_days > 0) {
     const cutoff = new Date(now - config.clean_jobs_after_days * 24 * HOUR_MS).toISOString();
     for (;;) {
-      const batch = store.finishedBefore(cutoff);
+      const batch = await store.finishedBefore(cutoff);
       if (batch.length === 0) break;
       for (const job of batch) {
-        await removeJobOutput(job, config);
-        store.delete(job.id);
+        await results.remove(job);
+        await store.delete(job.id);
         jobs++;
       }
     }
@@ -58,7 +48,7 @@ export async function cleanupOnce(
   const candidates = entries.filter((name) => JOB_DIR.test(name));
   if (candidates.length > 0) {
     for (const name of candidates) {
-      const job = store.get(name);
+      const job = await store.get(name);
       if (job && (job.status === 'PENDING' || job.status === 'PROCESSING')) continue;
       await removeDir(path.join(config.temp_path, name));
       tempDirs++;
@@ -71,12 +61,13 @@ export async function cleanupOnce(
 /** Runs cleanup now and then hourly; returns a stop function. */
 export function scheduleCleanup(
   store: JobStore,
+  results: ResultStore,
   config: Config,
   log: Logger,
   intervalMs = HOUR_MS,
 ): () => void {
   const run = () => {
-    cleanupOnce(store, config, log).catch((err: unknown) => log.error({ err }, 'cleanup failed'));
+    cleanupOnce(store, results, config, log).catch((err: unknown) => log.error({ err }, 'cleanup failed'));
   };
   run();
   const timer = setInterval(run, intervalMs);

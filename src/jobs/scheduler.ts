@@ -1,60 +1,47 @@
 import { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import type { Downloader } from '../pipeline/context.js';
-import { ProgressTracker } from '../pipeline/progress.js';
 import type { Config } from '../service/config.js';
-import { GabeError, toGabeError } from '../service/errors.js';
+import { GabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
 import { jobTempDir, removeDir } from '../storage/paths.js';
-import type { JobStore, NewJob } from './store.js';
+import type { ResultStore } from '../storage/results.js';
+import type { NewJob } from './job-store.js';
+import type { JobEvents, JobQueue } from './queue.js';
+import { JobRunner } from './runner.js';
+import type { SqliteJobStore } from './store.js';
 import type { Job, JobProgress, JobType } from './types.js';
 
-/** Progress events (SSE, metrics) at most this often per job… */
-const PROGRESS_EMIT_MS = 250;
-/** …and the stored copy (GET /job overlays live progress, so the database may lag). */
-const PROGRESS_WRITE_MS = 1000;
-
-type StopReason = 'cancel' | 'shutdown';
-
-interface Running {
-  controller: AbortController;
-  tracker: ProgressTracker;
-  done: Promise<void>;
-  /** Set by a live recording: DELETE aborts this (stop and keep) rather than the job. */
-  stop: AbortController | null;
-}
-
 export interface SchedulerDeps {
-  store: JobStore;
+  store: SqliteJobStore;
   config: Config;
   ffmpeg: FfmpegTools;
   log: Logger;
   downloaders: Partial<Record<JobType, Downloader>>;
+  results: ResultStore;
 }
 
-/** What the scheduler tells its listeners (SSE, metrics, webhooks), checked at compile time. */
-export type SchedulerEvents = {
-  /** A stored job after any state change. */
-  job: [job: Job];
-  /** A running job's progress, at most every PROGRESS_EMIT_MS. */
-  progress: [id: string, progress: JobProgress];
-  /** A running job retries a request. */
-  retry: [id: string];
-};
-
 /**
- * The worker loop (pg-boss's shape): claim the oldest PENDING job while fewer than
- * max_concurrent_downloads run, give each an AbortController, and record every outcome. Events:
- * `job` (a stored job after any state change), `progress` (job id + progress) and `retry` (job id, a
- * retried request), for SSE, metrics and webhooks (typed by SchedulerEvents).
+ * The embedded queue (pg-boss's shape): claim the oldest PENDING job from SQLite while fewer than
+ * max_concurrent_downloads run, and hand it to the JobRunner. One process sees every change, so its
+ * feed and its local events are the same emitter: `job` (a stored job after any state change),
+ * `progress` (job id + progress) and `retry` (job id), typed by JobEvents.
  */
-export class Scheduler extends EventEmitter<SchedulerEvents> {
-  private readonly running = new Map<string, Running>();
+export class Scheduler extends EventEmitter<JobEvents> implements JobQueue {
+  private readonly runner: JobRunner;
   private accepting = false;
 
   constructor(private readonly deps: SchedulerDeps) {
     super();
+    this.runner = new JobRunner({ ...deps, events: this });
+  }
+
+  get feed(): EventEmitter<JobEvents> {
+    return this;
+  }
+
+  get local(): EventEmitter<JobEvents> {
+    return this;
   }
 
   /**
@@ -81,10 +68,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   get runningCount(): number {
-    return this.running.size;
+    return this.runner.size;
   }
 
-  submit(job: NewJob): Job {
+  async submit(job: NewJob): Promise<Job> {
     if (!this.accepting) {
       throw new GabeError('SHUTTING_DOWN', 'the service is shutting down; try again shortly', {
         retryAfter: 10,
@@ -93,41 +80,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (!this.deps.downloaders[job.type]) {
       throw new GabeError('NOT_IMPLEMENTED', `downloads of type ${job.type} are not available yet`);
     }
-    const admitted = this.deps.store.admit(job, {
-      maxQueueSize: this.deps.config.max_queue_size,
-      maxJobsPerIp: this.deps.config.max_jobs_per_ip,
-      maxJobsPerOwner: this.deps.config.max_jobs_per_key,
-    });
+    const admitted = this.deps.store.admit(job, admissionLimits(this.deps.config));
     this.emit('job', admitted);
     queueMicrotask(() => this.pump());
     return admitted;
   }
 
-  /** Sum of running jobs' current speeds, bytes per second. */
   totalSpeed(): number {
-    let sum = 0;
-    for (const r of this.running.values()) sum += r.tracker.speed();
-    return sum;
+    return this.runner.totalSpeed();
   }
 
-  /** The live progress of a running job (fresher than the throttled copy in the store). */
   liveProgress(id: string): JobProgress | null {
-    return this.running.get(id)?.tracker.snapshot() ?? null;
+    return this.runner.liveProgress(id);
   }
 
-  /**
-   * Cancels a PENDING or PROCESSING job and resolves with it once it is CANCELLED and its transfer and
-   * temp files are gone; a live recording is stopped instead, and resolves once it has COMPLETED with
-   * what was recorded. Returns null for an unknown job, the job unchanged for a finished one.
-   */
   async cancel(id: string): Promise<Job | null> {
-    const run = this.running.get(id);
-    if (run) {
-      if (run.stop) run.stop.abort();
-      else run.controller.abort('cancel' satisfies StopReason);
-      await run.done;
-      return this.deps.store.get(id);
-    }
+    if (await this.runner.abort(id, 'cancel')) return this.deps.store.get(id);
     const job = this.deps.store.get(id);
     if (job?.status === 'PENDING') {
       const cancelled = this.deps.store.transition(id, 'CANCELLED', {
@@ -150,100 +118,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    */
   async stop(): Promise<void> {
     this.accepting = false;
-    const all = [...this.running.values()];
-    for (const r of all) r.controller.abort('shutdown' satisfies StopReason);
-    await Promise.allSettled(all.map((r) => r.done));
+    await this.runner.stopAll();
   }
 
   private pump(): void {
-    while (this.accepting && this.running.size < this.deps.config.max_concurrent_downloads) {
+    while (this.accepting && this.runner.size < this.deps.config.max_concurrent_downloads) {
       const job = this.deps.store.claimNext();
       if (!job) return;
       this.emit('job', job);
-      this.launch(job);
+      void this.runner.run(job).finally(() => this.pump());
     }
   }
+}
 
-  private launch(job: Job): void {
-    const controller = new AbortController();
-    const tracker = new ProgressTracker();
-    const entry: Running = { controller, tracker, done: Promise.resolve(), stop: null };
-    this.running.set(job.id, entry);
-    entry.done = this.execute(job, entry).finally(() => {
-      this.running.delete(job.id);
-      this.pump();
-    });
-  }
-
-  private async execute(job: Job, entry: Running): Promise<void> {
-    const { controller, tracker } = entry;
-    const { store, config } = this.deps;
-    const log = this.deps.log.child({ job_id: job.id });
-    const tempDir = jobTempDir(config.temp_path, job.id);
-    let lastWrite = 0;
-    let lastEmit = 0;
-    const reportProgress = () => {
-      const now = Date.now();
-      if (now - lastEmit < PROGRESS_EMIT_MS) return;
-      lastEmit = now;
-      const snapshot = tracker.snapshot();
-      this.emit('progress', job.id, snapshot);
-      if (now - lastWrite < PROGRESS_WRITE_MS) return;
-      lastWrite = now;
-      store.updateProgress(job.id, snapshot);
-    };
-    log.info({ type: job.type, url: job.request.url, attempt: job.attempts }, 'job started');
-    try {
-      const downloader = this.deps.downloaders[job.type];
-      if (!downloader) throw new GabeError('NOT_IMPLEMENTED', `no downloader for ${job.type}`);
-      await mkdir(tempDir, { recursive: true });
-      const result = await downloader.run({
-        job: { id: job.id, type: job.type, request: job.request, video_name: job.video_name },
-        config,
-        ffmpeg: this.deps.ffmpeg,
-        log,
-        signal: controller.signal,
-        tempDir,
-        progress: tracker,
-        reportProgress,
-        onRetry: () => this.emit('retry', job.id),
-        markLive: () => {
-          entry.stop ??= new AbortController();
-          return entry.stop.signal;
-        },
-      });
-      if (controller.signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled');
-      store.updateProgress(job.id, tracker.snapshot());
-      const done = store.transition(job.id, 'COMPLETED', { result });
-      if (done) this.emit('job', done);
-      log.info({ output: result.output_path, size_mb: result.file_size_mb }, 'job completed');
-      await removeDir(tempDir);
-    } catch (raw) {
-      const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
-      store.updateProgress(job.id, tracker.snapshot());
-      if (reason === 'shutdown') {
-        const requeued = store.transition(job.id, 'PENDING');
-        if (requeued) this.emit('job', requeued);
-        log.info('job interrupted by shutdown; it resumes on the next start');
-        return;
-      }
-      await removeDir(tempDir).catch((e: unknown) => log.warn({ err: e }, 'could not remove temp files'));
-      if (reason === 'cancel') {
-        const cancelled = store.transition(job.id, 'CANCELLED', {
-          error: 'cancelled by the client',
-          error_code: 'GABE_ERR_CANCELLED',
-        });
-        if (cancelled) this.emit('job', cancelled);
-        log.info('job cancelled');
-        return;
-      }
-      const err = toGabeError(raw);
-      const failed = store.transition(job.id, 'FAILED', { error: err.message, error_code: err.code });
-      if (failed) this.emit('job', failed);
-      log.error(
-        { code: err.code, err: err.message, cause: err.kind === 'INTERNAL' ? raw : undefined },
-        'job failed',
-      );
-    }
-  }
+/** The admission limits of config, the same for every queue. */
+export function admissionLimits(config: Config) {
+  return {
+    maxQueueSize: config.max_queue_size,
+    maxJobsPerIp: config.max_jobs_per_ip,
+    maxJobsPerOwner: config.max_jobs_per_key,
+  };
 }

@@ -3,15 +3,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { GabeError } from '../service/errors.js';
-import type { AdmissionLimits, JobStore, ListOptions, NewJob, TransitionFields } from './job-store.js';
 import { fromRow, type JobRow } from './job-rows.js';
+import type { AdmissionLimits, JobStore, ListOptions, NewJob, TransitionFields } from './job-store.js';
 import { migrate } from './store-schema.js';
-import {
-  canTransition,
-  type Job,
-  type JobProgress,
-  type JobStatus,
-} from './types.js';
+import { canTransition, type Job, type JobProgress, type JobStatus } from './types.js';
 
 const now = () => new Date().toISOString();
 
@@ -138,11 +133,7 @@ export class SqliteJobStore implements JobStore {
    * Moves a job to a new state if the transition is allowed from its current one; returns the job as
    * stored afterwards, or null when the job is gone or the transition was refused (someone else won).
    */
-  transition(
-    id: string,
-    to: JobStatus,
-    fields: TransitionFields = {},
-  ): Job | null {
+  transition(id: string, to: JobStatus, fields: TransitionFields = {}): Job | null {
     const tx = this.db.transaction((): Job | null => {
       const current = this.get(id);
       if (!current || !canTransition(current.status, to)) return null;

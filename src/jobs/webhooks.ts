@@ -1,4 +1,5 @@
 import { createHmac, randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type { JobResponse } from '../api/schemas.js';
 import { HttpClient } from '../net/client.js';
 import { transferLimits } from '../net/deadlines.js';
@@ -6,7 +7,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../net/retry.
 import type { Config } from '../service/config.js';
 import { toGabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
-import type { Scheduler } from './scheduler.js';
+import type { JobEvents } from './queue.js';
 import { isFinal, type Job } from './types.js';
 
 export const SIGNATURE_HEADER = 'x-gabe-signature';
@@ -38,7 +39,8 @@ export class WebhookSender {
   private readonly pending = new Set<Promise<void>>();
 
   constructor(
-    private readonly scheduler: Scheduler,
+    /** The job events of this process only, so that a cluster sends each webhook once. */
+    private readonly events: EventEmitter<JobEvents>,
     private readonly config: Config,
     private readonly log: Logger,
     private readonly present: (job: Job) => JobResponse,
@@ -50,7 +52,7 @@ export class WebhookSender {
       proxyFrom: 'config',
       allowPrivateNetworks: config.allow_private_networks,
     });
-    scheduler.on('job', this.onJob);
+    events.on('job', this.onJob);
   }
 
   private readonly onJob = (job: Job) => {
@@ -96,7 +98,7 @@ export class WebhookSender {
 
   /** Waits for deliveries in flight (tests, shutdown), or abandons them with `abort`. */
   async close(abort = true): Promise<void> {
-    this.scheduler.off('job', this.onJob);
+    this.events.off('job', this.onJob);
     if (abort) this.controller.abort();
     await Promise.allSettled([...this.pending]);
     await this.http.destroy();

@@ -3,6 +3,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, type FastifyReply, LogController } from 'fastify';
+import type { Redis } from 'ioredis';
 import secureJsonParse from 'secure-json-parse';
 import { apiKeyHook } from '../api/auth.js';
 import { describeTrust, trustProxyOption } from '../api/client-ip.js';
@@ -16,10 +17,11 @@ import { metricsRoutes } from '../api/metrics.js';
 import { probeRoutes } from '../api/probe.js';
 import { budgetHook, type RateLimitHook } from '../api/rate-limit.js';
 import { isWebPath, webRoutes } from '../api/web.js';
-import type { Scheduler } from '../jobs/scheduler.js';
 import type { JobStore } from '../jobs/job-store.js';
+import type { JobQueue } from '../jobs/queue.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import { redactCredentials } from '../net/redact.js';
+import type { ResultStore } from '../storage/results.js';
 import { VERSION } from '../version.js';
 import type { Config } from './config.js';
 import { type ErrorCode, GabeError, isGabeError } from './errors.js';
@@ -30,9 +32,13 @@ export const BODY_LIMIT = 1024 * 1024;
 export interface AppDeps {
   config: Config;
   store: JobStore;
-  scheduler: Scheduler;
+  storeInfo: { kind: 'sqlite' | 'redis'; path: string };
+  queue: JobQueue;
+  results: ResultStore;
   ffmpeg: FfmpegTools;
   log: Logger;
+  /** In a cluster: the rate limit counts in Redis, so the budget holds across API nodes. */
+  redis?: Redis;
 }
 
 interface FieldError {
@@ -132,7 +138,7 @@ export async function buildApp(deps: AppDeps) {
   if (trust) deps.log.info(trust);
   const app = createFastify(deps);
   addGuards(app, deps);
-  const limits = await addRateLimits(app, deps.config);
+  const limits = await addRateLimits(app, deps.config, deps.redis);
   await addDocs(app);
   await addRoutes(app, deps, limits);
   return app;
@@ -190,7 +196,7 @@ function addGuards(app: FastifyApp, deps: AppDeps): void {
   if (auth) app.addHook('onRequest', auth);
 }
 
-async function addRateLimits(app: FastifyApp, config: Config): Promise<Limits> {
+async function addRateLimits(app: FastifyApp, config: Config, redis?: Redis): Promise<Limits> {
   // Submissions and probes only: polling GET /job must never be throttled. `/probe` has a budget of
   // its own of the same size: it makes the service fetch from an origin, but a client that probes
   // before each submission should not see its submissions halved.
@@ -201,12 +207,13 @@ async function addRateLimits(app: FastifyApp, config: Config): Promise<Limits> {
       max: config.rate_limit_per_minute,
       timeWindow: 60_000,
       keyGenerator: (req) => req.owner ?? req.ip,
+      ...(redis ? { redis, nameSpace: `${config.queue.prefix}:ratelimit:`, skipOnError: true } : {}),
     });
-    // An options object gives each its own counter store.
-    limits = {
-      submissions: budgetHook(app.createRateLimit({}), 'submissions'),
-      probes: budgetHook(app.createRateLimit({}), 'probes'),
-    };
+    // An options object gives each its own counter store; the Redis store names a child after the
+    // route, which createRateLimit does not have, so the budget's name goes into the key instead.
+    const budget = (name: string) =>
+      budgetHook(app.createRateLimit({ keyGenerator: (req) => `${name}:${req.owner ?? req.ip}` }), name);
+    limits = { submissions: budget('submissions'), probes: budget('probes') };
   }
   return limits;
 }
@@ -236,25 +243,27 @@ async function addDocs(app: FastifyApp): Promise<void> {
 
 async function addRoutes(app: FastifyApp, deps: AppDeps, limits: Limits): Promise<void> {
   await app.register(downloadRoutes, {
-    scheduler: deps.scheduler,
-    store: deps.store,
+    queue: deps.queue,
     config: deps.config,
     rateLimit: limits.submissions,
   });
-  await app.register(jobRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
-  await app.register(fileRoutes, { store: deps.store, config: deps.config });
-  await app.register(eventRoutes, { scheduler: deps.scheduler, store: deps.store, config: deps.config });
+  const { queue, store, config, results } = deps;
+  await app.register(jobRoutes, { queue, store, config, results });
+  await app.register(fileRoutes, { store, config, results });
+  await app.register(eventRoutes, { queue, store, config });
   await app.register(probeRoutes, {
     config: deps.config,
     guard: (url: string) => checkDestinations({ url }, deps.config),
     rateLimit: limits.probes,
   });
-  await app.register(metricsRoutes, { scheduler: deps.scheduler, store: deps.store });
+  await app.register(metricsRoutes, { queue, store });
   await app.register(webRoutes);
   await app.register(healthRoutes, {
-    config: deps.config,
-    store: deps.store,
-    scheduler: deps.scheduler,
+    config,
+    store,
+    storeInfo: deps.storeInfo,
+    queue,
+    results,
     ffmpeg: deps.ffmpeg,
   });
 }

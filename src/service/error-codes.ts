@@ -23,6 +23,12 @@ export const ErrorCodes = {
     description:
       'An unknown route, or a job without a file to serve: not completed yet (409) or its file gone from disk (410).',
   },
+  UPLOAD: {
+    status: 502,
+    retryable: false,
+    description:
+      'The finished file could not be uploaded to S3 (storage.s3) after upload_retries tries; the job is FAILED and the file stays in output_path (result.output_path) until the job is deleted.',
+  },
   JOB_NOT_FOUND: {
     status: 404,
     retryable: false,

@@ -2,13 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { presentJob } from '../api/present.js';
 import { scheduleCleanup } from '../jobs/cleanup.js';
 import { Scheduler } from '../jobs/scheduler.js';
-import { JobStore } from '../jobs/store.js';
+import { SqliteJobStore } from '../jobs/store.js';
 import type { JobType } from '../jobs/types.js';
 import { WebhookSender } from '../jobs/webhooks.js';
 import { type FfmpegTools, locateFfmpeg } from '../media/ffmpeg/locate.js';
 import type { Downloader } from '../pipeline/context.js';
 import { hlsDownloader } from '../pipeline/hls/job.js';
 import { mp4Downloader } from '../pipeline/mp4/job.js';
+import { LocalResults } from '../storage/local-results.js';
+import type { ResultStore } from '../storage/results.js';
 import { type App, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { GabeError } from './errors.js';
@@ -17,8 +19,9 @@ import { createLogger, type Logger } from './log.js';
 export interface Service {
   app: App;
   config: Config;
-  store: JobStore;
+  store: SqliteJobStore;
   scheduler: Scheduler;
+  results: ResultStore;
   ffmpeg: FfmpegTools;
   log: Logger;
   /** Stops admitting, interrupts running jobs (they resume next start), closes everything. */
@@ -31,6 +34,8 @@ export interface ServiceOptions {
   ffmpeg?: FfmpegTools;
   /** Replaces downloaders (tests wrap the real ones to reach their seams). */
   downloaders?: Partial<Record<JobType, Downloader>>;
+  /** Where finished files go (default: output_path; S3 when storage.s3.bucket is set). */
+  results?: ResultStore;
 }
 
 /** Wires the service together without listening: the API, the CLI and the tests all start here. */
@@ -39,17 +44,27 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const ffmpeg = options.ffmpeg ?? (await locateFfmpeg({ ffmpegPath: config.ffmpeg_path }));
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   for (const dir of [config.output_path, config.temp_path]) mkdirSync(dir, { recursive: true });
-  const store = new JobStore(config.database_path);
+  const store = new SqliteJobStore(config.database_path);
+  const results = options.results ?? new LocalResults(config.output_path);
   const scheduler = new Scheduler({
     store,
     config,
     ffmpeg,
     log,
+    results,
     downloaders: { mp4: mp4Downloader, hls: hlsDownloader, ...options.downloaders },
   });
-  const app = await buildApp({ config, store, scheduler, ffmpeg, log });
-  const webhooks = new WebhookSender(scheduler, config, log, (job) => presentJob(job));
-  const stopCleanup = scheduleCleanup(store, config, log);
+  const app = await buildApp({
+    config,
+    store,
+    storeInfo: { kind: 'sqlite', path: config.database_path },
+    queue: scheduler,
+    results,
+    ffmpeg,
+    log,
+  });
+  const webhooks = new WebhookSender(scheduler.local, config, log, (job) => presentJob(job));
+  const stopCleanup = scheduleCleanup(store, results, config, log);
   const { requeued, pending, failed } = scheduler.start();
   if (requeued > 0 || pending > 0 || failed > 0)
     log.info({ requeued, pending, failed }, 'resuming jobs from the previous run');
@@ -59,6 +74,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
     config,
     store,
     scheduler,
+    results,
     ffmpeg,
     log,
     close() {
@@ -67,6 +83,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
         await scheduler.stop();
         await webhooks.close();
         await app.close();
+        await results.close();
         store.close();
       })();
       return closing;

@@ -21,6 +21,7 @@ import { mp4Downloader } from '../../src/pipeline/mp4/job.js';
 import { loadConfig } from '../../src/service/config.js';
 import { isGabeError } from '../../src/service/errors.js';
 import { createLogger } from '../../src/service/log.js';
+import { LocalResults } from '../../src/storage/local-results.js';
 import { closeAllServices, startTestService, testFfmpeg } from '../helpers/service.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -557,6 +558,7 @@ describe('jobs whose later hop is forbidden', () => {
       config,
       ffmpeg: await testFfmpeg(),
       log: createLogger({ logPath: config.log_path, stdout: false }),
+      results: new LocalResults(config.output_path),
       downloaders: {
         mp4: { run: (ctx) => mp4Downloader.run(ctx, { guard }) },
         hls: { run: (ctx) => hlsDownloader.run(ctx, { guard }) },
@@ -573,7 +575,7 @@ describe('jobs whose later hop is forbidden', () => {
 
   async function run(type: JobType, pathname: string): Promise<Job> {
     const request: JobRequest = { url: `http://allowed.test:${port}${pathname}` };
-    const job = scheduler.submit({ type, request, clientIp: '10.9.9.9', videoName: `guard-${type}` });
+    const job = await scheduler.submit({ type, request, clientIp: '10.9.9.9', videoName: `guard-${type}` });
     const deadline = Date.now() + 30_000;
     for (;;) {
       const j = store.get(job.id);

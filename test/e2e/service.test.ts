@@ -224,7 +224,7 @@ describe('queue, limits, cancellation, restarts and cleanup', () => {
     const orphan = path.join(svc.config.temp_path, '11111111-2222-3333-4444-555555555555');
     mkdirSync(orphan, { recursive: true });
     writeFileSync(path.join(orphan, 'download.part'), 'x');
-    const report = await cleanupOnce(svc.store, svc.config, createLogger({ stdout: false }));
+    const report = await cleanupOnce(svc.store, svc.results, svc.config, createLogger({ stdout: false }));
     assert.deepEqual(report, { jobs: 1, tempDirs: 1 });
     assert.equal(svc.store.get(done.id), null);
     assert.ok(!existsSync(done.result!.output_path));

@@ -174,7 +174,7 @@ describe('subtitle sidecars leave with their job', () => {
     svc.store.db
       .prepare('UPDATE jobs SET completed_at = ? WHERE id = ?')
       .run(new Date(Date.now() - 2 * 86_400_000).toISOString(), job.id);
-    const report = await cleanupOnce(svc.store, svc.config, createLogger({ stdout: false }));
+    const report = await cleanupOnce(svc.store, svc.results, svc.config, createLogger({ stdout: false }));
     assert.equal(report.jobs, 1);
     for (const file of filesOf(job)) assert.ok(!existsSync(file), `${file} is gone`);
   });

@@ -1,0 +1,200 @@
+/**
+ * Runs one claimed (PROCESSING) job to its end, wherever it was claimed: the embedded scheduler's
+ * SQLite queue or a BullMQ worker. Owns the job's AbortController, progress tracking and temp folder,
+ * publishes the finished file (local or S3) and records the outcome in the store.
+ */
+import type { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import type { Downloader } from '../pipeline/context.js';
+import { ProgressTracker } from '../pipeline/progress.js';
+import type { Config } from '../service/config.js';
+import { GabeError, toGabeError } from '../service/errors.js';
+import type { Logger } from '../service/log.js';
+import { jobTempDir, removeDir } from '../storage/paths.js';
+import type { ResultStore } from '../storage/results.js';
+import type { JobStore, TransitionFields } from './job-store.js';
+import type { JobEvents } from './queue.js';
+import type { Job, JobStatus, JobType } from './types.js';
+
+/** Progress events (SSE, metrics) at most this often per job… */
+const PROGRESS_EMIT_MS = 250;
+/** …and the stored copy (GET /job overlays live progress, so the store may lag). */
+const PROGRESS_WRITE_MS = 1000;
+
+export type StopReason = 'cancel' | 'shutdown';
+/** How a run ended; 'interrupted' = shutdown, the job is PENDING again and resumes on the next start. */
+export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+interface Running {
+  controller: AbortController;
+  tracker: ProgressTracker;
+  done: Promise<RunOutcome>;
+  /** Set by a live recording: a cancel aborts this (stop and keep) rather than the job. */
+  stop: AbortController | null;
+}
+
+export interface RunnerDeps {
+  store: Pick<JobStore, 'transition' | 'updateProgress'>;
+  config: Config;
+  ffmpeg: FfmpegTools;
+  log: Logger;
+  downloaders: Partial<Record<JobType, Downloader>>;
+  results: ResultStore;
+  /** Where this process's job events go (metrics, webhooks, and in a cluster the Redis feed). */
+  events: EventEmitter<JobEvents>;
+}
+
+export class JobRunner {
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly deps: RunnerDeps) {}
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  has(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  totalSpeed(): number {
+    let sum = 0;
+    for (const r of this.running.values()) sum += r.tracker.speed();
+    return sum;
+  }
+
+  liveProgress(id: string) {
+    return this.running.get(id)?.tracker.snapshot() ?? null;
+  }
+
+  /** Runs a job the caller has just moved to PROCESSING; resolves once its outcome is stored. */
+  run(job: Job): Promise<RunOutcome> {
+    const entry: Running = {
+      controller: new AbortController(),
+      tracker: new ProgressTracker(),
+      done: Promise.resolve<RunOutcome>('failed'),
+      stop: null,
+    };
+    this.running.set(job.id, entry);
+    entry.done = this.execute(job, entry).finally(() => this.running.delete(job.id));
+    return entry.done;
+  }
+
+  /**
+   * Stops a job running here: 'cancel' ends it CANCELLED (a live recording COMPLETED with what it has),
+   * 'shutdown' puts it back to PENDING with its partial files kept. False when it does not run here.
+   */
+  async abort(id: string, reason: StopReason): Promise<boolean> {
+    const run = this.running.get(id);
+    if (!run) return false;
+    if (reason === 'cancel' && run.stop) run.stop.abort();
+    else run.controller.abort(reason);
+    await run.done;
+    return true;
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.running.values()];
+    for (const r of all) r.controller.abort('shutdown' satisfies StopReason);
+    await Promise.allSettled(all.map((r) => r.done));
+  }
+
+  private async record(id: string, to: JobStatus, fields?: TransitionFields): Promise<void> {
+    const job = await this.deps.store.transition(id, to, fields);
+    if (job) this.deps.events.emit('job', job);
+  }
+
+  private async saveProgress(id: string, tracker: ProgressTracker, log: Logger): Promise<void> {
+    try {
+      await this.deps.store.updateProgress(id, tracker.snapshot());
+    } catch (err) {
+      // A store that is briefly away (Redis restarting) must not fail the download; the next write catches up.
+      log.warn({ err: (err as Error).message }, 'could not store progress');
+    }
+  }
+
+  private async execute(job: Job, entry: Running): Promise<RunOutcome> {
+    const { controller, tracker } = entry;
+    const { config, events } = this.deps;
+    const log = this.deps.log.child({ job_id: job.id });
+    const tempDir = jobTempDir(config.temp_path, job.id);
+    let lastWrite = 0;
+    let lastEmit = 0;
+    const reportProgress = () => {
+      const now = Date.now();
+      if (now - lastEmit < PROGRESS_EMIT_MS) return;
+      lastEmit = now;
+      events.emit('progress', job.id, tracker.snapshot());
+      if (now - lastWrite < PROGRESS_WRITE_MS) return;
+      lastWrite = now;
+      void this.saveProgress(job.id, tracker, log);
+    };
+    log.info({ type: job.type, url: job.request.url, attempt: job.attempts }, 'job started');
+    let finished: Awaited<ReturnType<Downloader['run']>> | null = null;
+    try {
+      const downloader = this.deps.downloaders[job.type];
+      if (!downloader) throw new GabeError('NOT_IMPLEMENTED', `no downloader for ${job.type}`);
+      await mkdir(tempDir, { recursive: true });
+      finished = await downloader.run({
+        job: { id: job.id, type: job.type, request: job.request, video_name: job.video_name },
+        config,
+        ffmpeg: this.deps.ffmpeg,
+        log,
+        signal: controller.signal,
+        tempDir,
+        progress: tracker,
+        reportProgress,
+        onRetry: () => events.emit('retry', job.id),
+        markLive: () => {
+          entry.stop ??= new AbortController();
+          return entry.stop.signal;
+        },
+      });
+      if (controller.signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled');
+      const result = await this.deps.results.publish(job.id, finished, controller.signal, log);
+      await this.saveProgress(job.id, tracker, log);
+      await this.record(job.id, 'COMPLETED', { result });
+      log.info({ output: result.output_path, size_mb: result.file_size_mb }, 'job completed');
+      await removeDir(tempDir);
+      return 'completed';
+    } catch (raw) {
+      return this.fail(job, entry, raw, finished, log);
+    }
+  }
+
+  private async fail(
+    job: Job,
+    { controller, tracker }: Running,
+    raw: unknown,
+    finished: Awaited<ReturnType<Downloader['run']>> | null,
+    log: Logger,
+  ): Promise<RunOutcome> {
+    const tempDir = jobTempDir(this.deps.config.temp_path, job.id);
+    const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
+    await this.saveProgress(job.id, tracker, log);
+    if (reason === 'shutdown') {
+      await this.record(job.id, 'PENDING');
+      log.info('job interrupted by shutdown; it resumes on the next start');
+      return 'interrupted';
+    }
+    await removeDir(tempDir).catch((e: unknown) => log.warn({ err: e }, 'could not remove temp files'));
+    if (reason === 'cancel') {
+      await this.record(job.id, 'CANCELLED', {
+        error: 'cancelled by the client',
+        error_code: 'GABE_ERR_CANCELLED',
+      });
+      log.info('job cancelled');
+      return 'cancelled';
+    }
+    const err = toGabeError(raw);
+    // A file that downloaded but could not be uploaded stays in output_path: the result says where.
+    const kept = err.code === 'GABE_ERR_UPLOAD' && finished ? { result: finished } : {};
+    await this.record(job.id, 'FAILED', { error: err.message, error_code: err.code, ...kept });
+    log.error(
+      { code: err.code, err: err.message, cause: err.kind === 'INTERNAL' ? raw : undefined },
+      'job failed',
+    );
+    return 'failed';
+  }
+}
