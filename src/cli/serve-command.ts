@@ -1,14 +1,27 @@
-/** `gabe serve`: the HTTP API in this process, stopped cleanly on SIGINT/SIGTERM. */
+/**
+ * `gabe serve` (the HTTP API, and in it the workers unless --no-worker) and `gabe worker` (downloads
+ * only, from the cluster queue in Redis), each stopped cleanly on SIGINT/SIGTERM.
+ */
 import type { Command } from 'commander';
+import type { Logger } from '../service/log.js';
 import { VERSION } from '../version.js';
 import { fail } from './fail.js';
-import { parsePort } from './option-parsers.js';
+import { parseConcurrency, parsePort } from './option-parsers.js';
 
 /** Hard stop if a clean shutdown hangs (a wedged socket, a stuck ffmpeg): jobs resume next start anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 interface ServeFlags {
   config?: string;
+  host?: string;
+  port?: number;
+  /** false with --no-worker. */
+  worker: boolean;
+}
+
+interface WorkerFlags {
+  config?: string;
+  concurrency?: number;
   host?: string;
   port?: number;
 }
@@ -20,25 +33,87 @@ export function serveCommand(program: Command): void {
     .option('-c, --config <file>', 'config file')
     .option('-H, --host <host>', 'address to listen on (default: config "host", 127.0.0.1)')
     .option('-p, --port <port>', 'port to listen on (default: config "port", 8000)', parsePort)
+    .option('--no-worker', 'with queue.redis_url: serve the API only; `gabe worker` processes run the jobs')
     .action((opts: ServeFlags) => serve(opts).catch(fail));
+  program
+    .command('worker')
+    .description('run jobs from the cluster queue (needs queue.redis_url); no API')
+    .option('-c, --config <file>', 'config file')
+    .option(
+      '--concurrency <n>',
+      'jobs run at once (default: config max_concurrent_downloads)',
+      parseConcurrency,
+    )
+    .option('-H, --host <host>', 'address for /health and /metrics (with --port)', '127.0.0.1')
+    .option('-p, --port <port>', 'serve /health and /metrics on this port (default: none)', parsePort)
+    .action((opts: WorkerFlags) => worker(opts).catch(fail));
+}
+
+async function load(file: string | undefined, overrides: Record<string, unknown>) {
+  const [{ defaultConfigFile, loadConfig }, { createLogger }] = await Promise.all([
+    import('../service/config.js'),
+    import('../service/log.js'),
+  ]);
+  const config = loadConfig({ file: file ?? defaultConfigFile(), overrides });
+  return { config, log: createLogger({ logPath: config.log_path }) };
 }
 
 async function serve(opts: ServeFlags): Promise<void> {
-  const [{ defaultConfigFile, loadConfig }, { createLogger }, { createService, listen }] = await Promise.all([
-    import('../service/config.js'),
-    import('../service/log.js'),
-    import('../service/server.js'),
-  ]);
-  const config = loadConfig({
-    file: opts.config ?? defaultConfigFile(),
-    overrides: { host: opts.host, port: opts.port },
-  });
-  const log = createLogger({ logPath: config.log_path });
-  const service = await createService(config, { log });
+  const { config, log } = await load(opts.config, { host: opts.host, port: opts.port });
+  const { createService, listen } = await import('../service/server.js');
+  const { GabeError } = await import('../service/errors.js');
+  let service: {
+    app: Parameters<typeof listen>[0]['app'];
+    close(): Promise<void>;
+    ffmpeg: { ffmpeg: string; source: string };
+  };
+  if (config.queue.redis_url) {
+    const { createClusterService } = await import('../service/cluster.js');
+    service = await createClusterService(config, { api: true, worker: opts.worker, log });
+  } else if (!opts.worker) {
+    throw new GabeError(
+      'CONFIG',
+      '--no-worker needs queue.redis_url: without Redis no other process can run the jobs',
+    );
+  } else {
+    service = await createService(config, { log });
+  }
   const address = await listen(service, config.host, config.port);
   process.stdout.write(`Gabe ${VERSION} listening on ${address}\nAPI docs: ${address}/docs\n`);
-  log.info({ address, ffmpeg: service.ffmpeg.ffmpeg, source: service.ffmpeg.source }, 'service started');
+  log.info(
+    {
+      address,
+      ffmpeg: service.ffmpeg.ffmpeg,
+      source: service.ffmpeg.source,
+      cluster: Boolean(config.queue.redis_url),
+      worker: opts.worker,
+    },
+    'service started',
+  );
+  stopOnSignals(service, log);
+}
 
+async function worker(opts: WorkerFlags): Promise<void> {
+  const { config, log } = await load(opts.config, {});
+  const { createClusterService } = await import('../service/cluster.js');
+  const service = await createClusterService(config, {
+    api: false,
+    worker: true,
+    log,
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+  });
+  const concurrency = opts.concurrency ?? config.max_concurrent_downloads;
+  let where = '';
+  if (opts.port !== undefined) {
+    const { listen } = await import('../service/server.js');
+    where = ` (/health and /metrics on ${await listen(service, opts.host ?? '127.0.0.1', opts.port)})`;
+  }
+  process.stdout.write(`Gabe ${VERSION} worker running ${concurrency} jobs at once${where}\n`);
+  log.info({ concurrency, pid: process.pid }, 'worker started');
+  stopOnSignals(service, log);
+}
+
+function stopOnSignals(service: { close(): Promise<void> }, log: Logger): void {
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {

@@ -144,6 +144,25 @@ export async function buildApp(deps: AppDeps) {
   return app;
 }
 
+/**
+ * A worker's own small server (`gabe worker --port`): /health and /metrics only, for probes and
+ * Prometheus; jobs are submitted and followed through the API nodes.
+ */
+export async function buildWorkerApp(deps: AppDeps) {
+  const app = createFastify(deps);
+  const { queue, store, config, results } = deps;
+  await app.register(metricsRoutes, { queue, store });
+  await app.register(healthRoutes, {
+    config,
+    store,
+    storeInfo: deps.storeInfo,
+    queue,
+    results,
+    ffmpeg: deps.ffmpeg,
+  });
+  return app;
+}
+
 /** The Fastify instance with Gabe's JSON body parser and its one error shape for every refusal. */
 function createFastify(deps: AppDeps) {
   const app = Fastify({

@@ -92,7 +92,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
 }
 
 /** Starts listening; fails with a clear message when the port is taken. */
-export async function listen(service: Service, host: string, port: number): Promise<string> {
+export async function listen(service: { app: App }, host: string, port: number): Promise<string> {
   try {
     return await service.app.listen({ host, port });
   } catch (err) {

@@ -1,0 +1,129 @@
+/**
+ * A whole cluster on this machine, as an operator would run it: a real redis-server, a real S3 server
+ * (s3rver), and `gabe serve --no-worker` / `gabe worker` as separate processes of the real CLI, all
+ * reading one config.json. Processes can be killed with SIGKILL to play a lost host.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../src/service/config.js';
+import { type CliRun, gabe, waitForOutput } from './cli.js';
+import { type RedisServer, startRedis } from './redis-server.js';
+import { type S3TestServer, startS3Server } from './s3-server.js';
+import { tempDir } from './tmp.js';
+
+export interface ClusterProcess {
+  name: string;
+  run: CliRun;
+  /** API nodes: the base URL. */
+  url: string;
+  logDir: string;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface Cluster {
+  dir: string;
+  redis: RedisServer;
+  s3: S3TestServer | null;
+  config: Record<string, unknown>;
+  startApi(name: string, env?: Record<string, string>): Promise<ClusterProcess>;
+  startWorker(name: string, concurrency: number, env?: Record<string, string>): Promise<ClusterProcess>;
+  /** job id → the worker names whose log says they started it, in order. */
+  whereJobsRan(): Map<string, string[]>;
+  close(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  s3?: boolean;
+  persistentRedis?: boolean;
+  /** storage.s3 keys over the test server's. */
+  s3Config?: Record<string, unknown>;
+  /** config.json keys over the cluster's defaults. */
+  config?: Partial<Record<keyof Config, unknown>>;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const dir = tempDir('gabe-cluster-');
+  const redis = await startRedis({ persistent: options.persistentRedis ?? false });
+  const s3 = options.s3 === false ? null : await startS3Server();
+  const config: Record<string, unknown> = {
+    allow_private_networks: true,
+    connection_timeout: 5,
+    temp_path: path.join(dir, 'temp'),
+    output_path: path.join(dir, 'out'),
+    max_jobs_per_ip: 0,
+    rate_limit_per_minute: 0,
+    ...options.config,
+    queue: { redis_url: redis.url, lock_duration_ms: 3000, stalled_interval_ms: 1000, ...(options.config?.['queue'] as object) },
+    ...(s3 ? { storage: { s3: { ...s3.config, ...options.s3Config } } } : {}),
+  };
+  const file = path.join(dir, 'config.json');
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const processes: ClusterProcess[] = [];
+
+  const spawnNode = async (name: string, args: string[], ready: RegExp, env: Record<string, string>) => {
+    const logDir = path.join(dir, 'logs', name);
+    const run = gabe(args, {
+      GABE_CONFIG: file,
+      GABE_LOG_PATH: logDir,
+      NODE_NO_WARNINGS: '1',
+      ...env,
+    });
+    const exited = run.exit.then((code) => {
+      throw new Error(`${name} exited (${code}) before it was ready:\n${run.output()}`);
+    });
+    const m = await Promise.race([waitForOutput(run.output, ready, 60_000), exited]);
+    const proc: ClusterProcess = {
+      name,
+      run,
+      url: m[1] ?? '',
+      logDir,
+      async kill9() {
+        run.child.kill('SIGKILL');
+        await run.exit;
+      },
+      async stop() {
+        if (run.child.exitCode !== null || run.child.signalCode !== null) return;
+        run.child.kill('SIGTERM');
+        await run.exit;
+      },
+    };
+    processes.push(proc);
+    return proc;
+  };
+
+  return {
+    dir,
+    redis,
+    s3,
+    config,
+    startApi: (name, env = {}) =>
+      spawnNode(name, ['serve', '--no-worker', '--port', '0'], /listening on (http:\/\/\S+)/, env),
+    startWorker: (name, concurrency, env = {}) =>
+      spawnNode(name, ['worker', '--concurrency', String(concurrency)], /worker running/, env),
+    whereJobsRan() {
+      const out = new Map<string, string[]>();
+      for (const p of processes) {
+        let files: string[] = [];
+        try {
+          files = readdirSync(p.logDir).filter((f) => f.startsWith('video_downloader.log'));
+        } catch {
+          continue;
+        }
+        for (const f of files) {
+          for (const line of readFileSync(path.join(p.logDir, f), 'utf8').split('\n')) {
+            if (!line.includes('"job started"')) continue;
+            const id = (JSON.parse(line) as { job_id?: string }).job_id;
+            if (id) out.set(id, [...(out.get(id) ?? []), p.name]);
+          }
+        }
+      }
+      return out;
+    },
+    async close() {
+      await Promise.all(processes.map((p) => p.stop()));
+      await s3?.stop();
+      await redis.stop();
+    },
+  };
+}
