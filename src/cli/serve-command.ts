@@ -62,21 +62,20 @@ async function serve(opts: ServeFlags): Promise<void> {
   const { config, log } = await load(opts.config, { host: opts.host, port: opts.port });
   const { createService, listen } = await import('../service/server.js');
   const { GabeError } = await import('../service/errors.js');
-  let service: {
-    app: Parameters<typeof listen>[0]['app'];
-    close(): Promise<void>;
-    ffmpeg: { ffmpeg: string; source: string };
-  };
-  if (config.queue.redis_url) {
-    const { createClusterService } = await import('../service/cluster.js');
-    service = await createClusterService(config, { api: true, worker: opts.worker, log });
-  } else if (!opts.worker) {
+  const service = config.queue.redis_url
+    ? await (await import('../service/cluster.js')).createClusterService(config, {
+        api: true,
+        worker: opts.worker,
+        log,
+      })
+    : opts.worker
+      ? await createService(config, { log })
+      : null;
+  if (!service) {
     throw new GabeError(
       'CONFIG',
       '--no-worker needs queue.redis_url: without Redis no other process can run the jobs',
     );
-  } else {
-    service = await createService(config, { log });
   }
   const address = await listen(service, config.host, config.port);
   process.stdout.write(`Gabe ${VERSION} listening on ${address}\nAPI docs: ${address}/docs\n`);

@@ -23,6 +23,9 @@ export interface QueuedJob {
   id: string;
 }
 
+/** A running job reports progress 4 times a second; older news is not shown as live. */
+const PROGRESS_STALE_MS = 30_000;
+
 export const BULL_QUEUE_NAME = 'jobs';
 
 /** Options of every job added to BullMQ: Gabe keeps its own record, so BullMQ keeps nothing after. */
@@ -42,7 +45,9 @@ export interface ClusterQueueDeps {
 
 export class ClusterQueue implements JobQueue {
   readonly local: EventEmitter<JobEvents>;
-  private readonly progress = new Map<string, JobProgress>();
+  /** The latest progress of running jobs from the feed, with when it came (a missed final event must not pin it). */
+  private readonly progress = new Map<string, { p: JobProgress; at: number }>();
+  private progressEvents = 0;
   private accepting = true;
 
   constructor(private readonly deps: ClusterQueueDeps) {
@@ -68,7 +73,8 @@ export class ClusterQueue implements JobQueue {
   }
 
   liveProgress(id: string): JobProgress | null {
-    return this.progress.get(id) ?? null;
+    const entry = this.progress.get(id);
+    return entry && Date.now() - entry.at < PROGRESS_STALE_MS ? entry.p : null;
   }
 
   async submit(job: NewJob): Promise<Job> {
@@ -128,7 +134,11 @@ export class ClusterQueue implements JobQueue {
   }
 
   private readonly onProgress = (id: string, p: JobProgress) => {
-    this.progress.set(id, p);
+    const now = Date.now();
+    this.progress.set(id, { p, at: now });
+    if (++this.progressEvents % 1000 !== 0) return;
+    for (const [key, entry] of this.progress)
+      if (now - entry.at > PROGRESS_STALE_MS) this.progress.delete(key);
   };
 
   private readonly onJob = (job: Job) => {

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { type Cluster, type ClusterProcess, startCluster } from '../helpers/cluster.js';
-import { type HlsMediaFixture, makeHlsTs, makeMp4, type Mp4Fixture } from '../helpers/fixtures.js';
+import { type HlsMediaFixture, type Mp4Fixture, makeHlsTs, makeMp4 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService } from '../helpers/service.js';
 
@@ -81,7 +81,7 @@ describe('a cluster: one API node, two workers, Redis and S3', () => {
   let mp4: Mp4Fixture;
   let cluster: Cluster;
   let api: ClusterProcess;
-  const workers: ClusterProcess[] = [];
+  let workers: ClusterProcess[] = [];
   /** The bytes embedded mode (SQLite, local files) writes for each source. */
   const reference: Record<'hls' | 'mp4', string> = { hls: '', mp4: '' };
 
@@ -148,7 +148,8 @@ describe('a cluster: one API node, two workers, Redis and S3', () => {
   it('finishes all 20 jobs when a busy worker is killed with SIGKILL', async () => {
     origin.addFault({ match: /\.ts$/, latencyMs: 150 });
     const ids: string[] = [];
-    for (let i = 0; i < 20; i++) ids.push(await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, `kill-${i}`));
+    for (let i = 0; i < 20; i++)
+      ids.push(await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, `kill-${i}`));
     const victim = workers[0]!;
     // Kill it while it holds jobs in the middle of their downloads.
     const deadline = Date.now() + 60_000;
@@ -242,7 +243,8 @@ describe('a cluster through a Redis restart and an S3 outage', () => {
   it('loses no job when Redis restarts while they run', async () => {
     origin.addFault({ match: /\.ts$/, latencyMs: 200 });
     const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push(await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, `redis-${i}`));
+    for (let i = 0; i < 6; i++)
+      ids.push(await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, `redis-${i}`));
     await waitFor(api, ids[0]!, (j) => j.status === 'PROCESSING', 30_000);
     await cluster.redis.stop();
     await new Promise((r) => setTimeout(r, 1000));

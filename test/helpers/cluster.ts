@@ -54,7 +54,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     max_jobs_per_ip: 0,
     rate_limit_per_minute: 0,
     ...options.config,
-    queue: { redis_url: redis.url, lock_duration_ms: 3000, stalled_interval_ms: 1000, ...(options.config?.['queue'] as object) },
+    queue: {
+      redis_url: redis.url,
+      lock_duration_ms: 3000,
+      stalled_interval_ms: 1000,
+      ...(options.config?.['queue'] as object),
+    },
     ...(s3 ? { storage: { s3: { ...s3.config, ...options.s3Config } } } : {}),
   };
   const file = path.join(dir, 'config.json');
