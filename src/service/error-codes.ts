@@ -213,6 +213,13 @@ export const ErrorCodes = {
     description:
       'The origin broke HTTP/1.1: not HTTP, bad framing, a head or trailer section over 64 KB, more than 10 interim responses.',
   },
+  // S3 (storage.s3.bucket) refused or could not be reached for upload_retries tries; the file is kept.
+  UPLOAD: {
+    status: 502,
+    retryable: false,
+    description:
+      'A finished file could not be uploaded to S3 after upload_retries retries; the message says why, and the file stays in output_path (`details.local_path`).',
+  },
 } as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
 
 export type ErrorKind = keyof typeof ErrorCodes;
