@@ -9,14 +9,16 @@
  * await s3.stop()      // S3 down: connections refused
  * await s3.start()     // back on the same port with the same objects
  * s3.inFlight()        // responses the server is still writing (a leaked body stays here)
+ * s3.requests          // every request seen, 'PUT /bucket/key?partNumber=1&uploadId=…'
  * await s3.close()      // at the end
  * ```
  */
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../src/service/config.js';
+import { S3Files } from '../../src/storage/s3.js';
 import { tempDir } from './tmp.js';
 
 // s3rver ships no types; the little of it used here is typed by hand.
@@ -37,6 +39,8 @@ export interface TestS3Server {
   client: S3Client;
   /** Responses the server has started and not yet finished or closed. */
   inFlight(): number;
+  /** Every request the server has seen, as `METHOD /path?query`. */
+  requests: string[];
   stop(): Promise<void>;
   start(): Promise<void>;
   /** stop() and the test client's sockets closed: the end of a test file. */
@@ -53,6 +57,7 @@ export async function startS3Server(bucket = 'gabe-test'): Promise<TestS3Server>
   let server: S3rverInstance | null = null;
   const sockets = new Set<Socket>();
   let open = 0;
+  const requests: string[] = [];
 
   const start = async (): Promise<void> => {
     if (server) return;
@@ -64,7 +69,8 @@ export async function startS3Server(bucket = 'gabe-test'): Promise<TestS3Server>
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
     });
-    s.httpServer.on('request', (_req, res) => {
+    s.httpServer.on('request', (req, res) => {
+      requests.push(`${req.method} ${req.url}`);
       open++;
       res.once('close', () => open--);
     });
@@ -94,18 +100,12 @@ export async function startS3Server(bucket = 'gabe-test'): Promise<TestS3Server>
     presign_expires_seconds: 3600,
     upload_retries: 5,
   };
-  const client = new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  // The service's own client construction (endpoint, path style, checksums, NodeVersionSupportWarning off).
+  const client = new S3Files(config).client;
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   const close = async (): Promise<void> => {
     client.destroy();
     await stop();
   };
-  return { endpoint, bucket, config, client, inFlight: () => open, stop, start, close };
+  return { endpoint, bucket, config, client, inFlight: () => open, requests, stop, start, close };
 }
