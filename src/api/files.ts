@@ -5,53 +5,32 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { JobStore } from '../jobs/job-store.js';
 import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
+import { contentDisposition } from '../storage/names.js';
 import { isInside } from '../storage/paths.js';
 import type { ResultStore } from '../storage/results.js';
+import { parseS3Url } from '../storage/s3.js';
+import { planFileResponse, unsatisfiableRange } from './file-ranges.js';
+import { sendS3File } from './s3-files.js';
 import { JobParams } from './schemas.js';
 
 export interface FileRoutesOptions {
   store: JobStore;
   config: Config;
+  /** Where finished files live: an `s3://` result is served from (or redirected to) the bucket. */
   results: ResultStore;
 }
 
-/** `bytes=a-b`, `bytes=a-`, `bytes=-n` (one range; clients asking for several get the whole file). */
-export function parseRangeHeader(
-  header: string | undefined,
-  size: number,
-): { start: number; end: number } | 'invalid' | null {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m) return header.includes(',') ? null : 'invalid';
-  const [, a, b] = m;
-  if (a === '' && b === '') return 'invalid';
-  let start: number;
-  let end: number;
-  if (a === '') {
-    start = Math.max(0, size - Number(b));
-    end = size - 1;
-  } else {
-    start = Number(a);
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-  }
-  if (start > end || start >= size) return 'invalid';
-  return { start, end };
-}
-
-/** RFC 6266: a plain ASCII fallback plus the exact UTF-8 name for clients that read filename*. */
-export function contentDisposition(filename: string): string {
-  const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
-}
-
-export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (app, { store, config }) => {
+export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (
+  app,
+  { store, config, results },
+) => {
   app.get(
     '/job/:job_id/file',
     {
       schema: {
         summary: 'Download the finished file',
         description:
-          "Serves a COMPLETED job's MP4 with Range (206), ETag/If-None-Match and a Content-Disposition naming the video.",
+          "Serves a COMPLETED job's MP4 with Range (206), ETag/If-None-Match and a Content-Disposition naming the video. With files in S3 and storage.s3.presign, answers 302 to a presigned S3 URL instead.",
         tags: ['jobs'],
         params: JobParams,
       },
@@ -67,6 +46,8 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (a
           httpStatus: 409,
         });
       }
+      const s3 = parseS3Url(file);
+      if (s3) return sendS3File(req, reply, { job, location: s3, results, settings: config.storage.s3 });
       if (!isInside(config.output_path, file))
         throw new GabeError('NOT_FOUND', 'the file is not in output_path');
       let st: Awaited<ReturnType<typeof stat>>;
@@ -78,23 +59,21 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (a
       const etag = `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
       reply.header('etag', etag);
       reply.header('accept-ranges', 'bytes');
-      if (req.headers['if-none-match'] === etag) return reply.code(304).send();
-      // If-Range: a resume against a changed file must get the whole new file, not a spliced one.
-      const ifRange = req.headers['if-range'];
-      const range = ifRange && ifRange !== etag ? null : parseRangeHeader(req.headers.range, st.size);
-      if (range === 'invalid') {
+      const plan = planFileResponse(req.headers, st.size, etag);
+      if (plan.status === 304) return reply.code(304).send();
+      if (plan.status === 416) {
         reply.header('content-range', `bytes */${st.size}`);
-        throw new GabeError('BAD_REQUEST', 'the requested range is not satisfiable', { httpStatus: 416 });
+        throw unsatisfiableRange();
       }
       // Media headers only once a file body follows: an error answer stays plain JSON.
       reply.header('last-modified', st.mtime.toUTCString());
       reply.header('content-type', file.endsWith('.m4a') ? 'audio/mp4' : 'video/mp4');
       reply.header('content-disposition', contentDisposition(path.basename(file)));
-      if (range) {
+      if (plan.status === 206) {
         reply.code(206);
-        reply.header('content-range', `bytes ${range.start}-${range.end}/${st.size}`);
-        reply.header('content-length', range.end - range.start + 1);
-        return reply.send(createReadStream(file, { start: range.start, end: range.end }));
+        reply.header('content-range', `bytes ${plan.start}-${plan.end}/${st.size}`);
+        reply.header('content-length', plan.end - plan.start + 1);
+        return reply.send(createReadStream(file, { start: plan.start, end: plan.end }));
       }
       reply.header('content-length', st.size);
       return reply.send(createReadStream(file));

@@ -23,12 +23,6 @@ export const ErrorCodes = {
     description:
       'An unknown route, or a job without a file to serve: not completed yet (409) or its file gone from disk (410).',
   },
-  UPLOAD: {
-    status: 502,
-    retryable: false,
-    description:
-      'The finished file could not be uploaded to S3 (storage.s3) after upload_retries tries; the job is FAILED and the file stays in output_path (result.output_path) until the job is deleted.',
-  },
   JOB_NOT_FOUND: {
     status: 404,
     retryable: false,
@@ -218,6 +212,13 @@ export const ErrorCodes = {
     retryable: true,
     description:
       'The origin broke HTTP/1.1: not HTTP, bad framing, a head or trailer section over 64 KB, more than 10 interim responses.',
+  },
+  // S3 (storage.s3.bucket) refused or could not be reached for upload_retries tries; the file is kept.
+  UPLOAD: {
+    status: 502,
+    retryable: false,
+    description:
+      'A finished file could not be uploaded to S3 (storage.s3) after upload_retries retries; the message says why. The job is FAILED and the file stays in output_path (`result.output_path`) until the job is deleted.',
   },
 } as const satisfies Record<string, { status: number; retryable: boolean; description: string }>;
 

@@ -9,7 +9,7 @@ import { type FfmpegTools, locateFfmpeg } from '../media/ffmpeg/locate.js';
 import type { Downloader } from '../pipeline/context.js';
 import { hlsDownloader } from '../pipeline/hls/job.js';
 import { mp4Downloader } from '../pipeline/mp4/job.js';
-import { LocalResults } from '../storage/local-results.js';
+import { createResultStore } from '../storage/choose.js';
 import type { ResultStore } from '../storage/results.js';
 import { type App, buildApp } from './app.js';
 import type { Config } from './config.js';
@@ -45,7 +45,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   for (const dir of [config.output_path, config.temp_path]) mkdirSync(dir, { recursive: true });
   const store = new SqliteJobStore(config.database_path);
-  const results = options.results ?? new LocalResults(config.output_path);
+  const results = options.results ?? createResultStore(config, log);
   const scheduler = new Scheduler({
     store,
     config,

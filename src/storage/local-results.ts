@@ -1,18 +1,25 @@
-/** Finished files that stay where the job wrote them: output_path on this host (the embedded default). */
-import { constants } from 'node:fs';
-import { access, rm } from 'node:fs/promises';
+/**
+ * Finished files that stay in output_path on this host: the embedded default ResultStore.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { access, rm, stat } from 'node:fs/promises';
 import type { Job, JobResult } from '../jobs/types.js';
 import { isInside } from './paths.js';
 import type { ResultCheck, ResultStore } from './results.js';
 
+/** The local files a result names: the output and its .vtt sidecars. */
+export function resultFiles(result: JobResult | null | undefined): string[] {
+  if (!result) return [];
+  return [result.output_path, ...(result.subtitles ?? []).map((s) => s.path)].filter(Boolean);
+}
+
 /**
  * Deletes a job's output file and the subtitle sidecars (.vtt) written beside it, but only files that
- * lie inside output_path: a tampered record cannot aim elsewhere.
+ * lie inside output_path: a tampered row cannot aim elsewhere (s3:// paths are never inside it).
  */
 export async function removeLocalOutput(job: Job, outputPath: string): Promise<void> {
-  const files = [job.result?.output_path, ...(job.result?.subtitles ?? []).map((s) => s.path)];
-  for (const file of files) {
-    if (file && isInside(outputPath, file)) await rm(file, { force: true });
+  for (const file of resultFiles(job.result)) {
+    if (isInside(outputPath, file)) await rm(file, { force: true });
   }
 }
 
@@ -21,6 +28,7 @@ export class LocalResults implements ResultStore {
 
   constructor(private readonly outputPath: string) {}
 
+  /** The file is already where it belongs: publishFile (storage/paths.ts) put it into output_path. */
   async publish(_jobId: string, result: JobResult): Promise<JobResult> {
     return result;
   }
@@ -30,11 +38,15 @@ export class LocalResults implements ResultStore {
   }
 
   async check(): Promise<ResultCheck> {
+    const base = { kind: 'local' as const, location: this.outputPath };
     try {
-      await access(this.outputPath, constants.W_OK);
-      return { ok: true, kind: 'local', location: this.outputPath };
+      if (!(await stat(this.outputPath)).isDirectory()) {
+        return { ...base, ok: false, error: `${this.outputPath} is not a folder` };
+      }
+      await access(this.outputPath, fsConstants.W_OK);
+      return { ...base, ok: true };
     } catch (err) {
-      return { ok: false, kind: 'local', location: this.outputPath, error: (err as Error).message };
+      return { ...base, ok: false, error: (err as Error).message };
     }
   }
 

@@ -73,3 +73,16 @@ export function nameFromUrl(url: string, fallback = 'video'): string {
     return fallback;
   }
 }
+
+/** RFC 6266: a plain ASCII fallback plus the exact UTF-8 name for clients that read filename*. */
+export function contentDisposition(filename: string): string {
+  const ascii = filename.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(filename)}`;
+}
+
+/** The media type a finished file is served and uploaded with, from its extension. */
+export function contentTypeOf(file: string): string {
+  if (/\.m4a$/i.test(file)) return 'audio/mp4';
+  if (/\.vtt$/i.test(file)) return 'text/vtt';
+  return 'video/mp4';
+}

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Config } from '../../src/service/config.js';
 import { type CliRun, gabe, waitForOutput } from './cli.js';
 import { type RedisServer, startRedis } from './redis-server.js';
-import { type S3TestServer, startS3Server } from './s3-server.js';
+import { startS3Server, type TestS3Server } from './s3-server.js';
 import { tempDir } from './tmp.js';
 
 export interface ClusterProcess {
@@ -24,7 +24,7 @@ export interface ClusterProcess {
 export interface Cluster {
   dir: string;
   redis: RedisServer;
-  s3: S3TestServer | null;
+  s3: TestS3Server | null;
   config: Record<string, unknown>;
   startApi(name: string, env?: Record<string, string>): Promise<ClusterProcess>;
   startWorker(name: string, concurrency: number, env?: Record<string, string>): Promise<ClusterProcess>;
@@ -127,7 +127,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     },
     async close() {
       await Promise.all(processes.map((p) => p.stop()));
-      await s3?.stop();
+      await s3?.close();
       await redis.stop();
     },
   };
