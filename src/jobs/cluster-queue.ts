@@ -95,9 +95,10 @@ export class ClusterQueue implements JobQueue {
   }
 
   async cancel(id: string): Promise<Job | null> {
-    const job = await this.deps.store.requestCancel(id);
-    if (!job) return null;
-    if (job.status === 'CANCELLED' && !isFinalBefore(job)) {
+    const answer = await this.deps.store.requestCancel(id);
+    if (!answer) return null;
+    const { job, cancelled } = answer;
+    if (cancelled) {
       this.local.emit('job', job);
       // Its BullMQ entry would only be claimed and dropped; a worker that holds it already refuses it.
       await this.deps.bull.remove(id).catch(() => 0);
@@ -144,9 +145,4 @@ export class ClusterQueue implements JobQueue {
   private readonly onJob = (job: Job) => {
     if (job.status !== 'PROCESSING') this.progress.delete(job.id);
   };
-}
-
-/** requestCancel answers a job that was already CANCELLED the same way; its completed_at tells them apart. */
-function isFinalBefore(job: Job): boolean {
-  return job.completed_at !== null && Date.parse(job.completed_at) < Date.now() - 1000;
 }

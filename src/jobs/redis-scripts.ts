@@ -185,12 +185,14 @@ local id = ARGV[2]
 local k = jobKey(id)
 local status = redis.call('HGET', k, 'status')
 if not status then return false end
+local cancelled = 0
 if status == 'PENDING' then
   move(id, 'CANCELLED', ARGV[3], ARGV[4], nil, ARGV[5], ARGV[6])
+  cancelled = 1
 elseif status == 'PROCESSING' then
   redis.call('HSET', k, 'cancel_requested', '1')
 end
-return redis.call('HGETALL', k)
+return { cancelled, redis.call('HGETALL', k) }
 `);
 
 /** ARGV: P, id. 1 when a job was deleted. */

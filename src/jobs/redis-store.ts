@@ -190,20 +190,16 @@ export class RedisJobStore implements JobStore {
   }
 
   /**
-   * PENDING: CANCELLED now (returned). PROCESSING: the request is recorded for its worker, which
-   * polls cancelRequested(), and the job returned unchanged. Final: the job. Unknown: null.
+   * PENDING: CANCELLED now, `cancelled` true (only for the one caller that did it: the webhook and the
+   * event are sent once). PROCESSING: the request is recorded for its worker (cancelRequested()) and
+   * the job returned unchanged. Final: the job. Unknown: null.
    */
-  async requestCancel(id: string): Promise<Job | null> {
+  async requestCancel(id: string): Promise<{ job: Job; cancelled: boolean } | null> {
     const [now, ms] = clock();
-    const flat = (await this.run(
-      REQUEST_CANCEL,
-      id,
-      now,
-      ms,
-      CANCEL_MESSAGE,
-      CANCEL_CODE,
-    )) as FlatHash | null;
-    return flat ? fromHash(flat) : null;
+    const answer = (await this.run(REQUEST_CANCEL, id, now, ms, CANCEL_MESSAGE, CANCEL_CODE)) as
+      | [number, FlatHash]
+      | null;
+    return answer ? { job: fromHash(answer[1]), cancelled: answer[0] === 1 } : null;
   }
 
   async cancelRequested(id: string): Promise<boolean> {

@@ -106,12 +106,19 @@ describe('Redis job store: cancel requests', () => {
   it('cancels a PENDING job at once', async (t) => {
     const { store } = open(t);
     const job = await jobIn(store, 'PENDING');
-    const cancelled = await store.requestCancel(job.id);
+    const answer = await store.requestCancel(job.id);
+    assert.equal(answer?.cancelled, true);
+    const cancelled = answer?.job;
     assert.equal(cancelled?.status, 'CANCELLED');
     assert.equal(cancelled?.error, 'cancelled by the client');
     assert.equal(cancelled?.error_code, 'GABE_ERR_CANCELLED');
     assert.ok(cancelled?.completed_at);
     assert.deepEqual(await store.get(job.id), cancelled);
+    assert.deepEqual(
+      await store.requestCancel(job.id),
+      { job: cancelled, cancelled: false },
+      'a second DELETE does not cancel it again',
+    );
   });
 
   it('records the request for a PROCESSING job and returns it unchanged', async (t) => {
@@ -119,7 +126,7 @@ describe('Redis job store: cancel requests', () => {
     const job = await jobIn(store, 'PENDING');
     const running = (await store.claim(job.id, 3)).job!;
     assert.equal(await store.cancelRequested(job.id), false);
-    assert.deepEqual(await store.requestCancel(job.id), running);
+    assert.deepEqual(await store.requestCancel(job.id), { job: running, cancelled: false });
     assert.equal(await store.cancelRequested(job.id), true);
     assert.deepEqual(await store.get(job.id), running);
   });
@@ -127,7 +134,7 @@ describe('Redis job store: cancel requests', () => {
   it('returns a final job unchanged and null for an unknown one', async (t) => {
     const { store } = open(t);
     const done = await jobIn(store, 'FAILED');
-    assert.deepEqual(await store.requestCancel(done.id), done);
+    assert.deepEqual(await store.requestCancel(done.id), { job: done, cancelled: false });
     assert.equal(await store.cancelRequested(done.id), false);
     assert.equal(await store.requestCancel(UNKNOWN), null);
     assert.equal(await store.cancelRequested(UNKNOWN), false);
