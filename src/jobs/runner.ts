@@ -11,6 +11,7 @@ import { ProgressTracker } from '../pipeline/progress.js';
 import type { Config } from '../service/config.js';
 import { GabeError, toGabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
+import { removeLocalOutput } from '../storage/local-results.js';
 import { jobTempDir, removeDir } from '../storage/paths.js';
 import type { ResultStore } from '../storage/results.js';
 import type { JobStore, TransitionFields } from './job-store.js';
@@ -172,6 +173,11 @@ export class JobRunner {
   ): Promise<RunOutcome> {
     const tempDir = jobTempDir(this.deps.config.temp_path, job.id);
     const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
+    const err = toGabeError(raw);
+    // A file that downloaded but could not be uploaded stays in output_path: the result says where.
+    const kept = err.code === 'GABE_ERR_UPLOAD' && finished && !reason ? { result: finished } : {};
+    // Stopped while its file was being published (an S3 upload): no job will name that file again.
+    if (finished && !kept.result) await removeLocalOutput(finished, this.deps.config.output_path);
     await this.saveProgress(job.id, tracker, log);
     if (reason === 'shutdown') {
       await this.record(job.id, 'PENDING');
@@ -187,9 +193,6 @@ export class JobRunner {
       log.info('job cancelled');
       return 'cancelled';
     }
-    const err = toGabeError(raw);
-    // A file that downloaded but could not be uploaded stays in output_path: the result says where.
-    const kept = err.code === 'GABE_ERR_UPLOAD' && finished ? { result: finished } : {};
     await this.record(job.id, 'FAILED', { error: err.message, error_code: err.code, ...kept });
     log.error(
       { code: err.code, err: err.message, cause: err.kind === 'INTERNAL' ? raw : undefined },

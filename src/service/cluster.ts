@@ -86,40 +86,27 @@ export async function createClusterService(config: Config, options: ClusterOptio
   await bus.start();
   bus.publishFrom(local);
   const bull = new Queue<QueuedJob>(BULL_QUEUE_NAME, { connection: redis, prefix: `${prefix}:bull` });
-  let worker: ClusterWorker | null = null;
-  let blocking: Redis | null = null;
-  if (options.worker) {
-    blocking = connectRedis(url, log, 'gabe-worker-blocking');
-    worker = new ClusterWorker({
-      store,
-      bus,
-      connection: blocking,
-      config,
-      ffmpeg,
-      log,
-      results,
-      local,
-      concurrency: options.concurrency ?? config.max_concurrent_downloads,
-      downloaders: { mp4: mp4Downloader, hls: hlsDownloader, ...options.downloaders },
-    });
-  }
+  const blocking = options.worker ? connectRedis(url, log, 'gabe-worker-blocking') : null;
+  const worker = blocking
+    ? new ClusterWorker({
+        store,
+        bus,
+        connection: blocking,
+        config,
+        ffmpeg,
+        log,
+        results,
+        local,
+        concurrency: options.concurrency ?? config.max_concurrent_downloads,
+        downloaders: { mp4: mp4Downloader, hls: hlsDownloader, ...options.downloaders },
+      })
+    : null;
   const queue = new ClusterQueue({ store, bull, bus, config, log, local, ...(worker ? { worker } : {}) });
   const storeInfo = { kind: 'redis' as const, path: redactCredentials(url) };
   const appDeps = { config, store, storeInfo, queue, results, ffmpeg, log, redis };
   const app = options.api ? await buildApp(appDeps) : await buildWorkerApp(appDeps);
   const webhooks = new WebhookSender(local, config, log, (job) => presentJob(job));
-  const stopCleanup = scheduleCleanup(store, results, config, log);
-  const stopReconcile = scheduleReconcile(
-    {
-      store,
-      bull,
-      local,
-      log,
-      enqueue: (job) => queue.enqueue(job),
-      lock: async (ttl) => (await redis.set(`${prefix}:reconcile-lock`, '1', 'PX', ttl, 'NX')) === 'OK',
-    },
-    Math.max(config.queue.stalled_interval_ms, 5000),
-  );
+  const stopMaintenance = startMaintenance({ store, results, config, log, bull, local, queue, redis });
   if (worker) {
     await worker.waitUntilReady();
     worker.start();
@@ -136,8 +123,7 @@ export async function createClusterService(config: Config, options: ClusterOptio
     log,
     close() {
       closing ??= (async () => {
-        stopCleanup();
-        stopReconcile();
+        stopMaintenance();
         queue.close();
         await worker?.stop();
         await webhooks.close();
@@ -149,5 +135,39 @@ export async function createClusterService(config: Config, options: ClusterOptio
       })();
       return closing;
     },
+  };
+}
+
+/**
+ * What every cluster process runs in the background: the age cleanup (idempotent, and the temp folders
+ * it sweeps are this host's) and the reconciliation with BullMQ (one process per interval, by lock).
+ */
+function startMaintenance(deps: {
+  store: RedisJobStore;
+  results: ResultStore;
+  config: Config;
+  log: Logger;
+  bull: Queue<QueuedJob>;
+  local: EventEmitter<JobEvents>;
+  queue: ClusterQueue;
+  redis: Redis;
+}): () => void {
+  const { store, results, config, log, bull, local, queue, redis } = deps;
+  const stopCleanup = scheduleCleanup(store, results, config, log);
+  const lockKey = `${config.queue.prefix}:reconcile-lock`;
+  const stopReconcile = scheduleReconcile(
+    {
+      store,
+      bull,
+      local,
+      log,
+      enqueue: (job) => queue.enqueue(job),
+      lock: async (ttl) => (await redis.set(lockKey, '1', 'PX', ttl, 'NX')) === 'OK',
+    },
+    Math.max(config.queue.stalled_interval_ms, 5000),
+  );
+  return () => {
+    stopCleanup();
+    stopReconcile();
   };
 }

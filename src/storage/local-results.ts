@@ -14,11 +14,11 @@ export function resultFiles(result: JobResult | null | undefined): string[] {
 }
 
 /**
- * Deletes a job's output file and the subtitle sidecars (.vtt) written beside it, but only files that
- * lie inside output_path: a tampered row cannot aim elsewhere (s3:// paths are never inside it).
+ * Deletes a result's output file and the subtitle sidecars (.vtt) written beside it, but only files
+ * that lie inside output_path: a tampered row cannot aim elsewhere (s3:// paths are never inside it).
  */
-export async function removeLocalOutput(job: Job, outputPath: string): Promise<void> {
-  for (const file of resultFiles(job.result)) {
+export async function removeLocalOutput(result: JobResult | null, outputPath: string): Promise<void> {
+  for (const file of resultFiles(result)) {
     if (isInside(outputPath, file)) await rm(file, { force: true });
   }
 }
@@ -34,7 +34,7 @@ export class LocalResults implements ResultStore {
   }
 
   remove(job: Job): Promise<void> {
-    return removeLocalOutput(job, this.outputPath);
+    return removeLocalOutput(job.result, this.outputPath);
   }
 
   async check(): Promise<ResultCheck> {

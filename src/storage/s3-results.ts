@@ -137,7 +137,7 @@ export class S3Results implements ResultStore {
       const s3 = parseS3Url(file);
       if (s3 && s3.bucket === this.bucket && s3.key.startsWith(own)) await this.files.delete(s3.key);
     }
-    await removeLocalOutput(job, this.outputPath);
+    await removeLocalOutput(job.result, this.outputPath);
   }
 
   async check(): Promise<ResultCheck> {
