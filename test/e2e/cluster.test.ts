@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { type Cluster, type ClusterProcess, startCluster } from '../helpers/cluster.js';
@@ -145,6 +147,85 @@ describe('a cluster: one API node, two workers, Redis and S3', () => {
     origin.reset();
   });
 
+  it("streams a worker's events to an SSE client of another API node, and sends the job's webhook once", async () => {
+    const other = await cluster.startApi('api-sse');
+    const deliveries: string[] = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => {
+        body += d;
+      });
+      req.on('end', () => {
+        deliveries.push((JSON.parse(body) as JobJson).job_id);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const hook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    // One segment at a time, each slow: the job runs long enough to report progress.
+    origin.addFault({ match: /\.ts$/, latencyMs: 300 });
+    const res = await post(api, '/download/', {
+      url: `${origin.url}/hls/index.m3u8`,
+      video_name: 'sse',
+      use_multithreading: false,
+      callback_url: hook,
+    });
+    const { job_id: id } = (await res.json()) as JobJson;
+    const events = await fetch(`${other.url}/job/${id}/events`);
+    assert.equal(events.status, 200);
+    let text = '';
+    for await (const chunk of events.body!) text += Buffer.from(chunk).toString();
+    const seen = [...text.matchAll(/^data: (.*)$/gm)].map(
+      (m) => JSON.parse(m[1]!) as JobJson & { progress: number },
+    );
+    assert.ok(
+      seen.some((e) => e.status === 'PROCESSING' && e.progress > 0 && e.progress < 100),
+      `progress while it ran: ${text.slice(0, 500)}`,
+    );
+    assert.equal(seen.at(-1)?.status, 'COMPLETED');
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(deliveries, [id], 'one webhook, from the worker that finished it');
+    receiver.close();
+    await other.stop();
+    origin.reset();
+  });
+
+  it('answers /health, /metrics and /jobs from the shared state on every node', async () => {
+    const other = await cluster.startApi('api-health');
+    const health = (await (await fetch(`${api.url}/health`)).json()) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    assert.equal(health['status'] as unknown, 'ok');
+    assert.equal(health['database']!['kind'], 'redis');
+    assert.equal(health['database']!['ok'], true);
+    assert.equal(health['storage']!['kind'], 's3');
+    assert.equal(health['storage']!['ok'], true);
+    assert.equal(health['storage']!['location'], `s3://${cluster.s3!.bucket}/${cluster.s3!.config.prefix}`);
+    const metrics = await (await fetch(`${other.url}/metrics`)).text();
+    assert.match(metrics, /^gabe_queue_depth \d+$/m);
+    assert.match(metrics, /^gabe_jobs\{state="COMPLETED"\} [1-9]\d*$/m);
+    const list = async (n: ClusterProcess) =>
+      (await (await fetch(`${n.url}/jobs?limit=500`)).json()) as { total: number; jobs: JobJson[] };
+    const [a, b] = await Promise.all([list(api), list(other)]);
+    assert.equal(a.total, b.total);
+    assert.deepEqual(
+      a.jobs.map((j) => [j.job_id, j.status]),
+      b.jobs.map((j) => [j.job_id, j.status]),
+    );
+    await other.stop();
+  });
+
+  it('counts rate_limit_per_minute across two API nodes', async () => {
+    const env = { GABE_RATE_LIMIT_PER_MINUTE: '3' };
+    const [a, b] = await Promise.all([cluster.startApi('api-rl-a', env), cluster.startApi('api-rl-b', env)]);
+    const body = { url: `${origin.url}/v.mp4` };
+    const answers = [];
+    for (const node of [a, b, a, b]) answers.push((await post(node, '/download/mp4', body)).status);
+    assert.deepEqual(answers, [200, 200, 200, 429]);
+    await Promise.all([a.stop(), b.stop()]);
+  });
+
   it('finishes all 20 jobs when a busy worker is killed with SIGKILL', async () => {
     origin.addFault({ match: /\.ts$/, latencyMs: 150 });
     const ids: string[] = [];
@@ -258,6 +339,9 @@ describe('a cluster through a Redis restart and an S3 outage', () => {
 
   it('fails a job with GABE_ERR_UPLOAD when S3 stays down, keeping the file until the job is deleted', async () => {
     await cluster.s3!.stop();
+    const health = await fetch(`${api.url}/health`);
+    assert.equal(health.status, 503);
+    assert.equal(((await health.json()) as { storage: { ok: boolean } }).storage.ok, false);
     const id = await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, 'no-s3');
     const job = await waitFor(api, id, isFinal, 120_000);
     assert.equal(job.status, 'FAILED');
