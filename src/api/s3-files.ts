@@ -3,12 +3,13 @@
  * the object streamed through the API with the same validators and ranges as a file in output_path.
  */
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Job } from '../jobs/types.js';
 import { GabeError } from '../service/errors.js';
 import { contentDisposition, contentTypeOf } from '../storage/names.js';
 import type { ResultStore } from '../storage/results.js';
-import { isS3NotFound, type S3Files, type S3Settings } from '../storage/s3.js';
+import { isS3NotFound, type S3Files, type S3ObjectInfo, type S3Settings } from '../storage/s3.js';
 import { S3Results } from '../storage/s3-results.js';
 import { planFileResponse, unsatisfiableRange } from './file-ranges.js';
 
@@ -31,6 +32,18 @@ function filesFor(target: S3FileTarget): S3Files {
     throw gone(job, `is in bucket ${location.bucket}, not in the configured ${results.bucket}`);
   }
   return results.files;
+}
+
+/** Media headers only once a body follows: an error answer stays plain JSON. */
+function setMediaHeaders(
+  reply: FastifyReply,
+  info: S3ObjectInfo,
+  filename: string,
+  contentType: string,
+): void {
+  if (info.lastModified) reply.header('last-modified', info.lastModified.toUTCString());
+  reply.header('content-type', contentType);
+  reply.header('content-disposition', contentDisposition(filename));
 }
 
 export async function sendS3File(
@@ -66,6 +79,14 @@ export async function sendS3File(
     reply.header('content-range', `bytes */${info.size}`);
     throw unsatisfiableRange();
   }
+  if (req.method === 'HEAD') {
+    // fastify answers HEAD by draining the GET's body: from S3 that would fetch the whole object.
+    setMediaHeaders(reply, info, filename, contentType);
+    const length = plan.status === 206 ? plan.end - plan.start + 1 : info.size;
+    if (plan.status === 206)
+      reply.code(206).header('content-range', `bytes ${plan.start}-${plan.end}/${info.size}`);
+    return reply.header('content-length', length).send(Readable.from([]));
+  }
   let object: Awaited<ReturnType<S3Files['get']>>;
   try {
     object = await files.get(location.key, plan.status === 206 ? plan : undefined, abort.signal);
@@ -73,10 +94,7 @@ export async function sendS3File(
     if (isS3NotFound(err)) throw gone(job, 'is gone from S3');
     throw err;
   }
-  // Media headers only once a body follows: an error answer stays plain JSON.
-  if (info.lastModified) reply.header('last-modified', info.lastModified.toUTCString());
-  reply.header('content-type', contentType);
-  reply.header('content-disposition', contentDisposition(filename));
+  setMediaHeaders(reply, info, filename, contentType);
   reply.header('content-length', object.contentLength);
   if (plan.status === 206) {
     reply.code(206);

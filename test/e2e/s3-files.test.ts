@@ -160,6 +160,23 @@ describe('GET /job/{id}/file from S3', () => {
     assert.equal(fresh.status, 206);
   });
 
+  it('answers HEAD with the GET headers without fetching the object from S3', async () => {
+    const gets = () => s3.requests.filter((r) => r.startsWith('GET ')).length;
+    const before = gets();
+    const res = await fetch(`${base}/job/${video.id}/file`, { method: 'HEAD' });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-length'), String(video.data.length));
+    assert.equal(res.headers.get('content-type'), 'video/mp4');
+    const part = await fetch(`${base}/job/${video.id}/file`, {
+      method: 'HEAD',
+      headers: { range: 'bytes=0-99' },
+    });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers.get('content-length'), '100');
+    assert.equal(part.headers.get('content-range'), `bytes 0-99/${video.data.length}`);
+    assert.equal(gets(), before, 'HEAD only: no GetObject');
+  });
+
   it('answers 416 with bytes */size to a range past the end', async () => {
     const res = await fetch(`${base}/job/${video.id}/file`, {
       headers: { range: `bytes=${video.data.length}-` },
