@@ -9,7 +9,13 @@ import type { Job } from '../jobs/types.js';
 import { GabeError } from '../service/errors.js';
 import { contentDisposition, contentTypeOf } from '../storage/names.js';
 import type { ResultStore } from '../storage/results.js';
-import { isS3NotFound, type S3Files, type S3ObjectInfo, type S3Settings } from '../storage/s3.js';
+import {
+  describeS3Error,
+  isS3NotFound,
+  type S3Files,
+  type S3ObjectInfo,
+  type S3Settings,
+} from '../storage/s3.js';
 import { S3Results } from '../storage/s3-results.js';
 import { planFileResponse, unsatisfiableRange } from './file-ranges.js';
 
@@ -22,6 +28,15 @@ export interface S3FileTarget {
 
 function gone(job: Job, why: string): GabeError {
   return new GabeError('NOT_FOUND', `the file of job ${job.id} ${why}`, { httpStatus: 410 });
+}
+
+/** S3 down or refusing: the file is there, ask again shortly (not a 500 of ours). */
+function unavailable(job: Job, err: unknown): GabeError {
+  return new GabeError('STORAGE', `S3 could not serve the file of job ${job.id}: ${describeS3Error(err)}`, {
+    httpStatus: 503,
+    retryAfter: 5,
+    cause: err,
+  });
 }
 
 /** The bucket's client when this service stores files in the bucket the result names. */
@@ -57,7 +72,12 @@ export async function sendS3File(
   // stream (and with it the S3 socket) on a disconnect.
   const abort = new AbortController();
   reply.raw.once('close', () => abort.abort());
-  const info = await files.head(location.key, abort.signal);
+  let info: S3ObjectInfo | null;
+  try {
+    info = await files.head(location.key, abort.signal);
+  } catch (err) {
+    throw unavailable(job, err);
+  }
   if (!info) throw gone(job, 'is gone from S3');
   const filename = path.posix.basename(location.key);
   const contentType = info.contentType ?? contentTypeOf(filename);
@@ -92,7 +112,7 @@ export async function sendS3File(
     object = await files.get(location.key, plan.status === 206 ? plan : undefined, abort.signal);
   } catch (err) {
     if (isS3NotFound(err)) throw gone(job, 'is gone from S3');
-    throw err;
+    throw unavailable(job, err);
   }
   setMediaHeaders(reply, info, filename, contentType);
   reply.header('content-length', object.contentLength);

@@ -48,6 +48,7 @@ describe('GET /job/{id}/file from S3', () => {
       .withTypeProvider<TypeBoxTypeProvider>();
     app.setErrorHandler((error: FastifyError, _req, reply) => {
       const err = isGabeError(error) ? error : new GabeError('INTERNAL', error.message);
+      if (err.retryAfter !== undefined) reply.header('retry-after', String(err.retryAfter));
       return reply.code(err.httpStatus).send({ detail: err.message, code: err.code });
     });
     await app.register(fileRoutes, { store, config, results });
@@ -212,6 +213,21 @@ describe('GET /job/{id}/file from S3', () => {
       assert.equal(res.status, 410, url);
       assert.equal(((await res.json()) as { code: string }).code, 'GABE_ERR_NOT_FOUND');
     }
+  });
+
+  it('answers 503 GABE_ERR_STORAGE with Retry-After while S3 is down', async () => {
+    await s3.stop();
+    try {
+      const res = await fetch(`${base}/job/${video.id}/file`);
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '5');
+      const body = (await res.json()) as { code: string; detail: string };
+      assert.equal(body.code, 'GABE_ERR_STORAGE');
+      assert.match(body.detail, /S3 could not serve the file of job .*ECONNREFUSED/);
+    } finally {
+      await s3.start();
+    }
+    assert.equal((await fetch(`${base}/job/${video.id}/file`)).status, 200);
   });
 
   it('answers 410 for an s3:// result this service cannot read (no S3 configured)', async () => {
