@@ -43,7 +43,9 @@ describe('GET /job/{id}/file from S3', () => {
       },
     });
     const results = options.results ?? new S3Results(config.storage.s3, config.output_path);
-    const app = Fastify()
+    // fetch's pool may leave a connection that never sends a request, which close() would otherwise
+    // wait on until the server's headers timeout (about 70 s at the end of this file).
+    const app = Fastify({ forceCloseConnections: true })
       .setValidatorCompiler(TypeBoxValidatorCompiler)
       .withTypeProvider<TypeBoxTypeProvider>();
     app.setErrorHandler((error: FastifyError, _req, reply) => {
