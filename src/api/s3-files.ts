@@ -43,9 +43,8 @@ function unavailable(job: Job, err: unknown): GabeError {
 function filesFor(target: S3FileTarget): S3Files {
   const { results, location, job } = target;
   if (!(results instanceof S3Results)) throw gone(job, 'is in S3, and storage.s3 is not configured');
-  if (results.bucket !== location.bucket) {
-    throw gone(job, `is in bucket ${location.bucket}, not in the configured ${results.bucket}`);
-  }
+  // Bucket names stay out of the answer: clients need not learn where the operator keeps files.
+  if (results.bucket !== location.bucket) throw gone(job, 'is in an S3 bucket this service does not use');
   return results.files;
 }
 
