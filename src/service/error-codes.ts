@@ -174,7 +174,7 @@ export const ErrorCodes = {
     status: 500,
     retryable: false,
     description:
-      'A file could not be written where it belongs (outside output_path, too many files of one name, a short write or read).',
+      'A file could not be written where it belongs (outside output_path, too many files of one name, a short write or read), or S3 could not be reached to serve a finished file (503, with Retry-After).',
   },
   CANCELLED: {
     status: 409,

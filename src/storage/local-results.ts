@@ -4,6 +4,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, rm, stat } from 'node:fs/promises';
 import type { Job, JobResult } from '../jobs/types.js';
+import type { Logger } from '../service/log.js';
 import { isInside } from './paths.js';
 import type { ResultCheck, ResultStore } from './results.js';
 
@@ -29,7 +30,7 @@ export class LocalResults implements ResultStore {
   constructor(private readonly outputPath: string) {}
 
   /** The file is already where it belongs: publishFile (storage/paths.ts) put it into output_path. */
-  async publish(_jobId: string, result: JobResult): Promise<JobResult> {
+  async publish(_jobId: string, result: JobResult, _signal?: AbortSignal, _log?: Logger): Promise<JobResult> {
     return result;
   }
 

@@ -24,6 +24,15 @@ export type S3Settings = Config['storage']['s3'];
 
 const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
+const MAX_PARTS = 10_000;
+
+/**
+ * 8 MiB parts, larger only for a file above 80 GiB (a long live recording): S3 takes at most 10,000
+ * parts per object.
+ */
+export function partSizeFor(bytes: number): number {
+  return Math.max(PART_SIZE, Math.ceil(bytes / MAX_PARTS));
+}
 
 export interface S3ObjectInfo {
   size: number;
@@ -118,7 +127,7 @@ export class S3Files {
 
   /**
    * Streams a local file to `key` (multipart above 8 MiB, 4 parts in flight, so memory stays at about
-   * 32 MiB whatever the size). `signal` aborts the upload (and its multipart upload on S3).
+   * 32 MiB up to 80 GiB). `signal` aborts the upload (and its multipart upload on S3).
    */
   async upload(
     localPath: string,
@@ -132,7 +141,7 @@ export class S3Files {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: contentType, ContentLength: size },
-      partSize: PART_SIZE,
+      partSize: partSizeFor(size),
       queueSize: QUEUE_SIZE,
       leavePartsOnError: false,
     });

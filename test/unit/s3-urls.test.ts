@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseRangeHeader, planFileResponse } from '../../src/api/file-ranges.js';
 import { contentTypeOf } from '../../src/storage/names.js';
-import { formatS3Url, isRetryableS3Error, isS3NotFound, parseS3Url } from '../../src/storage/s3.js';
+import {
+  formatS3Url,
+  isRetryableS3Error,
+  isS3NotFound,
+  parseS3Url,
+  partSizeFor,
+} from '../../src/storage/s3.js';
 
 describe('s3:// URLs', () => {
   it('round-trips bucket and key, the key kept as written (spaces, unicode, slashes)', () => {
@@ -24,6 +30,18 @@ describe('s3:// URLs', () => {
     ]) {
       assert.equal(parseS3Url(url), null, url);
     }
+  });
+});
+
+describe('multipart uploads', () => {
+  it('uses 8 MiB parts, larger ones only where 10,000 parts would not hold the file', () => {
+    const MiB = 1024 * 1024;
+    assert.equal(partSizeFor(0), 8 * MiB);
+    assert.equal(partSizeFor(20 * MiB), 8 * MiB);
+    assert.equal(partSizeFor(80_000 * MiB), 8 * MiB);
+    const huge = 200 * 1024 * MiB;
+    assert.ok(partSizeFor(huge) > 8 * MiB);
+    assert.ok(Math.ceil(huge / partSizeFor(huge)) <= 10_000);
   });
 });
 
