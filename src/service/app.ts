@@ -150,17 +150,15 @@ export async function buildApp(deps: AppDeps) {
  */
 export async function buildWorkerApp(deps: AppDeps) {
   const app = createFastify(deps);
-  const { queue, store, config, results } = deps;
-  await app.register(metricsRoutes, { queue, store });
-  await app.register(healthRoutes, {
-    config,
-    store,
-    storeInfo: deps.storeInfo,
-    queue,
-    results,
-    ffmpeg: deps.ffmpeg,
-  });
+  await addServiceRoutes(app, deps);
   return app;
+}
+
+/** /metrics and /health: every process has them, API node or worker. */
+async function addServiceRoutes(app: FastifyApp, deps: AppDeps): Promise<void> {
+  const { queue, store, config, results, storeInfo, ffmpeg } = deps;
+  await app.register(metricsRoutes, { queue, store });
+  await app.register(healthRoutes, { config, store, storeInfo, queue, results, ffmpeg });
 }
 
 /** The Fastify instance with Gabe's JSON body parser and its one error shape for every refusal. */
@@ -275,14 +273,6 @@ async function addRoutes(app: FastifyApp, deps: AppDeps, limits: Limits): Promis
     guard: (url: string) => checkDestinations({ url }, deps.config),
     rateLimit: limits.probes,
   });
-  await app.register(metricsRoutes, { queue, store });
   await app.register(webRoutes);
-  await app.register(healthRoutes, {
-    config,
-    store,
-    storeInfo: deps.storeInfo,
-    queue,
-    results,
-    ffmpeg: deps.ffmpeg,
-  });
+  await addServiceRoutes(app, deps);
 }
