@@ -1,0 +1,146 @@
+/** The cluster bench's samples as medians and markdown tables, with the overhead target's verdict. */
+import type { SingleSample, ThroughputSample } from './cluster-runs.js';
+import { median, round } from './measure.js';
+import type { Target } from './report.js';
+
+export interface ThroughputSummary {
+  workers: number;
+  concurrency_per_worker: number;
+  runs: number;
+  ok_runs: number;
+  jobs_verified: string;
+  wall_s: number | null;
+  wall_min_s: number | null;
+  wall_max_s: number | null;
+  mb: number | null;
+  mb_per_s: number | null;
+  cpu_s: Record<keyof ThroughputSample['cpu_s'], number | null>;
+  peak_rss_worker_max_mb: number | null;
+  peak_rss_api_max_mb: number | null;
+  /** Median over runs of the jobs each worker started, busiest first. */
+  jobs_per_worker: number[];
+  other_cores: number | null;
+}
+
+export interface OverheadSummary {
+  mode: SingleSample['mode'];
+  runs: number;
+  ok_runs: number;
+  wall_s: number | null;
+  wall_min_s: number | null;
+  wall_max_s: number | null;
+  cpu_s: number | null;
+}
+
+const med = (xs: number[], digits = 2) => {
+  const m = median(xs);
+  return m === null ? null : round(m, digits);
+};
+const fmt = (n: number | null | undefined, digits = 2) => (n == null ? '–' : n.toFixed(digits));
+const okRun = (s: ThroughputSample) => s.failures.length === 0 && s.verified_jobs === s.jobs;
+
+export function summariseThroughput(samples: ThroughputSample[]): ThroughputSummary[] {
+  const counts = [...new Set(samples.map((s) => s.workers))].sort((a, b) => a - b);
+  return counts.map((workers) => {
+    const all = samples.filter((s) => s.workers === workers);
+    const ok = all.filter(okRun);
+    const walls = ok.map((s) => s.wall_s);
+    const cpu = (k: keyof ThroughputSample['cpu_s']) => med(ok.map((s) => s.cpu_s[k]));
+    const spread = ok.map((s) => Object.values(s.jobs_per_worker).sort((a, b) => b - a));
+    return {
+      workers,
+      concurrency_per_worker: all[0]!.concurrency_per_worker,
+      runs: all.length,
+      ok_runs: ok.length,
+      jobs_verified: `${all.reduce((n, s) => n + s.verified_jobs, 0)}/${all.reduce((n, s) => n + s.jobs, 0)}`,
+      wall_s: med(walls),
+      wall_min_s: walls.length ? Math.min(...walls) : null,
+      wall_max_s: walls.length ? Math.max(...walls) : null,
+      mb: med(
+        ok.map((s) => s.mb),
+        1,
+      ),
+      mb_per_s: med(
+        ok.map((s) => s.mb_per_s),
+        1,
+      ),
+      cpu_s: {
+        api: cpu('api'),
+        workers: cpu('workers'),
+        redis: cpu('redis'),
+        s3: cpu('s3'),
+        total: cpu('total'),
+      },
+      peak_rss_worker_max_mb: ok.length ? Math.max(...ok.flatMap((s) => s.peak_rss_worker_mb)) : null,
+      peak_rss_api_max_mb: ok.length ? Math.max(...ok.map((s) => s.peak_rss_api_mb)) : null,
+      jobs_per_worker: Array.from(
+        { length: workers },
+        (_, i) =>
+          med(
+            spread.map((x) => x[i] ?? 0),
+            1,
+          ) ?? 0,
+      ),
+      other_cores: med(all.map((s) => s.other_cores).filter((x): x is number => x !== null)),
+    };
+  });
+}
+
+export function throughputTable(rows: ThroughputSummary[]): string {
+  return [
+    '| workers × slots | runs ok | jobs verified | wall s (median) | wall min–max | MB | MB/s | CPU s total | Gabe API | Gabe workers | redis | S3 server | peak RSS per worker MB (max) | API peak RSS MB | jobs per worker (median) | other load (cores) |',
+    '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${r.workers} × ${r.concurrency_per_worker} | ${r.ok_runs}/${r.runs} | ${r.jobs_verified} | ${fmt(r.wall_s)} | ${fmt(r.wall_min_s)}–${fmt(r.wall_max_s)} | ${fmt(r.mb, 0)} | ${fmt(r.mb_per_s, 1)} | ${fmt(r.cpu_s.total)} | ${fmt(r.cpu_s.api)} | ${fmt(r.cpu_s.workers)} | ${fmt(r.cpu_s.redis)} | ${fmt(r.cpu_s.s3)} | ${fmt(r.peak_rss_worker_max_mb, 0)} | ${fmt(r.peak_rss_api_max_mb, 0)} | ${r.jobs_per_worker.join(' / ')} | ${fmt(r.other_cores)} |`,
+    ),
+  ].join('\n');
+}
+
+export function summariseOverhead(samples: SingleSample[]): OverheadSummary[] {
+  return (['embedded', 'cluster'] as const).map((mode) => {
+    const all = samples.filter((s) => s.mode === mode);
+    const ok = all.filter((s) => s.verified);
+    const walls = ok.map((s) => s.wall_s);
+    return {
+      mode,
+      runs: all.length,
+      ok_runs: ok.length,
+      wall_s: med(walls, 3),
+      wall_min_s: walls.length ? Math.min(...walls) : null,
+      wall_max_s: walls.length ? Math.max(...walls) : null,
+      cpu_s: med(ok.map((s) => s.cpu_s)),
+    };
+  });
+}
+
+const LABEL: Record<SingleSample['mode'], string> = {
+  embedded: 'embedded `gabe serve` (SQLite, local file)',
+  cluster: 'cluster: API + 1 worker + Redis + S3 (upload included)',
+};
+
+export function overheadTable(rows: OverheadSummary[]): string {
+  return [
+    '| path | runs ok | wall s (median) | wall min–max | CPU s (median) |',
+    '| --- | --- | ---: | ---: | ---: |',
+    ...rows.map(
+      (r) =>
+        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.cpu_s)} |`,
+    ),
+  ].join('\n');
+}
+
+export const OVERHEAD_GOAL = 1.1;
+
+export function overheadTarget(rows: OverheadSummary[]): Target & { ratio: number | null } {
+  const e = rows.find((r) => r.mode === 'embedded')?.wall_s ?? null;
+  const c = rows.find((r) => r.mode === 'cluster')?.wall_s ?? null;
+  const ratio = e && c ? round(c / e, 2) : null;
+  return {
+    target: 'one HLS job, wall: cluster (Redis + S3) / embedded',
+    measured: ratio === null ? 'n/a' : `${ratio.toFixed(2)}× (${fmt(c, 3)} s / ${fmt(e, 3)} s)`,
+    goal: `≤ ${OVERHEAD_GOAL.toFixed(2)}×`,
+    status: ratio === null ? 'n/a' : ratio <= OVERHEAD_GOAL ? 'pass' : 'FAIL',
+    ratio,
+  };
+}
