@@ -13,6 +13,8 @@ export interface Submitted {
   type: JobType;
   /** performance.now() when the POST was sent. */
   sentAt: number;
+  /** Date.now() then, to compare with the job's own timestamps. */
+  sentAtMs: number;
 }
 
 export interface Finished extends Submitted {
@@ -26,13 +28,20 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function submitJob(api: string, type: JobType, url: string, name: string): Promise<Submitted> {
   const sentAt = performance.now();
+  const sentAtMs = Date.now();
   const { status, json } = await postJson(`${api}${type === 'hls' ? '/download/' : '/download/mp4'}`, {
     url,
     video_name: name,
   });
   const job = json as ApiJob | null;
   if (status !== 200 || !job?.job_id) throw new Error(`submit answered ${status}: ${JSON.stringify(json)}`);
-  return { id: job.job_id, type, sentAt };
+  return { id: job.job_id, type, sentAt, sentAtMs };
+}
+
+/** Seconds from the POST to the job's `started_at` (a worker took it), from the job's own timestamp. */
+export function queuedSeconds(f: Finished): number | null {
+  const started = (f.job as ApiJob & { started_at?: string | null }).started_at;
+  return started ? (Date.parse(started) - f.sentAtMs) / 1000 : null;
 }
 
 export async function getJob(api: string, id: string): Promise<ApiJob> {

@@ -3,6 +3,8 @@
  * process, `gabe serve --no-worker` and `gabe worker` processes of the built CLI (dist/cli.js), through
  * the same harness as test/e2e/cluster.test.ts. Also: CPU seconds over a set of processes.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { type Cluster, type ClusterProcess, startCluster } from '../test/helpers/cluster.js';
 import { type S3Process, startS3Process } from '../test/helpers/s3-process.js';
 import { cpuSeconds, round, TreeSampler } from './measure.js';
@@ -82,4 +84,22 @@ export function rssMeter(pids: Record<string, number>): { stop(): Record<string,
       return out;
     },
   };
+}
+
+/** Seconds the worker's log says the upload of `jobId`'s file to S3 took ("uploaded to S3"). */
+export function uploadSeconds(worker: ClusterProcess, jobId: string): number | null {
+  let files: string[] = [];
+  try {
+    files = readdirSync(worker.logDir).filter((f) => f.startsWith('video_downloader.log'));
+  } catch {
+    return null;
+  }
+  for (const f of files) {
+    for (const line of readFileSync(path.join(worker.logDir, f), 'utf8').split('\n')) {
+      if (!line.includes('"uploaded to S3"') || !line.includes(jobId)) continue;
+      const entry = JSON.parse(line) as { job_id?: string; seconds?: number };
+      if (entry.job_id === jobId && typeof entry.seconds === 'number') return entry.seconds;
+    }
+  }
+  return null;
 }

@@ -30,12 +30,17 @@ export interface OverheadSummary {
   wall_min_s: number | null;
   wall_max_s: number | null;
   cpu_s: number | null;
+  /** Median CPU seconds per process (cluster: api, the worker, redis, s3). */
+  cpu_by_process_s: Record<string, number | null>;
+  queued_s: number | null;
+  upload_s: number | null;
 }
 
 const med = (xs: number[], digits = 2) => {
   const m = median(xs);
   return m === null ? null : round(m, digits);
 };
+const nonNull = (xs: (number | null)[]) => xs.filter((x): x is number => x !== null);
 const fmt = (n: number | null | undefined, digits = 2) => (n == null ? '–' : n.toFixed(digits));
 const okRun = (s: ThroughputSample) => s.failures.length === 0 && s.verified_jobs === s.jobs;
 
@@ -110,6 +115,14 @@ export function summariseOverhead(samples: SingleSample[]): OverheadSummary[] {
       wall_min_s: walls.length ? Math.min(...walls) : null,
       wall_max_s: walls.length ? Math.max(...walls) : null,
       cpu_s: med(ok.map((s) => s.cpu_s)),
+      cpu_by_process_s: Object.fromEntries(
+        Object.keys(ok[0]?.cpu_by_process_s ?? {}).map((k) => [
+          k,
+          med(ok.map((s) => s.cpu_by_process_s[k] ?? 0)),
+        ]),
+      ),
+      queued_s: med(nonNull(ok.map((s) => s.queued_s)), 3),
+      upload_s: med(nonNull(ok.map((s) => s.upload_s)), 3),
     };
   });
 }
@@ -121,11 +134,15 @@ const LABEL: Record<SingleSample['mode'], string> = {
 
 export function overheadTable(rows: OverheadSummary[]): string {
   return [
-    '| path | runs ok | wall s (median) | wall min–max | CPU s (median) |',
-    '| --- | --- | ---: | ---: | ---: |',
+    '| path | runs ok | wall s (median) | wall min–max | POST → started s | upload s | CPU s (median) | CPU by process s |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
     ...rows.map(
       (r) =>
-        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.cpu_s)} |`,
+        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.queued_s, 3)} | ${fmt(r.upload_s, 3)} | ${fmt(r.cpu_s)} | ${Object.entries(
+          r.cpu_by_process_s,
+        )
+          .map(([k, v]) => `${k} ${fmt(v)}`)
+          .join(', ')} |`,
     ),
   ].join('\n');
 }
@@ -143,4 +160,12 @@ export function overheadTarget(rows: OverheadSummary[]): Target & { ratio: numbe
     status: ratio === null ? 'n/a' : ratio <= OVERHEAD_GOAL ? 'pass' : 'FAIL',
     ratio,
   };
+}
+
+/** The same ratio with the upload taken out: what Redis and the extra processes cost on their own. */
+export function withoutUpload(rows: OverheadSummary[]): string {
+  const e = rows.find((r) => r.mode === 'embedded')?.wall_s ?? null;
+  const c = rows.find((r) => r.mode === 'cluster');
+  if (!e || !c?.wall_s || c.upload_s === null) return 'n/a';
+  return `${((c.wall_s - c.upload_s) / e).toFixed(2)}× (${(c.wall_s - c.upload_s).toFixed(3)} s / ${e.toFixed(3)} s)`;
 }

@@ -3,15 +3,14 @@
  * through embedded `gabe serve` or through the cluster (the Redis + S3 overhead). Every output is
  * checked against the embedded one, byte for byte, through `GET /job/{id}/file`.
  */
-import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { ClusterProcess } from '../test/helpers/cluster.js';
-import { deleteJob, fetchFile, type Submitted, submitJob, waitAll } from './cluster-jobs.js';
-import { type BenchCluster, cpuMeter, pidOf, rssMeter } from './cluster-nodes.js';
+import { deleteJob, fetchFile, queuedSeconds, type Submitted, submitJob, waitAll } from './cluster-jobs.js';
+import { type BenchCluster, cpuMeter, pidOf, rssMeter, uploadSeconds } from './cluster-nodes.js';
 import { sha256File } from './content.js';
 import { backgroundMeter, round } from './measure.js';
 import type { OriginProcess } from './origin-process.js';
-import { startGabeServe } from './serve.js';
+import type { GabeServer } from './serve.js';
 
 export interface RunContext {
   origin: OriginProcess;
@@ -52,6 +51,12 @@ export interface SingleSample {
   wall_s: number;
   /** Embedded: the server; cluster: API + worker + redis + S3 server. */
   cpu_s: number;
+  /** The same per process. */
+  cpu_by_process_s: Record<string, number>;
+  /** POST → the job's started_at: admission and, in a cluster, the trip through the queue. */
+  queued_s: number | null;
+  /** Cluster: the upload to S3 as the worker's log times it (part of the wall). */
+  upload_s: number | null;
   other_cores: number | null;
   note: string;
 }
@@ -154,40 +159,35 @@ export async function runThroughput(
   };
 }
 
-/** One job through a fresh embedded `gabe serve` (SQLite, local file), as the main bench's API runs. */
-export async function runEmbeddedSingle(ctx: RunContext, roundNo: number): Promise<SingleSample> {
-  const dir = path.join(ctx.tmp, 'embedded');
-  rmSync(dir, { recursive: true, force: true });
-  const server = await startGabeServe(dir);
-  try {
-    await sleep(300);
-    const cpu = cpuMeter({ server: server.pid });
-    const meter = backgroundMeter([ctx.origin.child.pid!]);
-    const s = await submitJob(server.url, 'hls', ctx.url, 'single');
-    const [f] = await waitAll(server.url, [s], { pollMs: 50, timeoutMs: ctx.timeoutMs });
-    const used = cpu.stop()['server']!;
-    const background = meter.stop(used);
-    const wall = (f!.seenAt - s.sentAt) / 1000;
-    let note = '';
-    if (f!.job.status !== 'COMPLETED') note = `job ${f!.job.status}: ${f!.job.error_code} ${f!.job.error}`;
-    else {
-      const sha = await sha256File(path.resolve(dir, f!.job.result!.output_path));
-      ctx.reference.sha256 ??= sha;
-      if (sha !== ctx.reference.sha256) note = 'output differs from the first embedded run';
-    }
-    return single(
-      'embedded',
-      roundNo,
-      f!.job.status === 'COMPLETED',
-      note,
-      wall,
-      used,
-      background.other_cores,
-    );
-  } finally {
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+/**
+ * One job through a long-running embedded `gabe serve` (SQLite, local file). Its output is hashed from
+ * disk (the first run's hash is the reference), then the job is deleted with its file.
+ */
+export async function runEmbeddedSingle(
+  ctx: RunContext,
+  server: GabeServer,
+  roundNo: number,
+): Promise<SingleSample> {
+  const cpu = cpuMeter({ server: server.pid });
+  const meter = backgroundMeter([ctx.origin.child.pid!]);
+  const s = await submitJob(server.url, 'hls', ctx.url, `single-${roundNo}`);
+  const [f] = await waitAll(server.url, [s], { pollMs: 50, timeoutMs: ctx.timeoutMs });
+  const byProcess = cpu.stop();
+  const background = meter.stop(byProcess['server']!);
+  const wall = (f!.seenAt - s.sentAt) / 1000;
+  const ok = f!.job.status === 'COMPLETED';
+  let note = '';
+  if (!ok) note = `job ${f!.job.status}: ${f!.job.error_code} ${f!.job.error}`;
+  else {
+    const sha = await sha256File(path.resolve(server.dir, f!.job.result!.output_path));
+    ctx.reference.sha256 ??= sha;
+    if (sha !== ctx.reference.sha256) note = 'output differs from the first embedded run';
+    await deleteJob(server.url, s.id);
   }
+  return {
+    ...single('embedded', roundNo, ok, note, wall, byProcess, background.other_cores),
+    queued_s: queuedSeconds(f!),
+  };
 }
 
 /** One job through the cluster's API node and one idle worker; the wall includes the upload to S3. */
@@ -201,14 +201,18 @@ export async function runClusterSingle(
   const meter = backgroundMeter([ctx.origin.child.pid!]);
   const s = await submitJob(bc.api.url, 'hls', ctx.url, `single-${roundNo}`);
   const [f] = await waitAll(bc.api.url, [s], { pollMs: 50, timeoutMs: ctx.timeoutMs });
-  const used = sum(Object.values(cpu.stop()));
-  const background = meter.stop(used);
+  const byProcess = cpu.stop();
+  const background = meter.stop(sum(Object.values(byProcess)));
   const wall = (f!.seenAt - s.sentAt) / 1000;
   const ok = f!.job.status === 'COMPLETED';
   const note = ok
     ? ((await verifyAndDelete(bc.api.url, s.id, ctx.reference.sha256)) ?? '')
     : `job ${f!.job.status}: ${f!.job.error_code} ${f!.job.error}`;
-  return single('cluster', roundNo, ok, note, wall, used, background.other_cores);
+  return {
+    ...single('cluster', roundNo, ok, note, wall, byProcess, background.other_cores),
+    queued_s: queuedSeconds(f!),
+    upload_s: uploadSeconds(worker, s.id),
+  };
 }
 
 function single(
@@ -217,7 +221,7 @@ function single(
   ok: boolean,
   note: string,
   wall: number,
-  cpu: number,
+  cpu: Record<string, number>,
   otherCores: number | null,
 ): SingleSample {
   return {
@@ -226,7 +230,10 @@ function single(
     ok,
     verified: ok && note === '',
     wall_s: round(wall, 3),
-    cpu_s: round(cpu, 2),
+    cpu_s: sum(Object.values(cpu)),
+    cpu_by_process_s: cpu,
+    queued_s: null,
+    upload_s: null,
     other_cores: otherCores,
     note,
   };
