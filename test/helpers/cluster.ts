@@ -29,7 +29,7 @@ export interface Cluster {
   config: Record<string, unknown>;
   startApi(name: string, env?: Record<string, string>): Promise<ClusterProcess>;
   startWorker(name: string, concurrency: number, env?: Record<string, string>): Promise<ClusterProcess>;
-  /** job id → the worker names whose log says they started it, in order. */
+  /** job id → the worker names whose log says they started it, earliest first. */
   whereJobsRan(): Map<string, string[]>;
   close(): Promise<void>;
 }
@@ -108,7 +108,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     startWorker: (name, concurrency, env = {}) =>
       spawnNode(name, ['worker', '--concurrency', String(concurrency)], /worker running/, env),
     whereJobsRan() {
-      const out = new Map<string, string[]>();
+      // Sorted by the log lines' time, so a job taken over lists the worker that lost it first.
+      const starts: { id: string; name: string; time: number }[] = [];
       for (const p of processes) {
         let files: string[] = [];
         try {
@@ -119,11 +120,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         for (const f of files) {
           for (const line of readFileSync(path.join(p.logDir, f), 'utf8').split('\n')) {
             if (!line.includes('"job started"')) continue;
-            const id = (JSON.parse(line) as { job_id?: string }).job_id;
-            if (id) out.set(id, [...(out.get(id) ?? []), p.name]);
+            const entry = JSON.parse(line) as { job_id?: string; time?: number };
+            if (entry.job_id) starts.push({ id: entry.job_id, name: p.name, time: entry.time ?? 0 });
           }
         }
       }
+      const out = new Map<string, string[]>();
+      for (const s of starts.sort((a, b) => a.time - b.time))
+        out.set(s.id, [...(out.get(s.id) ?? []), s.name]);
       return out;
     },
     async close() {
