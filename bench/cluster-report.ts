@@ -1,9 +1,12 @@
 /** The cluster bench's samples as medians and markdown tables, with the overhead target's verdict. */
-import type { SingleSample, ThroughputSample } from './cluster-runs.js';
+import type { ThroughputSample } from './cluster-batch.js';
+import type { SingleSample } from './cluster-runs.js';
+import type { HlsContent } from './content.js';
 import { median, round } from './measure.js';
-import type { Target } from './report.js';
+import { type Target, targetTable } from './report.js';
 
 export interface ThroughputSummary {
+  mode: ThroughputSample['mode'];
   workers: number;
   concurrency_per_worker: number;
   runs: number;
@@ -45,14 +48,23 @@ const fmt = (n: number | null | undefined, digits = 2) => (n == null ? '–' : n
 const okRun = (s: ThroughputSample) => s.failures.length === 0 && s.verified_jobs === s.jobs;
 
 export function summariseThroughput(samples: ThroughputSample[]): ThroughputSummary[] {
-  const counts = [...new Set(samples.map((s) => s.workers))].sort((a, b) => a - b);
-  return counts.map((workers) => {
-    const all = samples.filter((s) => s.workers === workers);
+  const keys = [...new Set(samples.map((s) => `${s.mode} ${s.workers}`))].sort((a, b) =>
+    a.startsWith('embedded')
+      ? -1
+      : b.startsWith('embedded')
+        ? 1
+        : Number(a.split(' ')[1]) - Number(b.split(' ')[1]),
+  );
+  return keys.map((key) => {
+    const all = samples.filter((s) => `${s.mode} ${s.workers}` === key);
+    const { mode, workers } = all[0]!;
     const ok = all.filter(okRun);
     const walls = ok.map((s) => s.wall_s);
     const cpu = (k: keyof ThroughputSample['cpu_s']) => med(ok.map((s) => s.cpu_s[k]));
+    const apiPeaks = nonNull(ok.map((s) => s.peak_rss_api_mb));
     const spread = ok.map((s) => Object.values(s.jobs_per_worker).sort((a, b) => b - a));
     return {
+      mode,
       workers,
       concurrency_per_worker: all[0]!.concurrency_per_worker,
       runs: all.length,
@@ -70,6 +82,7 @@ export function summariseThroughput(samples: ThroughputSample[]): ThroughputSumm
         1,
       ),
       cpu_s: {
+        gabe: cpu('gabe'),
         api: cpu('api'),
         workers: cpu('workers'),
         redis: cpu('redis'),
@@ -77,7 +90,7 @@ export function summariseThroughput(samples: ThroughputSample[]): ThroughputSumm
         total: cpu('total'),
       },
       peak_rss_worker_max_mb: ok.length ? Math.max(...ok.flatMap((s) => s.peak_rss_worker_mb)) : null,
-      peak_rss_api_max_mb: ok.length ? Math.max(...ok.map((s) => s.peak_rss_api_mb)) : null,
+      peak_rss_api_max_mb: apiPeaks.length ? Math.max(...apiPeaks) : null,
       jobs_per_worker: Array.from(
         { length: workers },
         (_, i) =>
@@ -92,13 +105,19 @@ export function summariseThroughput(samples: ThroughputSample[]): ThroughputSumm
 }
 
 export function throughputTable(rows: ThroughputSummary[]): string {
+  const base = rows.find((r) => r.mode === 'embedded')?.wall_s ?? null;
+  const dash = (mode: string, v: string) => (mode === 'embedded' ? '–' : v);
   return [
-    '| workers × slots | runs ok | jobs verified | wall s (median) | wall min–max | MB | MB/s | CPU s total | Gabe API | Gabe workers | redis | S3 server | peak RSS per worker MB (max) | API peak RSS MB | jobs per worker (median) | other load (cores) |',
+    '| setup | runs ok | jobs verified | wall s (median) | wall min–max | wall × embedded | MB | MB/s | CPU s total | Gabe (API + workers) | redis | S3 server | peak RSS per worker MB (max) | API peak RSS MB | jobs per worker (median) | other load (cores) |',
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
-    ...rows.map(
-      (r) =>
-        `| ${r.workers} × ${r.concurrency_per_worker} | ${r.ok_runs}/${r.runs} | ${r.jobs_verified} | ${fmt(r.wall_s)} | ${fmt(r.wall_min_s)}–${fmt(r.wall_max_s)} | ${fmt(r.mb, 0)} | ${fmt(r.mb_per_s, 1)} | ${fmt(r.cpu_s.total)} | ${fmt(r.cpu_s.api)} | ${fmt(r.cpu_s.workers)} | ${fmt(r.cpu_s.redis)} | ${fmt(r.cpu_s.s3)} | ${fmt(r.peak_rss_worker_max_mb, 0)} | ${fmt(r.peak_rss_api_max_mb, 0)} | ${r.jobs_per_worker.join(' / ')} | ${fmt(r.other_cores)} |`,
-    ),
+    ...rows.map((r) => {
+      const setup =
+        r.mode === 'embedded'
+          ? `embedded \`gabe serve\`, ${r.concurrency_per_worker} slots`
+          : `${r.workers} worker${r.workers > 1 ? 's' : ''} × ${r.concurrency_per_worker} slots`;
+      const x = base && r.wall_s ? `${(r.wall_s / base).toFixed(2)}×` : '–';
+      return `| ${setup} | ${r.ok_runs}/${r.runs} | ${r.jobs_verified} | ${fmt(r.wall_s)} | ${fmt(r.wall_min_s)}–${fmt(r.wall_max_s)} | ${x} | ${fmt(r.mb, 0)} | ${fmt(r.mb_per_s, 1)} | ${fmt(r.cpu_s.total)} | ${fmt(r.cpu_s.gabe)} | ${dash(r.mode, fmt(r.cpu_s.redis))} | ${dash(r.mode, fmt(r.cpu_s.s3))} | ${fmt(r.peak_rss_worker_max_mb, 0)} | ${fmt(r.peak_rss_api_max_mb, 0)} | ${dash(r.mode, r.jobs_per_worker.join(' / '))} | ${fmt(r.other_cores)} |`;
+    }),
   ].join('\n');
 }
 
@@ -168,4 +187,49 @@ export function withoutUpload(rows: OverheadSummary[]): string {
   const c = rows.find((r) => r.mode === 'cluster');
   if (!e || !c?.wall_s || c.upload_s === null) return 'n/a';
   return `${((c.wall_s - c.upload_s) / e).toFixed(2)}× (${(c.wall_s - c.upload_s).toFixed(3)} s / ${e.toFixed(3)} s)`;
+}
+
+export interface MachineInfo {
+  cpus: number;
+  cpu_model: string;
+  total_mem_gb: number;
+  platform: string;
+  node: string;
+  loadavg_start: number[];
+}
+
+/** The whole report as markdown: what bench/results/cluster-latest.md holds and bench/README.md quotes. */
+export function clusterMarkdown(r: {
+  machine: MachineInfo;
+  latencyMs: number;
+  rateMbit: number;
+  hls: HlsContent;
+  rounds: number;
+  jobs: number;
+  slots: number;
+  tp: ThroughputSummary[];
+  oh: OverheadSummary[];
+  target: Target;
+}): string {
+  const m = r.machine;
+  return [
+    `Machine: ${m.cpus} cores (${m.cpu_model}), ${m.total_mem_gb} GB RAM, ${m.platform}, Node ${m.node}; load average at start ${m.loadavg_start.join(' / ')}.`,
+    `Setup: origin on 127.0.0.1 (${r.latencyMs} ms per request, ${r.rateMbit} Mbit/s per connection); HLS ${r.hls.segments} × 1 s 1080p segments, ${(r.hls.bytes / 1e6).toFixed(0)} MB per job; redis-server and s3rver each in its own process; Gabe from dist/cli.js; ${r.rounds} round(s), medians of runs whose every output matched embedded mode's bytes.`,
+    '',
+    `### Throughput: ${r.jobs} HLS jobs at once, ${r.slots} job slots in all`,
+    '',
+    throughputTable(r.tp),
+    '',
+    `All processes share the machine's ${m.cpus} cores: more workers add processes, not cores.`,
+    '',
+    '### Overhead of the Redis + S3 path, one HLS job',
+    '',
+    overheadTable(r.oh),
+    '',
+    targetTable([r.target]),
+    '',
+    `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
+    '',
+    'wall = first POST to the last COMPLETED seen by polling (100 ms for batches, 50 ms for one job); MB = bytes the origin served in the window; CPU = utime + stime (+ waited-for children) from /proc over the window, of each process; peak RSS = each process tree that runs jobs, sampled every 50 ms; other load = busy cores of everything else on the machine during the run.',
+  ].join('\n');
 }

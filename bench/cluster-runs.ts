@@ -1,12 +1,12 @@
 /**
- * One measured run of the cluster bench: a batch of HLS jobs on N workers (throughput), or one job
- * through embedded `gabe serve` or through the cluster (the Redis + S3 overhead). Every output is
- * checked against the embedded one, byte for byte, through `GET /job/{id}/file`.
+ * The single-job runs of the cluster bench: one HLS job through embedded `gabe serve` or through the
+ * cluster (the Redis + S3 overhead), and what every run shares: outputs checked byte for byte against
+ * embedded mode's, through `GET /job/{id}/file`. Batches are in cluster-batch.ts.
  */
 import path from 'node:path';
 import type { ClusterProcess } from '../test/helpers/cluster.js';
-import { deleteJob, fetchFile, queuedSeconds, type Submitted, submitJob, waitAll } from './cluster-jobs.js';
-import { type BenchCluster, cpuMeter, pidOf, rssMeter, uploadSeconds } from './cluster-nodes.js';
+import { deleteJob, fetchFile, queuedSeconds, submitJob, waitAll } from './cluster-jobs.js';
+import { type BenchCluster, cpuMeter, pidOf, uploadSeconds } from './cluster-nodes.js';
 import { sha256File } from './content.js';
 import { backgroundMeter, round } from './measure.js';
 import type { OriginProcess } from './origin-process.js';
@@ -21,26 +21,6 @@ export interface RunContext {
   timeoutMs: number;
   tmp: string;
   log: (s: string) => void;
-}
-
-export interface ThroughputSample {
-  workers: number;
-  concurrency_per_worker: number;
-  round: number;
-  jobs: number;
-  ok_jobs: number;
-  verified_jobs: number;
-  wall_s: number;
-  mb: number;
-  mb_per_s: number;
-  /** CPU seconds in the window: api, workers (sum), redis, s3, total. */
-  cpu_s: Record<'api' | 'workers' | 'redis' | 's3' | 'total', number>;
-  peak_rss_worker_mb: number[];
-  peak_rss_api_mb: number;
-  /** Worker name → jobs its log says it started. */
-  jobs_per_worker: Record<string, number>;
-  other_cores: number | null;
-  failures: string[];
 }
 
 export interface SingleSample {
@@ -61,15 +41,14 @@ export interface SingleSample {
   note: string;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const sum = (xs: number[]) =>
+export const sum = (xs: number[]) =>
   round(
     xs.reduce((a, b) => a + b, 0),
     2,
   );
 
 /** Checks a cluster job's file against the reference and deletes the job (and its S3 object). */
-async function verifyAndDelete(api: string, id: string, ref: string | null): Promise<string | null> {
+export async function verifyAndDelete(api: string, id: string, ref: string | null): Promise<string | null> {
   const file = await fetchFile(api, id);
   await deleteJob(api, id);
   if (file.status !== 200) return `GET /job/${id}/file answered ${file.status}`;
@@ -78,85 +57,10 @@ async function verifyAndDelete(api: string, id: string, ref: string | null): Pro
 }
 
 /** The cluster's own processes as named pids for the meters. */
-function clusterPids(bc: BenchCluster, workers: ClusterProcess[]): Record<string, number> {
+export function clusterPids(bc: BenchCluster, workers: ClusterProcess[]): Record<string, number> {
   const pids: Record<string, number> = { api: pidOf(bc.api), redis: bc.redisPid, s3: bc.s3.pid };
   for (const w of workers) pids[w.name] = pidOf(w);
   return pids;
-}
-
-export async function runThroughput(
-  ctx: RunContext,
-  bc: BenchCluster,
-  workerCount: number,
-  totalSlots: number,
-  jobs: number,
-  roundNo: number,
-): Promise<ThroughputSample> {
-  const per = Math.max(1, Math.floor(totalSlots / workerCount));
-  const workers = await bc.startWorkers(`r${roundNo}-w${workerCount}`, workerCount, per);
-  await sleep(500);
-  await ctx.origin.stats(true);
-  const pids = clusterPids(bc, workers);
-  const cpu = cpuMeter(pids);
-  const rss = rssMeter(Object.fromEntries(Object.entries(pids).filter(([k]) => k !== 'redis' && k !== 's3')));
-  const meter = backgroundMeter([ctx.origin.child.pid!]);
-  const submitted: Submitted[] = await Promise.all(
-    Array.from({ length: jobs }, (_, i) =>
-      submitJob(bc.api.url, 'hls', ctx.url, `r${roundNo}-w${workerCount}-${i}`),
-    ),
-  );
-  const finished = await waitAll(bc.api.url, submitted, { pollMs: 100, timeoutMs: ctx.timeoutMs });
-  const first = Math.min(...submitted.map((s) => s.sentAt));
-  const last = Math.max(...finished.map((f) => f.seenAt));
-  const wall = (last - first) / 1000;
-  const used = cpu.stop();
-  const peaks = rss.stop();
-  const originStats = await ctx.origin.stats(true);
-  const workerCpu = sum(workers.map((w) => used[w.name] ?? 0));
-  const total = sum(Object.values(used));
-  const background = meter.stop(total);
-  await bc.stop(workers);
-
-  const failures: string[] = [];
-  let verified = 0;
-  const ok = finished.filter((f) => f.job.status === 'COMPLETED');
-  for (const f of finished) {
-    if (f.job.status !== 'COMPLETED') {
-      failures.push(`job ${f.id} ${f.job.status}: ${f.job.error_code ?? ''} ${f.job.error ?? ''}`);
-      continue;
-    }
-    const problem = await verifyAndDelete(bc.api.url, f.id, ctx.reference.sha256);
-    if (problem) failures.push(problem);
-    else verified++;
-  }
-  const ran = bc.cluster.whereJobsRan();
-  const perWorker: Record<string, number> = Object.fromEntries(workers.map((w) => [w.name, 0]));
-  for (const s of submitted)
-    for (const name of ran.get(s.id) ?? []) perWorker[name] = (perWorker[name] ?? 0) + 1;
-  const mb = (originStats?.bytes ?? 0) / 1e6;
-  return {
-    workers: workerCount,
-    concurrency_per_worker: per,
-    round: roundNo,
-    jobs,
-    ok_jobs: ok.length,
-    verified_jobs: verified,
-    wall_s: round(wall, 3),
-    mb: round(mb, 1),
-    mb_per_s: round(mb / wall, 1),
-    cpu_s: {
-      api: used['api'] ?? 0,
-      workers: workerCpu,
-      redis: used['redis'] ?? 0,
-      s3: used['s3'] ?? 0,
-      total,
-    },
-    peak_rss_worker_mb: workers.map((w) => peaks[w.name] ?? 0),
-    peak_rss_api_mb: peaks['api'] ?? 0,
-    jobs_per_worker: perWorker,
-    other_cores: background.other_cores,
-    failures,
-  };
 }
 
 /**

@@ -6,7 +6,7 @@
  *   4 `gabe worker` processes sharing `--slots` (8) job slots between them.
  * - Overhead: one HLS job through embedded `gabe serve` and through the cluster, alternated.
  *
- *   options: --segments 120  --rounds 3  --workers 1,2,4  --jobs 8  --slots 8
+ *   options: --segments 300  --rounds 3  --workers 1,2,4  --jobs 8  --slots 8
  *            --latency-ms 30  --rate-mbit 50  --no-build  --timeout-s S
  * See bench/README.md#cluster.
  */
@@ -15,27 +15,13 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runEmbeddedThroughput, runThroughput, type ThroughputSample } from './cluster-batch.js';
 import { type BenchCluster, startBenchCluster } from './cluster-nodes.js';
-import {
-  overheadTable,
-  overheadTarget,
-  summariseOverhead,
-  summariseThroughput,
-  throughputTable,
-  withoutUpload,
-} from './cluster-report.js';
-import {
-  type RunContext,
-  runClusterSingle,
-  runEmbeddedSingle,
-  runThroughput,
-  type SingleSample,
-  type ThroughputSample,
-} from './cluster-runs.js';
+import { clusterMarkdown, overheadTarget, summariseOverhead, summariseThroughput } from './cluster-report.js';
+import { type RunContext, runClusterSingle, runEmbeddedSingle, type SingleSample } from './cluster-runs.js';
 import { ensureHls } from './content.js';
 import { round } from './measure.js';
 import { startOriginProcess } from './origin-process.js';
-import { targetTable } from './report.js';
 import { build, startGabeServe } from './serve.js';
 import { GABE_CLI, onPath, toolVersions } from './tools.js';
 
@@ -48,7 +34,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
     args: argv,
     options: {
       cluster: { type: 'boolean', default: true },
-      segments: { type: 'string', default: '120' },
+      segments: { type: 'string', default: '300' },
       rounds: { type: 'string', default: '3' },
       workers: { type: 'string', default: '1,2,4' },
       jobs: { type: 'string', default: '8' },
@@ -96,47 +82,8 @@ export async function runClusterBench(argv: string[]): Promise<number> {
       log,
     };
     log(`cluster up: API ${bc.api.url}, ${bc.cluster.redis.url}, S3 ${bc.s3.config.endpoint}`);
-    // Both paths long-running and warmed by one unmeasured job, as servers are: the embedded warm-up's
-    // output is the reference every other output is checked against.
-    const [worker] = await bc.startWorkers('single', 1, 5);
-    const embedded = await startGabeServe(path.join(tmp, 'embedded'));
-    try {
-      for (const s of [
-        await runEmbeddedSingle(ctx, embedded, 0),
-        await runClusterSingle(ctx, bc, worker!, 0),
-      ]) {
-        if (!s.verified) throw new Error(`the ${s.mode} warm-up job failed: ${s.note}`);
-      }
-      for (let r = 1; r <= rounds; r++) {
-        // Alternated so neither path always runs first.
-        const order = r % 2 === 1 ? (['embedded', 'cluster'] as const) : (['cluster', 'embedded'] as const);
-        for (const mode of order) {
-          const s =
-            mode === 'embedded'
-              ? await runEmbeddedSingle(ctx, embedded, r)
-              : await runClusterSingle(ctx, bc, worker!, r);
-          single.push(s);
-          const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s`;
-          log(
-            `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
-          );
-        }
-      }
-    } finally {
-      await embedded.stop();
-      rmSync(embedded.dir, { recursive: true, force: true });
-    }
-    await bc.stop([worker!]);
-    for (let r = 1; r <= rounds; r++) {
-      const order = workerCounts.map((_, i) => workerCounts[(i + r - 1) % workerCounts.length]!);
-      for (const n of order) {
-        const s = await runThroughput(ctx, bc, n, slots, jobs, r);
-        throughput.push(s);
-        log(
-          `throughput r${r} ${n} × ${s.concurrency_per_worker}: ${s.wall_s.toFixed(2)} s wall, ${s.mb_per_s} MB/s, CPU ${s.cpu_s.total} s (api ${s.cpu_s.api}, workers ${s.cpu_s.workers}, redis ${s.cpu_s.redis}, s3 ${s.cpu_s.s3}), worker RSS ${s.peak_rss_worker_mb.join('/')} MB, jobs ${Object.values(s.jobs_per_worker).join('/')}, ${s.verified_jobs}/${s.jobs} verified${s.failures.length ? ` — FAILED: ${s.failures.join('; ')}` : ''}`,
-        );
-      }
-    }
+    single.push(...(await overheadPhase(ctx, bc, rounds)));
+    throughput.push(...(await throughputPhase(ctx, bc, rounds, workerCounts, slots, jobs)));
   } finally {
     await bc?.close();
     origin.stop();
@@ -155,26 +102,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
     loadavg_start: loadStart,
     loadavg_end: os.loadavg().map((x) => round(x, 2)),
   };
-  const md = [
-    `Machine: ${machine.cpus} cores (${machine.cpu_model}), ${machine.total_mem_gb} GB RAM, ${machine.platform}, Node ${machine.node}; load average at start ${loadStart.join(' / ')}.`,
-    `Setup: origin on 127.0.0.1 (${latencyMs} ms per request, ${rateMbit} Mbit/s per connection); HLS ${hls.segments} × 1 s 1080p segments, ${(hls.bytes / 1e6).toFixed(0)} MB per job; redis-server and s3rver each in its own process; Gabe from dist/cli.js; ${rounds} round(s), medians of runs whose every output matched embedded mode's bytes.`,
-    '',
-    `### Throughput: ${jobs} HLS jobs at once, ${slots} job slots split over the workers`,
-    '',
-    throughputTable(tp),
-    '',
-    `All processes share the machine's ${machine.cpus} cores: more workers add processes, not cores.`,
-    '',
-    '### Overhead of the Redis + S3 path, one HLS job',
-    '',
-    overheadTable(oh),
-    '',
-    targetTable([target]),
-    '',
-    `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(oh)}.`,
-    '',
-    "wall = first POST to the last COMPLETED seen by polling (100 ms for batches, 50 ms for one job); MB = bytes the origin served in the window; CPU = utime + stime (+ waited-for children) from /proc over the window, of each process; peak RSS = each worker's process tree, sampled every 50 ms; other load = busy cores of everything else on the machine during the run.",
-  ].join('\n');
+  const md = clusterMarkdown({ machine, latencyMs, rateMbit, hls, rounds, jobs, slots, tp, oh, target });
   process.stdout.write(`\n${md}\n\n`);
 
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -209,6 +137,71 @@ export async function runClusterBench(argv: string[]): Promise<number> {
   log(`wrote bench/results/cluster-${stamp}.{json,md} and cluster-latest.{json,md}`);
   const failed = throughput.some((s) => s.failures.length > 0) || single.some((s) => !s.verified);
   return failed ? 1 : 0;
+}
+
+/**
+ * One job at a time, embedded and cluster alternated. Both paths are long-running and warmed by one
+ * unmeasured job, as servers are; the embedded warm-up's output is the reference for every check.
+ */
+async function overheadPhase(ctx: RunContext, bc: BenchCluster, rounds: number): Promise<SingleSample[]> {
+  const out: SingleSample[] = [];
+  const [worker] = await bc.startWorkers('single', 1, 5);
+  const embedded = await startGabeServe(path.join(ctx.tmp, 'embedded'));
+  try {
+    for (const s of [
+      await runEmbeddedSingle(ctx, embedded, 0),
+      await runClusterSingle(ctx, bc, worker!, 0),
+    ]) {
+      if (!s.verified) throw new Error(`the ${s.mode} warm-up job failed: ${s.note}`);
+    }
+    for (let r = 1; r <= rounds; r++) {
+      // Alternated so neither path always runs first.
+      const order = r % 2 === 1 ? (['embedded', 'cluster'] as const) : (['cluster', 'embedded'] as const);
+      for (const mode of order) {
+        const s =
+          mode === 'embedded'
+            ? await runEmbeddedSingle(ctx, embedded, r)
+            : await runClusterSingle(ctx, bc, worker!, r);
+        out.push(s);
+        const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s`;
+        ctx.log(
+          `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
+        );
+      }
+    }
+  } finally {
+    await embedded.stop();
+    rmSync(embedded.dir, { recursive: true, force: true });
+    await bc.stop([worker!]);
+  }
+  return out;
+}
+
+/** Batches on the embedded baseline (0) and on each worker count, the order turning by one each round. */
+async function throughputPhase(
+  ctx: RunContext,
+  bc: BenchCluster,
+  rounds: number,
+  workerCounts: number[],
+  slots: number,
+  jobs: number,
+): Promise<ThroughputSample[]> {
+  const out: ThroughputSample[] = [];
+  const setups = [0, ...workerCounts];
+  for (let r = 1; r <= rounds; r++) {
+    for (const n of setups.map((_, i) => setups[(i + r - 1) % setups.length]!)) {
+      const s =
+        n === 0
+          ? await runEmbeddedThroughput(ctx, slots, jobs, r)
+          : await runThroughput(ctx, bc, n, slots, jobs, r);
+      out.push(s);
+      const who = n === 0 ? `embedded × ${slots}` : `${n} × ${s.concurrency_per_worker}`;
+      ctx.log(
+        `throughput r${r} ${who}: ${s.wall_s.toFixed(2)} s wall, ${s.mb_per_s} MB/s, CPU ${s.cpu_s.total} s (gabe ${s.cpu_s.gabe}, redis ${s.cpu_s.redis}, s3 ${s.cpu_s.s3}), RSS ${s.peak_rss_worker_mb.join('/')} MB, jobs ${Object.values(s.jobs_per_worker).join('/') || '–'}, ${s.verified_jobs}/${s.jobs} verified${s.failures.length ? ` — FAILED: ${s.failures.join('; ')}` : ''}`,
+      );
+    }
+  }
+  return out;
 }
 
 function redisVersion(): string | null {
