@@ -52,7 +52,8 @@ export async function verifyAndDelete(api: string, id: string, ref: string | nul
   const file = await fetchFile(api, id);
   await deleteJob(api, id);
   if (file.status !== 200) return `GET /job/${id}/file answered ${file.status}`;
-  if (ref && file.sha256 !== ref) return `job ${id}: the file differs from embedded mode's`;
+  if (!ref) return `job ${id}: no embedded output to compare with`;
+  if (file.sha256 !== ref) return `job ${id}: the file differs from embedded mode's`;
   return null;
 }
 

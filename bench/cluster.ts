@@ -145,7 +145,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
  */
 async function overheadPhase(ctx: RunContext, bc: BenchCluster, rounds: number): Promise<SingleSample[]> {
   const out: SingleSample[] = [];
-  const [worker] = await bc.startWorkers('single', 1, 5);
+  const [worker] = await bc.startWorkers('worker', 1, 5);
   const embedded = await startGabeServe(path.join(ctx.tmp, 'embedded'));
   try {
     for (const s of [
