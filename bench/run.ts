@@ -7,8 +7,9 @@
  *   npm run bench -- --long         also Gabe on a 10× longer stream, to compare its memory
  *   options: --rounds N  --segments N  --tools a,b  --sweep / --no-sweep  --sweep-rounds N
  *            --latency-ms 30  --rate-mbit 50  --no-build  --timeout-s S
+ *   npm run bench -- --cluster      the cluster bench instead (bench/cluster.ts, its own options)
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,7 @@ import {
   round,
   TreeSampler,
 } from './measure.js';
-import type { OriginStats } from './origin.js';
+import { type OriginProcess, startOriginProcess } from './origin-process.js';
 import {
   chartPanels,
   mainTable,
@@ -39,6 +40,12 @@ import {
 } from './report.js';
 import { type ApiJob, build, cleanEnv, knownConfig, postJson, startGabeServe } from './serve.js';
 import { type ContentKind, GABE_CLI, onPath, REFERENCE, TOOLS, type Tool, toolVersions } from './tools.js';
+
+// The cluster bench is another benchmark with its own options: hand over before parsing ours.
+if (process.argv.includes('--cluster')) {
+  const { runClusterBench } = await import('./cluster.js');
+  process.exit(await runClusterBench(process.argv.slice(2)));
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -76,58 +83,6 @@ const sweepRounds = Number(args['sweep-rounds'] ?? 1);
 const sweepValues = args['sweep-values'].split(',').map(Number);
 const latencyMs = Number(args['latency-ms']);
 const rateMbit = Number(args['rate-mbit']);
-
-// ------------------------------------------------------------------------------------------ origin
-
-interface OriginProcess {
-  url: string;
-  child: ChildProcess;
-  stats(reset: boolean): Promise<OriginStats | null>;
-  stop(): void;
-}
-
-/** The origin runs in its own process, so its CPU never lands on the tool being measured. */
-async function startOriginProcess(): Promise<OriginProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      path.join(BENCH, 'origin.ts'),
-      '--root',
-      CACHE,
-      '--latency-ms',
-      String(latencyMs),
-      '--rate-mbit',
-      String(rateMbit),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) resolve((JSON.parse(line) as { url: string }).url);
-    });
-    child.once('exit', (code) => reject(new Error(`origin exited (${code})`)));
-  });
-  return {
-    url,
-    child,
-    async stats(reset) {
-      try {
-        const res = await fetch(`${url}/__stats${reset ? '?reset=1' : ''}`);
-        return (await res.json()) as OriginStats;
-      } catch {
-        return null;
-      }
-    },
-    stop() {
-      child.kill('SIGTERM');
-    },
-  };
-}
 
 // ----------------------------------------------------------------------------------------- verify
 
@@ -436,7 +391,7 @@ async function main(): Promise<void> {
   const startupLine = `\`gabe --version\` (start-up alone): ${median(startup.map((m) => m.wall_s))?.toFixed(2)} s wall, ${median(nums(startup.map((m) => m.cpu_s)))?.toFixed(2)} s CPU, ${median(startup.map((m) => m.peak_rss_tree_mb))?.toFixed(0)} MB RSS`;
   log(startupLine);
 
-  const origin = await startOriginProcess();
+  const origin = await startOriginProcess({ root: CACHE, latencyMs, rateMbit });
   const samples: Sample[] = [];
   const info = machine();
   const runStart = performance.now();

@@ -16,15 +16,21 @@ export interface CliRun {
 /** Runs the real CLI (src/cli.ts through tsx) as a child process, as a user would from a shell. */
 export function gabe(args: string[], env: Record<string, string> = {}, cwd = ROOT): CliRun {
   // tsx is resolved here, not from `cwd`, so the CLI can run in a folder outside the project.
-  const child = spawn(
-    process.execPath,
-    ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/cli.ts'), ...args],
-    {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return runCli(['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/cli.ts')], args, env, cwd);
+}
+
+/** Runs the CLI as `node <entry...> <args>`: `gabe()`'s sources, or the built bundle (`[dist/cli.js]`) as shipped. */
+export function runCli(
+  entry: string[],
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = ROOT,
+): CliRun {
+  const child = spawn(process.execPath, [...entry, ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   let all = '';

@@ -6,9 +6,9 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../src/service/config.js';
-import { type CliRun, gabe, waitForOutput } from './cli.js';
+import { type CliRun, gabe, runCli, waitForOutput } from './cli.js';
 import { type RedisServer, startRedis } from './redis-server.js';
-import { startS3Server, type TestS3Server } from './s3-server.js';
+import { type S3Settings, startS3Server, type TestS3Server } from './s3-server.js';
 import { tempDir } from './tmp.js';
 
 export interface ClusterProcess {
@@ -24,17 +24,21 @@ export interface ClusterProcess {
 export interface Cluster {
   dir: string;
   redis: RedisServer;
+  /** The S3 server the cluster started (null without S3, or when the caller passed its own). */
   s3: TestS3Server | null;
   config: Record<string, unknown>;
   startApi(name: string, env?: Record<string, string>): Promise<ClusterProcess>;
   startWorker(name: string, concurrency: number, env?: Record<string, string>): Promise<ClusterProcess>;
-  /** job id → the worker names whose log says they started it, in order. */
+  /** job id → the worker names whose log says they started it, earliest first. */
   whereJobsRan(): Map<string, string[]>;
   close(): Promise<void>;
 }
 
 export interface ClusterOptions {
-  s3?: boolean;
+  /** false: no S3; the storage.s3 settings of a server the caller runs (e.g. in its own process). */
+  s3?: boolean | S3Settings;
+  /** How to run the CLI: `[dist/cli.js]` runs the built bundle with plain node; default src/cli.ts via tsx. */
+  entry?: string[];
   persistentRedis?: boolean;
   /** storage.s3 keys over the test server's. */
   s3Config?: Record<string, unknown>;
@@ -45,7 +49,8 @@ export interface ClusterOptions {
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const dir = tempDir('gabe-cluster-');
   const redis = await startRedis({ persistent: options.persistentRedis ?? false });
-  const s3 = options.s3 === false ? null : await startS3Server();
+  const s3 = options.s3 === false || typeof options.s3 === 'object' ? null : await startS3Server();
+  const s3Settings = typeof options.s3 === 'object' ? options.s3 : s3?.config;
   const config: Record<string, unknown> = {
     allow_private_networks: true,
     connection_timeout: 5,
@@ -60,7 +65,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       stalled_interval_ms: 1000,
       ...(options.config?.['queue'] as object),
     },
-    ...(s3 ? { storage: { s3: { ...s3.config, ...options.s3Config } } } : {}),
+    ...(s3Settings ? { storage: { s3: { ...s3Settings, ...options.s3Config } } } : {}),
   };
   const file = path.join(dir, 'config.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
@@ -68,12 +73,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
 
   const spawnNode = async (name: string, args: string[], ready: RegExp, env: Record<string, string>) => {
     const logDir = path.join(dir, 'logs', name);
-    const run = gabe(args, {
-      GABE_CONFIG: file,
-      GABE_LOG_PATH: logDir,
-      NODE_NO_WARNINGS: '1',
-      ...env,
-    });
+    const vars = { GABE_CONFIG: file, GABE_LOG_PATH: logDir, NODE_NO_WARNINGS: '1', ...env };
+    const run = options.entry ? runCli(options.entry, args, vars) : gabe(args, vars);
     const exited = run.exit.then((code) => {
       throw new Error(`${name} exited (${code}) before it was ready:\n${run.output()}`);
     });
@@ -107,7 +108,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     startWorker: (name, concurrency, env = {}) =>
       spawnNode(name, ['worker', '--concurrency', String(concurrency)], /worker running/, env),
     whereJobsRan() {
-      const out = new Map<string, string[]>();
+      // Sorted by the log lines' time, so a job taken over lists the worker that lost it first.
+      const starts: { id: string; name: string; time: number }[] = [];
       for (const p of processes) {
         let files: string[] = [];
         try {
@@ -118,11 +120,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         for (const f of files) {
           for (const line of readFileSync(path.join(p.logDir, f), 'utf8').split('\n')) {
             if (!line.includes('"job started"')) continue;
-            const id = (JSON.parse(line) as { job_id?: string }).job_id;
-            if (id) out.set(id, [...(out.get(id) ?? []), p.name]);
+            const entry = JSON.parse(line) as { job_id?: string; time?: number };
+            if (entry.job_id) starts.push({ id: entry.job_id, name: p.name, time: entry.time ?? 0 });
           }
         }
       }
+      const out = new Map<string, string[]>();
+      for (const s of starts.sort((a, b) => a.time - b.time))
+        out.set(s.id, [...(out.get(s.id) ?? []), s.name]);
       return out;
     },
     async close() {

@@ -20,6 +20,8 @@ import { tempDir } from './tmp.js';
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
+  /** The running server's process id (null while it is down): the bench counts its CPU. */
+  readonly pid: number | null;
   /** SIGTERM (Redis shuts down cleanly), resolved once the process has exited. */
   stop(): Promise<void>;
   /** SIGKILL: a crash, nothing flushed beyond what appendfsync already wrote. */
@@ -123,6 +125,9 @@ export async function startRedis(opts: { persistent?: boolean } = {}): Promise<R
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return (child as ChildProcess | null)?.pid ?? null;
+    },
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
     async start() {
