@@ -27,6 +27,7 @@ const SERIAL = [
   'hostile-redirect', // runHostileJob budgets
   'load', // 1,000 submissions from 50 clients: the machine's whole attention
   'h1-transport', // an abort that must act within 350 ms
+  'cluster', // a DELETE through another API node must act within 1 s; a dozen processes of its own
 ];
 
 /**

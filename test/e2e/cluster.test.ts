@@ -13,6 +13,7 @@ import { closeAllServices, startTestService } from '../helpers/service.js';
 interface JobJson {
   job_id: string;
   status: string;
+  progress: number;
   error_code: string | null;
   result: { output_path: string } | null;
 }
@@ -227,17 +228,25 @@ describe('a cluster: one API node, two workers, Redis and S3', () => {
   });
 
   it('finishes all 20 jobs when a busy worker is killed with SIGKILL', async () => {
-    origin.addFault({ match: /\.ts$/, latencyMs: 150 });
+    // Segments one at a time, each slow: a job takes about a second, long enough to be caught mid-way.
+    origin.addFault({ match: /\.ts$/, latencyMs: 120 });
     const ids: string[] = [];
-    for (let i = 0; i < 20; i++)
-      ids.push(await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, `kill-${i}`));
+    for (let i = 0; i < 20; i++) {
+      const body = {
+        url: `${origin.url}/hls/index.m3u8`,
+        video_name: `kill-${i}`,
+        use_multithreading: false,
+      };
+      ids.push(((await (await post(api, '/download/', body)).json()) as JobJson).job_id);
+    }
     const victim = workers[0]!;
     // Kill it while it holds jobs in the middle of their downloads.
     const deadline = Date.now() + 60_000;
     for (;;) {
       const mine = ids.filter((id) => cluster.whereJobsRan().get(id)?.includes(victim.name));
       const running = await Promise.all(mine.map((id) => getJob(api, id)));
-      if (running.some((j) => j.status === 'PROCESSING')) break;
+      // Far enough in that a checkpoint has been written (every 200 ms), not so far that it finishes first.
+      if (running.some((j) => j.status === 'PROCESSING' && j.progress >= 25 && j.progress <= 75)) break;
       if (Date.now() > deadline) throw new Error('the worker never took a job');
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -250,6 +259,11 @@ describe('a cluster: one API node, two workers, Redis and S3', () => {
     const takenOver = ids.filter((id) => (ran.get(id) ?? []).length > 1);
     assert.ok(takenOver.length > 0, 'a job the killed worker held was finished by the other');
     for (const id of takenOver) assert.equal(ran.get(id)!.at(-1), 'worker-2');
+    // The survivor shares the victim's temp_path (one host): it goes on from the checkpoint.
+    assert.ok(
+      takenOver.some((id) => cluster.jobLog('worker-2', id).includes('resuming track from checkpoint')),
+      'a job taken over resumed from its checkpoint',
+    );
     workers[0] = await cluster.startWorker('worker-3', 2);
     origin.reset();
   });
@@ -351,5 +365,29 @@ describe('a cluster through a Redis restart and an S3 outage', () => {
     await cluster.s3!.start();
     assert.equal((await fetch(`${api.url}/job/${id}`, { method: 'DELETE' })).status, 200);
     assert.equal(existsSync(kept), false);
+  });
+  it('fails a job with GABE_ERR_ATTEMPTS once its workers have died max_attempts times, rather than run it forever', async () => {
+    await Promise.all(
+      cluster
+        .processes()
+        .filter((p) => p.name.startsWith('worker'))
+        .map((p) => p.stop()),
+    );
+    const env = { GABE_MAX_ATTEMPTS: '1' };
+    const doomed = await cluster.startWorker('worker-doomed', 1, env);
+    origin.addFault({ match: /\.ts$/, latencyMs: 400 });
+    const res = await post(api, '/download/', {
+      url: `${origin.url}/hls/index.m3u8`,
+      video_name: 'attempts',
+      use_multithreading: false,
+    });
+    const { job_id: id } = (await res.json()) as JobJson;
+    await waitFor(api, id, (j) => j.status === 'PROCESSING', 30_000);
+    await doomed.kill9();
+    await cluster.startWorker('worker-next', 1, env);
+    const job = await waitFor(api, id, isFinal, 60_000);
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_ATTEMPTS');
+    origin.reset();
   });
 });

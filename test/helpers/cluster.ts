@@ -31,6 +31,10 @@ export interface Cluster {
   startWorker(name: string, concurrency: number, env?: Record<string, string>): Promise<ClusterProcess>;
   /** job id → the worker names whose log says they started it, earliest first. */
   whereJobsRan(): Map<string, string[]>;
+  /** The messages a process logged for a job, in order (from its video_downloader.log). */
+  jobLog(name: string, jobId: string): string[];
+  /** Every process started so far, running or not. */
+  processes(): ClusterProcess[];
   close(): Promise<void>;
 }
 
@@ -107,18 +111,26 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       spawnNode(name, ['serve', '--no-worker', '--port', '0'], /listening on (http:\/\/\S+)/, env),
     startWorker: (name, concurrency, env = {}) =>
       spawnNode(name, ['worker', '--concurrency', String(concurrency)], /worker running/, env),
+    processes: () => [...processes],
+    jobLog(name, jobId) {
+      const proc = processes.find((p) => p.name === name);
+      if (!proc) return [];
+      const lines: string[] = [];
+      for (const f of logFiles(proc.logDir)) {
+        for (const line of readFileSync(f, 'utf8').split('\n')) {
+          if (!line.includes(jobId)) continue;
+          const entry = JSON.parse(line) as { job_id?: string; msg?: string };
+          if (entry.job_id === jobId && entry.msg) lines.push(entry.msg);
+        }
+      }
+      return lines;
+    },
     whereJobsRan() {
       // Sorted by the log lines' time, so a job taken over lists the worker that lost it first.
       const starts: { id: string; name: string; time: number }[] = [];
       for (const p of processes) {
-        let files: string[] = [];
-        try {
-          files = readdirSync(p.logDir).filter((f) => f.startsWith('video_downloader.log'));
-        } catch {
-          continue;
-        }
-        for (const f of files) {
-          for (const line of readFileSync(path.join(p.logDir, f), 'utf8').split('\n')) {
+        for (const f of logFiles(p.logDir)) {
+          for (const line of readFileSync(f, 'utf8').split('\n')) {
             if (!line.includes('"job started"')) continue;
             const entry = JSON.parse(line) as { job_id?: string; time?: number };
             if (entry.job_id) starts.push({ id: entry.job_id, name: p.name, time: entry.time ?? 0 });
@@ -136,4 +148,15 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       await redis.stop();
     },
   };
+}
+
+/** A process's log files (the current one and rotated ones); none when it has not logged yet. */
+function logFiles(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.startsWith('video_downloader.log'))
+      .map((f) => path.join(dir, f));
+  } catch {
+    return [];
+  }
 }
