@@ -128,9 +128,16 @@ export class ClusterQueue implements JobQueue {
       };
       // A worker that died holds the job until BullMQ notices (lock_duration_ms); its next claim cancels it.
       const timer = setTimeout(() => {
-        Promise.resolve(this.deps.store.get(id)).then(done, () => done(null));
+        this.deps.store.get(id).then(done, () => done(null));
       }, CANCEL_WAIT_MS);
       this.feed.on('job', onJob);
+      // It may have ended on its own before this listened: then no event is coming.
+      this.deps.store.get(id).then(
+        (job) => {
+          if (job && isFinal(job.status)) done(job);
+        },
+        () => {},
+      );
     });
   }
 
