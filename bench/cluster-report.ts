@@ -212,24 +212,36 @@ export function clusterMarkdown(r: {
   target: Target;
 }): string {
   const m = r.machine;
+  // `--only` runs one phase: the other's table is left out rather than printed empty.
+  const throughput =
+    r.tp.length === 0
+      ? []
+      : [
+          `### Throughput: ${r.jobs} HLS jobs at once, ${r.slots} job slots in all`,
+          '',
+          throughputTable(r.tp),
+          '',
+          `All processes share the machine's ${m.cpus} cores: more workers add processes, not cores.`,
+          '',
+        ];
+  const overhead = r.oh.every((o) => o.runs === 0)
+    ? []
+    : [
+        '### Overhead of the Redis + S3 path, one HLS job',
+        '',
+        overheadTable(r.oh),
+        '',
+        targetTable([r.target]),
+        '',
+        `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
+        '',
+      ];
   return [
     `Machine: ${m.cpus} cores (${m.cpu_model}), ${m.total_mem_gb} GB RAM, ${m.platform}, Node ${m.node}; load average at start ${m.loadavg_start.join(' / ')}.`,
     `Setup: origin on 127.0.0.1 (${r.latencyMs} ms per request, ${r.rateMbit} Mbit/s per connection); HLS ${r.hls.segments} × 1 s 1080p segments, ${(r.hls.bytes / 1e6).toFixed(0)} MB per job; redis-server and s3rver each in its own process; Gabe from dist/cli.js; ${r.rounds} round(s), medians of runs whose every output matched embedded mode's bytes.`,
     '',
-    `### Throughput: ${r.jobs} HLS jobs at once, ${r.slots} job slots in all`,
-    '',
-    throughputTable(r.tp),
-    '',
-    `All processes share the machine's ${m.cpus} cores: more workers add processes, not cores.`,
-    '',
-    '### Overhead of the Redis + S3 path, one HLS job',
-    '',
-    overheadTable(r.oh),
-    '',
-    targetTable([r.target]),
-    '',
-    `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
-    '',
+    ...throughput,
+    ...overhead,
     'wall = first POST to the last COMPLETED seen by polling (100 ms for batches, 50 ms for one job); MB = bytes the origin served in the window; CPU = utime + stime (+ waited-for children) from /proc over the window, of each process; peak RSS = each process tree that runs jobs, sampled every 50 ms; other load = busy cores of everything else on the machine during the run.',
   ].join('\n');
 }
