@@ -35,6 +35,11 @@ export interface NativeMergerOptions {
   /** Bytes reserved in front for the moov; null = none (the moov then goes in front of a copy). */
   moovReserve: number | null;
   signal: AbortSignal;
+  /**
+   * Called once the output exists, with the bytes at its start that finish() rewrites: past them
+   * the file only grows, in order, so it can be uploaded while it is written.
+   */
+  onOpen?: (file: string, headerBytes: number) => void;
 }
 
 /** Starts of the tracks further apart than this (90 kHz ticks) are worth a warning: rarely meant. */
@@ -105,6 +110,7 @@ export class NativeMerger {
     this.tail = this.fh.then(async (fh) => {
       await fh.write(reserve > 0 ? Buffer.concat([type, freeHeader(reserve)]) : type, 0, undefined, 0);
       await fh.write(mdatHeader(0), 0, MDAT_HEADER, this.dataStart - MDAT_HEADER);
+      options.onOpen?.(options.output, this.dataStart);
     });
     this.tail.catch(() => {});
   }
