@@ -53,6 +53,9 @@ export interface ProgressiveResult {
   resentParts: number;
   /** Parts sent once the file was finished (the head, the tail, the resent ones). */
   lateParts: number;
+  /** Seconds finish() spent on the last parts (checks included) and on CompleteMultipartUpload. */
+  partsSeconds: number;
+  completeSeconds: number;
 }
 
 interface SentPart {
@@ -60,6 +63,8 @@ interface SentPart {
   etag: string;
   crc: number;
 }
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
 
 type State = 'idle' | 'running' | 'finishing' | 'done' | 'aborted';
 
@@ -154,6 +159,7 @@ export class ProgressiveUpload {
     const bytes = await this.read(range);
     const etag = await this.uploadPart(range.part, bytes);
     this.sent.set(range.part, { range, etag, crc: crc32(bytes) });
+    this.o.log.debug({ key: this.key, part: range.part, file_bytes: this.size }, 'part sent early');
   }
 
   /** Keeps a request in the set that abort() waits for, so no part lands after the upload is aborted. */
@@ -245,6 +251,7 @@ export class ProgressiveUpload {
   }
 
   private async complete(parts: PartRange[], size: number): Promise<ProgressiveResult> {
+    const started = performance.now();
     const etags = new Map<number, string>();
     let kept = 0;
     let resent = 0;
@@ -267,6 +274,7 @@ export class ProgressiveUpload {
       if (early) resent++;
       etags.set(range.part, await this.track(this.uploadPart(range.part, bytes)));
     });
+    const partsDone = performance.now();
     const etag = await this.upload!.complete(
       parts.map((p) => ({ part: p.part, etag: etags.get(p.part)! })),
       this.stop.signal,
@@ -281,6 +289,8 @@ export class ProgressiveUpload {
       earlyParts: kept,
       resentParts: resent,
       lateParts: parts.length - kept,
+      partsSeconds: seconds(partsDone - started),
+      completeSeconds: seconds(performance.now() - partsDone),
     };
   }
 

@@ -47,6 +47,8 @@ export interface EarlyUploaded {
   /** Parts sent while the file was written and kept, and those that had changed and went up again. */
   earlyParts: number;
   resentParts: number;
+  /** For the log: what publishing still had to do, the last parts and the completion, in seconds. */
+  timings: Record<string, number>;
 }
 
 export interface ResultStore {

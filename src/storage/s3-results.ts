@@ -119,8 +119,9 @@ export class S3Results implements ResultStore {
         }
         const done = await upload.finish(finalPath);
         if (!done) return null;
-        const { key, bytes, earlyParts, resentParts } = done;
-        return { url: formatS3Url(bucket, key), key, bytes, earlyParts, resentParts };
+        const { key, bytes, earlyParts, resentParts, partsSeconds, completeSeconds } = done;
+        const timings = { parts_s: partsSeconds, complete_s: completeSeconds };
+        return { url: formatS3Url(bucket, key), key, bytes, earlyParts, resentParts, timings };
       },
       abort: () => upload.abort(),
     };
@@ -151,6 +152,7 @@ export class S3Results implements ResultStore {
           seconds,
           early_parts: done.earlyParts,
           resent_parts: done.resentParts,
+          ...done.timings,
         },
         'uploaded to S3',
       );
