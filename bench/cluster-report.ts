@@ -37,6 +37,9 @@ export interface OverheadSummary {
   cpu_by_process_s: Record<string, number | null>;
   queued_s: number | null;
   upload_s: number | null;
+  upload_complete_s: number | null;
+  early_parts: number | null;
+  other_cores: number | null;
 }
 
 const med = (xs: number[], digits = 2) => {
@@ -142,6 +145,9 @@ export function summariseOverhead(samples: SingleSample[]): OverheadSummary[] {
       ),
       queued_s: med(nonNull(ok.map((s) => s.queued_s)), 3),
       upload_s: med(nonNull(ok.map((s) => s.upload_s)), 3),
+      upload_complete_s: med(nonNull(ok.map((s) => s.upload_complete_s ?? null)), 3),
+      early_parts: med(nonNull(ok.map((s) => s.early_parts ?? null)), 1),
+      other_cores: med(nonNull(all.map((s) => s.other_cores))),
     };
   });
 }
@@ -153,15 +159,15 @@ const LABEL: Record<SingleSample['mode'], string> = {
 
 export function overheadTable(rows: OverheadSummary[]): string {
   return [
-    '| path | runs ok | wall s (median) | wall min–max | POST → started s | upload s | CPU s (median) | CPU by process s |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| path | runs ok | wall s (median) | wall min–max | POST → started s | upload s (after the download) | of it S3 complete s | parts sent early | CPU s (median) | CPU by process s | other load (cores) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows.map(
       (r) =>
-        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.queued_s, 3)} | ${fmt(r.upload_s, 3)} | ${fmt(r.cpu_s)} | ${Object.entries(
+        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.queued_s, 3)} | ${fmt(r.upload_s, 3)} | ${fmt(r.upload_complete_s, 3)} | ${fmt(r.early_parts, 0)} | ${fmt(r.cpu_s)} | ${Object.entries(
           r.cpu_by_process_s,
         )
           .map(([k, v]) => `${k} ${fmt(v)}`)
-          .join(', ')} |`,
+          .join(', ')} | ${fmt(r.other_cores)} |`,
     ),
   ].join('\n');
 }
@@ -233,7 +239,7 @@ export function clusterMarkdown(r: {
         '',
         targetTable([r.target]),
         '',
-        `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
+        `Without the upload's time after the download (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
         '',
       ];
   return [

@@ -172,9 +172,12 @@ async function overheadPhase(ctx: RunContext, bc: BenchCluster, rounds: number):
             ? await runEmbeddedSingle(ctx, embedded, r)
             : await runClusterSingle(ctx, bc, worker!, r);
         out.push(s);
-        const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s`;
+        const complete =
+          s.upload_complete_s === null ? '' : ` (S3 complete ${s.upload_complete_s.toFixed(3)} s)`;
+        const early = s.early_parts === null ? '' : `, ${s.early_parts} parts sent early`;
+        const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s${complete}${early}`;
         ctx.log(
-          `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
+          `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU, other load ${s.other_cores ?? '?'} cores — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
         );
       }
     }
