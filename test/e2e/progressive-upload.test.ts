@@ -188,6 +188,24 @@ describe('progressive upload to S3 while the file is written', () => {
     assert.equal(await exists(key), false);
   });
 
+  it('drops the early upload when a part fails while S3 is down: null at finish, no upload left once S3 is back', async () => {
+    const key = `gabe/${randomUUID()}/s3-down.mp4`;
+    const file = path.join(dir, 's3-down.mp4');
+    const { log, lines } = capturedLog();
+    const w = await growingFile(file, 40 * MiB, MiB, 20);
+    const up = upload(key, log);
+    up.start(file);
+    await waitUntil('a part went up', () => up.partsSent >= 1);
+    await s3.stop();
+    await waitUntil('a part failed', () => lines.some((l) => l.msg.includes('stopped')));
+    await s3.start();
+    await w.finishHead();
+    assert.equal(await up.finish(file), null);
+    assert.ok(lines.some((l) => String(l['reason'] ?? '').includes('a request failed')));
+    assert.deepEqual(await openUploads(key), []);
+    assert.equal(await exists(key), false);
+  });
+
   it('leaves a file too small for two early parts to the plain upload: null, and no upload left in S3', async () => {
     const key = `gabe/${randomUUID()}/small.mp4`;
     const file = path.join(dir, 'small.mp4');

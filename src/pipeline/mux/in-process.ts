@@ -37,7 +37,8 @@ export interface NativeMergerOptions {
   signal: AbortSignal;
   /**
    * Called once the output exists, with the bytes at its start that finish() rewrites: past them
-   * the file only grows, in order, so it can be uploaded while it is written.
+   * the file only grows, in order, so it can be uploaded while it is written. Not called without a
+   * moovReserve (the file then ends up in a new copy).
    */
   onOpen?: (file: string, headerBytes: number) => void;
 }
@@ -110,7 +111,9 @@ export class NativeMerger {
     this.tail = this.fh.then(async (fh) => {
       await fh.write(reserve > 0 ? Buffer.concat([type, freeHeader(reserve)]) : type, 0, undefined, 0);
       await fh.write(mdatHeader(0), 0, MDAT_HEADER, this.dataStart - MDAT_HEADER);
-      options.onOpen?.(options.output, this.dataStart);
+      // Without room for the moov the file is rewritten into a copy at the end: nothing sent early
+      // would be of use, so it is not announced.
+      if (reserve > 0) options.onOpen?.(options.output, this.dataStart);
     });
     this.tail.catch(() => {});
   }
