@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import type { Job } from '../../src/jobs/types.js';
 import { type HlsMediaFixture, makeHlsTs } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
@@ -39,7 +40,7 @@ describe('an HLS job with storage.s3 uploads its MP4 while it is written', () =>
     await s3.close();
   });
 
-  async function download(svc: TestService, video_name: string): Promise<Job> {
+  async function submit(svc: TestService, video_name: string): Promise<string> {
     const res = await svc.app.inject({
       method: 'POST',
       url: '/download/',
@@ -48,7 +49,18 @@ describe('an HLS job with storage.s3 uploads its MP4 while it is written', () =>
       remoteAddress: `10.7.0.${++ip}`,
     });
     assert.equal(res.statusCode, 200, res.body);
-    const job = await svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED'], 120_000);
+    return res.json().job_id as string;
+  }
+
+  /** Multipart uploads S3 holds under the job's folder (ListMultipartUploads). */
+  async function openUploads(jobId: string): Promise<number> {
+    const out = await s3.client.send(new ListMultipartUploadsCommand({ Bucket: s3.bucket }));
+    return (out.Uploads ?? []).filter((u) => u.Key?.startsWith(`gabe/${jobId}/`)).length;
+  }
+
+  async function download(svc: TestService, video_name: string): Promise<Job> {
+    const id = await submit(svc, video_name);
+    const job = await svc.waitFor(id, ['COMPLETED', 'FAILED', 'CANCELLED'], 120_000);
     assert.equal(job.status, 'COMPLETED', job.error ?? '');
     return job;
   }
@@ -88,5 +100,22 @@ describe('an HLS job with storage.s3 uploads its MP4 while it is written', () =>
       (r) => r.startsWith(`PUT /${s3.bucket}/gabe/${uploaded.id}/film.mp4?`) && r.includes('partNumber='),
     );
     assert.equal(parts.length, Math.ceil(expected.length / (8 * 1024 * 1024)), 'each part sent once');
+  });
+
+  it('aborts the multipart upload when the job is cancelled while its parts go up: none is left in S3', async () => {
+    const withS3 = await startTestService({ ...SLOW, storage: { s3: s3.config } });
+    const id = await submit(withS3, 'cancelled');
+    const deadline = Date.now() + 60_000;
+    const partSent = () =>
+      s3.requests.some((r) => r.startsWith(`PUT /${s3.bucket}/gabe/${id}/`) && r.includes('partNumber='));
+    while (!partSent()) {
+      assert.ok(Date.now() < deadline, 'a part went up while the job ran');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await openUploads(id), 1, 'the upload is open while the job runs');
+    const res = await withS3.app.inject({ method: 'DELETE', url: `/job/${id}` });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await withS3.waitFor(id, ['CANCELLED', 'COMPLETED', 'FAILED'])).status, 'CANCELLED');
+    assert.equal(await openUploads(id), 0);
   });
 });
