@@ -12,9 +12,9 @@
  * null, and the caller uploads the finished file whole, as without this. A wrong object is the one
  * outcome this must never produce; a slower upload is fine.
  */
-import { type FileHandle, open, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../service/log.js';
+import { GrowingFile } from './growing-file.js';
 import {
   finalParts,
   fullPart,
@@ -51,18 +51,13 @@ export interface ProgressiveResult {
   earlyParts: number;
   /** Parts sent early whose bytes had changed by the end, sent again. */
   resentParts: number;
-  /** Parts sent once the file was finished (the head, the tail, the resent ones). */
-  lateParts: number;
   /** Seconds finish() spent on the last parts (checks included) and on CompleteMultipartUpload. */
   partsSeconds: number;
   completeSeconds: number;
 }
 
-interface SentPart {
-  range: PartRange;
-  etag: string;
-  crc: number;
-}
+/** A part that went up early: its range, S3's ETag and the CRC-32 of the bytes sent. */
+type SentPart = { range: PartRange; etag: string; crc: number };
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
 
@@ -78,8 +73,7 @@ export class ProgressiveUpload {
   private readonly stop = new AbortController();
   private readonly sent = new Map<number, SentPart>();
   private readonly inFlight = new Set<Promise<unknown>>();
-  private fh: FileHandle | null = null;
-  private identity: { dev: number; ino: number } | null = null;
+  private file: GrowingFile | null = null;
   private upload: S3Multipart | null = null;
   private ready: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -113,26 +107,22 @@ export class ProgressiveUpload {
       return;
     }
     this.o.signal.addEventListener('abort', this.onAbort, { once: true });
-    this.ready = this.open(file);
+    this.ready = (async () => {
+      this.file = await GrowingFile.open(file);
+      this.upload = await S3Multipart.create(this.o.files, this.key, this.o.contentType, this.stop.signal);
+    })();
     this.ready.then(
       () => this.poll(),
       (err: unknown) => this.fail(err),
     );
   }
 
-  private async open(file: string): Promise<void> {
-    this.fh = await open(file, 'r');
-    const s = await this.fh.stat();
-    this.identity = { dev: s.dev, ino: s.ino };
-    this.upload = await S3Multipart.create(this.o.files, this.key, this.o.contentType, this.stop.signal);
-  }
-
   private poll(): void {
     this.timer = null;
-    if (this.state !== 'running' || this.failure || !this.fh) return;
-    this.fh.stat().then(
-      (s) => {
-        this.size = s.size;
+    if (this.state !== 'running' || this.failure || !this.file) return;
+    this.file.size().then(
+      (size) => {
+        this.size = size;
         this.pump();
         if (this.state !== 'running' || this.failure) return;
         this.timer = setTimeout(() => this.poll(), this.pollMs);
@@ -156,7 +146,7 @@ export class ProgressiveUpload {
   }
 
   private async sendEarly(range: PartRange): Promise<void> {
-    const bytes = await this.read(range);
+    const bytes = await this.file!.read(range.start, range.end);
     const etag = await this.uploadPart(range.part, bytes);
     this.sent.set(range.part, { range, etag, crc: crc32(bytes) });
     this.o.log.debug({ key: this.key, part: range.part, file_bytes: this.size }, 'part sent early');
@@ -181,17 +171,6 @@ export class ProgressiveUpload {
     );
   }
 
-  private async read({ start, end }: PartRange): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(end - start);
-    let at = 0;
-    while (at < buf.length) {
-      const { bytesRead } = await this.fh!.read(buf, at, buf.length - at, start + at);
-      if (bytesRead === 0) throw new Error(`the file ends at ${start + at} bytes, before ${end}`);
-      at += bytesRead;
-    }
-    return buf;
-  }
-
   private uploadPart(part: number, body: Buffer): Promise<string> {
     return this.upload!.uploadPart(part, body, this.stop.signal);
   }
@@ -209,10 +188,7 @@ export class ProgressiveUpload {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     const plan = await this.usablePlan(finalPath);
     if (typeof plan === 'string') {
-      this.o.log.info(
-        { key: this.key, reason: plan },
-        'early upload dropped; uploading the finished file whole',
-      );
+      this.o.log.info({ key: this.key, reason: plan }, 'early upload dropped; uploading the file whole');
       await this.abort();
       return null;
     }
@@ -220,8 +196,8 @@ export class ProgressiveUpload {
       const result = await this.complete(plan.parts, plan.size);
       this.state = 'done';
       this.o.signal.removeEventListener('abort', this.onAbort);
-      await this.fh?.close().catch(() => {});
-      this.fh = null;
+      await this.file?.close();
+      this.file = null;
       return result;
     } catch (err) {
       await this.abort();
@@ -233,18 +209,12 @@ export class ProgressiveUpload {
   private async usablePlan(finalPath: string): Promise<{ parts: PartRange[]; size: number } | string> {
     if (this.failure) return `a request failed: ${describeS3Error(this.failure)}`;
     if (this.o.signal.aborted) return 'the job was stopped';
-    if (!this.fh || !this.identity || !this.upload) return 'the upload never started';
-    let now: { dev: number; ino: number };
-    try {
-      now = await stat(finalPath);
-    } catch {
-      return `${finalPath} is not there`;
-    }
-    if (now.ino !== this.identity.ino || now.dev !== this.identity.dev) {
+    if (!this.file || !this.upload) return 'the upload never started';
+    if (!(await this.file.isAt(finalPath))) {
       return 'the file was replaced by another one (a copy with the moov in front, or a merge by ffmpeg)';
     }
     if (this.sent.size < 2) return `${this.sent.size} part(s) went up early, too few to gain anything`;
-    const size = (await this.fh.stat()).size;
+    const size = await this.file.size();
     const parts = finalParts(size, this.headEnd, this.partSize);
     if (!parts) return `${size} bytes make more parts than S3 takes at ${this.partSize} bytes each`;
     return { parts, size };
@@ -262,14 +232,13 @@ export class ProgressiveUpload {
     ];
     await eachLimited(order, this.queueSize + 1, async (range) => {
       if (this.state !== 'finishing') throw new Error('the upload was aborted');
-      const bytes = await this.read(range);
+      const bytes = await this.file!.read(range.start, range.end);
       const early = this.sent.get(range.part);
-      if (early && early.range.start === range.start && early.range.end === range.end) {
-        if (early.crc === crc32(bytes)) {
-          etags.set(range.part, early.etag);
-          kept++;
-          return;
-        }
+      // Same part number means same start; a last part that ended elsewhere is not the same part.
+      if (early?.range.end === range.end && early.crc === crc32(bytes)) {
+        etags.set(range.part, early.etag);
+        kept++;
+        return;
       }
       if (early) resent++;
       etags.set(range.part, await this.track(this.uploadPart(range.part, bytes)));
@@ -288,7 +257,6 @@ export class ProgressiveUpload {
       etag,
       earlyParts: kept,
       resentParts: resent,
-      lateParts: parts.length - kept,
       partsSeconds: seconds(partsDone - started),
       completeSeconds: seconds(performance.now() - partsDone),
     };
@@ -319,8 +287,8 @@ export class ProgressiveUpload {
         'could not abort a multipart upload; its parts stay until a lifecycle rule of the bucket removes them',
       );
     }
-    await this.fh?.close().catch(() => {});
-    this.fh = null;
+    await this.file?.close();
+    this.file = null;
   }
 
   private clearTimer(): void {
