@@ -86,8 +86,17 @@ export function rssMeter(pids: Record<string, number>): { stop(): Record<string,
   };
 }
 
-/** Seconds the worker's log says the upload of `jobId`'s file to S3 took ("uploaded to S3"). */
-export function uploadSeconds(worker: ClusterProcess, jobId: string): number | null {
+/** What the worker's log says of the upload of `jobId`'s file to S3 (its line "uploaded to S3"). */
+export interface UploadLog {
+  /** The upload's time once the file was finished: all of it, or the rest of one begun early. */
+  seconds: number;
+  /** Of it, CompleteMultipartUpload (only for an upload begun while the file was written). */
+  complete_s: number | null;
+  /** Parts sent while the file was written (null: uploaded whole after it). */
+  early_parts: number | null;
+}
+
+export function uploadLog(worker: ClusterProcess, jobId: string): UploadLog | null {
   let files: string[] = [];
   try {
     files = readdirSync(worker.logDir).filter((f) => f.startsWith('video_downloader.log'));
@@ -97,8 +106,18 @@ export function uploadSeconds(worker: ClusterProcess, jobId: string): number | n
   for (const f of files) {
     for (const line of readFileSync(path.join(worker.logDir, f), 'utf8').split('\n')) {
       if (!line.includes('"uploaded to S3"') || !line.includes(jobId)) continue;
-      const entry = JSON.parse(line) as { job_id?: string; seconds?: number };
-      if (entry.job_id === jobId && typeof entry.seconds === 'number') return entry.seconds;
+      const entry = JSON.parse(line) as {
+        job_id?: string;
+        seconds?: number;
+        complete_s?: number;
+        early_parts?: number;
+      };
+      if (entry.job_id !== jobId || typeof entry.seconds !== 'number') continue;
+      return {
+        seconds: entry.seconds,
+        complete_s: entry.complete_s ?? null,
+        early_parts: entry.early_parts ?? null,
+      };
     }
   }
   return null;

@@ -37,6 +37,9 @@ export interface OverheadSummary {
   cpu_by_process_s: Record<string, number | null>;
   queued_s: number | null;
   upload_s: number | null;
+  upload_complete_s: number | null;
+  early_parts: number | null;
+  other_cores: number | null;
 }
 
 const med = (xs: number[], digits = 2) => {
@@ -142,6 +145,9 @@ export function summariseOverhead(samples: SingleSample[]): OverheadSummary[] {
       ),
       queued_s: med(nonNull(ok.map((s) => s.queued_s)), 3),
       upload_s: med(nonNull(ok.map((s) => s.upload_s)), 3),
+      upload_complete_s: med(nonNull(ok.map((s) => s.upload_complete_s ?? null)), 3),
+      early_parts: med(nonNull(ok.map((s) => s.early_parts ?? null)), 1),
+      other_cores: med(nonNull(all.map((s) => s.other_cores))),
     };
   });
 }
@@ -153,15 +159,15 @@ const LABEL: Record<SingleSample['mode'], string> = {
 
 export function overheadTable(rows: OverheadSummary[]): string {
   return [
-    '| path | runs ok | wall s (median) | wall min–max | POST → started s | upload s | CPU s (median) | CPU by process s |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |',
+    '| path | runs ok | wall s (median) | wall min–max | POST → started s | upload s (after the download) | of it S3 complete s | parts sent early | CPU s (median) | CPU by process s | other load (cores) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
     ...rows.map(
       (r) =>
-        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.queued_s, 3)} | ${fmt(r.upload_s, 3)} | ${fmt(r.cpu_s)} | ${Object.entries(
+        `| ${LABEL[r.mode]} | ${r.ok_runs}/${r.runs} | ${fmt(r.wall_s, 3)} | ${fmt(r.wall_min_s, 3)}–${fmt(r.wall_max_s, 3)} | ${fmt(r.queued_s, 3)} | ${fmt(r.upload_s, 3)} | ${fmt(r.upload_complete_s, 3)} | ${fmt(r.early_parts, 0)} | ${fmt(r.cpu_s)} | ${Object.entries(
           r.cpu_by_process_s,
         )
           .map(([k, v]) => `${k} ${fmt(v)}`)
-          .join(', ')} |`,
+          .join(', ')} | ${fmt(r.other_cores)} |`,
     ),
   ].join('\n');
 }
@@ -212,24 +218,36 @@ export function clusterMarkdown(r: {
   target: Target;
 }): string {
   const m = r.machine;
+  // `--only` runs one phase: the other's table is left out rather than printed empty.
+  const throughput =
+    r.tp.length === 0
+      ? []
+      : [
+          `### Throughput: ${r.jobs} HLS jobs at once, ${r.slots} job slots in all`,
+          '',
+          throughputTable(r.tp),
+          '',
+          `All processes share the machine's ${m.cpus} cores: more workers add processes, not cores.`,
+          '',
+        ];
+  const overhead = r.oh.every((o) => o.runs === 0)
+    ? []
+    : [
+        '### Overhead of the Redis + S3 path, one HLS job',
+        '',
+        overheadTable(r.oh),
+        '',
+        targetTable([r.target]),
+        '',
+        `Without the upload's time after the download (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
+        '',
+      ];
   return [
     `Machine: ${m.cpus} cores (${m.cpu_model}), ${m.total_mem_gb} GB RAM, ${m.platform}, Node ${m.node}; load average at start ${m.loadavg_start.join(' / ')}.`,
     `Setup: origin on 127.0.0.1 (${r.latencyMs} ms per request, ${r.rateMbit} Mbit/s per connection); HLS ${r.hls.segments} × 1 s 1080p segments, ${(r.hls.bytes / 1e6).toFixed(0)} MB per job; redis-server and s3rver each in its own process; Gabe from dist/cli.js; ${r.rounds} round(s), medians of runs whose every output matched embedded mode's bytes.`,
     '',
-    `### Throughput: ${r.jobs} HLS jobs at once, ${r.slots} job slots in all`,
-    '',
-    throughputTable(r.tp),
-    '',
-    `All processes share the machine's ${m.cpus} cores: more workers add processes, not cores.`,
-    '',
-    '### Overhead of the Redis + S3 path, one HLS job',
-    '',
-    overheadTable(r.oh),
-    '',
-    targetTable([r.target]),
-    '',
-    `Without the upload (the worker's own timing of it taken off the cluster's median wall): ${withoutUpload(r.oh)}.`,
-    '',
+    ...throughput,
+    ...overhead,
     'wall = first POST to the last COMPLETED seen by polling (100 ms for batches, 50 ms for one job); MB = bytes the origin served in the window; CPU = utime + stime (+ waited-for children) from /proc over the window, of each process; peak RSS = each process tree that runs jobs, sampled every 50 ms; other load = busy cores of everything else on the machine during the run.',
   ].join('\n');
 }

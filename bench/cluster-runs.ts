@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { ClusterProcess } from '../test/helpers/cluster.js';
 import { deleteJob, fetchFile, queuedSeconds, submitJob, waitAll } from './cluster-jobs.js';
-import { type BenchCluster, cpuMeter, pidOf, uploadSeconds } from './cluster-nodes.js';
+import { type BenchCluster, cpuMeter, pidOf, uploadLog } from './cluster-nodes.js';
 import { sha256File } from './content.js';
 import { backgroundMeter, round } from './measure.js';
 import type { OriginProcess } from './origin-process.js';
@@ -37,6 +37,10 @@ export interface SingleSample {
   queued_s: number | null;
   /** Cluster: the upload to S3 as the worker's log times it (part of the wall). */
   upload_s: number | null;
+  /** Of upload_s, S3's CompleteMultipartUpload, when the upload began while the file was written. */
+  upload_complete_s: number | null;
+  /** Parts the worker sent while the file was written (null: none began early). */
+  early_parts: number | null;
   other_cores: number | null;
   note: string;
 }
@@ -116,7 +120,15 @@ export async function runClusterSingle(
   return {
     ...single('cluster', roundNo, ok, note, wall, byProcess, background.other_cores),
     queued_s: queuedSeconds(f!),
-    upload_s: uploadSeconds(worker, s.id),
+    ...uploadFields(uploadLog(worker, s.id)),
+  };
+}
+
+function uploadFields(u: ReturnType<typeof uploadLog>) {
+  return {
+    upload_s: u?.seconds ?? null,
+    upload_complete_s: u?.complete_s ?? null,
+    early_parts: u?.early_parts ?? null,
   };
 }
 
@@ -139,6 +151,8 @@ function single(
     cpu_by_process_s: cpu,
     queued_s: null,
     upload_s: null,
+    upload_complete_s: null,
+    early_parts: null,
     other_cores: otherCores,
     note,
   };

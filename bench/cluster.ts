@@ -8,6 +8,7 @@
  *
  *   options: --segments 300  --rounds 3  --workers 1,2,4  --jobs 8  --slots 8
  *            --latency-ms 30  --rate-mbit 50  --no-build  --timeout-s S
+ *            --only overhead|throughput (one phase; the other's table is left out)
  * See bench/README.md#cluster.
  */
 import { execFileSync } from 'node:child_process';
@@ -43,8 +44,13 @@ export async function runClusterBench(argv: string[]): Promise<number> {
       'rate-mbit': { type: 'string', default: '50' },
       'no-build': { type: 'boolean', default: false },
       'timeout-s': { type: 'string', default: '300' },
+      only: { type: 'string' },
     },
   });
+  const only = args.only;
+  if (only !== undefined && only !== 'overhead' && only !== 'throughput') {
+    throw new Error(`--only takes overhead or throughput, not ${only}`);
+  }
   const started = performance.now();
   const log = (s: string) =>
     process.stderr.write(
@@ -82,8 +88,10 @@ export async function runClusterBench(argv: string[]): Promise<number> {
       log,
     };
     log(`cluster up: API ${bc.api.url}, ${bc.cluster.redis.url}, S3 ${bc.s3.config.endpoint}`);
-    single.push(...(await overheadPhase(ctx, bc, rounds)));
-    throughput.push(...(await throughputPhase(ctx, bc, rounds, workerCounts, slots, jobs)));
+    if (only !== 'throughput') single.push(...(await overheadPhase(ctx, bc, rounds)));
+    if (only !== 'overhead') {
+      throughput.push(...(await throughputPhase(ctx, bc, rounds, workerCounts, slots, jobs)));
+    }
   } finally {
     await bc?.close();
     origin.stop();
@@ -118,6 +126,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
       slots,
       latency_ms: latencyMs,
       rate_mbit: rateMbit,
+      only: only ?? null,
     },
     machine,
     tools: { ffmpeg: toolVersions().ffmpeg ?? null, 'redis-server': redisVersion() },
@@ -163,9 +172,12 @@ async function overheadPhase(ctx: RunContext, bc: BenchCluster, rounds: number):
             ? await runEmbeddedSingle(ctx, embedded, r)
             : await runClusterSingle(ctx, bc, worker!, r);
         out.push(s);
-        const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s`;
+        const complete =
+          s.upload_complete_s === null ? '' : ` (S3 complete ${s.upload_complete_s.toFixed(3)} s)`;
+        const early = s.early_parts === null ? '' : `, ${s.early_parts} parts sent early`;
+        const upload = s.upload_s === null ? '' : `, upload ${s.upload_s.toFixed(3)} s${complete}${early}`;
         ctx.log(
-          `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
+          `single r${r} ${mode}: ${s.wall_s.toFixed(3)} s wall (POST → started ${s.queued_s?.toFixed(3) ?? '?'} s${upload}), ${s.cpu_s} s CPU, other load ${s.other_cores ?? '?'} cores — ${s.verified ? 'ok' : `FAILED ${s.note}`}`,
         );
       }
     }

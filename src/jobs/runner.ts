@@ -13,7 +13,7 @@ import { GabeError, toGabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
 import { removeLocalOutput } from '../storage/local-results.js';
 import { jobTempDir, removeDir } from '../storage/paths.js';
-import type { ResultStore } from '../storage/results.js';
+import type { EarlyUpload, OutputFile, ResultStore } from '../storage/results.js';
 import type { JobStore, TransitionFields } from './job-store.js';
 import type { JobEvents } from './queue.js';
 import type { Job, JobStatus, JobType } from './types.js';
@@ -133,6 +133,17 @@ export class JobRunner {
     };
     log.info({ type: job.type, url: job.request.url, attempt: job.attempts }, 'job started');
     let finished: Awaited<ReturnType<Downloader['run']>> | null = null;
+    // The main file's upload, begun while the file is written when the result store can (S3).
+    let early: EarlyUpload | null = null;
+    const onOutputFile = (file: OutputFile) => {
+      void early?.abort();
+      try {
+        early = this.deps.results.begin?.(job.id, file, controller.signal, log) ?? null;
+      } catch (err) {
+        early = null;
+        log.warn({ err: (err as Error).message }, 'could not begin uploading the file while it is written');
+      }
+    };
     try {
       const downloader = this.deps.downloaders[job.type];
       if (!downloader) throw new GabeError('NOT_IMPLEMENTED', `no downloader for ${job.type}`);
@@ -151,15 +162,24 @@ export class JobRunner {
           entry.stop ??= new AbortController();
           return entry.stop.signal;
         },
+        ...(this.deps.results.begin ? { onOutputFile } : {}),
       });
       if (controller.signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled');
-      const result = await this.deps.results.publish(job.id, finished, controller.signal, log);
+      const result = await this.deps.results.publish(
+        job.id,
+        finished,
+        controller.signal,
+        log,
+        early ?? undefined,
+      );
       await this.saveProgress(job.id, tracker, log);
       await this.record(job.id, 'COMPLETED', { result });
       log.info({ output: result.output_path, size_mb: result.file_size_mb }, 'job completed');
       await removeDir(tempDir);
       return 'completed';
     } catch (raw) {
+      // No multipart upload may outlive its job (after a completed one this does nothing).
+      await (early as EarlyUpload | null)?.abort();
       return this.fail(job, entry, raw, finished, log);
     }
   }

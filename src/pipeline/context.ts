@@ -2,6 +2,7 @@ import type { JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
+import type { OutputFile } from '../storage/results.js';
 import type { ProgressTracker } from './progress.js';
 
 /**
@@ -34,6 +35,12 @@ export interface DownloadContext {
    * what was recorded" (the returned signal aborts; the job then completes) instead of cancelling.
    */
   markLive?: () => AbortSignal;
+  /**
+   * Called by a writer that appends its output strictly in order (only the in-process MP4 remux), once
+   * the file exists: the result store may begin uploading it (storage/progressive-upload.ts). The file
+   * is still published as usual; this only lets the upload start early. Never throws.
+   */
+  onOutputFile?: (file: OutputFile) => void;
 }
 
 /** One implementation per job type: the scheduler picks by `job.type`. */

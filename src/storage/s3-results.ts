@@ -1,6 +1,14 @@
 /**
  * Finished files in the S3 bucket of storage.s3: each job's file and .vtt sidecars are uploaded to
  * `<prefix><job id>/<name>` once complete, and the job's result names them `s3://bucket/key`.
+ *
+ * The main file can also begin going up while it is written (begin(), progressive-upload.ts). Its key
+ * must be known when that upload is created, before publishFile picks the file's final name, so it
+ * is the name the job asked for (`<video_name>.mp4`); when publishFile had to pick another one
+ * (`name (1).mp4`: output_path already held the name) the early upload is dropped and the file
+ * uploaded whole under its final name, as before. Keys and names thus stay what they were (the
+ * download is named after the key), and that fallback is rare: in S3 mode files stay in output_path
+ * only while they are uploaded.
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,7 +18,8 @@ import { GabeError, isAbortError, isGabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
 import { removeLocalOutput, resultFiles } from './local-results.js';
 import { contentTypeOf } from './names.js';
-import type { ResultCheck, ResultStore } from './results.js';
+import { ProgressiveUpload } from './progressive-upload.js';
+import type { EarlyUpload, EarlyUploaded, OutputFile, ResultCheck, ResultStore } from './results.js';
 import {
   describeS3Error,
   formatS3Url,
@@ -61,10 +70,18 @@ export class S3Results implements ResultStore {
    * Every file is uploaded before any local copy is removed, so a failure part way leaves the job's
    * files complete on disk (and the objects already sent are deleted again: no result names them).
    */
-  async publish(jobId: string, result: JobResult, signal: AbortSignal, log: Logger): Promise<JobResult> {
+  async publish(
+    jobId: string,
+    result: JobResult,
+    signal: AbortSignal,
+    log: Logger,
+    early?: EarlyUpload,
+  ): Promise<JobResult> {
     const sent: string[] = [];
     try {
-      const outputUrl = await this.uploadWithRetry(jobId, result.output_path, signal, log, sent);
+      const outputUrl =
+        (await this.finishEarly(result.output_path, early, signal, log, sent)) ??
+        (await this.uploadWithRetry(jobId, result.output_path, signal, log, sent));
       const subtitles = [];
       for (const s of result.subtitles ?? []) {
         subtitles.push({ ...s, path: await this.uploadWithRetry(jobId, s.path, signal, log, sent) });
@@ -75,6 +92,79 @@ export class S3Results implements ResultStore {
     } catch (err) {
       for (const key of sent) await this.files.delete(key).catch(() => {});
       throw err;
+    }
+  }
+
+  /** Begins the upload of a job's main file while it is written; publish() gets the handle. */
+  begin(jobId: string, file: OutputFile, signal: AbortSignal, log: Logger): EarlyUpload | null {
+    const upload = new ProgressiveUpload({
+      files: this.files,
+      key: this.keyFor(jobId, file.publishAs),
+      contentType: contentTypeOf(file.publishAs),
+      headerBytes: file.headerBytes,
+      signal,
+      log,
+    });
+    upload.start(file.path);
+    const bucket = this.bucket;
+    return {
+      async finish(finalPath: string): Promise<EarlyUploaded | null> {
+        if (path.basename(finalPath) !== path.basename(file.publishAs)) {
+          log.info(
+            { key: upload.key, published_as: path.basename(finalPath) },
+            'the file was published under another name than its early upload; uploading it whole',
+          );
+          await upload.abort();
+          return null;
+        }
+        const done = await upload.finish(finalPath);
+        if (!done) return null;
+        const { key, bytes, earlyParts, resentParts, partsSeconds, completeSeconds } = done;
+        const timings = { parts_s: partsSeconds, complete_s: completeSeconds };
+        return { url: formatS3Url(bucket, key), key, bytes, earlyParts, resentParts, timings };
+      },
+      abort: () => upload.abort(),
+    };
+  }
+
+  /**
+   * The main file's upload finished from its early parts: its URL, or null when it must be uploaded
+   * whole (nothing began early, the early parts cannot be used, or S3 failed while finishing).
+   */
+  private async finishEarly(
+    file: string,
+    early: EarlyUpload | undefined,
+    signal: AbortSignal,
+    log: Logger,
+    sent: string[],
+  ): Promise<string | null> {
+    if (!early) return null;
+    const started = performance.now();
+    try {
+      const done = await early.finish(file);
+      if (!done) return null;
+      sent.push(done.key);
+      const seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+      log.info(
+        {
+          url: done.url,
+          bytes: done.bytes,
+          seconds,
+          early_parts: done.earlyParts,
+          resent_parts: done.resentParts,
+          ...done.timings,
+        },
+        'uploaded to S3',
+      );
+      return done.url;
+    } catch (err) {
+      await early.abort();
+      if (signal.aborted) throw new GabeError('CANCELLED', 'the job was cancelled', { cause: err });
+      log.warn(
+        { err: describeS3Error(err) },
+        'could not finish the upload begun while the file was written; uploading it whole',
+      );
+      return null;
     }
   }
 

@@ -10,6 +10,7 @@
  * await s3.start()     // back on the same port with the same objects
  * s3.inFlight()        // responses the server is still writing (a leaked body stays here)
  * s3.requests          // every request seen, 'PUT /bucket/key?partNumber=1&uploadId=…'
+ * // AbortMultipartUpload and ListMultipartUploads work too (s3rver lacks them: s3rver-multipart.ts)
  * await s3.close()      // at the end
  * ```
  */
@@ -19,10 +20,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../src/service/config.js';
 import { S3Files } from '../../src/storage/s3.js';
+import { addMultipartCalls, type S3rverWithStore } from './s3rver-multipart.js';
 import { tempDir } from './tmp.js';
 
 // s3rver ships no types; the little of it used here is typed by hand.
-interface S3rverInstance {
+interface S3rverInstance extends S3rverWithStore {
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
   httpServer: Server;
@@ -63,6 +65,8 @@ export async function startS3Server(bucket = 'gabe-test'): Promise<TestS3Server>
     if (server) return;
     // A new instance each time: s3rver closes its logger with its HTTP server, so one cannot run twice.
     const s = new S3rver({ address: '127.0.0.1', port, silent: true, directory, vhostBuckets: false });
+    // AbortMultipartUpload and ListMultipartUploads, which s3rver lacks (s3rver-multipart.ts).
+    addMultipartCalls(s);
     const address = await s.run();
     port = address.port;
     s.httpServer.on('connection', (socket: Socket) => {

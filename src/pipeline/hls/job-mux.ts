@@ -21,6 +21,11 @@ import { prepareSubtitles, type SubtitleFile } from './subtitle-tracks.js';
 import type { TrackResult } from './track-download.js';
 import type { Fetch } from './track-plan.js';
 
+/** The published file's extension: `.m4a` for audio_only, else `.mp4`. */
+export function containerExt(audioOnly: boolean): '.m4a' | '.mp4' {
+  return audioOnly ? '.m4a' : '.mp4';
+}
+
 export interface JobMuxOptions {
   ctx: DownloadContext;
   src: PlaylistSource;
@@ -116,6 +121,10 @@ export class JobMux {
         heads: this.heads.map((h) => h.bytes),
         offsets: () => this.trackOffsets(),
         log: ctx.log,
+        onOpen: (file, headerBytes) => {
+          const publishAs = `${ctx.job.video_name}${containerExt(this.o.audioOnly)}`;
+          ctx.onOutputFile?.({ path: file, publishAs, headerBytes });
+        },
       });
       this.ready.resolve(this.merger);
     } catch (err) {

@@ -26,7 +26,7 @@ import { parseIv } from '../../playlist/keys.js';
 import { formatResolution } from '../../playlist/selection.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
-import { JobMux } from './job-mux.js';
+import { containerExt, JobMux } from './job-mux.js';
 import { concurrencyOf, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
 import { KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
@@ -262,7 +262,7 @@ class HlsJob {
           ? formatResolution(selected.variant)
           : null;
     const size = (await stat(mux.output)).size;
-    const ext = audioOnly ? '.m4a' : '.mp4';
+    const ext = containerExt(audioOnly);
     const outputPath = await publishFile(mux.output, ctx.config.output_path, ctx.job.video_name, ext);
     const result: JobResult = {
       status: 'completed',

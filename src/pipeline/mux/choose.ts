@@ -53,6 +53,8 @@ export interface OpenMergerOptions extends Omit<MergerOptions, 'offsets'> {
   /** For ffmpeg with separate tracks: where each starts on the shared clock (start-time.ts). */
   offsets: () => Promise<{ main: number; audio: number }>;
   log: Logger;
+  /** Passed to the in-process remux only: it alone writes its file in order (NativeMergerOptions). */
+  onOpen?: (file: string, headerBytes: number) => void;
 }
 
 export async function openMerger(o: OpenMergerOptions): Promise<TrackMerger> {

@@ -35,6 +35,12 @@ export interface NativeMergerOptions {
   /** Bytes reserved in front for the moov; null = none (the moov then goes in front of a copy). */
   moovReserve: number | null;
   signal: AbortSignal;
+  /**
+   * Called once the output exists, with the bytes at its start that finish() rewrites: past them
+   * the file only grows, in order, so it can be uploaded while it is written. Not called without a
+   * moovReserve (the file then ends up in a new copy).
+   */
+  onOpen?: (file: string, headerBytes: number) => void;
 }
 
 /** Starts of the tracks further apart than this (90 kHz ticks) are worth a warning: rarely meant. */
@@ -105,6 +111,9 @@ export class NativeMerger {
     this.tail = this.fh.then(async (fh) => {
       await fh.write(reserve > 0 ? Buffer.concat([type, freeHeader(reserve)]) : type, 0, undefined, 0);
       await fh.write(mdatHeader(0), 0, MDAT_HEADER, this.dataStart - MDAT_HEADER);
+      // Without room for the moov the file is rewritten into a copy at the end: nothing sent early
+      // would be of use, so it is not announced.
+      if (reserve > 0) options.onOpen?.(options.output, this.dataStart);
     });
     this.tail.catch(() => {});
   }
