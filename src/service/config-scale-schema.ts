@@ -45,7 +45,7 @@ export const StorageSchema = Type.Object(
       {
         bucket: Nullable(
           Type.String({ minLength: 3, maxLength: 63 }),
-          'S3 bucket for finished files. Set: each finished file (and its .vtt sidecars) is uploaded to s3://bucket/<prefix><job id>/<name> and removed from output_path; null = files stay in output_path.',
+          'S3 bucket for finished files. Set: each finished file (and its .vtt sidecars) is uploaded to s3://bucket/<prefix><job id>/<name> (an MP4 the in-process remux writes goes up part by part while it is written) and removed from output_path; null = files stay in output_path.',
         ),
         endpoint: Nullable(
           Type.String({ pattern: '^https?://' }),
