@@ -7,7 +7,8 @@ import type { ResultStore } from '../storage/results.js';
 import type { JobStore } from './job-store.js';
 
 const HOUR_MS = 60 * 60 * 1000;
-const JOB_DIR = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** `<job id>`, or `<job id>-<attempt>` for a run that could not share the first (jobs/temp-owner.ts). */
+const JOB_DIR = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(-\d+)?$/i;
 
 export interface CleanupReport {
   jobs: number;
@@ -48,7 +49,7 @@ export async function cleanupOnce(
   const candidates = entries.filter((name) => JOB_DIR.test(name));
   if (candidates.length > 0) {
     for (const name of candidates) {
-      const job = await store.get(name);
+      const job = await store.get(JOB_DIR.exec(name)![1]!);
       if (job && (job.status === 'PENDING' || job.status === 'PROCESSING')) continue;
       await removeDir(path.join(config.temp_path, name));
       tempDirs++;

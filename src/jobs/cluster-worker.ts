@@ -53,6 +53,11 @@ export class ClusterWorker {
       autorun: false,
     });
     this.worker.on('error', (err) => deps.log.warn({ err: err.message }, 'queue worker error'));
+    // Its lock expired (Redis was away longer than lock_duration_ms, or this process stalled): the stalled
+    // check may give the job to another worker, so this one stops writing into the job's files at once.
+    this.worker.on('lockRenewalFailed', (ids) => {
+      for (const id of ids) void this.runner.abort(id, 'lost');
+    });
     this.stopCancel = deps.bus.onCancel((id) => {
       void this.runner.abort(id, 'cancel');
     });
@@ -101,6 +106,9 @@ export class ClusterWorker {
     }
     if (outcome === 'resume')
       log.info({ job_id: id, attempts: job.attempts }, 'job taken over from a worker that stopped');
+    // BullMQ handed back a job this process still runs (its lock expired): that run stops first, so
+    // the two never write into the same files.
+    if (this.runner.has(id)) await this.runner.abort(id, 'lost');
     const running = this.runner.run(job);
     // A DELETE that arrived between the claim and now was published before this worker ran the job.
     if (await store.cancelRequested(id)) void this.runner.abort(id, 'cancel');

@@ -36,6 +36,13 @@ export interface TransitionFields {
   result?: JobResult;
   error?: string;
   error_code?: string;
+  /**
+   * The run's attempt number (its `attempts` when it was claimed): the transition happens only while
+   * the job is still in that attempt. In a cluster a worker that lost its hold on a job (its lock
+   * expired while Redis was away) may still be running it after another worker took it over; this
+   * fence keeps the stale run from recording anything.
+   */
+  attempt?: number;
 }
 
 export interface JobStore {
@@ -52,8 +59,8 @@ export interface JobStore {
    * null when the job is gone or the transition was refused (someone else won).
    */
   transition(id: string, to: JobStatus, fields?: TransitionFields): Awaitable<Job | null>;
-  /** Stores a running job's progress; ignored unless the job is PROCESSING. */
-  updateProgress(id: string, p: JobProgress): Awaitable<void>;
+  /** Stores a running job's progress; ignored unless the job is PROCESSING (in `attempt`, when given). */
+  updateProgress(id: string, p: JobProgress, attempt?: number): Awaitable<void>;
   delete(id: string): Awaitable<boolean>;
   /** Final jobs whose completion is older than the cutoff (ISO time), oldest first. */
   finishedBefore(cutoffIso: string, limit?: number): Awaitable<Job[]>;

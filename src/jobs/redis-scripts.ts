@@ -124,25 +124,34 @@ end
 return { 'ok', redis.call('HGETALL', k) }
 `);
 
-/** ARGV: P, id, to, now, now_ms, has_result, result, has_error, error, has_code, code. Hash or nil. */
+/**
+ * ARGV: P, id, to, now, now_ms, has_result, result, has_error, error, has_code, code, attempt fence ('' =
+ * none). Hash or nil.
+ */
 export const TRANSITION = script(`
 local id = ARGV[2]
 local result = ARGV[6] == '1' and ARGV[7] or nil
 local err = ARGV[8] == '1' and ARGV[9] or nil
 local code = ARGV[10] == '1' and ARGV[11] or nil
+-- The fence: a run that is no longer the job's current attempt records nothing.
+if ARGV[12] ~= '' and redis.call('HGET', jobKey(id), 'attempts') ~= ARGV[12] then return false end
 if not move(id, ARGV[3], ARGV[4], ARGV[5], result, err, code) then return false end
 return redis.call('HGETALL', jobKey(id))
 `);
 
-/** ARGV: P, id, now, n, then n values of field/value pairs to set, then fields to delete (nulls). */
+/**
+ * ARGV: P, id, attempt fence ('' = none), now, n, then n values of field/value pairs to set, then fields
+ * to delete (nulls).
+ */
 export const PROGRESS = script(`
 local k = jobKey(ARGV[2])
 if redis.call('HGET', k, 'status') ~= 'PROCESSING' then return 0 end
-local n = tonumber(ARGV[4])
-local set = { 'updated_at', ARGV[3] }
-for i = 5, 4 + n do set[#set + 1] = ARGV[i] end
+if ARGV[3] ~= '' and redis.call('HGET', k, 'attempts') ~= ARGV[3] then return 0 end
+local n = tonumber(ARGV[5])
+local set = { 'updated_at', ARGV[4] }
+for i = 6, 5 + n do set[#set + 1] = ARGV[i] end
 redis.call('HSET', k, unpack(set))
-for i = 5 + n, #ARGV do redis.call('HDEL', k, ARGV[i]) end
+for i = 6 + n, #ARGV do redis.call('HDEL', k, ARGV[i]) end
 return 1
 `);
 

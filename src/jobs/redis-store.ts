@@ -126,13 +126,15 @@ export class RedisJobStore implements JobStore {
       fields.error ?? '',
       fields.error_code != null ? '1' : '0',
       fields.error_code ?? '',
+      fields.attempt === undefined ? '' : String(fields.attempt),
     )) as FlatHash | null;
     return flat ? fromHash(flat) : null;
   }
 
-  async updateProgress(id: string, p: JobProgress): Promise<void> {
+  async updateProgress(id: string, p: JobProgress, attempt?: number): Promise<void> {
     const { set, unset } = progressFields(p);
-    await this.run(PROGRESS, id, clock()[0], set.length, ...set, ...unset);
+    const fence = attempt === undefined ? '' : String(attempt);
+    await this.run(PROGRESS, id, fence, clock()[0], set.length, ...set, ...unset);
   }
 
   async delete(id: string): Promise<boolean> {

@@ -4,7 +4,6 @@
  * publishes the finished file (local or S3) and records the outcome in the store.
  */
 import type { EventEmitter } from 'node:events';
-import { mkdir } from 'node:fs/promises';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
 import type { Downloader } from '../pipeline/context.js';
 import { ProgressTracker } from '../pipeline/progress.js';
@@ -16,6 +15,7 @@ import { jobTempDir, removeDir } from '../storage/paths.js';
 import type { EarlyUpload, OutputFile, ResultStore } from '../storage/results.js';
 import type { JobStore, TransitionFields } from './job-store.js';
 import type { JobEvents } from './queue.js';
+import { claimTempDir } from './temp-owner.js';
 import type { Job, JobStatus, JobType } from './types.js';
 
 /** Progress events (SSE, metrics) at most this often per job… */
@@ -23,9 +23,16 @@ const PROGRESS_EMIT_MS = 250;
 /** …and the stored copy (GET /job overlays live progress, so the store may lag). */
 const PROGRESS_WRITE_MS = 1000;
 
-export type StopReason = 'cancel' | 'shutdown';
-/** How a run ended; 'interrupted' = shutdown, the job is PENDING again and resumes on the next start. */
-export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted';
+/**
+ * 'lost': a cluster worker's hold on the job expired and another worker may run it now: stop, record
+ * nothing, touch no file the other run may be using.
+ */
+export type StopReason = 'cancel' | 'shutdown' | 'lost';
+/**
+ * How a run ended; 'interrupted' = shutdown, the job is PENDING again and resumes on the next start;
+ * 'lost' = stopped without a word, the job belongs to another run.
+ */
+export type RunOutcome = 'completed' | 'failed' | 'cancelled' | 'interrupted' | 'lost';
 
 interface Running {
   controller: AbortController;
@@ -101,14 +108,15 @@ export class JobRunner {
     await Promise.allSettled(all.map((r) => r.done));
   }
 
-  private async record(id: string, to: JobStatus, fields?: TransitionFields): Promise<void> {
-    const job = await this.deps.store.transition(id, to, fields);
-    if (job) this.deps.events.emit('job', job);
+  /** Records an outcome of run `job` (fenced by its attempt: a stale run records nothing). */
+  private async record(job: Job, to: JobStatus, fields: TransitionFields = {}): Promise<void> {
+    const stored = await this.deps.store.transition(job.id, to, { ...fields, attempt: job.attempts });
+    if (stored) this.deps.events.emit('job', stored);
   }
 
-  private async saveProgress(id: string, tracker: ProgressTracker, log: Logger): Promise<void> {
+  private async saveProgress(job: Job, tracker: ProgressTracker, log: Logger): Promise<void> {
     try {
-      await this.deps.store.updateProgress(id, tracker.snapshot());
+      await this.deps.store.updateProgress(job.id, tracker.snapshot(), job.attempts);
     } catch (err) {
       // A store that is briefly away (Redis restarting) must not fail the download; the next write catches up.
       log.warn({ err: (err as Error).message }, 'could not store progress');
@@ -119,7 +127,7 @@ export class JobRunner {
     const { controller, tracker } = entry;
     const { config, events } = this.deps;
     const log = this.deps.log.child({ job_id: job.id });
-    const tempDir = jobTempDir(config.temp_path, job.id);
+    let tempDir = jobTempDir(config.temp_path, job.id);
     let lastWrite = 0;
     let lastEmit = 0;
     const reportProgress = () => {
@@ -129,7 +137,7 @@ export class JobRunner {
       events.emit('progress', job.id, tracker.snapshot());
       if (now - lastWrite < PROGRESS_WRITE_MS) return;
       lastWrite = now;
-      void this.saveProgress(job.id, tracker, log);
+      void this.saveProgress(job, tracker, log);
     };
     log.info({ type: job.type, url: job.request.url, attempt: job.attempts }, 'job started');
     let finished: Awaited<ReturnType<Downloader['run']>> | null = null;
@@ -147,7 +155,7 @@ export class JobRunner {
     try {
       const downloader = this.deps.downloaders[job.type];
       if (!downloader) throw new GabeError('NOT_IMPLEMENTED', `no downloader for ${job.type}`);
-      await mkdir(tempDir, { recursive: true });
+      tempDir = await claimTempDir(config.temp_path, job, log);
       finished = await downloader.run({
         job: { id: job.id, type: job.type, request: job.request, video_name: job.video_name },
         config,
@@ -172,15 +180,15 @@ export class JobRunner {
         log,
         early ?? undefined,
       );
-      await this.saveProgress(job.id, tracker, log);
-      await this.record(job.id, 'COMPLETED', { result });
+      await this.saveProgress(job, tracker, log);
+      await this.record(job, 'COMPLETED', { result });
       log.info({ output: result.output_path, size_mb: result.file_size_mb }, 'job completed');
       await removeDir(tempDir);
       return 'completed';
     } catch (raw) {
       // No multipart upload may outlive its job (after a completed one this does nothing).
       await (early as EarlyUpload | null)?.abort();
-      return this.fail(job, entry, raw, finished, log);
+      return this.fail(job, entry, raw, { finished, tempDir }, log);
     }
   }
 
@@ -188,32 +196,35 @@ export class JobRunner {
     job: Job,
     { controller, tracker }: Running,
     raw: unknown,
-    finished: Awaited<ReturnType<Downloader['run']>> | null,
+    { finished, tempDir }: { finished: Awaited<ReturnType<Downloader['run']>> | null; tempDir: string },
     log: Logger,
   ): Promise<RunOutcome> {
-    const tempDir = jobTempDir(this.deps.config.temp_path, job.id);
     const reason = controller.signal.aborted ? (controller.signal.reason as StopReason) : null;
     const err = toGabeError(raw);
     // A file that downloaded but could not be uploaded stays in output_path: the result says where.
     const kept = err.code === 'GABE_ERR_UPLOAD' && finished && !reason ? { result: finished } : {};
     // Stopped while its file was being published (an S3 upload): no job will name that file again.
     if (finished && !kept.result) await removeLocalOutput(finished, this.deps.config.output_path);
-    await this.saveProgress(job.id, tracker, log);
+    if (reason === 'lost') {
+      log.warn('job stopped: this worker lost its hold on it, and another worker may be running it');
+      return 'lost';
+    }
+    await this.saveProgress(job, tracker, log);
     if (reason === 'shutdown') {
-      await this.record(job.id, 'PENDING');
+      await this.record(job, 'PENDING');
       log.info('job interrupted by shutdown; it resumes on the next start');
       return 'interrupted';
     }
     await removeDir(tempDir).catch((e: unknown) => log.warn({ err: e }, 'could not remove temp files'));
     if (reason === 'cancel') {
-      await this.record(job.id, 'CANCELLED', {
+      await this.record(job, 'CANCELLED', {
         error: 'cancelled by the client',
         error_code: 'GABE_ERR_CANCELLED',
       });
       log.info('job cancelled');
       return 'cancelled';
     }
-    await this.record(job.id, 'FAILED', { error: err.message, error_code: err.code, ...kept });
+    await this.record(job, 'FAILED', { error: err.message, error_code: err.code, ...kept });
     log.error(
       { code: err.code, err: err.message, cause: err.kind === 'INTERNAL' ? raw : undefined },
       'job failed',

@@ -137,6 +137,7 @@ export class SqliteJobStore implements JobStore {
     const tx = this.db.transaction((): Job | null => {
       const current = this.get(id);
       if (!current || !canTransition(current.status, to)) return null;
+      if (fields.attempt !== undefined && current.attempts !== fields.attempt) return null;
       const t = now();
       const final = to === 'COMPLETED' || to === 'FAILED' || to === 'CANCELLED';
       const row = this.db
@@ -164,12 +165,12 @@ export class SqliteJobStore implements JobStore {
     return tx.immediate();
   }
 
-  updateProgress(id: string, p: JobProgress): void {
+  updateProgress(id: string, p: JobProgress, attempt?: number): void {
     this.db
       .prepare(
         `UPDATE jobs SET progress = ?, total_segments = ?, downloaded_segments = ?, downloaded_bytes = ?,
            total_bytes = ?, speed_bps = ?, eta_seconds = ?, recorded_seconds = ?, updated_at = ?
-         WHERE id = ? AND status = 'PROCESSING'`,
+         WHERE id = ? AND status = 'PROCESSING' AND (? IS NULL OR attempts = ?)`,
       )
       .run(
         p.progress,
@@ -182,6 +183,8 @@ export class SqliteJobStore implements JobStore {
         p.recorded_seconds,
         now(),
         id,
+        attempt ?? null,
+        attempt ?? null,
       );
   }
 

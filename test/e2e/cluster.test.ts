@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import { type Cluster, type ClusterProcess, startCluster } from '../helpers/cluster.js';
-import { type HlsMediaFixture, type Mp4Fixture, makeHlsTs, makeMp4 } from '../helpers/fixtures.js';
+import {
+  decodedHash,
+  type HlsMediaFixture,
+  type Mp4Fixture,
+  makeHlsTs,
+  makeMp4,
+} from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService } from '../helpers/service.js';
 
@@ -366,6 +374,42 @@ describe('a cluster through a Redis restart and an S3 outage', () => {
     assert.equal((await fetch(`${api.url}/job/${id}`, { method: 'DELETE' })).status, 200);
     assert.equal(existsSync(kept), false);
   });
+  it('stops a run that lost its lock and finishes the job once, with the right bytes, wherever it is taken over', async () => {
+    // Two workers: the job taken back may land on the worker that still runs it, or on the other one.
+    const second = await cluster.startWorker('worker-b', 3);
+    // About 8 s of download, one segment at a time.
+    origin.addFault({ match: /\.ts$/, latencyMs: 1000 });
+    const res = await post(api, '/download/', {
+      url: `${origin.url}/hls/index.m3u8`,
+      video_name: 'lost-lock',
+      use_multithreading: false,
+    });
+    const { job_id: id } = (await res.json()) as JobJson;
+    await waitFor(api, id, (j) => j.status === 'PROCESSING' && j.progress >= 25, 30_000);
+    // What a lock that expired while Redis was away (or the worker stalled) looks like to BullMQ.
+    const redis = new Redis(cluster.redis.url);
+    assert.equal(await redis.del(`gabe:bull:jobs:${id}:lock`), 1);
+    await redis.quit();
+    const job = await waitFor(api, id, isFinal, 120_000);
+    assert.equal(job.status, 'COMPLETED', JSON.stringify(job));
+    const logs = cluster.processes().map((p) => [p.name, cluster.jobLog(p.name, id)] as const);
+    const said = (m: string) => logs.flatMap(([, lines]) => lines.filter((l) => l.startsWith(m))).length;
+    assert.equal(said('job stopped: this worker lost its hold'), 1, JSON.stringify(logs));
+    assert.equal(said('job completed'), 1, JSON.stringify(logs));
+    origin.reset();
+    const ref = await submit(api, 'hls', `${origin.url}/hls/index.m3u8`, 'lost-lock-ref');
+    assert.equal((await waitFor(api, ref, isFinal)).status, 'COMPLETED');
+    // A resumed HLS job may lay its MP4 out differently from one that ran in one go (as after a crash
+    // in embedded mode): what must match is every decoded frame and sample.
+    const decoded = async (jobId: string) => {
+      const file = path.join(cluster.dir, `${jobId}.mp4`);
+      writeFileSync(file, Buffer.from(await (await fetch(`${api.url}/job/${jobId}/file`)).arrayBuffer()));
+      return [await decodedHash(file, 'v'), await decodedHash(file, 'a')];
+    };
+    assert.deepEqual(await decoded(id), await decoded(ref), JSON.stringify(logs));
+    await second.stop();
+  });
+
   it('fails a job with GABE_ERR_ATTEMPTS once its workers have died max_attempts times, rather than run it forever', async () => {
     await Promise.all(
       cluster

@@ -19,6 +19,31 @@ export function stateCases(fresh: Fresh): void {
     assert.equal(await store.transition('00000000-0000-0000-0000-000000000000', 'CANCELLED'), null);
   });
 
+  it("records a run's progress and outcome only while the job is still in that run's attempt", async (t) => {
+    const { store } = await fresh(t);
+    const job = await jobIn(store, 'PROCESSING');
+    const progress = {
+      progress: 40,
+      total_segments: 10,
+      downloaded_segments: 4,
+      downloaded_bytes: 4000,
+      total_bytes: 10000,
+      speed_bps: 1,
+      eta_seconds: 4,
+      recorded_seconds: null,
+    };
+    // A run of another attempt: a worker that lost the job to the one now running it.
+    const stale = job.attempts + 1;
+    await store.updateProgress(job.id, progress, stale);
+    assert.equal((await store.get(job.id))?.progress, 0, 'a stale run stores no progress');
+    assert.equal(await store.transition(job.id, 'COMPLETED', { result: RESULT, attempt: stale }), null);
+    assert.equal((await store.get(job.id))?.status, 'PROCESSING', 'nor an outcome');
+    await store.updateProgress(job.id, progress, job.attempts);
+    assert.equal((await store.get(job.id))?.progress, 40);
+    const done = await store.transition(job.id, 'COMPLETED', { result: RESULT, attempt: job.attempts });
+    assert.equal(done?.status, 'COMPLETED');
+  });
+
   it('a final transition sets completed_at and stops speed and ETA; COMPLETED is 100 %; back to PENDING clears nothing else', async (t) => {
     const { store } = await fresh(t);
     const running = await jobIn(store, 'PROCESSING');
