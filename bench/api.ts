@@ -10,12 +10,11 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { SqliteJobStore } from '../src/jobs/store.js';
-import { backgroundMeter, cpuSeconds, MB, round, TreeSampler } from './measure.js';
+import { backgroundMeter, cpuSeconds, loadAverage, MB, machineFacts, round, TreeSampler } from './measure.js';
 import { build, postJson, startGabeServe } from './serve.js';
 
 const { values: args } = parseArgs({
@@ -233,15 +232,7 @@ async function main(): Promise<void> {
   admitted.close();
   rmSync(DIR, { recursive: true, force: true });
 
-  const cpus = os.cpus();
-  const machine = {
-    cpus: cpus.length,
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    total_mem_gb: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    loadavg_end: os.loadavg().map((x) => round(x, 2)),
-  };
+  const machine = { ...machineFacts(), loadavg_end: loadAverage() };
   const get = results[0]!;
   const lines = [
     `Machine: ${machine.cpus} cores (${machine.cpu_model}), Node ${machine.node}; autocannon runs on the same machine (one process), ${CONNECTIONS} connections, ${DURATION} s per test after a ${WARMUP} s warm-up; ${JOBS} jobs stored.`,

@@ -13,7 +13,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runEmbeddedThroughput, runThroughput, type ThroughputSample } from './cluster-batch.js';
@@ -21,7 +20,7 @@ import { type BenchCluster, startBenchCluster } from './cluster-nodes.js';
 import { clusterMarkdown, overheadTarget, summariseOverhead, summariseThroughput } from './cluster-report.js';
 import { type RunContext, runClusterSingle, runEmbeddedSingle, type SingleSample } from './cluster-runs.js';
 import { ensureHls } from './content.js';
-import { round } from './measure.js';
+import { loadAverage, machineFacts, round } from './measure.js';
 import { startOriginProcess } from './origin-process.js';
 import { build, startGabeServe } from './serve.js';
 import { GABE_CLI, onPath, toolVersions } from './tools.js';
@@ -71,7 +70,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
   mkdirSync(tmp, { recursive: true });
   const hls = await ensureHls(CACHE, Number(args.segments), log);
   log(`content: HLS ${hls.segments} × 1 s segments, ${(hls.bytes / 1e6).toFixed(1)} MB`);
-  const loadStart = os.loadavg().map((x) => round(x, 2));
+  const loadStart = loadAverage();
 
   const origin = await startOriginProcess({ root: CACHE, latencyMs, rateMbit });
   let bc: BenchCluster | null = null;
@@ -100,16 +99,7 @@ export async function runClusterBench(argv: string[]): Promise<number> {
   const tp = summariseThroughput(throughput);
   const oh = summariseOverhead(single);
   const target = overheadTarget(oh);
-  const cpus = os.cpus();
-  const machine = {
-    cpus: cpus.length,
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    total_mem_gb: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    loadavg_start: loadStart,
-    loadavg_end: os.loadavg().map((x) => round(x, 2)),
-  };
+  const machine = { ...machineFacts(), loadavg_start: loadStart, loadavg_end: loadAverage() };
   const md = clusterMarkdown({ machine, latencyMs, rateMbit, hls, rounds, jobs, slots, tp, oh, target });
   process.stdout.write(`\n${md}\n\n`);
 

@@ -12,9 +12,10 @@
  *   sampling interval can be missed.
  * - max RSS (one process): GNU time's %M, the largest resident set of any single process in the tree.
  */
+
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 
 function getconf(name: string, fallback: number): number {
@@ -338,3 +339,18 @@ export function median(values: number[]): number | null {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
+
+/** The machine a result was measured on, for the results files (every bench writes the same facts). */
+export function machineFacts() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpu_model: cpus[0]?.model ?? 'unknown',
+    total_mem_gb: round(os.totalmem() / 1024 ** 3, 1),
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  };
+}
+
+/** The 1, 5 and 15 minute load averages, rounded. */
+export const loadAverage = () => os.loadavg().map((x) => round(x, 2));

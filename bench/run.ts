@@ -20,7 +20,9 @@ import {
   backgroundMeter,
   cpuSeconds,
   hasGnuTime,
+  loadAverage,
   type Measurement,
+  machineFacts,
   measure,
   median,
   round,
@@ -286,15 +288,7 @@ async function runOne(
 // -------------------------------------------------------------------------------------------- main
 
 function machine() {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    cpu_model: cpus[0]?.model ?? 'unknown',
-    total_mem_gb: round(os.totalmem() / 1024 ** 3, 1),
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    loadavg_start: os.loadavg().map((x) => round(x, 2)),
-  };
+  return { ...machineFacts(), loadavg_start: loadAverage() };
 }
 
 function targetsFrom(summaries: Summary[], longRss: { short: number | null; long: number | null }): Target[] {
@@ -531,7 +525,7 @@ async function main(): Promise<void> {
       sweep_rounds: sweepRounds,
       long: !!long,
     },
-    machine: { ...info, loadavg_end: os.loadavg().map((x) => round(x, 2)) },
+    machine: { ...info, loadavg_end: loadAverage() },
     tools: toolVersions(),
     content: { hls, mp4, long },
     durations_s: { generation: generationS, runs: runS },

@@ -1,8 +1,20 @@
 /** The store contract's state cases: the transition table, what a transition writes, progress. */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { canTransition } from '../../src/jobs/types.js';
+import { canTransition, type JobProgress } from '../../src/jobs/types.js';
 import { type Fresh, jobIn, RESULT, STATES } from './store-fixtures.js';
+
+/** A running job 40 % of the way. */
+const PROGRESS: JobProgress = {
+  progress: 40,
+  total_segments: 10,
+  downloaded_segments: 4,
+  downloaded_bytes: 4000,
+  total_bytes: 10000,
+  speed_bps: 1500.5,
+  eta_seconds: 4,
+  recorded_seconds: null,
+};
 
 export function stateCases(fresh: Fresh): void {
   it("allows exactly the transitions of types.ts's table, for every pair of states", async (t) => {
@@ -22,16 +34,7 @@ export function stateCases(fresh: Fresh): void {
   it("records a run's progress and outcome only while the job is still in that run's attempt", async (t) => {
     const { store } = await fresh(t);
     const job = await jobIn(store, 'PROCESSING');
-    const progress = {
-      progress: 40,
-      total_segments: 10,
-      downloaded_segments: 4,
-      downloaded_bytes: 4000,
-      total_bytes: 10000,
-      speed_bps: 1,
-      eta_seconds: 4,
-      recorded_seconds: null,
-    };
+    const progress = { ...PROGRESS, speed_bps: 1 };
     // A run of another attempt: a worker that lost the job to the one now running it.
     const stale = job.attempts + 1;
     await store.updateProgress(job.id, progress, stale);
@@ -47,16 +50,7 @@ export function stateCases(fresh: Fresh): void {
   it('a final transition sets completed_at and stops speed and ETA; COMPLETED is 100 %; back to PENDING clears nothing else', async (t) => {
     const { store } = await fresh(t);
     const running = await jobIn(store, 'PROCESSING');
-    const progress = {
-      progress: 40,
-      total_segments: 10,
-      downloaded_segments: 4,
-      downloaded_bytes: 4000,
-      total_bytes: 10000,
-      speed_bps: 1500.5,
-      eta_seconds: 4,
-      recorded_seconds: null,
-    };
+    const progress = PROGRESS;
     await store.updateProgress(running.id, progress);
     const requeued = (await store.transition(running.id, 'PENDING'))!;
     assert.equal(requeued.completed_at, null);
