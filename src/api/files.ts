@@ -8,9 +8,8 @@ import { GabeError } from '../service/errors.js';
 import { contentDisposition } from '../storage/names.js';
 import { isInside } from '../storage/paths.js';
 import type { ResultStore } from '../storage/results.js';
-import { parseS3Url } from '../storage/s3.js';
+import { parseS3Url } from '../storage/s3-url.js';
 import { planFileResponse, unsatisfiableRange } from './file-ranges.js';
-import { sendS3File } from './s3-files.js';
 import { JobParams } from './schemas.js';
 
 export interface FileRoutesOptions {
@@ -47,7 +46,11 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (
         });
       }
       const s3 = parseS3Url(file);
-      if (s3) return sendS3File(req, reply, { job, location: s3, results, settings: config.storage.s3 });
+      if (s3) {
+        // Loaded on first use: the AWS SDK is large, and a service without S3 never needs it.
+        const { sendS3File } = await import('./s3-files.js');
+        return sendS3File(req, reply, { job, location: s3, results, settings: config.storage.s3 });
+      }
       if (!isInside(config.output_path, file))
         throw new GabeError('NOT_FOUND', 'the file is not in output_path');
       let st: Awaited<ReturnType<typeof stat>>;

@@ -80,7 +80,7 @@ export async function createClusterService(config: Config, options: ClusterOptio
   const redis = connectRedis(url, log, `gabe-${options.api ? 'api' : 'worker'}`);
   const subscriber = connectRedis(url, log, 'gabe-events');
   const store = new RedisJobStore(redis, prefix);
-  const results = options.results ?? createResultStore(config, log);
+  const results = options.results ?? (await createResultStore(config, log));
   const local = new EventEmitter<JobEvents>();
   const bus = new ClusterBus(redis, subscriber, prefix, log);
   await bus.start();

@@ -45,7 +45,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   if (ffmpeg.warning) log.warn(ffmpeg.warning);
   for (const dir of [config.output_path, config.temp_path]) mkdirSync(dir, { recursive: true });
   const store = new SqliteJobStore(config.database_path);
-  const results = options.results ?? createResultStore(config, log);
+  const results = options.results ?? (await createResultStore(config, log));
   const scheduler = new Scheduler({
     store,
     config,

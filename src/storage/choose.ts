@@ -5,9 +5,8 @@ import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import { LocalResults } from './local-results.js';
 import type { ResultStore } from './results.js';
-import { S3Results } from './s3-results.js';
 
-export function createResultStore(config: Config, log: Logger): ResultStore {
+export async function createResultStore(config: Config, log: Logger): Promise<ResultStore> {
   const s3 = config.storage.s3;
   if (!s3.bucket) return new LocalResults(config.output_path);
   log.info(
@@ -19,5 +18,7 @@ export function createResultStore(config: Config, log: Logger): ResultStore {
     },
     'finished files go to S3',
   );
+  // Loaded only here: the AWS SDK adds ~8 MB to every process that imports it.
+  const { S3Results } = await import('./s3-results.js');
   return new S3Results(s3, config.output_path);
 }

@@ -20,14 +20,8 @@ import { removeLocalOutput, resultFiles } from './local-results.js';
 import { contentTypeOf } from './names.js';
 import { ProgressiveUpload } from './progressive-upload.js';
 import type { EarlyUpload, EarlyUploaded, OutputFile, ResultCheck, ResultStore } from './results.js';
-import {
-  describeS3Error,
-  formatS3Url,
-  isRetryableS3Error,
-  parseS3Url,
-  S3Files,
-  type S3Settings,
-} from './s3.js';
+import { describeS3Error, isRetryableS3Error, S3Files, type S3Settings } from './s3.js';
+import { formatS3Url, parseS3Url } from './s3-url.js';
 
 /** HeadBucket for /health must answer within this, so a dead endpoint does not hold the health check. */
 const CHECK_TIMEOUT_MS = 3_000;

@@ -51,17 +51,6 @@ export interface S3ObjectBody {
   contentRange?: string;
 }
 
-/** `s3://bucket/key`, the form job results carry (the key as written, not percent-encoded, like the AWS CLI). */
-export function formatS3Url(bucket: string, key: string): string {
-  return `s3://${bucket}/${key}`;
-}
-
-export function parseS3Url(url: string): { bucket: string; key: string } | null {
-  const m = /^s3:\/\/([^/\s]+)\/(.+)$/s.exec(url);
-  if (!m) return null;
-  return { bucket: m[1]!, key: m[2]! };
-}
-
 /** The HTTP status behind an SDK error (S3ServiceException's $metadata), if S3 answered at all. */
 export function s3Status(err: unknown): number | undefined {
   const status = (err as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;

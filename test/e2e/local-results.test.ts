@@ -81,10 +81,10 @@ describe('createResultStore', () => {
     loadConfig({ file: path.join(tempDir(), 'config.json'), env: {}, overrides: { storage } });
 
   it('keeps files in output_path unless storage.s3.bucket is set', async () => {
-    const local = createResultStore(config({}), silent);
+    const local = await createResultStore(config({}), silent);
     assert.ok(local instanceof LocalResults);
     assert.equal(local.kind, 'local');
-    const s3 = createResultStore(
+    const s3 = await createResultStore(
       config({ s3: { bucket: 'videos', endpoint: 'http://127.0.0.1:1', force_path_style: true } }),
       silent,
     );

@@ -2,13 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseRangeHeader, planFileResponse } from '../../src/api/file-ranges.js';
 import { contentTypeOf } from '../../src/storage/names.js';
-import {
-  formatS3Url,
-  isRetryableS3Error,
-  isS3NotFound,
-  parseS3Url,
-  partSizeFor,
-} from '../../src/storage/s3.js';
+import { isRetryableS3Error, isS3NotFound, partSizeFor } from '../../src/storage/s3.js';
+import { formatS3Url, parseS3Url } from '../../src/storage/s3-url.js';
 
 describe('s3:// URLs', () => {
   it('round-trips bucket and key, the key kept as written (spaces, unicode, slashes)', () => {
