@@ -221,6 +221,12 @@ describe('queue, limits, cancellation, restarts and cleanup', () => {
     svc.store.db
       .prepare('UPDATE jobs SET completed_at = ? WHERE id = ?')
       .run(new Date(Date.now() - 2 * 86_400_000).toISOString(), done.id);
+    // A job's temp folder goes once its COMPLETED state is stored (a crash in between leaves a folder the
+    // sweep removes, never an output file no job names): wait for both jobs' to be gone.
+    for (const id of [done.id, fresh.id]) {
+      const dir = path.join(svc.config.temp_path, id);
+      for (let i = 0; existsSync(dir) && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    }
     const orphan = path.join(svc.config.temp_path, '11111111-2222-3333-4444-555555555555');
     mkdirSync(orphan, { recursive: true });
     writeFileSync(path.join(orphan, 'download.part'), 'x');
