@@ -9,10 +9,9 @@ import type { Config } from '../service/config.js';
 import { GabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
 import type { ClusterBus } from './cluster-bus.js';
-import type { NewJob } from './job-store.js';
+import { admissionLimits, type NewJob } from './job-store.js';
 import type { JobEvents, JobQueue } from './queue.js';
 import type { RedisJobStore } from './redis-store.js';
-import { admissionLimits } from './scheduler.js';
 import { isFinal, type Job, type JobProgress } from './types.js';
 
 /** How long DELETE waits for a running job's worker to stop it before answering with the job as it is. */

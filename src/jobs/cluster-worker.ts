@@ -79,10 +79,6 @@ export class ClusterWorker {
     return this.runner.totalSpeed();
   }
 
-  liveProgress(id: string) {
-    return this.runner.liveProgress(id);
-  }
-
   /**
    * Stops taking jobs; running ones go back to the queue (PENDING, partial files kept) for the next
    * worker, which resumes them when it shares this host's temp_path.

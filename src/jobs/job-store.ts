@@ -3,6 +3,7 @@
  * runner and the cleanup work against either. SQLite answers synchronously, Redis with promises:
  * callers always `await`.
  */
+import type { Config } from '../service/config.js';
 import type { Job, JobProgress, JobRequest, JobResult, JobStatus, JobType } from './types.js';
 
 export type Awaitable<T> = T | Promise<T>;
@@ -22,6 +23,15 @@ export interface AdmissionLimits {
   maxJobsPerIp: number;
   /** 0 = unlimited; applies to jobs with an owner. */
   maxJobsPerOwner?: number;
+}
+
+/** The admission limits of config, the same for every queue. */
+export function admissionLimits(config: Config): AdmissionLimits {
+  return {
+    maxQueueSize: config.max_queue_size,
+    maxJobsPerIp: config.max_jobs_per_ip,
+    maxJobsPerOwner: config.max_jobs_per_key,
+  };
 }
 
 export interface ListOptions {

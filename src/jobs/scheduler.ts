@@ -6,7 +6,7 @@ import { GabeError } from '../service/errors.js';
 import type { Logger } from '../service/log.js';
 import { jobTempDir, removeDir } from '../storage/paths.js';
 import type { ResultStore } from '../storage/results.js';
-import type { NewJob } from './job-store.js';
+import { admissionLimits, type NewJob } from './job-store.js';
 import type { JobEvents, JobQueue } from './queue.js';
 import { JobRunner } from './runner.js';
 import type { SqliteJobStore } from './store.js';
@@ -129,13 +129,4 @@ export class Scheduler extends EventEmitter<JobEvents> implements JobQueue {
       void this.runner.run(job).finally(() => this.pump());
     }
   }
-}
-
-/** The admission limits of config, the same for every queue. */
-export function admissionLimits(config: Config) {
-  return {
-    maxQueueSize: config.max_queue_size,
-    maxJobsPerIp: config.max_jobs_per_ip,
-    maxJobsPerOwner: config.max_jobs_per_key,
-  };
 }
