@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { clipRange } from '../jobs/clip-range.js';
 import type { JobQueue } from '../jobs/queue.js';
 import type { JobRequest, JobType } from '../jobs/types.js';
 import { checkUrl } from '../net/client.js';
 import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
+import { parseSpeed } from '../net/speed.js';
 import type { Config } from '../service/config.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { presentJob } from './present.js';
@@ -57,6 +59,9 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
   const submit = async (type: JobType, request: JobRequest, ip: string, owner: string | null) => {
     checkUrl(request.url);
     if (request.callback_url) checkUrl(request.callback_url);
+    // Read once here so a bad clip or speed is a 422 now rather than a failed job later.
+    clipRange(request);
+    parseSpeed(request.max_speed);
     await checkDestinations(request, config);
     const videoName = request.video_name ? sanitizeName(request.video_name) : nameFromUrl(request.url);
     return presentJob(await queue.submit({ type, request, clientIp: ip, videoName, owner }));

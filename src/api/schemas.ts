@@ -1,5 +1,7 @@
 import { type Static, Type } from 'typebox';
+import { CLIP_TIME_PATTERN } from '../jobs/clip-range.js';
 import { requestHeaders } from '../net/headers.js';
+import { SPEED_PATTERN } from '../net/speed.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from '../playlist/selection.js';
 
 const JobStatusSchema = Type.Union(
@@ -40,6 +42,31 @@ const CallbackUrl = OptionalNullable(
 const Hex128 = (description: string) =>
   OptionalNullable(Type.String({ pattern: '^(0[xX])?[0-9a-fA-F]{32}$' }), description);
 
+/** Fields both download routes take: clip, speed limit, poster frame, container. */
+const ClipTime = (description: string) =>
+  OptionalNullable(
+    Type.Union([
+      Type.Number({ minimum: 0, maximum: 30 * 24 * 3600 }),
+      Type.String({ pattern: CLIP_TIME_PATTERN, maxLength: 20 }),
+    ]),
+    description,
+  );
+const OutputFields = {
+  start: ClipTime(
+    'Clip: start time, seconds or "HH:MM:SS(.mmm)". Only the media covering the clip is fetched; the clip begins at the keyframe at or before it (as ffmpeg -ss with -c copy).',
+  ),
+  end: ClipTime('Clip: end time, seconds or "HH:MM:SS(.mmm)"; default: the end of the media.'),
+  max_speed: OptionalNullable(
+    Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: SPEED_PATTERN, maxLength: 20 })]),
+    'Download speed limit for this job, bytes per second across all its connections: a number or "500K", "5M", "1.5G" (powers of 1024).',
+  ),
+  thumbnail: OptionalNullable(Type.Boolean(), 'Also save a poster frame (JPEG) beside the file.'),
+  container: OptionalNullable(
+    Type.Union([Type.Literal('mp4'), Type.Literal('mkv')]),
+    'Output container: "mp4" (default) or "mkv" (remuxed by ffmpeg).',
+  ),
+};
+
 export const HlsDownloadBody = Type.Object(
   {
     url: UrlField,
@@ -79,6 +106,15 @@ export const HlsDownloadBody = Type.Object(
       Type.Number({ exclusiveMinimum: 0, maximum: 7 * 24 * 3600 }),
       'Live streams: stop recording after this many seconds (the job then completes with the recording).',
     ),
+    skip_segments: OptionalNullable(
+      Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { maxItems: 50 }),
+      'Segments whose URL matches any of these regular expressions are skipped (ads, filler); the skipped time is reported in the result.',
+    ),
+    skip_discontinuity_runs: OptionalNullable(
+      Type.Number({ exclusiveMinimum: 0, maximum: 3600 }),
+      'Skip every run of segments between discontinuities (or DASH periods) lasting at most this many seconds, as ad breaks are.',
+    ),
+    ...OutputFields,
   },
   { additionalProperties: false },
 );
@@ -96,6 +132,7 @@ export const Mp4DownloadBody = Type.Object(
         'HTTP headers for every fetch of this job (e.g. Referer, User-Agent, Cookie), over config "headers".',
       ),
     ),
+    ...OutputFields,
   },
   { additionalProperties: false },
 );

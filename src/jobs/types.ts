@@ -52,6 +52,19 @@ export interface JobRequest {
   subtitle_languages?: string[] | null;
   /** Live streams: seconds to record at most. */
   max_duration?: number | null;
+  /** Clip by time: seconds or "HH:MM:SS(.mmm)" (jobs/clip-range.ts). */
+  start?: number | string | null;
+  end?: number | string | null;
+  /** Bytes per second across all of this job's connections: a number, or "500K", "5M", "1.5G". */
+  max_speed?: number | string | null;
+  /** Segments whose URL matches any of these regular expressions are not downloaded (ads, filler). */
+  skip_segments?: string[] | null;
+  /** Skip every discontinuity-bounded run of segments lasting at most this many seconds (ad breaks). */
+  skip_discontinuity_runs?: number | null;
+  /** Save a poster frame (JPEG) beside the output. */
+  thumbnail?: boolean | null;
+  /** Output container: mp4 (default) or mkv. */
+  container?: 'mp4' | 'mkv' | null;
 }
 
 export interface JobResult {
