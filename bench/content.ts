@@ -200,3 +200,67 @@ export async function ensureMp4(
   writeFileSync(metaFile, JSON.stringify({ recipe: RECIPE, ...content }, null, 2));
   return content;
 }
+
+export interface DashContent {
+  /** Path on the origin, e.g. /dash-600/index.mpd. */
+  urlPath: string;
+  /** Video segments (the audio adaptation set has as many). */
+  segments: number;
+  /** Segment requests a full download makes: every media segment of both sets plus the two inits. */
+  requests: number;
+  durationS: number;
+  bytes: number;
+  generatedInS: number;
+}
+
+/**
+ * The same stream as MPEG-DASH, as packagers ship it: separate video and audio adaptation sets of
+ * fMP4 one-second segments addressed by a SegmentTemplate with a SegmentTimeline, cut from the MP4
+ * by ffmpeg's dash muxer (`-c copy`; the keyframe every second makes every video segment 1 s).
+ */
+export async function ensureDash(
+  cacheDir: string,
+  mp4: Mp4Content,
+  segments: number,
+  log: (s: string) => void,
+): Promise<DashContent> {
+  const name = `dash-${segments}`;
+  const metaFile = path.join(cacheDir, `${name}.json`);
+  const cached = readMeta<DashContent>(metaFile);
+  if (cached && existsSync(path.join(cacheDir, name, 'index.mpd'))) return { ...cached, generatedInS: 0 };
+  const started = performance.now();
+  log(`packaging ${segments} × 1 s DASH segments into bench/.cache/${name}/…`);
+  const dir = path.join(cacheDir, name);
+  const tmp = `${dir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await runFfmpeg(
+    [
+      ...['-i', path.join(cacheDir, mp4.urlPath.slice(1)), '-t', String(segments), '-map', '0', '-c', 'copy'],
+      ...['-f', 'dash', '-seg_duration', '1', '-use_template', '1', '-use_timeline', '1'],
+      ...['-adaptation_sets', 'id=0,streams=v id=1,streams=a'],
+      ...['-init_seg_name', 'init-$RepresentationID$.m4s'],
+      ...['-media_seg_name', 'chunk-$RepresentationID$-$Number%05d$.m4s', 'index.mpd'],
+    ],
+    tmp,
+  );
+  renameSync(tmp, dir);
+  const files = await readdir(dir);
+  let bytes = 0;
+  for (const f of files) bytes += (await stat(path.join(dir, f))).size;
+  const mpd = readFileSync(path.join(dir, 'index.mpd'), 'utf8');
+  const duration = /mediaPresentationDuration="PT(?:(\d+)H)?(?:(\d+)M)?([\d.]+)S"/.exec(mpd);
+  const content: DashContent = {
+    urlPath: `/${name}/index.mpd`,
+    segments: files.filter((f) => f.startsWith('chunk-0-')).length,
+    requests: files.filter((f) => f.endsWith('.m4s')).length,
+    durationS: duration
+      ? Number(duration[1] ?? 0) * 3600 + Number(duration[2] ?? 0) * 60 + Number(duration[3])
+      : segments,
+    bytes,
+    generatedInS: Math.round((performance.now() - started) / 100) / 10,
+  };
+  writeFileSync(metaFile, JSON.stringify({ recipe: RECIPE, ...content }, null, 2));
+  return content;
+}

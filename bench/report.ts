@@ -219,7 +219,7 @@ export function chartPanels(
     ...(s.ok_runs === 0 ? { note: 'failed' } : {}),
   });
   const panels: ChartPanel[] = [];
-  for (const kind of ['hls', 'mp4'] as const) {
+  for (const kind of ['hls', 'dash', 'mp4'] as const) {
     const rows = summaries.filter((s) => s.kind === kind && s.concurrency === null).map(row);
     if (rows.length) panels.push({ title: contentNote[kind], rows });
   }

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
-export type ContentKind = 'hls' | 'mp4';
+export type ContentKind = 'hls' | 'mp4' | 'dash';
 
 export interface Invocation {
   cmd: string;
@@ -62,6 +62,17 @@ const ytDlp =
       ...['--ignore-config', '--no-cache-dir', '--no-part', '--no-progress', '--quiet', '--no-warnings'],
       // The native HLS downloader is the one -N (concurrent fragments) applies to.
       ...['--downloader', 'm3u8:native', '-N', String(n), '-o', ctx.output, ctx.url],
+    ],
+  });
+
+/** yt-dlp on an MPD: its native DASH downloader fetches both sets' fragments (-N at a time), then ffmpeg merges. */
+const ytDlpDash =
+  (n: number) =>
+  (ctx: ToolContext): Invocation => ({
+    cmd: 'yt-dlp',
+    args: [
+      ...['--ignore-config', '--no-cache-dir', '--no-part', '--no-progress', '--quiet', '--no-warnings'],
+      ...['-f', 'bv+ba', '--merge-output-format', 'mp4', '-N', String(n), '-o', ctx.output, ctx.url],
     ],
   });
 
@@ -160,10 +171,58 @@ export const TOOLS: readonly Tool[] = [
       ],
     }),
   },
+  {
+    id: 'gabe-cli-dash',
+    label: 'gabe download',
+    kind: 'dash',
+    binary: null,
+    mode: 'command',
+    identical: false,
+    invoke: gabeCli,
+  },
+  { id: 'gabe-api-dash', label: 'gabe API', kind: 'dash', binary: null, mode: 'api', identical: false },
+  {
+    id: 'ffmpeg-dash',
+    label: 'ffmpeg -c copy',
+    kind: 'dash',
+    binary: 'ffmpeg',
+    mode: 'command',
+    identical: false,
+    invoke: (ctx) => ({
+      cmd: 'ffmpeg',
+      args: [
+        '-hide_banner',
+        '-nostdin',
+        '-v',
+        'error',
+        '-y',
+        '-i',
+        ctx.url,
+        '-map',
+        '0',
+        '-c',
+        'copy',
+        ctx.output,
+      ],
+    }),
+  },
+  {
+    id: 'yt-dlp-N16-dash',
+    label: 'yt-dlp -N 16',
+    kind: 'dash',
+    binary: 'yt-dlp',
+    mode: 'command',
+    identical: false,
+    invoke: ytDlpDash(16),
+  },
 ];
 
 /** The peer each kind of content is compared with. */
-export const REFERENCE: Record<ContentKind, string> = { hls: 'yt-dlp-N16', mp4: 'aria2c-x16' };
+export const REFERENCE: Record<ContentKind, string> = {
+  hls: 'yt-dlp-N16',
+  mp4: 'aria2c-x16',
+  dash: 'yt-dlp-N16-dash',
+};
 
 export function onPath(binary: string): string | null {
   for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
