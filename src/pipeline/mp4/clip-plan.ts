@@ -24,6 +24,11 @@ export const EDGE_SECONDS = 1;
  * the file to fill in stream parameters before it seeks.
  */
 export const LEAD_SECONDS = 1;
+/**
+ * The demuxer reads samples, not chunks, but a chunk is the unit a muxer wrote together: the samples
+ * around the needed ones are fetched up to their chunk's edge, within this many bytes.
+ */
+export const CHUNK_WIDEN_BYTES = 32 * 1024;
 /** Ranges closer than this are fetched as one: a small gap costs less than one more request. */
 export const MERGE_GAP_BYTES = 128 * 1024;
 
@@ -76,21 +81,21 @@ function sampleSpan(track: TrackSamples, from: number, to: number): [number, num
 }
 
 /**
- * The byte ranges of samples [first, last] of a track, widened to their chunks' edges (by at most
- * MERGE_GAP_BYTES each side: an audio-only file can be a single chunk).
+ * The byte ranges of samples [first, last] of a track, widened to their chunks' edges by at most
+ * CHUNK_WIDEN_BYTES each side (an audio-only file can be one chunk).
  */
 function chunkRanges(track: TrackSamples, first: number, last: number): ByteRange[] {
   const out: ByteRange[] = [];
   const { chunkOf, offsets, sizes } = track;
   let i = first;
-  while (i > 0 && chunkOf[i - 1] === chunkOf[first] && offsets[first]! - offsets[i - 1]! <= MERGE_GAP_BYTES)
+  while (i > 0 && chunkOf[i - 1] === chunkOf[first] && offsets[first]! - offsets[i - 1]! <= CHUNK_WIDEN_BYTES)
     i--;
   let j = last;
   const endOf = (n: number) => offsets[n]! + sizes[n]!;
   while (
     j + 1 < chunkOf.length &&
     chunkOf[j + 1] === chunkOf[last] &&
-    endOf(j + 1) - endOf(last) <= MERGE_GAP_BYTES
+    endOf(j + 1) - endOf(last) <= CHUNK_WIDEN_BYTES
   )
     j++;
   for (; i <= j; i++) {

@@ -1,0 +1,202 @@
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { Job } from '../../src/jobs/types.js';
+import { gabe } from '../helpers/cli.js';
+import { assertSameMedia } from '../helpers/differential.js';
+import { decodedHash, durationOf, makeTempDir, runFfmpeg } from '../helpers/fixtures.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { tempDir } from '../helpers/tmp.js';
+
+/** Low-resolution test media, a keyframe every 2 s, a 440 Hz tone. */
+const SOURCE = [
+  ...['-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=25'],
+  ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000'],
+];
+const VIDEO = (preset: string, bframes: number) => [
+  ...['-c:v', 'libx264', '-preset', preset, '-bf', String(bframes), '-pix_fmt', 'yuv420p'],
+  ...['-g', '50', '-keyint_min', '50', '-sc_threshold', '0', '-b:v', '150k'],
+];
+const AUDIO = ['-c:a', 'aac', '-b:a', '48k', '-ac', '2'];
+
+interface Source {
+  file: string;
+  size: number;
+}
+
+async function make(dir: string, name: string, args: string[]): Promise<Source> {
+  const file = path.join(dir, name);
+  await runFfmpeg([...args, file]);
+  return { file, size: (await stat(file)).size };
+}
+
+/** `ffmpeg -ss start [-to end] -i <the whole file> -c copy`: what a clip must equal. */
+async function reference(file: string, start: number, end: number | null): Promise<string> {
+  const out = path.join(tempDir(), 'ref.mp4');
+  const to = end === null ? [] : ['-to', String(end)];
+  await runFfmpeg([
+    ...['-ss', String(start), ...to, '-i', file],
+    ...['-map', '0', '-c', 'copy', '-map_metadata', '0', '-movflags', '+faststart', out],
+  ]);
+  return out;
+}
+
+/** The clip holds exactly the reference's packets, decoded frames and decoded samples. */
+async function assertSameClip(mine: string, ref: string, video = true): Promise<void> {
+  await assertSameMedia(mine, ref);
+  if (video) assert.equal(await decodedHash(mine, 'v'), await decodedHash(ref, 'v'), 'decoded frames');
+  assert.equal(await decodedHash(mine, 'a'), await decodedHash(ref, 'a'), 'decoded samples');
+}
+
+describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
+  let origin: Origin;
+  let svc: TestService;
+  /** 120 s, moov first, no B-frames. */
+  let front: Source;
+  /** 90 s, moov at the end, B-frames (ctts and an edit list). */
+  let tail: Source;
+  /** 60 s of AAC alone at 128 kb/s, moov at the end. */
+  let audio: Source;
+  /** 30 s, fragmented (empty moov, moof/mdat pairs). */
+  let fragmented: Source;
+  let ip = 0;
+
+  before(async () => {
+    const dir = await makeTempDir('mp4-clip');
+    [front, tail, audio, fragmented] = await Promise.all([
+      make(dir, 'front.mp4', [
+        ...SOURCE,
+        '-t',
+        '120',
+        ...VIDEO('ultrafast', 0),
+        ...AUDIO,
+        '-movflags',
+        '+faststart',
+      ]),
+      make(dir, 'tail.mp4', [...SOURCE, '-t', '90', ...VIDEO('veryfast', 2), ...AUDIO]),
+      make(dir, 'audio.m4a', [...SOURCE.slice(4), '-t', '60', ...AUDIO, '-b:a', '128k']),
+      make(dir, 'frag.mp4', [
+        ...[...SOURCE, '-t', '30', ...VIDEO('ultrafast', 0), ...AUDIO],
+        ...['-movflags', 'frag_keyframe+empty_moov'],
+      ]),
+    ]);
+    origin = await startOrigin();
+    origin.addFile('/front.mp4', front.file);
+    origin.addFile('/tail.mp4', tail.file);
+    origin.addFile('/audio.m4a', audio.file);
+    origin.addFile('/frag.mp4', fragmented.file);
+    svc = await startTestService({ max_retries: 2 });
+  });
+  afterEach(() => origin.reset());
+  after(async () => {
+    await closeAllServices();
+    await origin.close();
+  });
+
+  /** Bytes the origin was asked for at `pathname` (Range lengths, or the whole file): an upper bound. */
+  function bytesAsked(pathname: string, size: number): number {
+    let n = 0;
+    for (const r of origin.requests.filter((q) => q.path === pathname)) {
+      const m = /^bytes=(\d+)-(\d*)$/.exec(String(r.headers['range'] ?? ''));
+      if (!m) n += size;
+      else n += Math.min(size - 1, m[2] === '' ? size - 1 : Number(m[2])) - Number(m[1]) + 1;
+    }
+    return n;
+  }
+
+  async function clip(pathname: string, fields: Record<string, unknown>): Promise<Job> {
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: '/download/mp4',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url: `${origin.url}${pathname}`, ...fields }),
+      remoteAddress: `10.2.0.${++ip}`,
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    return svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED'], 120_000);
+  }
+
+  const completed = (job: Job): string => {
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    return job.result!.output_path;
+  };
+
+  it('fetches under a quarter of a 120 s file (moov first) for a 10 s clip, equal to ffmpeg on the whole file', async () => {
+    const job = await clip('/front.mp4', { start: 30, end: 40 });
+    const out = completed(job);
+    const ref = await reference(front.file, 30, 40);
+    await assertSameClip(out, ref);
+    const asked = bytesAsked('/front.mp4', front.size);
+    assert.ok(asked < 0.25 * front.size, `asked for ${asked} of ${front.size} bytes`);
+    assert.deepEqual(job.result!.clip, { start: 30, end: 40 });
+    assert.ok(Math.abs(job.result!.duration_seconds! - (await durationOf(ref))) < 0.05, 'duration');
+    assert.ok(job.total_bytes! < 0.25 * front.size, 'total_bytes is what the clip fetches');
+    assert.equal(job.downloaded_bytes, job.total_bytes);
+  });
+
+  it('reads the moov at the end of a file with B-frames, and takes [HH:]MM:SS times', async () => {
+    const job = await clip('/tail.mp4', { start: '0:31.300', end: '00:00:41.7' });
+    const out = completed(job);
+    await assertSameClip(out, await reference(tail.file, 31.3, 41.7));
+    const asked = bytesAsked('/tail.mp4', tail.size);
+    assert.ok(asked < 0.3 * tail.size, `asked for ${asked} of ${tail.size} bytes`);
+    assert.deepEqual(job.result!.clip, { start: 31.3, end: 41.7 });
+  });
+
+  it('clips from the beginning when only end is given', async () => {
+    const job = await clip('/tail.mp4', { end: 12 });
+    await assertSameClip(completed(job), await reference(tail.file, 0, 12));
+    assert.deepEqual(job.result!.clip, { start: 0, end: 12 });
+    assert.ok(bytesAsked('/tail.mp4', tail.size) < 0.3 * tail.size);
+  });
+
+  it('clips to the end of the media when only start is given', async () => {
+    const job = await clip('/front.mp4', { start: 100 });
+    await assertSameClip(completed(job), await reference(front.file, 100, null));
+    assert.deepEqual(job.result!.clip, { start: 100, end: null });
+    assert.ok(bytesAsked('/front.mp4', front.size) < 0.3 * front.size);
+  });
+
+  it('clips an audio-only file from its sample table', async () => {
+    const job = await clip('/audio.m4a', { start: 20, end: 30 });
+    await assertSameClip(completed(job), await reference(audio.file, 20, 30), false);
+    const asked = bytesAsked('/audio.m4a', audio.size);
+    assert.ok(asked < 0.6 * audio.size, `asked for ${asked} of ${audio.size} bytes`);
+  });
+
+  it('fails with VALIDATION when start is beyond the duration, having fetched little', async () => {
+    const job = await clip('/front.mp4', { start: 500 });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_VALIDATION');
+    assert.match(job.error ?? '', /beyond the end of the media/);
+    assert.ok(bytesAsked('/front.mp4', front.size) < 0.1 * front.size, 'only the head and the moov');
+  });
+
+  it('cuts the clip from the whole file when the origin ignores Range', async () => {
+    origin.setOptions({ ranges: false });
+    const job = await clip('/tail.mp4', { start: 20, end: 30 });
+    await assertSameClip(completed(job), await reference(tail.file, 20, 30));
+    assert.deepEqual(job.result!.clip, { start: 20, end: 30 });
+  });
+
+  it('cuts the clip from the whole file when the MP4 is fragmented', async () => {
+    const job = await clip('/frag.mp4', { start: 10, end: 20 });
+    await assertSameClip(completed(job), await reference(fragmented.file, 10, 20));
+    const ranged = origin.requests.filter((r) => r.path === '/frag.mp4' && r.headers['range']);
+    assert.ok(
+      ranged.some((r) => r.headers['range'] === 'bytes=0-'),
+      'then the whole-file download',
+    );
+  });
+
+  it('gabe download <mp4 url> --start 10 --end 20 writes the clip', async () => {
+    const out = path.join(tempDir(), 'clip.mp4');
+    const run = gabe(['download', `${origin.url}/front.mp4`, '-o', out, '--start', '10', '--end', '20']);
+    assert.equal(await run.exit, 0, run.output());
+    assert.equal(run.stdout().trim(), out);
+    await assertSameClip(out, await reference(front.file, 10, 20));
+    assert.ok(bytesAsked('/front.mp4', front.size) < 0.25 * front.size);
+  });
+});
