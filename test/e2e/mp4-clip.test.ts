@@ -1,13 +1,20 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { Job } from '../../src/jobs/types.js';
+import type { Job, JobResult } from '../../src/jobs/types.js';
+import { mp4Downloader } from '../../src/pipeline/mp4/job.js';
+import { ProgressTracker } from '../../src/pipeline/progress.js';
+import { loadConfig } from '../../src/service/config.js';
+import { createLogger } from '../../src/service/log.js';
+import { readSavedRanges } from '../helpers/checkpoint.js';
 import { gabe } from '../helpers/cli.js';
 import { assertSameMedia } from '../helpers/differential.js';
 import { decodedHash, durationOf, makeTempDir, runFfmpeg } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
-import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { closeAllServices, startTestService, type TestService, testFfmpeg } from '../helpers/service.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Low-resolution test media, a keyframe every 2 s, a 440 Hz tone. */
@@ -30,6 +37,18 @@ async function make(dir: string, name: string, args: string[]): Promise<Source> 
   const file = path.join(dir, name);
   await runFfmpeg([...args, file]);
   return { file, size: (await stat(file)).size };
+}
+
+/** Where the file's top-level boxes start. */
+function topLevelOffsets(file: string): number[] {
+  const b = readFileSync(file);
+  const out: number[] = [];
+  for (let at = 0; at + 8 <= b.length; ) {
+    out.push(at);
+    const size = b.readUInt32BE(at);
+    at += size === 1 ? Number(b.readBigUInt64BE(at + 8)) : size;
+  }
+  return out;
 }
 
 /** `ffmpeg -ss start [-to end] -i <the whole file> -c copy`: what a clip must equal. */
@@ -189,6 +208,78 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
       ranged.some((r) => r.headers['range'] === 'bytes=0-'),
       'then the whole-file download',
     );
+  });
+
+  it('resumes an interrupted clip from its checkpoint, asking only for the missing bytes', async () => {
+    const dir = tempDir('gabe-clip-resume-');
+    const config = loadConfig({
+      file: path.join(dir, 'config.json'),
+      env: {},
+      overrides: {
+        allow_private_networks: true,
+        temp_path: path.join(dir, 'temp'),
+        output_path: path.join(dir, 'out'),
+        chunk_size: 16 * 1024,
+        mp4_connections: 2,
+        mp4_connections_max: 2,
+      },
+    });
+    const id = randomUUID();
+    const work = path.join(config.temp_path, id);
+    mkdirSync(work, { recursive: true });
+    const run = async (signal: AbortSignal): Promise<JobResult> => {
+      const now = new Date().toISOString();
+      const request = { url: `${origin.url}/tail.mp4`, start: 40, end: 50 };
+      const job: Job = {
+        ...{ id, seq: 1, type: 'mp4', status: 'PROCESSING', client_ip: 'test', owner: null },
+        ...{ request, video_name: 'resumed', created_at: now, started_at: now, completed_at: null },
+        ...{ updated_at: now, result: null, error: null, error_code: null, attempts: 1, progress: 0 },
+        ...{ total_segments: 0, downloaded_segments: 0, downloaded_bytes: 0, total_bytes: null },
+        ...{ speed_bps: 0, eta_seconds: null, recorded_seconds: null },
+      };
+      const progress = new ProgressTracker();
+      const ffmpeg = await testFfmpeg();
+      const log = createLogger({ stdout: false });
+      return mp4Downloader.run({
+        job,
+        config,
+        ffmpeg,
+        log,
+        signal,
+        tempDir: work,
+        progress,
+        reportProgress: () => {},
+      });
+    };
+    const checkpoint = path.join(work, 'clip-source.part.json');
+    // Some piece part-way: bytes on disk that the checkpoint claims, and bytes still to come.
+    const partial = () =>
+      readSavedRanges(checkpoint)?.pieces.some(([s, e, d]) => d > 0 && s + d < e) ?? false;
+    origin.addFault({ match: '/tail.mp4', throttleBytesPerSec: 100_000 });
+    const stop = new AbortController();
+    const first = run(stop.signal);
+    while (!partial()) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    await assert.rejects(first, { code: 'GABE_ERR_CANCELLED' });
+    const missing = readSavedRanges(checkpoint)!
+      .pieces.filter(([s, e, d]) => s + d < e)
+      .map(([s, e, d]) => [s + d, e] as const);
+    origin.reset();
+    const result = await run(new AbortController().signal);
+    await assertSameClip(result.output_path, await reference(tail.file, 40, 50));
+    // Besides the head and the box walk (at top-level box offsets), only missing bytes were asked for.
+    const walk = new Set(topLevelOffsets(tail.file));
+    const pieces = origin.requests
+      .map((r) => /^bytes=(\d+)-(\d+)$/.exec(String(r.headers['range'])))
+      .map((m) => [Number(m![1]), Number(m![2]) + 1] as const)
+      .filter(([s]) => !walk.has(s));
+    assert.ok(pieces.length > 0, 'the missing bytes were fetched');
+    for (const [s, e] of pieces) {
+      assert.ok(
+        missing.some(([ms, me]) => s >= ms && e <= me),
+        `bytes ${s}-${e} are inside the missing ${JSON.stringify(missing)}`,
+      );
+    }
   });
 
   it('gabe download <mp4 url> --start 10 --end 20 writes the clip', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { box, type Container, container, fullBox, u32be } from '../../src/media/mp4-box-writer.js';
 import { readSampleIndex, type TrackSamples } from '../../src/media/mp4-sample-index.js';
-import { keyframeBefore, mergeRanges, planClip } from '../../src/pipeline/mp4/clip-plan.js';
+import { keyframeBefore, mergeRanges, planClip, withoutRanges } from '../../src/pipeline/mp4/clip-plan.js';
 import { RangePlan } from '../../src/pipeline/mp4/range-plan.js';
 
 const join = (c: Container) => Buffer.concat(c.parts, c.length);
@@ -138,6 +138,19 @@ describe('planning a clip', () => {
         { start: 500, end: 600 },
       ],
     );
+  });
+
+  it('leaves out the bytes already fetched (the head, the moov)', () => {
+    const ranges = [
+      { start: 0, end: 100 },
+      { start: 200, end: 300 },
+    ];
+    assert.deepEqual(withoutRanges(ranges, [{ start: 50, end: 250 }]), [
+      { start: 0, end: 50 },
+      { start: 250, end: 300 },
+    ]);
+    assert.deepEqual(withoutRanges(ranges, [{ start: 0, end: 400 }]), []);
+    assert.deepEqual(withoutRanges(ranges, [{ start: 120, end: 130 }]), ranges);
   });
 
   it('a sparse range plan leaves only the ranges to fetch', () => {

@@ -120,6 +120,20 @@ export function mergeRanges(ranges: ByteRange[], gap: number): ByteRange[] {
   return out;
 }
 
+/** `ranges` (sorted, disjoint) without the bytes of `have` (already fetched, any order). */
+export function withoutRanges(ranges: readonly ByteRange[], have: readonly ByteRange[]): ByteRange[] {
+  let out = ranges.map((r) => ({ ...r }));
+  for (const h of have) {
+    out = out.flatMap((r) => {
+      if (h.end <= r.start || h.start >= r.end) return [r];
+      const left = { start: r.start, end: h.start };
+      const right = { start: h.end, end: r.end };
+      return [left, right].filter((x) => x.end > x.start);
+    });
+  }
+  return out;
+}
+
 /**
  * The ranges a clip needs: every track's samples from EDGE_SECONDS before the anchor track's keyframe
  * (see keyframeBefore) to EDGE_SECONDS after `end` (or the end), whole chunks, plus each track's

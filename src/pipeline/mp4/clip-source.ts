@@ -16,7 +16,7 @@ import { readWholeBody } from '../../net/whole-body.js';
 import { FileChangedError, GabeError, HttpStatusError } from '../../service/errors.js';
 import { ensureSpace } from '../../storage/paths.js';
 import type { DownloadContext } from '../context.js';
-import { type ClipPlan, planClip } from './clip-plan.js';
+import { type ClipPlan, planClip, withoutRanges } from './clip-plan.js';
 import { downloadRanges } from './parallel-ranges.js';
 import { loadCheckpoint, writeAt } from './part-file.js';
 import {
@@ -189,12 +189,16 @@ async function writeSparse(
   clip: ClipPlan,
 ): Promise<void> {
   const id = src.id!;
+  const regions = src.regions.map((r) => ({ start: r.at, end: r.at + r.data.length }));
+  // The head often holds the first samples already.
+  const ranges = withoutRanges(clip.ranges, regions);
+  const wanted = ranges.reduce((n, r) => n + r.end - r.start, 0);
   const cp = await loadCheckpoint(part);
   const resume = cp !== null && describeChange(cp, id) === null;
-  const plan = resume ? RangePlan.fromCheckpoint(cp) : RangePlan.sparse(id.size, clip.ranges);
-  const known = src.regions.reduce((n, r) => n + r.data.length, 0);
-  ctx.progress.setTotals({ bytes: known + clip.bytes });
-  ctx.progress.setDoneBytes(known + clip.bytes - plan.missingBytes);
+  const plan = resume ? RangePlan.fromCheckpoint(cp) : RangePlan.sparse(id.size, ranges);
+  const known = regions.reduce((n, r) => n + r.end - r.start, 0);
+  ctx.progress.setTotals({ bytes: known + wanted });
+  ctx.progress.setDoneBytes(known + wanted - plan.missingBytes);
   await ensureSpace(ctx.tempDir, known + plan.missingBytes * 2);
   const fh = await open(part, resume ? 'r+' : 'w');
   try {
@@ -205,7 +209,7 @@ async function writeSparse(
   }
   const connections = connectionsFor(plan.missingBytes, ctx.config.mp4_connections);
   ctx.log.info(
-    { bytes: id.size, ranges: clip.ranges.length, clipBytes: clip.bytes, missing: plan.missingBytes, resume },
+    { bytes: id.size, ranges: ranges.length, clipBytes: wanted, missing: plan.missingBytes, resume },
     'clip: fetching the samples it needs',
   );
   if (plan.missingBytes === 0) return;
