@@ -150,6 +150,8 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     const asked = bytesAsked('/front.mp4', front.size);
     assert.ok(asked < 0.25 * front.size, `asked for ${asked} of ${front.size} bytes`);
     assert.deepEqual(job.result!.clip, { start: 30, end: 40 });
+    const shown = await svc.app.inject({ method: 'GET', url: `/job/${job.id}`, remoteAddress: '10.2.1.1' });
+    assert.deepEqual(shown.json().result.clip, { start: 30, end: 40 }, 'the API shows result.clip');
     assert.ok(Math.abs(job.result!.duration_seconds! - (await durationOf(ref))) < 0.05, 'duration');
     assert.ok(job.total_bytes! < 0.25 * front.size, 'total_bytes is what the clip fetches');
     assert.equal(job.downloaded_bytes, job.total_bytes);
@@ -198,6 +200,20 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     const job = await clip('/tail.mp4', { start: 20, end: 30 });
     await assertSameClip(completed(job), await reference(tail.file, 20, 30));
     assert.deepEqual(job.result!.clip, { start: 20, end: 30 });
+  });
+
+  it('cuts the clip from the whole file when a sample range comes back as a 200 (the file changed)', async () => {
+    const walk = new Set(topLevelOffsets(tail.file).map((at) => `bytes=${at}-`));
+    const sampleRange = (r: { path: string; headers: Record<string, unknown> }) => {
+      const range = String(r.headers['range'] ?? '');
+      return r.path === '/tail.mp4' && range !== '' && ![...walk].some((w) => range.startsWith(w));
+    };
+    const fault = origin.addFault({ match: sampleRange, ignoreRange: true, times: 1 });
+    const job = await clip('/tail.mp4', { start: 20, end: 30 });
+    await assertSameClip(completed(job), await reference(tail.file, 20, 30));
+    assert.equal(fault.hits, 1);
+    const ranges = origin.requests.filter((r) => r.path === '/tail.mp4').map((r) => r.headers['range']);
+    assert.ok(ranges.includes('bytes=0-'), `then the whole file: ${ranges.join(', ')}`);
   });
 
   it('cuts the clip from the whole file when the MP4 is fragmented', async () => {
