@@ -166,6 +166,22 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     assert.deepEqual(job.result!.clip, { start: 31.3, end: 41.7 });
   });
 
+  it('retries a 503 and a body cut short while reading the head and the moov, and stays sparse', async () => {
+    const moovAt = topLevelOffsets(tail.file).at(-1)!;
+    origin.addFault({ match: '/tail.mp4', status: 503, times: 1 });
+    const head = origin.addFault({ match: '/tail.mp4', skip: 1, truncate: { fraction: 0.5 }, times: 1 });
+    const moov = origin.addFault({
+      match: (r) => String(r.headers['range']).startsWith(`bytes=${moovAt}-`),
+      truncate: { fraction: 0.5 },
+      times: 1,
+    });
+    const job = await clip('/tail.mp4', { start: 60, end: 70 });
+    await assertSameClip(completed(job), await reference(tail.file, 60, 70));
+    assert.equal(head.hits + moov.hits, 2);
+    const asked = bytesAsked('/tail.mp4', tail.size);
+    assert.ok(asked < 0.3 * tail.size, `asked for ${asked} of ${tail.size} bytes`);
+  });
+
   it('clips from the beginning when only end is given', async () => {
     const job = await clip('/tail.mp4', { end: 12 });
     await assertSameClip(completed(job), await reference(tail.file, 0, 12));

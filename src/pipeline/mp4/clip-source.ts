@@ -60,20 +60,13 @@ class SourceReader {
 
   /** The head: null when the origin does not answer ranges with a size (the caller falls back). */
   async head(): Promise<Buffer | null> {
-    const res = await this.request(0, HEAD_BYTES - 1).catch((err: unknown) => {
-      // 416 for bytes=0-…: an empty file, which the whole-file path reports as such.
-      if (err instanceof HttpStatusError && err.status === 416) return null;
-      throw err;
+    return await this.fetch(0, HEAD_BYTES - 1, async (res) => {
+      const cr = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
+      if (!cr || cr.total === null || cr.start !== 0) return null;
+      this.id = resourceIdOf(cr.total, res.headers);
+      this.url = res.url;
+      return await this.keep(0, res, cr.end + 1);
     });
-    if (!res) return null;
-    const cr = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
-    if (!cr || cr.total === null || cr.start !== 0) {
-      res.body.destroy();
-      return null;
-    }
-    this.id = resourceIdOf(cr.total, res.headers);
-    this.url = res.url;
-    return await this.keep(0, res, cr.end + 1);
   }
 
   /** Bytes [start, end) of the source, fetched unless one region already holds them. */
@@ -82,17 +75,17 @@ class SourceReader {
     if (have) return have.data.subarray(start - have.at, end - have.at);
     // Asking for a little more costs nothing: the next box header is often in it.
     const last = Math.min(this.size, Math.max(end, start + HEAD_BYTES)) - 1;
-    const res = await this.request(start, last);
-    const cr = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
-    const change = cr && describeChange(this.id!, resourceIdOf(cr.total ?? this.size, res.headers));
-    if (!cr || cr.start !== start || cr.end + 1 < end || change) {
-      res.body.destroy();
-      throw new FileChangedError(
-        change ?? `the server answered bytes ${start}-${last} with status ${res.status}`,
-      );
-    }
-    const data = await this.keep(start, res, cr.end + 1);
-    return data.subarray(0, end - start);
+    const data = await this.fetch(start, last, async (res) => {
+      const cr = res.status === 206 ? parseContentRange(res.headers['content-range']) : null;
+      const change = cr && describeChange(this.id!, resourceIdOf(cr.total ?? this.size, res.headers));
+      if (!cr || cr.start !== start || cr.end + 1 < end || change) {
+        throw new FileChangedError(
+          change ?? `the server answered bytes ${start}-${last} with status ${res.status}`,
+        );
+      }
+      return await this.keep(start, res, cr.end + 1);
+    });
+    return data!.subarray(0, end - start);
   }
 
   private async keep(at: number, res: HttpResponse, end: number): Promise<Buffer> {
@@ -103,10 +96,29 @@ class SourceReader {
     return data;
   }
 
-  private request(start: number, end: number): Promise<HttpResponse> {
+  /**
+   * One ranged request and what `take` makes of its answer, retried whole (a body that breaks off
+   * too); a 416 is an empty file, null. An answer `take` does not read is dropped.
+   */
+  private fetch(start: number, end: number, take: (res: HttpResponse) => Promise<Buffer | null>) {
     const { ctx } = this;
     return withRetry(
-      () => this.http.get(this.url, { signal: ctx.signal, range: { start, end } }),
+      async () => {
+        let res: HttpResponse;
+        try {
+          res = await this.http.get(this.url, { signal: ctx.signal, range: { start, end } });
+        } catch (err) {
+          if (!(err instanceof HttpStatusError) || err.status !== 416) throw err;
+          // For the head: an empty file, which the whole-file path reports as such; later: it shrank.
+          if (start === 0) return null;
+          throw new FileChangedError('it is shorter now (HTTP 416 for a byte range inside it)');
+        }
+        try {
+          return await take(res);
+        } finally {
+          res.body.destroy();
+        }
+      },
       { ...DEFAULT_RETRY_POLICY, maxRetries: ctx.config.max_retries },
       {
         signal: ctx.signal,
