@@ -52,12 +52,17 @@ function topLevelOffsets(file: string): number[] {
 }
 
 /** `ffmpeg -ss start [-to end] -i <the whole file> -c copy`: what a clip must equal. */
-async function reference(file: string, start: number, end: number | null): Promise<string> {
+async function reference(
+  file: string,
+  start: number,
+  end: number | null,
+  map = ['-map', '0'],
+): Promise<string> {
   const out = path.join(tempDir(), 'ref.mp4');
   const to = end === null ? [] : ['-to', String(end)];
   await runFfmpeg([
     ...['-ss', String(start), ...to, '-i', file],
-    ...['-map', '0', '-c', 'copy', '-map_metadata', '0', '-movflags', '+faststart', out],
+    ...[...map, '-c', 'copy', '-map_metadata', '0', '-movflags', '+faststart', out],
   ]);
   return out;
 }
@@ -80,6 +85,8 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
   let audio: Source;
   /** 30 s, fragmented (empty moov, moof/mdat pairs). */
   let fragmented: Source;
+  /** 30 s of `front` in a MOV with a timecode track, which an MP4 cannot carry. */
+  let timecode: Source;
   let ip = 0;
 
   before(async () => {
@@ -101,7 +108,21 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
         ...['-movflags', 'frag_keyframe+empty_moov'],
       ]),
     ]);
+    // A camera's kind of file: a QuickTime timecode track (tmcd) beside video and audio.
+    timecode = await make(dir, 'timecode.mov', [
+      '-i',
+      front.file,
+      '-t',
+      '30',
+      '-map',
+      '0',
+      '-c',
+      'copy',
+      '-timecode',
+      '01:00:00:00',
+    ]);
     origin = await startOrigin();
+    origin.addFile('/timecode.mov', timecode.file);
     origin.addFile('/front.mp4', front.file);
     origin.addFile('/tail.mp4', tail.file);
     origin.addFile('/audio.m4a', audio.file);
@@ -201,6 +222,14 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     await assertSameClip(completed(job), await reference(audio.file, 20, 30), false);
     const asked = bytesAsked('/audio.m4a', audio.size);
     assert.ok(asked < 0.6 * audio.size, `asked for ${asked} of ${audio.size} bytes`);
+  });
+
+  it('keeps video and audio when a stream cannot go into an MP4 (a MOV timecode track)', async () => {
+    const job = await clip('/timecode.mov', { start: 10, end: 20 });
+    const ref = await reference(timecode.file, 10, 20, ['-map', '0:v?', '-map', '0:a?']);
+    await assertSameClip(completed(job), ref);
+    assert.ok(bytesAsked('/timecode.mov', timecode.size) < 0.6 * timecode.size);
+    assert.match(job.result!.warnings?.join() ?? '', /keeps only the video and audio/);
   });
 
   it('fails with VALIDATION when start is beyond the duration, having fetched little', async () => {

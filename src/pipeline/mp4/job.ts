@@ -93,7 +93,7 @@ async function cutFrom(
   source: string,
   probe: ProbeResult,
   clip: ClipRange,
-): Promise<{ file: string; probe: ProbeResult }> {
+): Promise<{ file: string; probe: ProbeResult; warning: string | null }> {
   const duration = Number(probe.format.duration);
   if (clip.start >= duration) {
     throw new GabeError(
@@ -102,9 +102,9 @@ async function cutFrom(
     );
   }
   const file = path.join(ctx.tempDir, 'clip.mp4');
-  await cutClip(ctx, source, file, clip);
+  const warning = await cutClip(ctx, source, file, clip);
   await rm(source, { force: true });
-  return { file, probe: await probeVideo(ctx, file) };
+  return { file, probe: await probeVideo(ctx, file), warning };
 }
 
 function describeResolution(probe: ProbeResult): string | null {
@@ -137,9 +137,12 @@ export const mp4Downloader = {
       let probe = await probeVideo(ctx, part);
       let final = part;
       let container = 'mp4';
+      const warnings: string[] = [];
       if (clip) {
         if (!/mp4|mov/.test(probe.format.format_name)) container = probe.format.format_name;
-        ({ file: final, probe } = await cutFrom(ctx, part, probe, clip));
+        const cut = await cutFrom(ctx, part, probe, clip);
+        ({ file: final, probe } = cut);
+        if (cut.warning) warnings.push(cut.warning);
       } else if (!/mp4|mov/.test(probe.format.format_name)) {
         // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
         final = path.join(ctx.tempDir, 'remuxed.mp4');
@@ -189,6 +192,7 @@ export const mp4Downloader = {
         segment_count: null,
         container,
         ...(clip ? { clip: { start: clip.start, end: clip.end } } : {}),
+        ...(warnings.length > 0 ? { warnings } : {}),
       };
     } finally {
       await http.destroy();
