@@ -107,6 +107,24 @@ async function cutFrom(
   return { file, probe: await probeVideo(ctx, file), warning };
 }
 
+async function remuxToMp4(ctx: DownloadContext, part: string, format: string): Promise<string> {
+  const final = path.join(ctx.tempDir, 'remuxed.mp4');
+  ctx.log.info({ format }, 'remuxing to MP4');
+  await runTool(
+    ctx.ffmpeg.ffmpeg,
+    [
+      ...['-hide_banner', '-nostdin', '-y', ...safeInput('file', VIDEO_DEMUXERS), '-i', part],
+      ...['-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', final],
+    ],
+    { signal: ctx.signal },
+  ).catch((err: unknown) => {
+    if (isGabeError(err, 'CANCELLED')) throw err;
+    throw new GabeError('NOT_A_VIDEO', `could not remux ${format} to MP4: ${(err as Error).message}`);
+  });
+  await rm(part, { force: true });
+  return final;
+}
+
 function describeResolution(probe: ProbeResult): string | null {
   const v = probe.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
   return v ? `${v.width}x${v.height}` : null;
@@ -115,7 +133,7 @@ function describeResolution(probe: ProbeResult): string | null {
 export const mp4Downloader = {
   /** `seams.guard`: the destination guard's test seam (net/guard.ts); the service passes none. */
   async run(ctx: DownloadContext, seams: { guard?: GuardOptions } = {}): Promise<JobResult> {
-    const { job, config, signal, log } = ctx;
+    const { job, config } = ctx;
     const url = job.request.url;
     const http = new HttpClient({
       ...transferLimits(config),
@@ -145,36 +163,7 @@ export const mp4Downloader = {
         if (cut.warning) warnings.push(cut.warning);
       } else if (!/mp4|mov/.test(probe.format.format_name)) {
         // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
-        final = path.join(ctx.tempDir, 'remuxed.mp4');
-        log.info({ format: probe.format.format_name }, 'remuxing to MP4');
-        await runTool(
-          ctx.ffmpeg.ffmpeg,
-          [
-            '-hide_banner',
-            '-nostdin',
-            '-y',
-            ...safeInput('file', VIDEO_DEMUXERS),
-            '-i',
-            part,
-            '-map',
-            '0',
-            '-c',
-            'copy',
-            '-movflags',
-            '+faststart',
-            '-f',
-            'mp4',
-            final,
-          ],
-          { signal },
-        ).catch((err: unknown) => {
-          if (isGabeError(err, 'CANCELLED')) throw err;
-          throw new GabeError(
-            'NOT_A_VIDEO',
-            `could not remux ${probe.format.format_name} to MP4: ${(err as Error).message}`,
-          );
-        });
-        await rm(part, { force: true });
+        final = await remuxToMp4(ctx, part, probe.format.format_name);
         container = probe.format.format_name;
       }
       const size = await sizeOf(final);
