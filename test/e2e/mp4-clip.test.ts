@@ -199,8 +199,9 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     const job = await clip('/tail.mp4', { start: 60, end: 70 });
     await assertSameClip(completed(job), await reference(tail.file, 60, 70));
     assert.equal(head.hits + moov.hits, 2);
+    // The retried head and moov count twice.
     const asked = bytesAsked('/tail.mp4', tail.size);
-    assert.ok(asked < 0.3 * tail.size, `asked for ${asked} of ${tail.size} bytes`);
+    assert.ok(asked < 0.4 * tail.size, `asked for ${asked} of ${tail.size} bytes`);
   });
 
   it('clips from the beginning when only end is given', async () => {
@@ -228,7 +229,8 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     const job = await clip('/timecode.mov', { start: 10, end: 20 });
     const ref = await reference(timecode.file, 10, 20, ['-map', '0:v?', '-map', '0:a?']);
     await assertSameClip(completed(job), ref);
-    assert.ok(bytesAsked('/timecode.mov', timecode.size) < 0.6 * timecode.size);
+    // 16 s of 30 (a keyframe back, 2 s each side) and the first second.
+    assert.ok(bytesAsked('/timecode.mov', timecode.size) < 0.75 * timecode.size);
     assert.match(job.result!.warnings?.join() ?? '', /keeps only the video and audio/);
   });
 

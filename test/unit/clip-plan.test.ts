@@ -106,13 +106,13 @@ describe('planning a clip', () => {
       { start: 35, end: 50 },
       10_000_000,
     )!;
-    // Keyframe 20 (one before 30), a second earlier: sample 19; end 50 + 1 s, then one more: 52.
+    // Keyframe 20 (one before 30), 2 s earlier: sample 18; end 50 + 2 s, then one more: 53.
     // The first second: samples 0 and 1, then one more.
     assert.deepEqual(plan.ranges, [
       { start: 0, end: 300_000 },
-      { start: 1_900_000, end: 5_300_000 },
+      { start: 1_800_000, end: 5_400_000 },
     ]);
-    assert.equal(plan.bytes, 3_700_000);
+    assert.equal(plan.bytes, 3_900_000);
     assert.equal(plan.keyframe, 20);
   });
 

@@ -15,10 +15,11 @@ export interface ByteRange {
 
 /**
  * Seconds of media kept on each side of the clip beyond the keyframe and the end: ffmpeg's mov demuxer
- * seeks every track by its own index (edit lists and B-frame reordering shift times a little) and
- * reads each track until a packet past `end`, so the exact sample it stops at is its business.
+ * seeks every track by its own index (edit lists and B-frame reordering shift times a little), and
+ * reads the tracks in file order among samples within 1 s of each other (mov_find_next_sample) until
+ * every one has a packet past `end`: 2 s covers that with room for rounding.
  */
-export const EDGE_SECONDS = 1;
+export const EDGE_SECONDS = 2;
 /**
  * The first seconds of every track are fetched too: ffmpeg decodes a few packets from the start of
  * the file to fill in stream parameters before it seeks.
@@ -136,7 +137,7 @@ export function withoutRanges(ranges: readonly ByteRange[], have: readonly ByteR
 
 /**
  * The ranges a clip needs: every track's samples from EDGE_SECONDS before the anchor track's keyframe
- * (see keyframeBefore) to EDGE_SECONDS after `end` (or the end), whole chunks, plus each track's
+ * (see keyframeBefore) to EDGE_SECONDS after `end` (or the end), out to their chunks, plus each track's
  * first LEAD_SECONDS. Null when a sample lies outside a file of `size` bytes (the moov lies).
  */
 export function planClip(index: SampleIndex, clip: ClipRange, size: number): ClipPlan | null {
