@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { box, type Container, container, fullBox, u32be } from '../../src/media/mp4-box-writer.js';
+import { box, type Container, container, fullBox, u32be, u64be } from '../../src/media/mp4-box-writer.js';
 import { readSampleIndex, type TrackSamples } from '../../src/media/mp4-sample-index.js';
 import { keyframeBefore, mergeRanges, planClip, withoutRanges } from '../../src/pipeline/mp4/clip-plan.js';
 import { RangePlan } from '../../src/pipeline/mp4/range-plan.js';
 
+const u16be = (v: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(v);
+  return b;
+};
 const join = (c: Container) => Buffer.concat(c.parts, c.length);
 
 /**
@@ -20,6 +25,10 @@ function moovOf(o: {
   gap: number;
   mediaStart?: number;
   extra?: Buffer[];
+  /** co64 and a 16-bit stz2 instead of stco and stsz. */
+  wide?: boolean;
+  /** Edit list entries [duration, media time] instead of the one from mediaStart. */
+  edits?: [number, number][];
 }): Buffer {
   const chunks = Math.ceil(o.n / 2);
   const stbl = container(
@@ -36,8 +45,27 @@ function moovOf(o: {
       ),
     ),
     fullBox('stsc', 0, 0, u32be(1, 1, 2, 1)),
-    fullBox('stsz', 0, 0, u32be(o.size, o.n)),
-    fullBox('stco', 0, 0, u32be(chunks, ...Array.from({ length: chunks }, (_, c) => o.at + c * o.gap))),
+    ...(o.wide
+      ? [
+          fullBox(
+            'stz2',
+            0,
+            0,
+            u32be(16, o.n),
+            Buffer.concat(Array.from({ length: o.n }, () => u16be(o.size))),
+          ),
+          fullBox(
+            'co64',
+            0,
+            0,
+            u32be(chunks),
+            ...Array.from({ length: chunks }, (_, c) => u64be(o.at + c * o.gap)),
+          ),
+        ]
+      : [
+          fullBox('stsz', 0, 0, u32be(o.size, o.n)),
+          fullBox('stco', 0, 0, u32be(chunks, ...Array.from({ length: chunks }, (_, c) => o.at + c * o.gap))),
+        ]),
   );
   const mdia = container(
     'mdia',
@@ -45,7 +73,13 @@ function moovOf(o: {
     fullBox('hdlr', 0, 0, u32be(0), Buffer.from('vide'), u32be(0, 0, 0), Buffer.from('v\0')),
     container('minf', stbl),
   );
-  const elst = fullBox('elst', 0, 0, u32be(1, o.n * 40, o.mediaStart ?? 0, 0x10000));
+  const edits = o.edits ?? [[o.n * 40, o.mediaStart ?? 0]];
+  const elst = fullBox(
+    'elst',
+    0,
+    0,
+    u32be(edits.length, ...edits.flatMap(([d, t]) => [d, t >>> 0, 0x10000])),
+  );
   const trak = container(
     'trak',
     fullBox('tkhd', 0, 3, u32be(0, 0, 1, 0, o.n * 40)),
@@ -68,6 +102,47 @@ describe('the MP4 sample index', () => {
     // 100 units of 2500 per sample; the edit list starts the media at 200 units (0.08 s).
     assert.equal(t.pts[0], -0.08);
     assert.equal(t.pts[2], 0);
+  });
+
+  it('reads co64 offsets past 4 GiB and stz2 sizes', () => {
+    const t = readSampleIndex(moovOf({ n: 4, size: 300, gop: 2, at: 5_000_000_000, gap: 1000, wide: true }))!
+      .tracks[0]!;
+    assert.deepEqual(t.sizes, [300, 300, 300, 300]);
+    assert.deepEqual(t.offsets, [5_000_000_000, 5_000_000_300, 5_000_001_000, 5_000_001_300]);
+  });
+
+  it('puts leading empty edits before the media, and refuses several real edits', () => {
+    // 500 ms empty (movie timescale 1000), then the media from its start.
+    const delayed = readSampleIndex(
+      moovOf({
+        n: 4,
+        size: 10,
+        gop: 2,
+        at: 0,
+        gap: 20,
+        edits: [
+          [500, -1],
+          [160, 0],
+        ],
+      }),
+    )!;
+    assert.equal(delayed.tracks[0]!.pts[0], 0.5);
+    assert.equal(
+      readSampleIndex(
+        moovOf({
+          n: 4,
+          size: 10,
+          gop: 2,
+          at: 0,
+          gap: 20,
+          edits: [
+            [80, 0],
+            [80, 200],
+          ],
+        }),
+      ),
+      null,
+    );
   });
 
   it('answers null for a fragmented moov (mvex) and for a table that overruns its box', () => {
