@@ -127,7 +127,7 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     origin.addFile('/tail.mp4', tail.file);
     origin.addFile('/audio.m4a', audio.file);
     origin.addFile('/frag.mp4', fragmented.file);
-    svc = await startTestService({ max_retries: 2 });
+    svc = await startTestService({ max_retries: 2 }, { listen: true });
   });
   afterEach(() => origin.reset());
   after(async () => {
@@ -352,5 +352,18 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     assert.equal(run.stdout().trim(), out);
     await assertSameClip(out, await reference(front.file, 10, 20));
     assert.ok(bytesAsked('/front.mp4', front.size) < 0.25 * front.size);
+  });
+
+  it('gabe submit --mp4 --start 50 --end 1:00 asks the service for the clip', async () => {
+    const run = gabe(
+      ['submit', `${origin.url}/front.mp4`, '--mp4', '--start', '50', '--end', '1:00', '--follow', '--json'],
+      {
+        GABE_SERVER: svc.url,
+      },
+    );
+    assert.equal(await run.exit, 0, run.output());
+    const job = JSON.parse(run.stdout()) as { result: { output_path: string; clip: unknown } };
+    assert.deepEqual(job.result.clip, { start: 50, end: 60 });
+    await assertSameClip(job.result.output_path, await reference(front.file, 50, 60));
   });
 });
