@@ -218,7 +218,10 @@ export function readSampleIndex(moov: Buffer): SampleIndex | null {
       if (!track) return null;
       if (track.sizes.length > 0) tracks.push(track);
     }
-    return tracks.length > 0 ? { duration: length / scale, tracks } : null;
+    if (tracks.length === 0) return null;
+    // Some muxers leave mvhd's duration at 0: the last sample shown is a floor for it.
+    const last = Math.max(...tracks.map((t) => Math.max(...t.pts.slice(-8))));
+    return { duration: Math.max(length / scale, last), tracks };
   } catch (err) {
     // A table that points outside its box: not a moov this reader can vouch for.
     if (err instanceof RangeError) return null;

@@ -104,6 +104,13 @@ describe('the MP4 sample index', () => {
     assert.equal(t.pts[2], 0);
   });
 
+  it("takes the last sample's time for the duration when mvhd says 0", () => {
+    const moov = moovOf({ n: 10, size: 100, gop: 5, at: 1000, gap: 500 });
+    assert.equal(moov.toString('latin1', 12, 16), 'mvhd');
+    moov.writeUInt32BE(0, 32);
+    assert.equal(readSampleIndex(moov)!.duration, 0.36);
+  });
+
   it('reads co64 offsets past 4 GiB and stz2 sizes', () => {
     const t = readSampleIndex(moovOf({ n: 4, size: 300, gop: 2, at: 5_000_000_000, gap: 1000, wide: true }))!
       .tracks[0]!;

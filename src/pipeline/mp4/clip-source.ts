@@ -7,7 +7,7 @@
  * ffmpeg cuts the clip from that copy. Anything unexpected returns the reason to fetch it all instead.
  */
 import { setMaxListeners } from 'node:events';
-import { open } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import type { ClipRange } from '../../jobs/clip-range.js';
 import { readSampleIndex, type SampleIndex } from '../../media/mp4-sample-index.js';
 import type { HttpClient, HttpResponse } from '../../net/client.js';
@@ -224,7 +224,19 @@ async function writeSparse(
     { bytes: id.size, ranges: ranges.length, clipBytes: wanted, missing: plan.missingBytes, resume },
     'clip: fetching the samples it needs',
   );
-  if (plan.missingBytes === 0) return;
+  if (plan.missingBytes > 0) await fetchRanges(ctx, http, src, part, plan, connections);
+  await rm(`${part}.json`, { force: true });
+}
+
+/** The plan's missing ranges into the part file, over the parallel connections. */
+async function fetchRanges(
+  ctx: DownloadContext,
+  http: HttpClient,
+  src: SourceReader,
+  part: string,
+  plan: RangePlan,
+  connections: number,
+): Promise<void> {
   const controller = new AbortController();
   // Every connection's request, and each piece waiting to retry, listens on it: not a leak.
   setMaxListeners(4 * Math.max(connections, ctx.config.mp4_connections_max) + 8, controller.signal);
@@ -237,7 +249,7 @@ async function writeSparse(
       http,
       url: src.url,
       file: part,
-      id,
+      id: src.id!,
       plan,
       connections,
       maxConnections: Math.max(connections, ctx.config.mp4_connections_max),
