@@ -62,11 +62,18 @@ function entries(b: Buffer, box: Box | null): { at: number; count: number } | nu
   return box ? { at: box.start + 8, count: b.readUInt32BE(box.start + 4) } : null;
 }
 
+/**
+ * More samples than this in one track (a day at 60 fps is 5 M; uncompressed audio counts each PCM
+ * frame) is left to the whole-file path rather than held as arrays here.
+ */
+const MAX_SAMPLES = 20_000_000;
+
 function sampleSizes(b: Buffer, stbl: Box): number[] | null {
   const stsz = find(b, stbl, 'stsz');
   if (stsz) {
     const fixed = b.readUInt32BE(stsz.start + 4);
     const count = b.readUInt32BE(stsz.start + 8);
+    if (count > MAX_SAMPLES) return null;
     if (fixed) return new Array<number>(count).fill(fixed);
     return Array.from({ length: count }, (_, i) => b.readUInt32BE(stsz.start + 12 + 4 * i));
   }
@@ -74,6 +81,7 @@ function sampleSizes(b: Buffer, stbl: Box): number[] | null {
   if (!stz2) return null;
   const field = b[stz2.start + 7];
   const count = b.readUInt32BE(stz2.start + 8);
+  if (count > MAX_SAMPLES) return null;
   const at = stz2.start + 12;
   if (field === 8) return Array.from({ length: count }, (_, i) => b[at + i]!);
   if (field === 16) return Array.from({ length: count }, (_, i) => b.readUInt16BE(at + 2 * i));

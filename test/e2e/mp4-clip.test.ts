@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -337,6 +337,7 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
       .map((m) => [Number(m![1]), Number(m![2]) + 1] as const)
       .filter(([s]) => !walk.has(s));
     assert.ok(pieces.length > 0, 'the missing bytes were fetched');
+    assert.ok(!existsSync(checkpoint), 'the checkpoint goes once the ranges are in');
     for (const [s, e] of pieces) {
       assert.ok(
         missing.some(([ms, me]) => s >= ms && e <= me),
