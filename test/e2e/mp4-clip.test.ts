@@ -242,6 +242,14 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     assert.ok(bytesAsked('/front.mp4', front.size) < 0.1 * front.size, 'only the head and the moov');
   });
 
+  it('fails with VALIDATION when start is beyond the duration of a file fetched whole', async () => {
+    origin.setOptions({ ranges: false });
+    const job = await clip('/tail.mp4', { start: 95 });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_VALIDATION');
+    assert.match(job.error ?? '', /beyond the end of the media/);
+  });
+
   it('cuts the clip from the whole file when the origin ignores Range', async () => {
     origin.setOptions({ ranges: false });
     const job = await clip('/tail.mp4', { start: 20, end: 30 });
