@@ -8,7 +8,7 @@ import type { Job, JobResult } from '../../src/jobs/types.js';
 import { mp4Downloader } from '../../src/pipeline/mp4/job.js';
 import { ProgressTracker } from '../../src/pipeline/progress.js';
 import { loadConfig } from '../../src/service/config.js';
-import { createLogger } from '../../src/service/log.js';
+import { createLogger, LOG_FILE_NAME } from '../../src/service/log.js';
 import { readSavedRanges } from '../helpers/checkpoint.js';
 import { gabe } from '../helpers/cli.js';
 import { assertSameMedia } from '../helpers/differential.js';
@@ -158,6 +158,13 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     return svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED'], 120_000);
   }
 
+  /** The service log's lines about one job. */
+  const logOf = (job: Job): string =>
+    readFileSync(path.join(svc.config.log_path, LOG_FILE_NAME), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(job.id))
+      .join('\n');
+
   const completed = (job: Job): string => {
     assert.equal(job.status, 'COMPLETED', job.error ?? '');
     return job.result!.output_path;
@@ -254,6 +261,7 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     origin.setOptions({ ranges: false });
     const job = await clip('/tail.mp4', { start: 20, end: 30 });
     await assertSameClip(completed(job), await reference(tail.file, 20, 30));
+    assert.match(logOf(job), /the origin does not answer byte ranges/);
     assert.deepEqual(job.result!.clip, { start: 20, end: 30 });
   });
 
@@ -269,11 +277,13 @@ describe('MP4 clips by time (POST /download/mp4 with start/end)', () => {
     assert.equal(fault.hits, 1);
     const ranges = origin.requests.filter((r) => r.path === '/tail.mp4').map((r) => r.headers['range']);
     assert.ok(ranges.includes('bytes=0-'), `then the whole file: ${ranges.join(', ')}`);
+    assert.match(logOf(job), /the file changed on the server; downloading it whole/);
   });
 
   it('cuts the clip from the whole file when the MP4 is fragmented', async () => {
     const job = await clip('/frag.mp4', { start: 10, end: 20 });
     await assertSameClip(completed(job), await reference(fragmented.file, 10, 20));
+    assert.match(logOf(job), /a fragmented MP4/);
     const ranged = origin.requests.filter((r) => r.path === '/frag.mp4' && r.headers['range']);
     assert.ok(
       ranged.some((r) => r.headers['range'] === 'bytes=0-'),
