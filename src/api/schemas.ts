@@ -171,6 +171,15 @@ export const JobResultSchema = Type.Object({
         "Notes on a complete file: the playlist's EXTINF durations differ much from the media's, frames left out after damage in transport (lost MPEG-TS packets), audio and video far apart in time.",
     }),
   ),
+  clip: Type.Optional(
+    Type.Object(
+      { start: Type.Number(), end: Type.Union([Type.Number(), Type.Null()]) },
+      {
+        description:
+          'A clip by time: the requested start and end in seconds (end null: to the end). The clip starts at the keyframe at or before start, like ffmpeg -ss with -c copy.',
+      },
+    ),
+  ),
   live: Type.Optional(
     Type.Object(
       {

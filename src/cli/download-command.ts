@@ -7,6 +7,7 @@ import {
   collect,
   collectHeader,
   headersOf,
+  parseClipFlag,
   parseConcurrency,
   parseHex128,
   parseResolution,
@@ -27,6 +28,8 @@ interface DownloadFlags {
   subtitles?: boolean;
   subtitleLang?: string[];
   maxDuration?: number;
+  start?: string;
+  end?: string;
 }
 
 export function downloadCommand(program: Command): void {
@@ -59,6 +62,8 @@ export function downloadCommand(program: Command): void {
     .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
     .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
+    .option('--start <time>', 'clip from this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
+    .option('--end <time>', 'clip up to this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -88,6 +93,8 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     subtitles: opts.subtitles === false ? false : null,
     subtitle_languages: opts.subtitleLang ?? null,
     max_duration: opts.maxDuration ?? null,
+    start: opts.start ?? null,
+    end: opts.end ?? null,
   };
 }
 

@@ -1,5 +1,6 @@
 /** Commander argument parsers and collectors shared by the commands: each rejects a bad value by name. */
 import { InvalidArgumentError } from 'commander';
+import { parseClipTime } from '../jobs/clip-range.js';
 import { parseResolutionPreference } from '../playlist/selection.js';
 
 export function parsePort(value: string): number {
@@ -52,4 +53,14 @@ export function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number of seconds above 0');
   return n;
+}
+
+/** `--start`/`--end`: seconds or [HH:]MM:SS(.mmm), checked here and passed on as typed. */
+export function parseClipFlag(value: string): string {
+  try {
+    parseClipTime(value, 'the time');
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
 }

@@ -85,6 +85,8 @@ export interface JobResult {
    * the media's, frames left out after damage in transport, tracks far apart in time.
    */
   warnings?: string[];
+  /** A clip by time: the request's start and end in seconds (end null: to the end of the media). */
+  clip?: { start: number; end: number | null };
   /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
 }

@@ -1,5 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { type ClipRange, clipRange } from '../../jobs/clip-range.js';
 import type { JobResult } from '../../jobs/types.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
@@ -8,10 +9,13 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import type { GuardOptions } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
-import { GabeError, isGabeError } from '../../service/errors.js';
+import { FileChangedError, GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { cutClip } from './clip-cut.js';
+import { fetchClipSource } from './clip-source.js';
 import { fetchToPart } from './fetch-file.js';
+import { removePart } from './part-file.js';
 import { sizeOf } from './single-stream.js';
 
 /** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
@@ -57,6 +61,70 @@ async function probeVideo(ctx: DownloadContext, file: string): Promise<ProbeResu
   return probe;
 }
 
+/**
+ * A clip's source on disk: the sparse copy when the origin does ranges and the moov can be read,
+ * else (logged) the whole file, fetched as without a clip.
+ */
+async function fetchClipSourceOrWhole(
+  ctx: DownloadContext,
+  http: HttpClient,
+  clip: ClipRange,
+): Promise<string> {
+  const { log, tempDir, job } = ctx;
+  const sparse = path.join(tempDir, 'clip-source.part');
+  try {
+    const got = await fetchClipSource(ctx, http, job.request.url, sparse, clip);
+    if (got.sparse) return sparse;
+    log.info({ reason: got.reason }, 'clip: downloading the whole file');
+  } catch (err) {
+    if (!(err instanceof FileChangedError)) throw err;
+    log.warn({ reason: err.message }, 'clip: the file changed on the server; downloading it whole');
+  }
+  await removePart(sparse);
+  ctx.progress.setDoneBytes(0);
+  const part = path.join(tempDir, 'download.part');
+  await fetchToPart(ctx, http, job.request.url, part);
+  return part;
+}
+
+/** Cuts the clip out of its probed source: the clip's file and its probe. */
+async function cutFrom(
+  ctx: DownloadContext,
+  source: string,
+  probe: ProbeResult,
+  clip: ClipRange,
+): Promise<{ file: string; probe: ProbeResult; warning: string | null }> {
+  const duration = Number(probe.format.duration);
+  if (clip.start >= duration) {
+    throw new GabeError(
+      'VALIDATION',
+      `start (${clip.start} s) is at or beyond the end of the media (${duration.toFixed(3)} s)`,
+    );
+  }
+  const file = path.join(ctx.tempDir, 'clip.mp4');
+  const warning = await cutClip(ctx, source, file, clip);
+  await rm(source, { force: true });
+  return { file, probe: await probeVideo(ctx, file), warning };
+}
+
+async function remuxToMp4(ctx: DownloadContext, part: string, format: string): Promise<string> {
+  const final = path.join(ctx.tempDir, 'remuxed.mp4');
+  ctx.log.info({ format }, 'remuxing to MP4');
+  await runTool(
+    ctx.ffmpeg.ffmpeg,
+    [
+      ...['-hide_banner', '-nostdin', '-y', ...safeInput('file', VIDEO_DEMUXERS), '-i', part],
+      ...['-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', final],
+    ],
+    { signal: ctx.signal },
+  ).catch((err: unknown) => {
+    if (isGabeError(err, 'CANCELLED')) throw err;
+    throw new GabeError('NOT_A_VIDEO', `could not remux ${format} to MP4: ${(err as Error).message}`);
+  });
+  await rm(part, { force: true });
+  return final;
+}
+
 function describeResolution(probe: ProbeResult): string | null {
   const v = probe.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
   return v ? `${v.width}x${v.height}` : null;
@@ -65,7 +133,7 @@ function describeResolution(probe: ProbeResult): string | null {
 export const mp4Downloader = {
   /** `seams.guard`: the destination guard's test seam (net/guard.ts); the service passes none. */
   async run(ctx: DownloadContext, seams: { guard?: GuardOptions } = {}): Promise<JobResult> {
-    const { job, config, signal, log } = ctx;
+    const { job, config } = ctx;
     const url = job.request.url;
     const http = new HttpClient({
       ...transferLimits(config),
@@ -78,45 +146,24 @@ export const mp4Downloader = {
       headers: mergeHeaders(config.headers, job.request.headers),
       jobUrl: url,
     });
-    const part = path.join(ctx.tempDir, 'download.part');
+    const clip = clipRange(job.request);
     try {
-      await fetchToPart(ctx, http, url, part);
+      let part = path.join(ctx.tempDir, 'download.part');
+      if (clip) part = await fetchClipSourceOrWhole(ctx, http, clip);
+      else await fetchToPart(ctx, http, url, part);
       ctx.reportProgress();
-      const probe = await probeVideo(ctx, part);
+      let probe = await probeVideo(ctx, part);
       let final = part;
       let container = 'mp4';
-      if (!/mp4|mov/.test(probe.format.format_name)) {
+      const warnings: string[] = [];
+      if (clip) {
+        if (!/mp4|mov/.test(probe.format.format_name)) container = probe.format.format_name;
+        const cut = await cutFrom(ctx, part, probe, clip);
+        ({ file: final, probe } = cut);
+        if (cut.warning) warnings.push(cut.warning);
+      } else if (!/mp4|mov/.test(probe.format.format_name)) {
         // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
-        final = path.join(ctx.tempDir, 'remuxed.mp4');
-        log.info({ format: probe.format.format_name }, 'remuxing to MP4');
-        await runTool(
-          ctx.ffmpeg.ffmpeg,
-          [
-            '-hide_banner',
-            '-nostdin',
-            '-y',
-            ...safeInput('file', VIDEO_DEMUXERS),
-            '-i',
-            part,
-            '-map',
-            '0',
-            '-c',
-            'copy',
-            '-movflags',
-            '+faststart',
-            '-f',
-            'mp4',
-            final,
-          ],
-          { signal },
-        ).catch((err: unknown) => {
-          if (isGabeError(err, 'CANCELLED')) throw err;
-          throw new GabeError(
-            'NOT_A_VIDEO',
-            `could not remux ${probe.format.format_name} to MP4: ${(err as Error).message}`,
-          );
-        });
-        await rm(part, { force: true });
+        final = await remuxToMp4(ctx, part, probe.format.format_name);
         container = probe.format.format_name;
       }
       const size = await sizeOf(final);
@@ -133,6 +180,8 @@ export const mp4Downloader = {
         duration_seconds: Number.isFinite(duration) ? duration : null,
         segment_count: null,
         container,
+        ...(clip ? { clip: { start: clip.start, end: clip.end } } : {}),
+        ...(warnings.length > 0 ? { warnings } : {}),
       };
     } finally {
       await http.destroy();

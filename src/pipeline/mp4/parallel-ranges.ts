@@ -44,8 +44,8 @@ export interface RangedOptions {
   maxConnections?: number;
   /** Aborts every connection at once: cancellation (linked to ctx.signal) or a failed piece. */
   controller: AbortController;
-  /** The first request's answer, already checked: it serves `piece` up to `end` (exclusive). */
-  first: { res: HttpResponse; piece: PieceState; end: number; requestMs: number };
+  /** The first request's answer, checked, serving `piece` to `end` (exclusive); none for a clip. */
+  first?: { res: HttpResponse; piece: PieceState; end: number; requestMs: number } | undefined;
 }
 
 /** A response a connection has in hand for its piece, served up to `end` (exclusive). */
@@ -107,7 +107,7 @@ class RangedDownload {
     // Like HLS segments (pipeline/adaptive.ts): a CDN caps each connection, so more of them buy speed up to a
     // point only a measurement finds. Each buffer written counts as one fetch.
     this.limit = new AdaptiveConcurrency({ initial: o.connections, max: o.maxConnections ?? o.connections });
-    this.requestMs = o.first.requestMs;
+    this.requestMs = o.first?.requestMs ?? 0;
     this.checkpoint = new CheckpointWriter(`${o.file}.json`, () =>
       JSON.stringify(checkpointOf(o.id, o.plan)),
     );
@@ -119,10 +119,11 @@ class RangedDownload {
     try {
       // Claims nothing yet; written beside the first requests rather than before them.
       this.checkpoint.soon();
-      const first = o.first.piece;
-      first.owned = true;
-      this.start(first, { res: o.first.res, end: o.first.end });
-      for (let i = 1; i < o.connections; i++) this.start(plan.take(this.timing()));
+      if (o.first) {
+        o.first.piece.owned = true;
+        this.start(o.first.piece, { res: o.first.res, end: o.first.end });
+      }
+      for (let i = o.first ? 1 : 0; i < o.connections; i++) this.start(plan.take(this.timing()));
       // Connections added later join the list while the first ones run.
       for (let i = 0; i < this.running.length; i++) await this.running[i];
     } finally {
@@ -140,7 +141,7 @@ class RangedDownload {
     await checkpoint.settled();
     await this.fh.close();
     // Unread when the start failed; a no-op when its worker read it.
-    this.o.first.res.body.destroy();
+    this.o.first?.res.body.destroy();
   }
 
   /** The download's outcome: the first failure (a cancellation as CANCELLED), or every byte on disk. */

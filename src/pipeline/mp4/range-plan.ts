@@ -130,6 +130,31 @@ export class RangePlan {
     return new RangePlan(size, pieces);
   }
 
+  /**
+   * A plan for some byte ranges of the file only (sorted, disjoint, [start, end)): the rest is
+   * marked written, so no connection asks for it and a checkpoint records the ranges alone.
+   */
+  static sparse(size: number, ranges: readonly { start: number; end: number }[]): RangePlan {
+    const pieces: PieceState[] = [];
+    const piece = (start: number, end: number, done: boolean) =>
+      pieces.push({
+        start,
+        end,
+        written: done ? end : start,
+        received: done ? end : start,
+        owned: false,
+        rateBps: null,
+      });
+    let at = 0;
+    for (const r of ranges) {
+      if (r.start > at) piece(at, r.start, true);
+      if (r.end > r.start) piece(r.start, r.end, false);
+      at = r.end;
+    }
+    if (at < size) piece(at, size, true);
+    return new RangePlan(size, pieces);
+  }
+
   static fromCheckpoint(cp: Checkpoint): RangePlan {
     return new RangePlan(
       cp.size,
