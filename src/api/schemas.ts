@@ -188,6 +188,18 @@ export const JobResultSchema = Type.Object({
       },
     ),
   ),
+  clip: Type.Optional(
+    Type.Object(
+      { start: Type.Number(), end: Type.Union([Type.Number(), Type.Null()]) },
+      { description: 'A clip: the start and end asked for, in seconds (end null: to the end).' },
+    ),
+  ),
+  skipped: Type.Optional(
+    Type.Object(
+      { segments: Type.Integer(), seconds: Type.Number() },
+      { description: 'Segments left out by skip_segments / skip_discontinuity_runs, and their seconds.' },
+    ),
+  ),
 });
 
 export const JobSchema = Type.Object({

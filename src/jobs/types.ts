@@ -87,6 +87,10 @@ export interface JobResult {
   warnings?: string[];
   /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
+  /** A clip: the start and end asked for, seconds (end null: to the end of the media). */
+  clip?: { start: number; end: number | null };
+  /** Segments left out by skip_segments / skip_discontinuity_runs, and their EXTINF seconds. */
+  skipped?: { segments: number; seconds: number };
 }
 
 export interface JobProgress {

@@ -13,6 +13,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { clipRange } from '../../jobs/clip-range.js';
 import type { JobRequest, JobResult } from '../../jobs/types.js';
 import { moovReserveFor } from '../../media/ffmpeg/merge-args.js';
 import { ffprobe, type ProbeResult } from '../../media/ffmpeg/run.js';
@@ -23,14 +24,15 @@ import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../../net/retry.js';
 import { parseIv } from '../../playlist/keys.js';
-import { formatResolution } from '../../playlist/selection.js';
+import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { clipFile, MAX_PREROLL } from './clip-cut.js';
 import { containerExt, JobMux } from './job-mux.js';
-import { concurrencyOf, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
+import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
 import { KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
-import { checkStreams, durationWarning, publishSidecars } from './output-checks.js';
+import { checkStreams, durationWarning, publishSidecars, resolutionOf } from './output-checks.js';
 import { isLive, type PlaylistSource, reloadTrack, type Selected, selectStreams } from './renditions.js';
 import { downloadTrack, type TrackResult } from './track-download.js';
 import { type KeyOverride, OVERRIDE_KEY_URI, planTrack } from './track-plan.js';
@@ -41,17 +43,6 @@ export interface HlsSeams {
   moovReserve?: (seconds: number) => number | null;
 }
 
-/** The tracks to download: the main one first, then a separate audio rendition, if any. */
-interface JobPlan {
-  selected: Selected;
-  live: boolean;
-  /** audio_only with a separate rendition: that rendition alone is the main track. */
-  mainIsAudio: boolean;
-  tracks: TrackJob[];
-  main: TrackJob;
-  audio: TrackJob | null;
-}
-
 /** What the tracks brought: their files' contents and, for a live stream, how the recording ended. */
 interface Fetched {
   results: TrackResult[];
@@ -60,6 +51,8 @@ interface Fetched {
 
 /** The merged file as probed, and the notes that go with it. */
 interface Finished {
+  /** The file to publish: the merged one, or the clip cut from it. */
+  file: string;
   out: ProbeResult;
   duration: number;
   warnings: string[];
@@ -103,11 +96,17 @@ class HlsJob {
   async run(): Promise<JobResult> {
     try {
       const selected = await this.select();
-      const plan = await this.plan(selected);
-      const mux = this.startMux(plan);
-      const fetched = await this.fetch(plan, mux);
-      const finished = await this.finish(plan, mux, fetched);
-      return await this.publish(plan, mux, fetched, finished);
+      for (let preroll = 0; ; preroll = preroll * 2 || 1) {
+        const plan = await this.plan(selected, preroll);
+        const mux = this.startMux(plan);
+        const fetched = await this.fetch(plan, mux);
+        const finished = await this.finish(plan, mux, fetched, preroll >= MAX_PREROLL);
+        if (finished) return await this.publish(plan, mux, fetched, finished);
+        this.ctx.log.info(
+          { preroll },
+          'no keyframe at or before the clip start yet; fetching earlier segments too',
+        );
+      }
     } catch (err) {
       // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.
       throw surfaceForbidden(err);
@@ -123,12 +122,15 @@ class HlsJob {
   }
 
   /** The tracks' plans (a live track's recording, resumed from its checkpoint), totals, disk space. */
-  private async plan(selected: Selected): Promise<JobPlan> {
+  private async plan(selected: Selected, preroll: number): Promise<JobPlan> {
     const { ctx, request, audioOnly, override, src } = this;
     const live = isLive(selected.main.media);
+    const clip = clipRange(request);
+    if (live && clip) throw new GabeError('VALIDATION', 'start/end apply to VOD; use max_duration for live');
     const stop = live ? (ctx.markLive?.() ?? new AbortController().signal) : null;
     const over = this.over.signal;
-    const { tracks, mainIsAudio } = await trackJobs({ ctx, src, selected, override, audioOnly, stop, over });
+    const trackOptions = { ctx, src, selected, override, audioOnly, stop, over, preroll };
+    const { tracks, mainIsAudio, selection } = await trackJobs(trackOptions);
     const main = tracks[0]!;
     const audio = tracks[1] ?? null;
     if (live) ctx.log.info({ max_duration: request.max_duration ?? null }, 'live playlist: recording');
@@ -137,7 +139,9 @@ class HlsJob {
     const estimate =
       ((selected.variant?.bandwidth ?? 0) / 8) * (live ? (request.max_duration ?? 0) : main.plan.duration);
     if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
-    return { selected, live, mainIsAudio, tracks, main, audio };
+    if (selection && selection.skipped.segments > 0)
+      ctx.log.info({ skipped: selection.skipped }, 'skipping segments');
+    return { selected, live, mainIsAudio, tracks, main, audio, clip, selection };
   }
 
   private setTotals(tracks: TrackJob[]): void {
@@ -150,7 +154,7 @@ class HlsJob {
   }
 
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
-  private startMux({ selected, live, tracks, main, audio }: JobPlan): JobMux {
+  private startMux({ selected, live, tracks, main, audio, clip }: JobPlan): JobMux {
     const { ctx, request, seams } = this;
     const subtitleTracks = live || this.audioOnly ? [] : selected.subtitles;
     if (live && selected.subtitles.length > 0) ctx.log.info('subtitles are not recorded from live streams');
@@ -166,7 +170,9 @@ class HlsJob {
           ? moovReserveFor(main.plan.duration)
           : null;
     const { audioOnly, src } = this;
-    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve });
+    // A clip's merged file is not the one published: nothing to upload while it is written.
+    const announce = clip === null;
+    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve, announce });
   }
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */
@@ -215,18 +221,24 @@ class HlsJob {
     }
   }
 
-  /** The MP4 finished, then checked: its streams, its duration against the playlist's. */
+  /**
+   * The MP4 finished (a clip cut from it), then checked: its streams, its duration against the
+   * playlist's. Null when a clip needs segments from before its window (clip-cut.ts).
+   */
   private async finish(
-    { selected, tracks, main, audio, mainIsAudio }: JobPlan,
+    { selected, tracks, main, audio, mainIsAudio, clip, selection }: JobPlan,
     mux: JobMux,
     fetched: Fetched,
-  ): Promise<Finished> {
+    lastTry: boolean,
+  ): Promise<Finished | null> {
     const { ctx } = this;
     ctx.log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
     await mux.finish(fetched.results);
+    const cut = { input: mux.output, lastTry, signal: ctx.signal };
+    const file = clip && selection ? await clipFile(ctx.ffmpeg, { ...cut, clip, selection }) : mux.output;
+    if (file === null) return null;
     // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
-    const out =
-      (await probeIsoBmff(mux.output)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, mux.output, ctx.signal, 'mov'));
+    const out = (await probeIsoBmff(file)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, file, ctx.signal, 'mov'));
     const duration = Number(out.format.duration);
     // What the file must hold: the separate audio rendition, and video when the variant says it has
     // a picture (a media playlist alone does not say).
@@ -234,36 +246,32 @@ class HlsJob {
       video: !this.audioOnly && (selected.variant?.resolution ?? null) !== null,
       audio: audio !== null || mainIsAudio,
     });
-    const warnings = [...mux.warnings];
-    const listed = durationWarning(
-      Number.isFinite(duration) ? duration : null,
-      fetched.results[0]!.seconds,
-      main.plan.unknownDurations > 0,
-    );
+    const warnings = [...mux.warnings, ...(selection?.warnings ?? [])];
+    // A clip's file is shorter than its segments: the check applies to whole segments only.
+    const listed = clip
+      ? null
+      : durationWarning(
+          Number.isFinite(duration) ? duration : null,
+          fetched.results[0]!.seconds,
+          main.plan.unknownDurations > 0,
+        );
     if (listed) warnings.push(listed);
     if (warnings.length > 0) ctx.log.warn({ warnings }, 'the file is complete; read it with these notes');
-    return { out, duration, warnings };
+    return { file, out, duration, warnings };
   }
 
   /** The file moved into the output folder (the subtitles beside it), and the job's result. */
   private async publish(
-    { selected }: JobPlan,
+    { selected, clip, selection }: JobPlan,
     mux: JobMux,
     { results, outcome }: Fetched,
-    { out, duration, warnings }: Finished,
+    { file, out, duration, warnings }: Finished,
   ): Promise<JobResult> {
     const { audioOnly, ctx } = this;
-    const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
-    const resolution = audioOnly
-      ? null
-      : v
-        ? `${v.width}x${v.height}`
-        : selected.variant
-          ? formatResolution(selected.variant)
-          : null;
-    const size = (await stat(mux.output)).size;
+    const resolution = audioOnly ? null : resolutionOf(out, selected.variant);
+    const size = (await stat(file)).size;
     const ext = containerExt(audioOnly);
-    const outputPath = await publishFile(mux.output, ctx.config.output_path, ctx.job.video_name, ext);
+    const outputPath = await publishFile(file, ctx.config.output_path, ctx.job.video_name, ext);
     const result: JobResult = {
       status: 'completed',
       output_path: outputPath,
@@ -279,6 +287,8 @@ class HlsJob {
     if (mux.subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, mux.subtitles);
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
     if (warnings.length > 0) result.warnings = warnings;
+    if (clip) result.clip = clip;
+    if (selection && selection.skipped.segments > 0) result.skipped = selection.skipped;
     return result;
   }
 }

@@ -1,0 +1,93 @@
+/**
+ * The exact clip, cut from the file merged of the segments that cover it, as
+ * `ffmpeg -ss S -to E -i full.mp4 -c copy` cuts it: from the last keyframe at or before S (the
+ * frames up to S stay, for decoding, hidden by an edit list) to E. The window's first segment need not
+ * start with a keyframe (open GOPs, segments cut by time), so first a check that the merged file
+ * holds one at or before S; if not, the job fetches more segments before the window.
+ */
+import path from 'node:path';
+import type { ClipRange } from '../../jobs/clip-range.js';
+import { runTool, safeInput } from '../../media/ffmpeg/run.js';
+import { fileTime } from './clip-window.js';
+import type { Selection } from './job-plan.js';
+
+/** ffmpeg arguments cutting [from, to) seconds (of the input's own timeline) out of an MP4, stream copy. */
+export function clipCutArgs(input: string, output: string, from: number, to: number | null): string[] {
+  return [
+    ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
+    ...['-ss', from.toFixed(6)],
+    ...(to === null ? [] : ['-to', to.toFixed(6)]),
+    ...safeInput('file', 'mov'),
+    ...['-i', input],
+    ...['-map', '0', '-map_metadata', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', output],
+  ];
+}
+
+/** Cuts the clip; ffmpeg is stopped if the job is. */
+export async function cutClip(
+  ffmpeg: string,
+  o: { input: string; output: string; from: number; to: number | null; signal: AbortSignal },
+): Promise<void> {
+  await runTool(ffmpeg, clipCutArgs(o.input, o.output, o.from, o.to), { signal: o.signal });
+}
+
+/**
+ * Whether the file's first video stream has a keyframe at most `at` seconds after the file's start
+ * (true without video: audio frames all decode alone).
+ */
+export async function keyframeBy(
+  ffprobe: string,
+  file: string,
+  at: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const { stdout } = await runTool(
+    ffprobe,
+    [
+      ...['-v', 'error', ...safeInput('file', 'mov')],
+      ...['-select_streams', 'v:0', '-read_intervals', `%+${(at + 1).toFixed(3)}`],
+      ...['-show_entries', 'format=start_time:packet=pts_time,flags', '-of', 'json', file],
+    ],
+    { signal },
+  );
+  const probed = JSON.parse(stdout.toString()) as {
+    packets?: { pts_time?: string; flags?: string }[];
+    format?: { start_time?: string };
+  };
+  const packets = probed.packets ?? [];
+  if (packets.length === 0) return true;
+  const start = Number(probed.format?.start_time ?? 0) || 0;
+  // A millisecond of slack: times go through decimal text on both sides.
+  return packets.some((p) => p.flags?.startsWith('K') && Number(p.pts_time) - start <= at + 0.001);
+}
+
+/**
+ * Times the segments before the window are doubled (1, 2, 4, 8) when the fetched ones hold no
+ * keyframe at or before the clip's start; past that the clip starts where the fetched media decodes.
+ */
+export const MAX_PREROLL = 8;
+
+/**
+ * The clip cut out of `input` (the file of the kept segments) into `clip.mp4` beside it: `clip` is on
+ * the playlist's timeline, the file starts at `selection.from` and lacks the removed spans. Null, with
+ * nothing written, when the file has no keyframe at or before the clip's start and `lastTry` is false.
+ */
+export async function clipFile(
+  tools: { ffmpeg: string; ffprobe: string },
+  o: {
+    input: string;
+    clip: ClipRange;
+    selection: Pick<Selection, 'from' | 'removed'>;
+    lastTry: boolean;
+    signal: AbortSignal;
+  },
+): Promise<string | null> {
+  const { clip, selection, signal, input } = o;
+  const from = fileTime(clip.start, selection.from, selection.removed);
+  const to = clip.end === null ? null : fileTime(clip.end, selection.from, selection.removed);
+  if (!o.lastTry && selection.from > 0 && !(await keyframeBy(tools.ffprobe, input, from, signal)))
+    return null;
+  const output = path.join(path.dirname(input), 'clip.mp4');
+  await cutClip(tools.ffmpeg, { input, output, from, to, signal });
+  return output;
+}
