@@ -11,6 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
+import { gabe } from '../helpers/cli.js';
 import { streamFacts } from '../helpers/differential.js';
 import {
   decodedHash,
@@ -22,6 +23,7 @@ import {
 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const SECONDS = 24;
 
@@ -247,5 +249,45 @@ describe('clips that cannot be made fail before fetching media', () => {
     assert.equal(job.error_code, 'GABE_ERR_VALIDATION');
     assert.match(job.error ?? '', /start\/end apply to VOD; use max_duration for live/);
     assert.equal(segmentsServed('muxed'), 0);
+  });
+});
+
+describe('gabe download and gabe submit take --start/--end and the skip flags', () => {
+  it('gabe download --start 10 --end 0:20 makes the clip the API makes', async () => {
+    const url = `${origin.url}/clip/muxed/index.m3u8`;
+    const out = path.join(tempDir(), 'cli-clip.mp4');
+    const run = gabe(['download', url, '-o', out, '--start', '10', '--end', '0:20']);
+    assert.equal(await run.exit, 0, run.output());
+    const job = await clip({ url, start: 10, end: 20 });
+    const [a, b] = [await streamFacts(out), await streamFacts(job.result!.output_path)];
+    assert.deepEqual(
+      a.map((s) => s.packets),
+      b.map((s) => s.packets),
+    );
+    assert.ok(a[0]!.packets.length >= 250, `${a[0]!.packets.length} video packets for 10 s`);
+  });
+
+  it('gabe download refuses an invalid --skip-segments pattern by name', async () => {
+    const run = gabe(['download', `${origin.url}/clip/muxed/index.m3u8`, '--skip-segments', '(ads']);
+    assert.notEqual(await run.exit, 0);
+    assert.match(run.stderr(), /skip-segments/);
+  });
+
+  it('gabe submit sends start, end, skip_segments and skip_discontinuity_runs', async () => {
+    const api = await startTestService({ max_jobs_per_ip: 0 }, { listen: true });
+    const url = `${origin.url}/clip/muxed/index.m3u8`;
+    const args = ['submit', url, '--start', '00:00:02.5', '--end', '6', '--follow', '--json'];
+    args.push('--skip-segments', 'seg_004', '--skip-segments', '/ads/', '--skip-discontinuity-runs', '3');
+    const run = gabe(args, { GABE_SERVER: api.url });
+    assert.equal(await run.exit, 0, run.output());
+    const job = JSON.parse(run.stdout()) as { status: string; job_id: string; result: Job['result'] };
+    assert.equal(job.status, 'COMPLETED');
+    const stored = api.store.get(job.job_id)!;
+    assert.equal(stored.request.start, '00:00:02.5');
+    assert.equal(stored.request.end, '6');
+    assert.deepEqual(stored.request.skip_segments, ['seg_004', '/ads/']);
+    assert.equal(stored.request.skip_discontinuity_runs, 3);
+    assert.deepEqual(job.result?.clip, { start: 2.5, end: 6 });
+    assert.deepEqual(job.result?.skipped, { segments: 1, seconds: 1 });
   });
 });
