@@ -1,7 +1,8 @@
 /**
  * What an HLS job downloads, decided before any segment is fetched: its tracks (the main one first,
  * then a separate audio rendition), each with its plan, its file and, for a live stream, its
- * recording; how many requests each keeps in flight; the request's key override.
+ * recording; how many requests each keeps in flight; the request's key override; for a clip or skip
+ * rules, the segments each track keeps (segment-choice.ts).
  */
 import path from 'node:path';
 import { type ClipRange, clipRange } from '../../jobs/clip-range.js';
@@ -14,7 +15,7 @@ import { type Span, segmentSpans } from './clip-window.js';
 import { LiveRecording } from './live-recording.js';
 import { type PlaylistSource, reloadTrack, type Selected, type Track } from './renditions.js';
 import { chooseSegments, type SegmentChoice } from './segment-choice.js';
-import { type SkipRules, skipRules, skipSpans } from './skip-rules.js';
+import { skipRules, skipSpans } from './skip-rules.js';
 import type { TrackOptions } from './track-download.js';
 import { emptyPlan, type KeyOverride, planTrack, type TrackPlan, urlOf } from './track-plan.js';
 
@@ -106,13 +107,11 @@ export async function trackJobs(
   ];
   if (selected.audio && !mainIsAudio) specs.push({ which: 'audio', label: 'audio', track: selected.audio });
   const tracks: TrackJob[] = [];
-  const choose = o.stop
-    ? null
-    : chooser(
-        o.ctx.job.request,
-        specs.map((s) => s.track.media),
-        o.preroll ?? 0,
-      );
+  const { request } = o.ctx.job;
+  const medias = specs.map((s) => s.track.media);
+  const choose = o.stop ? null : chooser(request, medias, o.preroll ?? 0);
+  if (o.stop && skipRules(request))
+    o.ctx.log.warn('skip_segments and skip_discontinuity_runs do not apply to live recordings');
   let selection: Selection | null = null;
   for (const spec of specs) {
     const file = path.join(o.ctx.tempDir, `${spec.label}.track`);
@@ -135,7 +134,7 @@ const urlsOf = (media: MediaPlaylist) => media.segments.map((s) => urlOf(s, medi
  */
 function chooser(request: JobRequest, medias: MediaPlaylist[], preroll: number) {
   const clip = clipRange(request);
-  const rules: SkipRules | null = skipRules(request);
+  const rules = skipRules(request);
   if (!clip && !rules) return null;
   const warnings: string[] = [];
   const spans: Span[] = [];
