@@ -229,6 +229,29 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
   });
 });
 
+describe('a clip resumed after a restart', () => {
+  it('plans the same window again and keeps the segments already on disk', async () => {
+    const url = `${origin.url}/clip/muxed/index.m3u8`;
+    // One segment at a time, each taking a few hundred ms: a checkpoint after every one.
+    origin.addFault({ match: /^\/clip\/muxed\/seg_/, throttleBytesPerSec: 60_000 });
+    let own = await startTestService({ max_jobs_per_ip: 0, use_multithreading: false });
+    const body = { url, start: 6.5, end: 16.22 };
+    const res = await own.app.inject({ method: 'POST', url: '/download/', payload: body });
+    const id = res.json().job_id as string;
+    await own.waitFor(id, (j) => j.downloaded_segments >= 4);
+    own = await own.restart();
+    origin.reset();
+    const job = await own.waitFor(id, ['COMPLETED', 'FAILED']);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(job.attempts, 2);
+    // Segment 6, the window's first, was in the checkpoint: not fetched again.
+    assert.equal(origin.countRequests('/clip/muxed/seg_006.ts'), 0);
+    assert.ok(segmentsServed('muxed') < 11, `${segmentsServed('muxed')} segments fetched after the restart`);
+    assert.deepEqual(job.result?.clip, { start: 6.5, end: 16.22 });
+    await assertSameClip(job.result!.output_path, await reference(url, ['muxed'], 6, 6.5, 16.22));
+  });
+});
+
 describe('clips that cannot be made fail before fetching media', () => {
   it('a start beyond the end of the media fails with VALIDATION, no segment fetched', async () => {
     origin.reset();
