@@ -32,6 +32,14 @@ export async function cutClip(
 }
 
 /**
+ * A keyframe this close after the start counts as at it. The clip's times are on the EXTINF timeline,
+ * where a segment starts with its first packet; when audio leads video in the segment, the keyframe
+ * that opens it comes a frame or so later. Without the slack, a start on a segment boundary would
+ * fetch the whole window again for the keyframe before it.
+ */
+const KEYFRAME_SLACK = 0.1;
+
+/**
  * Whether the file's first video stream has a keyframe at most `at` seconds after the file's start
  * (true without video: audio frames all decode alone).
  */
@@ -57,8 +65,7 @@ export async function keyframeBy(
   const packets = probed.packets ?? [];
   if (packets.length === 0) return true;
   const start = Number(probed.format?.start_time ?? 0) || 0;
-  // A millisecond of slack: times go through decimal text on both sides.
-  return packets.some((p) => p.flags?.startsWith('K') && Number(p.pts_time) - start <= at + 0.001);
+  return packets.some((p) => p.flags?.startsWith('K') && Number(p.pts_time) - start <= at + KEYFRAME_SLACK);
 }
 
 /**
