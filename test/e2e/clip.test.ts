@@ -194,6 +194,9 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
     await assertSameClip(job.result!.output_path, await reference(muxed(), ['muxed'], 4, 5.5, 9.1));
     // First pass 5..9, then with one segment before the window: 4..9.
     assert.equal(segmentsServed('muxed'), 5 + 6);
+    // Progress counts both passes, against totals that count them too.
+    assert.equal(job.downloaded_segments, 11);
+    assert.equal(job.total_segments, 11);
   });
 
   it('HH:MM:SS.mmm times through the API', async () => {

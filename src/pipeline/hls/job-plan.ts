@@ -125,6 +125,21 @@ export async function trackJobs(
   return { tracks, mainIsAudio, selection };
 }
 
+/** Progress totals: the plans, what a restart found on disk, and what earlier passes fetched. */
+export function totalsOf(
+  tracks: readonly TrackJob[],
+  earlier = { segments: 0, bytes: 0 },
+): { segments: number; bytes: number | null } {
+  const known = tracks.every((t) => t.plan.knownBytes !== null);
+  return {
+    segments: tracks.reduce(
+      (n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0),
+      earlier.segments,
+    ),
+    bytes: known ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), earlier.bytes) : null,
+  };
+}
+
 const urlsOf = (media: MediaPlaylist) => media.segments.map((s) => urlOf(s, media.baseUrl));
 
 /**

@@ -29,7 +29,7 @@ import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
 import { clipFile, MAX_PREROLL } from './clip-cut.js';
 import { containerExt, JobMux } from './job-mux.js';
-import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
+import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, totalsOf, trackJobs } from './job-plan.js';
 import { KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
 import { checkStreams, durationWarning, publishSidecars, resolutionOf } from './output-checks.js';
@@ -69,6 +69,8 @@ class HlsJob {
   private readonly src: PlaylistSource;
   // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).
   private readonly over = new AbortController();
+  // What the passes before a clip's last fetched (progress counts them, so the totals must).
+  private earlier = { segments: 0, bytes: 0 };
 
   constructor(
     private readonly ctx: DownloadContext,
@@ -102,10 +104,9 @@ class HlsJob {
         const fetched = await this.fetch(plan, mux);
         const finished = await this.finish(plan, mux, fetched, preroll >= MAX_PREROLL);
         if (finished) return await this.publish(plan, mux, fetched, finished);
-        this.ctx.log.info(
-          { preroll },
-          'no keyframe at or before the clip start yet; fetching earlier segments too',
-        );
+        this.ctx.log.info({ preroll }, 'no keyframe by the clip start; fetching earlier segments too');
+        const { downloaded_segments, downloaded_bytes } = this.ctx.progress.snapshot();
+        this.earlier = { segments: downloaded_segments, bytes: downloaded_bytes };
       }
     } catch (err) {
       // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.
@@ -145,19 +146,17 @@ class HlsJob {
   }
 
   private setTotals(tracks: TrackJob[]): void {
-    this.ctx.progress.setTotals({
-      segments: tracks.reduce((n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0), 0),
-      bytes: tracks.every((t) => t.plan.knownBytes !== null)
-        ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), 0)
-        : null,
-    });
+    this.ctx.progress.setTotals(totalsOf(tracks, this.earlier));
   }
 
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
-  private startMux({ selected, live, tracks, main, audio, clip }: JobPlan): JobMux {
+  private startMux({ selected, live, tracks, main, audio, clip, selection }: JobPlan): JobMux {
     const { ctx, request, seams } = this;
-    const subtitleTracks = live || this.audioOnly ? [] : selected.subtitles;
-    if (live && selected.subtitles.length > 0) ctx.log.info('subtitles are not recorded from live streams');
+    // Cues are timed on the whole playlist's timeline: a clip or skipped time would misplace them.
+    const cut = clip !== null || (selection?.skipped.segments ?? 0) > 0;
+    const subtitleTracks = live || cut || this.audioOnly ? [] : selected.subtitles;
+    if ((live || cut) && selected.subtitles.length > 0)
+      ctx.log.info('subtitles are left out of live recordings, clips and skipped segments');
     // Discontinuities known up front: merged from the track files, run by run, after the download.
     const piped = !tracks.some((t) => t.plan.runDurations.length > 1);
     const moovReserve = seams.moovReserve
