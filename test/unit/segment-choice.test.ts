@@ -68,7 +68,8 @@ describe('skip rules', () => {
     assert.throws(() => skipRules({ skip_segments: ['(ads'] }), isValidation);
     assert.throws(() => skipRules({ skip_segments: ['(a+)+b'] }), isValidation);
     assert.throws(() => skipRules({ skip_segments: ['(\\w*)*'] }), isValidation);
-    assert.ok(skipRules({ skip_segments: ['/ads/', 'seg_(\\d+)\\.ts$'] }));
+    assert.throws(() => skipRules({ skip_segments: ['ad\\_break'] }), isValidation, 'strict escapes');
+    assert.ok(skipRules({ skip_segments: ['/ads/', 'seg_(\\d+)\\.ts$', '[/_-]ad[/_-]'] }));
   });
 
   it('matches the resolved URL, and merges adjacent skipped segments into one span', () => {

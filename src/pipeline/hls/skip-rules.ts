@@ -38,8 +38,9 @@ export function skipRules(
       );
     }
     try {
-      // 'v': the strict modern syntax (no Annex B leniency), so a typo is an error, not a literal.
-      return new RegExp(source, 'v');
+      // 'u': strict syntax (no Annex B leniency: a stray `\_` or `{` is an error, not a literal). Not
+      // 'v', whose classes refuse the everyday `[/_-]` unescaped.
+      return new RegExp(source, 'u');
     } catch (err) {
       throw new GabeError(
         'VALIDATION',
