@@ -19,10 +19,12 @@ import {
   makeTempDir,
   runFfmpeg,
   runFfprobe,
+  streamsOf,
   writeFixtureFile,
 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { makeHlsSubtitles } from '../helpers/subtitles.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECONDS = 24;
@@ -252,6 +254,18 @@ describe('a clip resumed after a restart', () => {
     assert.ok(segmentsServed('muxed') < 11, `${segmentsServed('muxed')} segments fetched after the restart`);
     assert.deepEqual(job.result?.clip, { start: 6.5, end: 16.22 });
     await assertSameClip(job.result!.output_path, await reference(url, ['muxed'], 6, 6.5, 16.22));
+  });
+});
+
+describe('a clip of a playlist with subtitles', () => {
+  it('leaves the subtitles out, rather than time them on the whole playlist', async () => {
+    const fx = await makeHlsSubtitles();
+    origin.serveDir('/clip-subs/', fx.dir);
+    const job = await clip({ url: `${origin.url}/clip-subs/${fx.masterName}`, start: 1 });
+    assert.equal(job.result?.subtitles, undefined);
+    const streams = await streamsOf(job.result!.output_path);
+    assert.deepEqual(streams.map((s) => s.codec_type).sort(), ['audio', 'video']);
+    assert.equal(origin.countRequests(/^\/clip-subs\/.*\.vtt$/), 0, 'no subtitle segment fetched');
   });
 });
 
