@@ -7,7 +7,7 @@
  * have 1 s segments and a keyframe every 2 s, so every other segment starts without one.
  */
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
@@ -180,8 +180,8 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
   it('a clip starting on a segment that begins with a keyframe fetches only the covering segments', async () => {
     origin.reset();
     const job = await clip({ url: muxed(), start: 6.5, end: 10.22 });
-    // Segments 6..10 cover [6.5, 10.22).
-    assert.equal(segmentsServed('muxed'), 5);
+    // Segments 6..10 cover [6.5, 10.22); segment 6 is probed alone first (no EXT-X-INDEPENDENT-SEGMENTS).
+    assert.equal(segmentsServed('muxed'), 1 + 5);
     assert.deepEqual(job.result?.clip, { start: 6.5, end: 10.22 });
     assert.equal(job.total_segments, 5);
     await assertSameClip(job.result!.output_path, await reference(muxed(), ['muxed'], 6, 6.5, 10.22));
@@ -193,12 +193,25 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
   it('a clip starting in a segment without a keyframe begins at the keyframe before it, in the segment before', async () => {
     origin.reset();
     const job = await clip({ url: muxed(), start: 5.5, end: 9.1 });
+    // Segment 5 probed alone (no keyframe by 5.5), then 4 (one), then 4..9 downloaded.
+    assert.equal(segmentsServed('muxed'), 2 + 6);
+    assert.equal(job.downloaded_segments, 6);
+    assert.equal(job.total_segments, 6);
     await assertSameClip(job.result!.output_path, await reference(muxed(), ['muxed'], 4, 5.5, 9.1));
-    // First pass 5..9, then with one segment before the window: 4..9.
-    assert.equal(segmentsServed('muxed'), 5 + 6);
-    // Progress counts both passes, against totals that count them too.
-    assert.equal(job.downloaded_segments, 11);
-    assert.equal(job.total_segments, 11);
+  });
+
+  it('a playlist with EXT-X-INDEPENDENT-SEGMENTS is not probed: only the covering segments are fetched', async () => {
+    const text = await readFile(path.join(dir, 'muxed/index.m3u8'), 'utf8');
+    await writeFixtureFile(
+      dir,
+      'muxed/independent.m3u8',
+      text.replace('#EXTM3U\n', '#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n'),
+    );
+    origin.reset();
+    const url = `${origin.url}/clip/muxed/independent.m3u8`;
+    const job = await clip({ url, start: 6.5, end: 10.22 });
+    assert.equal(segmentsServed('muxed'), 5);
+    await assertSameClip(job.result!.output_path, await reference(muxed(), ['muxed'], 6, 6.5, 10.22));
   });
 
   it('HH:MM:SS.mmm times through the API', async () => {
@@ -218,7 +231,7 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
   it('start only: to the end of the media', async () => {
     origin.reset();
     const job = await clip({ url: muxed(), start: 20.3 });
-    assert.equal(segmentsServed('muxed'), SECONDS - 20);
+    assert.equal(segmentsServed('muxed'), 1 + SECONDS - 20);
     assert.deepEqual(job.result?.clip, { start: 20.3, end: null });
     await assertSameClip(job.result!.output_path, await reference(muxed(), ['muxed'], 20, 20.3, null));
   });
@@ -227,8 +240,8 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
     origin.reset();
     const master = `${origin.url}/clip/master.m3u8`;
     const job = await clip({ url: master, start: 8.42, end: 15.1 });
-    // Segments 8..15 of each rendition.
-    assert.equal(segmentsServed('video'), 8);
+    // Segments 8..15 of each rendition, video segment 8 probed first.
+    assert.equal(segmentsServed('video'), 1 + 8);
     assert.equal(segmentsServed('audio'), 8);
     await assertSameClip(job.result!.output_path, await reference(master, ['video', 'audio'], 8, 8.42, 15.1));
   });
@@ -240,7 +253,8 @@ describe('a clip resumed after a restart', () => {
     // One segment at a time, each taking a few hundred ms: a checkpoint after every one.
     origin.addFault({ match: /^\/clip\/muxed\/seg_/, throttleBytesPerSec: 60_000 });
     let own = await startTestService({ max_jobs_per_ip: 0, use_multithreading: false });
-    const body = { url, start: 6.5, end: 16.22 };
+    // From the first segment: no probe request to tell apart from the download's.
+    const body = { url, start: 0.5, end: 10.22 };
     const res = await own.app.inject({ method: 'POST', url: '/download/', payload: body });
     const id = res.json().job_id as string;
     await own.waitFor(id, (j) => j.downloaded_segments >= 4);
@@ -249,11 +263,11 @@ describe('a clip resumed after a restart', () => {
     const job = await own.waitFor(id, ['COMPLETED', 'FAILED']);
     assert.equal(job.status, 'COMPLETED', job.error ?? '');
     assert.equal(job.attempts, 2);
-    // Segment 6, the window's first, was in the checkpoint: not fetched again.
-    assert.equal(origin.countRequests('/clip/muxed/seg_006.ts'), 0);
+    // Segment 0, the window's first, was in the checkpoint: not fetched again.
+    assert.equal(origin.countRequests('/clip/muxed/seg_000.ts'), 0);
     assert.ok(segmentsServed('muxed') < 11, `${segmentsServed('muxed')} segments fetched after the restart`);
-    assert.deepEqual(job.result?.clip, { start: 6.5, end: 16.22 });
-    await assertSameClip(job.result!.output_path, await reference(url, ['muxed'], 6, 6.5, 16.22));
+    assert.deepEqual(job.result?.clip, { start: 0.5, end: 10.22 });
+    await assertSameClip(job.result!.output_path, await reference(url, ['muxed'], 0, 0.5, 10.22));
   });
 });
 

@@ -2,8 +2,8 @@
  * The exact clip, cut from the file merged of the segments that cover it, as
  * `ffmpeg -ss S -to E -i full.mp4 -c copy` cuts it: from the last keyframe at or before S (the
  * frames up to S stay, for decoding, hidden by an edit list) to E. The window's first segment need not
- * start with a keyframe (open GOPs, segments cut by time), so first a check that the merged file
- * holds one at or before S; if not, the job fetches more segments before the window.
+ * start with a keyframe (open GOPs, segments cut by time): clip-preroll.ts finds how many segments
+ * before the window hold the one at or before S.
  */
 import path from 'node:path';
 import type { ClipRange } from '../../jobs/clip-range.js';
@@ -41,19 +41,21 @@ const KEYFRAME_SLACK = 0.1;
 
 /**
  * Whether the file's first video stream has a keyframe at most `at` seconds after the file's start
- * (true without video: audio frames all decode alone).
+ * (true without video: audio frames all decode alone). `demuxers`: what the file may be read as.
  */
 export async function keyframeBy(
   ffprobe: string,
   file: string,
   at: number,
   signal: AbortSignal,
+  demuxers = 'mov',
 ): Promise<boolean> {
+  const upTo = Number.isFinite(at) ? ['-read_intervals', `%+${(at + 1).toFixed(3)}`] : [];
   const { stdout } = await runTool(
     ffprobe,
     [
-      ...['-v', 'error', ...safeInput('file', 'mov')],
-      ...['-select_streams', 'v:0', '-read_intervals', `%+${(at + 1).toFixed(3)}`],
+      ...['-v', 'error', ...safeInput('file', demuxers)],
+      ...['-select_streams', 'v:0', ...upTo],
       ...['-show_entries', 'format=start_time:packet=pts_time,flags', '-of', 'json', file],
     ],
     { signal },
@@ -68,16 +70,14 @@ export async function keyframeBy(
   return packets.some((p) => p.flags?.startsWith('K') && Number(p.pts_time) - start <= at + KEYFRAME_SLACK);
 }
 
-/**
- * Times the segments before the window are doubled (1, 2, 4, 8) when the fetched ones hold no
- * keyframe at or before the clip's start; past that the clip starts where the fetched media decodes.
- */
+/** Segments before a clip's window that clip-preroll.ts looks through for a keyframe, at most. */
 export const MAX_PREROLL = 8;
 
 /**
  * The clip cut out of `input` (the file of the kept segments) into `clip.mp4` beside it: `clip` is on
- * the playlist's timeline, the file starts at `selection.from` and lacks the removed spans. Null, with
- * nothing written, when the file has no keyframe at or before the clip's start and `lastTry` is false.
+ * the playlist's timeline, the file starts at `selection.from` and lacks the removed spans. A note
+ * when the file holds no keyframe at or before the start (none found within MAX_PREROLL segments
+ * before the window): ffmpeg then starts the clip at the first keyframe after it.
  */
 export async function clipFile(
   tools: { ffmpeg: string; ffprobe: string },
@@ -85,16 +85,16 @@ export async function clipFile(
     input: string;
     clip: ClipRange;
     selection: Pick<Selection, 'from' | 'removed'>;
-    lastTry: boolean;
-    signal: AbortSignal;
+    ctx: { signal: AbortSignal };
   },
-): Promise<string | null> {
-  const { clip, selection, signal, input } = o;
+): Promise<{ file: string; warnings: string[] }> {
+  const { clip, selection, input } = o;
+  const { signal } = o.ctx;
   const from = fileTime(clip.start, selection.from, selection.removed);
   const to = clip.end === null ? null : fileTime(clip.end, selection.from, selection.removed);
-  if (!o.lastTry && selection.from > 0 && !(await keyframeBy(tools.ffprobe, input, from, signal)))
-    return null;
-  const output = path.join(path.dirname(input), 'clip.mp4');
-  await cutClip(tools.ffmpeg, { input, output, from, to, signal });
-  return output;
+  const early = selection.from === 0 || (await keyframeBy(tools.ffprobe, input, from, signal));
+  const file = path.join(path.dirname(input), 'clip.mp4');
+  await cutClip(tools.ffmpeg, { input, output: file, from, to, signal });
+  const late = `no keyframe at or before the clip's start (${clip.start} s) was found; the clip starts at the first one after it`;
+  return { file, warnings: early ? [] : [late] };
 }

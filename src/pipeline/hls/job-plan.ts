@@ -125,18 +125,12 @@ export async function trackJobs(
   return { tracks, mainIsAudio, selection };
 }
 
-/** Progress totals: the plans, what a restart found on disk, and what earlier passes fetched. */
-export function totalsOf(
-  tracks: readonly TrackJob[],
-  earlier = { segments: 0, bytes: 0 },
-): { segments: number; bytes: number | null } {
+/** Progress totals: the plans, and what a restart found on disk. */
+export function totalsOf(tracks: readonly TrackJob[]): { segments: number; bytes: number | null } {
   const known = tracks.every((t) => t.plan.knownBytes !== null);
   return {
-    segments: tracks.reduce(
-      (n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0),
-      earlier.segments,
-    ),
-    bytes: known ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), earlier.bytes) : null,
+    segments: tracks.reduce((n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0), 0),
+    bytes: known ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), 0) : null,
   };
 }
 

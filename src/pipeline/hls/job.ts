@@ -22,20 +22,20 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../../net/retry.js';
-import { parseIv } from '../../playlist/keys.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
 import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
-import { clipFile, MAX_PREROLL } from './clip-cut.js';
+import { clipFile } from './clip-cut.js';
+import { clipPreroll } from './clip-preroll.js';
 import { containerExt, JobMux } from './job-mux.js';
 import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, totalsOf, trackJobs } from './job-plan.js';
-import { KeyCache } from './key-cache.js';
+import { jobKeys, type KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
 import { checkStreams, durationWarning, publishSidecars, resolutionOf } from './output-checks.js';
 import { isLive, type PlaylistSource, reloadTrack, type Selected, selectStreams } from './renditions.js';
 import { downloadTrack, type TrackResult } from './track-download.js';
-import { type KeyOverride, OVERRIDE_KEY_URI, planTrack } from './track-plan.js';
+import { type KeyOverride, planTrack } from './track-plan.js';
 
 /** Test seams: the destination guard's (net/guard.ts) and the moov reservation's; the service passes none. */
 export interface HlsSeams {
@@ -67,10 +67,9 @@ class HlsJob {
   private readonly policy: RetryPolicy;
   private readonly http: HttpClient;
   private readonly src: PlaylistSource;
+  private readonly keys: KeyCache;
   // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).
   private readonly over = new AbortController();
-  // What the passes before a clip's last fetched (progress counts them, so the totals must).
-  private earlier = { segments: 0, bytes: 0 };
 
   constructor(
     private readonly ctx: DownloadContext,
@@ -93,21 +92,17 @@ class HlsJob {
       jobUrl: this.request.url,
     });
     this.src = { http: this.http, ctx, policy: this.policy };
+    this.keys = jobKeys(this.src, this.request);
   }
 
   async run(): Promise<JobResult> {
     try {
       const selected = await this.select();
-      for (let preroll = 0; ; preroll = preroll * 2 || 1) {
-        const plan = await this.plan(selected, preroll);
-        const mux = this.startMux(plan);
-        const fetched = await this.fetch(plan, mux);
-        const finished = await this.finish(plan, mux, fetched, preroll >= MAX_PREROLL);
-        if (finished) return await this.publish(plan, mux, fetched, finished);
-        this.ctx.log.info({ preroll }, 'no keyframe by the clip start; fetching earlier segments too');
-        const { downloaded_segments, downloaded_bytes } = this.ctx.progress.snapshot();
-        this.earlier = { segments: downloaded_segments, bytes: downloaded_bytes };
-      }
+      const plan = await this.plan(selected, await this.preroll(selected));
+      const mux = this.startMux(plan);
+      const fetched = await this.fetch(plan, mux);
+      const finished = await this.finish(plan, mux, fetched);
+      return await this.publish(plan, mux, fetched, finished);
     } catch (err) {
       // SEGMENT and KEY errors wrap a refused hop; the job must still fail with the guard's code.
       throw surfaceForbidden(err);
@@ -120,6 +115,13 @@ class HlsJob {
   /** The variant and renditions to download (playlist/selection.ts over the master playlist). */
   private select(): Promise<Selected> {
     return selectStreams(this.src);
+  }
+
+  /** A clip's segments before its window, for the keyframe at or before its start (clip-preroll.ts). */
+  private async preroll({ main }: Selected): Promise<number> {
+    const clip = clipRange(this.request);
+    if (!clip || isLive(main.media) || this.audioOnly) return 0;
+    return clipPreroll({ src: this.src, media: main.media, clip, keys: this.keys, override: this.override });
   }
 
   /** The tracks' plans (a live track's recording, resumed from its checkpoint), totals, disk space. */
@@ -146,7 +148,7 @@ class HlsJob {
   }
 
   private setTotals(tracks: TrackJob[]): void {
-    this.ctx.progress.setTotals(totalsOf(tracks, this.earlier));
+    this.ctx.progress.setTotals(totalsOf(tracks));
   }
 
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
@@ -176,16 +178,8 @@ class HlsJob {
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */
   private async fetch({ selected, live, tracks, main }: JobPlan, mux: JobMux): Promise<Fetched> {
-    const { ctx, http, policy, request } = this;
+    const { ctx, http, policy, keys } = this;
     const { signal, log } = ctx;
-    const keys = new KeyCache(async (uri) => {
-      // The request key has an IV's form, 32 hex digits (validated with the request).
-      if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
-      const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
-        signal,
-      });
-      return data;
-    });
     const common = { http, policy, keys, signal, log, progress: ctx.progress };
     const downloads = tracks.map((t, i) => {
       t.live?.onChange(() => {
@@ -221,21 +215,20 @@ class HlsJob {
   }
 
   /**
-   * The MP4 finished (a clip cut from it), then checked: its streams, its duration against the
-   * playlist's. Null when a clip needs segments from before its window (clip-cut.ts).
+   * The MP4 finished (a clip cut from it, clip-cut.ts), then checked: its streams, its duration
+   * against the playlist's.
    */
   private async finish(
     { selected, tracks, main, audio, mainIsAudio, clip, selection }: JobPlan,
     mux: JobMux,
     fetched: Fetched,
-    lastTry: boolean,
-  ): Promise<Finished | null> {
+  ): Promise<Finished> {
     const { ctx } = this;
     ctx.log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
     await mux.finish(fetched.results);
-    const cut = { input: mux.output, lastTry, signal: ctx.signal };
-    const file = clip && selection ? await clipFile(ctx.ffmpeg, { ...cut, clip, selection }) : mux.output;
-    if (file === null) return null;
+    const cut =
+      clip && selection && (await clipFile(ctx.ffmpeg, { input: mux.output, clip, selection, ctx }));
+    const file = cut ? cut.file : mux.output;
     // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
     const out = (await probeIsoBmff(file)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, file, ctx.signal, 'mov'));
     const duration = Number(out.format.duration);
@@ -245,7 +238,7 @@ class HlsJob {
       video: !this.audioOnly && (selected.variant?.resolution ?? null) !== null,
       audio: audio !== null || mainIsAudio,
     });
-    const warnings = [...mux.warnings, ...(selection?.warnings ?? [])];
+    const warnings = [...mux.warnings, ...(selection?.warnings ?? []), ...(cut ? cut.warnings : [])];
     // A clip's file is shorter than its segments: the check applies to whole segments only.
     const listed = clip
       ? null
