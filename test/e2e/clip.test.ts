@@ -16,6 +16,8 @@ import { streamFacts } from '../helpers/differential.js';
 import {
   decodedHash,
   durationOf,
+  makeHlsAes,
+  makeHlsFmp4,
   makeTempDir,
   runFfmpeg,
   runFfprobe,
@@ -244,6 +246,47 @@ describe('clips of a VOD playlist equal ffmpeg -ss S -to E of the whole playlist
     assert.equal(segmentsServed('video'), 1 + 8);
     assert.equal(segmentsServed('audio'), 8);
     await assertSameClip(job.result!.output_path, await reference(master, ['video', 'audio'], 8, 8.42, 15.1));
+  });
+});
+
+describe('clips of encrypted and fMP4 playlists', () => {
+  it('AES-128 with IVs from the media sequence and rotating keys: the same clip as of the clear playlist', async () => {
+    const aes = await makeHlsAes({ iv: 'implicit', rotateEvery: 2, seconds: 10, segmentSeconds: 2 });
+    origin.serveDir('/clip-aes/', aes.dir);
+    origin.serveDir('/clip-plain/', aes.plain!.dir);
+    origin.reset();
+    // [5.02, 7.98): segments 2 and 3, under the second key, IVs from sequence numbers 7 and 8.
+    const body = { start: 5.02, end: 7.98 };
+    const encrypted = await clip({ url: `${origin.url}/clip-aes/index.m3u8`, ...body });
+    assert.equal(origin.countRequests(/^\/clip-aes\/.*\.ts$/), 1 + 2, 'segment 2 probed, then 2 and 3');
+    assert.equal(origin.countRequests(/^\/clip-aes\/key\d\.key$/), 1, 'only the second key');
+    const clear = await clip({ url: `${origin.url}/clip-plain/index.m3u8`, ...body });
+    const [a, b] = [
+      await streamFacts(encrypted.result!.output_path),
+      await streamFacts(clear.result!.output_path),
+    ];
+    assert.deepEqual(
+      a.map((s) => s.packets),
+      b.map((s) => s.packets),
+    );
+    assert.ok(a[0]!.packets.length >= 75, `${a[0]!.packets.length} video packets for 3 s`);
+  });
+
+  it('fMP4 segments: the init section and the covering segments, cut from the keyframe at 4 s', async () => {
+    const fmp4 = await makeHlsFmp4({ seconds: 10, segmentSeconds: 2 });
+    origin.serveDir('/clip-fmp4/', fmp4.dir);
+    origin.reset();
+    const job = await clip({ url: `${origin.url}/clip-fmp4/index.m3u8`, start: 5.02, end: 7.98 });
+    assert.equal(origin.countRequests(/^\/clip-fmp4\/seg_\d+\.m4s$/), 1 + 2);
+    const file = job.result!.output_path;
+    // 2.96 s shown; the frames from the keyframe at 4 s to 5.02 s kept for decoding, hidden by the edit list.
+    assert.ok(Math.abs((await durationOf(file)) - 2.96) < 0.05, `${await durationOf(file)} s`);
+    const [video] = await streamFacts(file);
+    assert.equal(video!.keyframes?.[0], 1, 'the first frame is a keyframe');
+    assert.ok(
+      Math.abs(video!.packets.length - 100) <= 1,
+      `${video!.packets.length} video packets from 4 s to 7.98 s`,
+    );
   });
 });
 
