@@ -5,6 +5,7 @@ import type { JobRequest, JobType } from '../jobs/types.js';
 import { checkUrl } from '../net/client.js';
 import { checkUrlDestination, resolveAndCheck } from '../net/guard.js';
 import { parseSpeed } from '../net/speed.js';
+import { skipRules } from '../pipeline/hls/skip-rules.js';
 import type { Config } from '../service/config.js';
 import { nameFromUrl, sanitizeName } from '../storage/names.js';
 import { presentJob } from './present.js';
@@ -62,6 +63,7 @@ export const downloadRoutes: FastifyPluginAsyncTypebox<DownloadRoutesOptions> = 
     // Read once here so a bad clip or speed is a 422 now rather than a failed job later.
     clipRange(request);
     parseSpeed(request.max_speed);
+    skipRules(request);
     await checkDestinations(request, config);
     const videoName = request.video_name ? sanitizeName(request.video_name) : nameFromUrl(request.url);
     return presentJob(await queue.submit({ type, request, clientIp: ip, videoName, owner }));

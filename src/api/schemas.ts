@@ -197,6 +197,12 @@ export const JobResultSchema = Type.Object({
       },
     ),
   ),
+  skipped: Type.Optional(
+    Type.Object(
+      { segments: Type.Integer(), seconds: Type.Number() },
+      { description: 'Segments left out by skip_segments / skip_discontinuity_runs, and their seconds.' },
+    ),
+  ),
 });
 
 export const JobSchema = Type.Object({

@@ -6,8 +6,9 @@ import { fail } from './fail.js';
 import {
   collect,
   collectHeader,
+  collectSkipPattern,
   headersOf,
-  parseClipFlag,
+  parseClipTimeOption,
   parseConcurrency,
   parseHex128,
   parseResolution,
@@ -30,6 +31,8 @@ interface DownloadFlags {
   maxDuration?: number;
   start?: string;
   end?: string;
+  skipSegments?: string[];
+  skipDiscontinuityRuns?: number;
 }
 
 export function downloadCommand(program: Command): void {
@@ -62,8 +65,18 @@ export function downloadCommand(program: Command): void {
     .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
     .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
-    .option('--start <time>', 'clip from this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
-    .option('--end <time>', 'clip up to this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
+    .option('--start <time>', 'clip from this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
+    .option('--end <time>', 'clip up to this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
+    .option(
+      '--skip-segments <regex>',
+      'skip segments whose URL matches (repeatable; HLS)',
+      collectSkipPattern,
+    )
+    .option(
+      '--skip-discontinuity-runs <s>',
+      'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
+      parseSeconds,
+    )
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -95,6 +108,8 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     max_duration: opts.maxDuration ?? null,
     start: opts.start ?? null,
     end: opts.end ?? null,
+    skip_segments: opts.skipSegments ?? null,
+    skip_discontinuity_runs: opts.skipDiscontinuityRuns ?? null,
   };
 }
 

@@ -6,7 +6,14 @@ import type { Command } from 'commander';
 import type { JobListResponse, JobResponse } from '../api/schemas.js';
 import type { ClientOptions } from './client.js';
 import { fail } from './fail.js';
-import { collectHeader, headersOf, parseClipFlag, parseResolution, parseSeconds } from './option-parsers.js';
+import {
+  collectHeader,
+  collectSkipPattern,
+  headersOf,
+  parseClipTimeOption,
+  parseResolution,
+  parseSeconds,
+} from './option-parsers.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
@@ -25,6 +32,8 @@ interface SubmitFlags extends ClientFlags {
   maxDuration?: number;
   start?: string;
   end?: string;
+  skipSegments?: string[];
+  skipDiscontinuityRuns?: number;
   follow?: boolean;
   json?: boolean;
 }
@@ -63,8 +72,18 @@ export function jobsCommands(program: Command): void {
     )
     .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
-    .option('--start <time>', 'clip from this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
-    .option('--end <time>', 'clip up to this time: seconds or [HH:]MM:SS(.mmm)', parseClipFlag)
+    .option('--start <time>', 'clip from this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
+    .option('--end <time>', 'clip up to this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
+    .option(
+      '--skip-segments <regex>',
+      'skip segments whose URL matches (repeatable; HLS)',
+      collectSkipPattern,
+    )
+    .option(
+      '--skip-discontinuity-runs <s>',
+      'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
+      parseSeconds,
+    )
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -103,8 +122,10 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (opts.header?.length) body['headers'] = headersOf(opts.header);
   if (!opts.mp4 && opts.audioOnly) body['audio_only'] = true;
   if (!opts.mp4 && opts.maxDuration) body['max_duration'] = opts.maxDuration;
-  if (opts.start !== undefined) body['start'] = opts.start;
-  if (opts.end !== undefined) body['end'] = opts.end;
+  if (opts.start) body['start'] = opts.start;
+  if (opts.end) body['end'] = opts.end;
+  if (!opts.mp4 && opts.skipSegments?.length) body['skip_segments'] = opts.skipSegments;
+  if (!opts.mp4 && opts.skipDiscontinuityRuns) body['skip_discontinuity_runs'] = opts.skipDiscontinuityRuns;
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

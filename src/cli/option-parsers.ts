@@ -1,6 +1,7 @@
 /** Commander argument parsers and collectors shared by the commands: each rejects a bad value by name. */
 import { InvalidArgumentError } from 'commander';
 import { parseClipTime } from '../jobs/clip-range.js';
+import { skipRules } from '../pipeline/hls/skip-rules.js';
 import { parseResolutionPreference } from '../playlist/selection.js';
 
 export function parsePort(value: string): number {
@@ -55,12 +56,22 @@ export function parseSeconds(value: string): number {
   return n;
 }
 
-/** `--start`/`--end`: seconds or [HH:]MM:SS(.mmm), checked here and passed on as typed. */
-export function parseClipFlag(value: string): string {
+/** `--start 90`, `--end 1:02:03.5`: checked here, sent as written (the service reads them the same way). */
+export function parseClipTimeOption(value: string): string {
   try {
     parseClipTime(value, 'the time');
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
   return value;
+}
+
+/** `--skip-segments <regex>`, repeatable: each pattern checked as the service checks it. */
+export function collectSkipPattern(value: string, previous: string[] = []): string[] {
+  try {
+    skipRules({ skip_segments: [value] });
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
 }

@@ -89,6 +89,8 @@ export interface JobResult {
   clip?: { start: number; end: number | null };
   /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
+  /** Segments left out by skip_segments / skip_discontinuity_runs, and their EXTINF seconds. */
+  skipped?: { segments: number; seconds: number };
 }
 
 export interface JobProgress {

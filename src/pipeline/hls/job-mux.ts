@@ -36,6 +36,8 @@ export interface JobMuxOptions {
   /** False when discontinuities known up front make the merge one from the track files afterwards. */
   piped: boolean;
   moovReserve: number | null;
+  /** Announce the merged file to the results store while it is written (false: it is not the output). */
+  announce?: boolean;
 }
 
 export class JobMux {
@@ -123,7 +125,7 @@ export class JobMux {
         log: ctx.log,
         onOpen: (file, headerBytes) => {
           const publishAs = `${ctx.job.video_name}${containerExt(this.o.audioOnly)}`;
-          ctx.onOutputFile?.({ path: file, publishAs, headerBytes });
+          if (this.o.announce !== false) ctx.onOutputFile?.({ path: file, publishAs, headerBytes });
         },
       });
       this.ready.resolve(this.merger);

@@ -13,6 +13,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import { clipRange } from '../../jobs/clip-range.js';
 import type { JobRequest, JobResult } from '../../jobs/types.js';
 import { moovReserveFor } from '../../media/ffmpeg/merge-args.js';
 import { ffprobe, type ProbeResult } from '../../media/ffmpeg/run.js';
@@ -21,35 +22,25 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../../net/retry.js';
-import { parseIv } from '../../playlist/keys.js';
-import { formatResolution } from '../../playlist/selection.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
+import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { clipFile } from './clip-cut.js';
+import { clipPreroll } from './clip-preroll.js';
 import { containerExt, JobMux } from './job-mux.js';
-import { concurrencyOf, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
-import { KeyCache } from './key-cache.js';
+import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, totalsOf, trackJobs } from './job-plan.js';
+import { jobKeys, type KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
-import { checkStreams, durationWarning, publishSidecars } from './output-checks.js';
+import { checkStreams, durationWarning, publishSidecars, resolutionOf } from './output-checks.js';
 import { isLive, type PlaylistSource, reloadTrack, type Selected, selectStreams } from './renditions.js';
 import { downloadTrack, type TrackResult } from './track-download.js';
-import { type KeyOverride, OVERRIDE_KEY_URI, planTrack } from './track-plan.js';
+import { type KeyOverride, planTrack } from './track-plan.js';
 
 /** Test seams: the destination guard's (net/guard.ts) and the moov reservation's; the service passes none. */
 export interface HlsSeams {
   guard?: GuardOptions;
   moovReserve?: (seconds: number) => number | null;
-}
-
-/** The tracks to download: the main one first, then a separate audio rendition, if any. */
-interface JobPlan {
-  selected: Selected;
-  live: boolean;
-  /** audio_only with a separate rendition: that rendition alone is the main track. */
-  mainIsAudio: boolean;
-  tracks: TrackJob[];
-  main: TrackJob;
-  audio: TrackJob | null;
 }
 
 /** What the tracks brought: their files' contents and, for a live stream, how the recording ended. */
@@ -60,6 +51,8 @@ interface Fetched {
 
 /** The merged file as probed, and the notes that go with it. */
 interface Finished {
+  /** The file to publish: the merged one, or the clip cut from it. */
+  file: string;
   out: ProbeResult;
   duration: number;
   warnings: string[];
@@ -74,6 +67,7 @@ class HlsJob {
   private readonly policy: RetryPolicy;
   private readonly http: HttpClient;
   private readonly src: PlaylistSource;
+  private readonly keys: KeyCache;
   // Ends the live reload loops when the job fails elsewhere (they would sleep on otherwise).
   private readonly over = new AbortController();
 
@@ -98,12 +92,13 @@ class HlsJob {
       jobUrl: this.request.url,
     });
     this.src = { http: this.http, ctx, policy: this.policy };
+    this.keys = jobKeys(this.src, this.request);
   }
 
   async run(): Promise<JobResult> {
     try {
       const selected = await this.select();
-      const plan = await this.plan(selected);
+      const plan = await this.plan(selected, await this.preroll(selected));
       const mux = this.startMux(plan);
       const fetched = await this.fetch(plan, mux);
       const finished = await this.finish(plan, mux, fetched);
@@ -122,13 +117,23 @@ class HlsJob {
     return selectStreams(this.src);
   }
 
+  /** A clip's segments before its window, for the keyframe at or before its start (clip-preroll.ts). */
+  private async preroll({ main }: Selected): Promise<number> {
+    const clip = clipRange(this.request);
+    if (!clip || isLive(main.media) || this.audioOnly) return 0;
+    return clipPreroll({ src: this.src, media: main.media, clip, keys: this.keys, override: this.override });
+  }
+
   /** The tracks' plans (a live track's recording, resumed from its checkpoint), totals, disk space. */
-  private async plan(selected: Selected): Promise<JobPlan> {
+  private async plan(selected: Selected, preroll: number): Promise<JobPlan> {
     const { ctx, request, audioOnly, override, src } = this;
     const live = isLive(selected.main.media);
+    const clip = clipRange(request);
+    if (live && clip) throw new GabeError('VALIDATION', 'start/end apply to VOD; use max_duration for live');
     const stop = live ? (ctx.markLive?.() ?? new AbortController().signal) : null;
     const over = this.over.signal;
-    const { tracks, mainIsAudio } = await trackJobs({ ctx, src, selected, override, audioOnly, stop, over });
+    const trackOptions = { ctx, src, selected, override, audioOnly, stop, over, preroll };
+    const { tracks, mainIsAudio, selection } = await trackJobs(trackOptions);
     const main = tracks[0]!;
     const audio = tracks[1] ?? null;
     if (live) ctx.log.info({ max_duration: request.max_duration ?? null }, 'live playlist: recording');
@@ -137,23 +142,23 @@ class HlsJob {
     const estimate =
       ((selected.variant?.bandwidth ?? 0) / 8) * (live ? (request.max_duration ?? 0) : main.plan.duration);
     if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
-    return { selected, live, mainIsAudio, tracks, main, audio };
+    if (selection && selection.skipped.segments > 0)
+      ctx.log.info({ skipped: selection.skipped }, 'skipping segments');
+    return { selected, live, mainIsAudio, tracks, main, audio, clip, selection };
   }
 
   private setTotals(tracks: TrackJob[]): void {
-    this.ctx.progress.setTotals({
-      segments: tracks.reduce((n, t) => n + t.plan.segmentCount + (t.resume?.checkpoint?.segments ?? 0), 0),
-      bytes: tracks.every((t) => t.plan.knownBytes !== null)
-        ? tracks.reduce((n, t) => n + (t.plan.knownBytes ?? 0), 0)
-        : null,
-    });
+    this.ctx.progress.setTotals(totalsOf(tracks));
   }
 
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
-  private startMux({ selected, live, tracks, main, audio }: JobPlan): JobMux {
+  private startMux({ selected, live, tracks, main, audio, clip, selection }: JobPlan): JobMux {
     const { ctx, request, seams } = this;
-    const subtitleTracks = live || this.audioOnly ? [] : selected.subtitles;
-    if (live && selected.subtitles.length > 0) ctx.log.info('subtitles are not recorded from live streams');
+    // Cues are timed on the whole playlist's timeline: a clip or skipped time would misplace them.
+    const cut = clip !== null || (selection?.skipped.segments ?? 0) > 0;
+    const subtitleTracks = live || cut || this.audioOnly ? [] : selected.subtitles;
+    if ((live || cut) && selected.subtitles.length > 0)
+      ctx.log.info('subtitles are left out of live recordings, clips and skipped segments');
     // Discontinuities known up front: merged from the track files, run by run, after the download.
     const piped = !tracks.some((t) => t.plan.runDurations.length > 1);
     const moovReserve = seams.moovReserve
@@ -166,21 +171,15 @@ class HlsJob {
           ? moovReserveFor(main.plan.duration)
           : null;
     const { audioOnly, src } = this;
-    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve });
+    // A clip's merged file is not the one published: nothing to upload while it is written.
+    const announce = clip === null;
+    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve, announce });
   }
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */
   private async fetch({ selected, live, tracks, main }: JobPlan, mux: JobMux): Promise<Fetched> {
-    const { ctx, http, policy, request } = this;
+    const { ctx, http, policy, keys } = this;
     const { signal, log } = ctx;
-    const keys = new KeyCache(async (uri) => {
-      // The request key has an IV's form, 32 hex digits (validated with the request).
-      if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
-      const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
-        signal,
-      });
-      return data;
-    });
     const common = { http, policy, keys, signal, log, progress: ctx.progress };
     const downloads = tracks.map((t, i) => {
       t.live?.onChange(() => {
@@ -215,18 +214,23 @@ class HlsJob {
     }
   }
 
-  /** The MP4 finished, then checked: its streams, its duration against the playlist's. */
+  /**
+   * The MP4 finished (a clip cut from it, clip-cut.ts), then checked: its streams, its duration
+   * against the playlist's.
+   */
   private async finish(
-    { selected, tracks, main, audio, mainIsAudio }: JobPlan,
+    { selected, tracks, main, audio, mainIsAudio, clip, selection }: JobPlan,
     mux: JobMux,
     fetched: Fetched,
   ): Promise<Finished> {
     const { ctx } = this;
     ctx.log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
     await mux.finish(fetched.results);
+    const cut =
+      clip && selection && (await clipFile(ctx.ffmpeg, { input: mux.output, clip, selection, ctx }));
+    const file = cut ? cut.file : mux.output;
     // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
-    const out =
-      (await probeIsoBmff(mux.output)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, mux.output, ctx.signal, 'mov'));
+    const out = (await probeIsoBmff(file)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, file, ctx.signal, 'mov'));
     const duration = Number(out.format.duration);
     // What the file must hold: the separate audio rendition, and video when the variant says it has
     // a picture (a media playlist alone does not say).
@@ -234,36 +238,32 @@ class HlsJob {
       video: !this.audioOnly && (selected.variant?.resolution ?? null) !== null,
       audio: audio !== null || mainIsAudio,
     });
-    const warnings = [...mux.warnings];
-    const listed = durationWarning(
-      Number.isFinite(duration) ? duration : null,
-      fetched.results[0]!.seconds,
-      main.plan.unknownDurations > 0,
-    );
+    const warnings = [...mux.warnings, ...(selection?.warnings ?? []), ...(cut ? cut.warnings : [])];
+    // A clip's file is shorter than its segments: the check applies to whole segments only.
+    const listed = clip
+      ? null
+      : durationWarning(
+          Number.isFinite(duration) ? duration : null,
+          fetched.results[0]!.seconds,
+          main.plan.unknownDurations > 0,
+        );
     if (listed) warnings.push(listed);
     if (warnings.length > 0) ctx.log.warn({ warnings }, 'the file is complete; read it with these notes');
-    return { out, duration, warnings };
+    return { file, out, duration, warnings };
   }
 
   /** The file moved into the output folder (the subtitles beside it), and the job's result. */
   private async publish(
-    { selected }: JobPlan,
+    { selected, clip, selection }: JobPlan,
     mux: JobMux,
     { results, outcome }: Fetched,
-    { out, duration, warnings }: Finished,
+    { file, out, duration, warnings }: Finished,
   ): Promise<JobResult> {
     const { audioOnly, ctx } = this;
-    const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
-    const resolution = audioOnly
-      ? null
-      : v
-        ? `${v.width}x${v.height}`
-        : selected.variant
-          ? formatResolution(selected.variant)
-          : null;
-    const size = (await stat(mux.output)).size;
+    const resolution = audioOnly ? null : resolutionOf(out, selected.variant);
+    const size = (await stat(file)).size;
     const ext = containerExt(audioOnly);
-    const outputPath = await publishFile(mux.output, ctx.config.output_path, ctx.job.video_name, ext);
+    const outputPath = await publishFile(file, ctx.config.output_path, ctx.job.video_name, ext);
     const result: JobResult = {
       status: 'completed',
       output_path: outputPath,
@@ -279,6 +279,8 @@ class HlsJob {
     if (mux.subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, mux.subtitles);
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
     if (warnings.length > 0) result.warnings = warnings;
+    if (clip) result.clip = clip;
+    if (selection && selection.skipped.segments > 0) result.skipped = selection.skipped;
     return result;
   }
 }

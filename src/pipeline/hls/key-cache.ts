@@ -1,5 +1,10 @@
 import { createDecipheriv } from 'node:crypto';
+import type { JobRequest } from '../../jobs/types.js';
+import { withRetry } from '../../net/retry.js';
+import { parseIv } from '../../playlist/keys.js';
 import { GabeError, isGabeError, originStatus } from '../../service/errors.js';
+import type { PlaylistSource } from './renditions.js';
+import { OVERRIDE_KEY_URI } from './track-plan.js';
 
 /**
  * AES-128 keys by URI, each fetched once per job however many segments share it (a 20,000-segment
@@ -55,5 +60,19 @@ export function decryptAes128(data: Buffer, key: Buffer, iv: Buffer, what: strin
 export function decryptError(what: string, cause: unknown): GabeError {
   return new GabeError('KEY', `${what} could not be decrypted with its AES-128 key (wrong key or IV?)`, {
     cause,
+  });
+}
+
+/**
+ * A job's keys: the request's own key (OVERRIDE_KEY_URI, the form of an IV: 32 hex digits, validated
+ * with the request) or each key URI fetched once, with retries.
+ */
+export function jobKeys(src: PlaylistSource, request: JobRequest): KeyCache {
+  const { http, policy } = src;
+  const { signal } = src.ctx;
+  return new KeyCache(async (uri) => {
+    if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
+    const get = () => http.getBuffer(uri, { signal, maxBytes: 1024 });
+    return (await withRetry(get, policy, { signal })).data;
   });
 }

@@ -3,6 +3,7 @@ import { copyFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobResult } from '../../jobs/types.js';
 import { concatList, type TrackInput } from '../../media/ffmpeg/merge-args.js';
+import { formatResolution } from '../../playlist/selection.js';
 import { GabeError } from '../../service/errors.js';
 import type { SubtitleFile } from './subtitle-tracks.js';
 import type { TrackResult } from './track-download.js';
@@ -44,6 +45,16 @@ export function checkStreams(
       throw new GabeError('INTEGRITY', `the merged file has no ${kind} stream, though the download had one`);
     }
   }
+}
+
+/** "WxH" of the file's video, or the variant's RESOLUTION when the file's stream does not say. */
+export function resolutionOf(
+  out: { streams: { codec_type: string; width?: number; height?: number }[] },
+  variant: { resolution: { width: number; height: number } | null } | null,
+): string | null {
+  const v = out.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
+  if (v) return `${v.width}x${v.height}`;
+  return variant?.resolution ? formatResolution(variant) : null;
 }
 
 /** Sidecar .vtt files beside the output: `<name>.<language>.vtt`, never over an existing file. */
