@@ -11,6 +11,7 @@ import {
   parseHex128,
   parseResolution,
   parseSeconds,
+  parseSpeedOption,
 } from './option-parsers.js';
 
 interface DownloadFlags {
@@ -27,6 +28,8 @@ interface DownloadFlags {
   subtitles?: boolean;
   subtitleLang?: string[];
   maxDuration?: number;
+  limitRate?: string;
+  maxSpeed?: string;
 }
 
 export function downloadCommand(program: Command): void {
@@ -59,6 +62,8 @@ export function downloadCommand(program: Command): void {
     .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
     .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
+    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
+    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -88,6 +93,7 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     subtitles: opts.subtitles === false ? false : null,
     subtitle_languages: opts.subtitleLang ?? null,
     max_duration: opts.maxDuration ?? null,
+    max_speed: opts.limitRate ?? opts.maxSpeed ?? null,
   };
 }
 

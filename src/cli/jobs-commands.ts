@@ -6,7 +6,13 @@ import type { Command } from 'commander';
 import type { JobListResponse, JobResponse } from '../api/schemas.js';
 import type { ClientOptions } from './client.js';
 import { fail } from './fail.js';
-import { collectHeader, headersOf, parseResolution, parseSeconds } from './option-parsers.js';
+import {
+  collectHeader,
+  headersOf,
+  parseResolution,
+  parseSeconds,
+  parseSpeedOption,
+} from './option-parsers.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
@@ -23,6 +29,8 @@ interface SubmitFlags extends ClientFlags {
   header?: string[];
   audioOnly?: boolean;
   maxDuration?: number;
+  limitRate?: string;
+  maxSpeed?: string;
   follow?: boolean;
   json?: boolean;
 }
@@ -61,6 +69,8 @@ export function jobsCommands(program: Command): void {
     )
     .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
+    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
+    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -99,6 +109,7 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (opts.header?.length) body['headers'] = headersOf(opts.header);
   if (!opts.mp4 && opts.audioOnly) body['audio_only'] = true;
   if (!opts.mp4 && opts.maxDuration) body['max_duration'] = opts.maxDuration;
+  if (opts.limitRate ?? opts.maxSpeed) body['max_speed'] = opts.limitRate ?? opts.maxSpeed;
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

@@ -1,5 +1,6 @@
 /** Commander argument parsers and collectors shared by the commands: each rejects a bad value by name. */
 import { InvalidArgumentError } from 'commander';
+import { parseSpeed } from '../net/speed.js';
 import { parseResolutionPreference } from '../playlist/selection.js';
 
 export function parsePort(value: string): number {
@@ -52,4 +53,14 @@ export function parseSeconds(value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number of seconds above 0');
   return n;
+}
+
+/** `--limit-rate 5M`: bytes per second (K/M/G in powers of 1024), kept as written for the request. */
+export function parseSpeedOption(value: string): string {
+  try {
+    parseSpeed(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
 }

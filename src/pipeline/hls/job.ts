@@ -21,6 +21,7 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
+import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../../net/retry.js';
 import { parseIv } from '../../playlist/keys.js';
 import { formatResolution } from '../../playlist/selection.js';
@@ -96,6 +97,7 @@ class HlsJob {
       guard: seams.guard,
       headers: mergeHeaders(config.headers, this.request.headers),
       jobUrl: this.request.url,
+      limiter: jobRateLimiter(this.request.max_speed, ctx.serviceLimiter),
     });
     this.src = { http: this.http, ctx, policy: this.policy };
   }
