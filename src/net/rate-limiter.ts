@@ -95,6 +95,8 @@ export class RateLimiter {
   /** The head's grant is being asked of the parent. */
   private asking = false;
   private ownWaits = 0;
+  /** Bytes granted so far: what the job's readers actually took, at the limited pace. */
+  granted = 0;
 
   constructor(
     /** Bytes/s; null = no limit of its own (only the parent's). */
@@ -157,6 +159,7 @@ export class RateLimiter {
   }
 
   private settle(w: Waiter, granted: number): void {
+    this.granted += granted;
     if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
     w.resolve(granted);
   }
@@ -179,7 +182,7 @@ export class RateLimiter {
       if (this.parent) {
         this.asking = true;
         // Not under the head's signal: if it aborts, the grant goes to the next reader.
-        void this.parent.take(want).then((got) => this.granted(got));
+        void this.parent.take(want).then((got) => this.onParentGrant(got));
         return;
       }
       this.queue.shift();
@@ -189,7 +192,7 @@ export class RateLimiter {
   }
 
   /** The parent granted `got` bytes for the head (or for whoever is head now). */
-  private granted(got: number): void {
+  private onParentGrant(got: number): void {
     this.asking = false;
     this.bucket?.take(got, this.clock.now());
     const head = this.queue.shift();

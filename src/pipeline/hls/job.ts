@@ -99,6 +99,9 @@ class HlsJob {
       jobUrl: this.request.url,
       limiter: jobRateLimiter(this.request.max_speed, ctx.serviceLimiter),
     });
+    const limiter = this.http.limiter;
+    // Segments count when whole; under a limit, speed_bps follows the bytes as they are read.
+    if (limiter) ctx.progress.measureBy(() => limiter.granted);
     this.src = { http: this.http, ctx, policy: this.policy };
   }
 
