@@ -12,25 +12,30 @@ import { codeError, type HttpBody } from './transports/transport.js';
 export class ThrottledBody implements HttpBody, AsyncIterable<Buffer> {
   /** Ends a wait for tokens when the body is destroyed or the request aborted. */
   private readonly stop = new AbortController();
-  private readonly signal: AbortSignal;
 
   constructor(
     private readonly inner: HttpBody,
     private readonly length: number | null,
     private readonly limiter: RateLimiter,
-    signal?: AbortSignal,
-  ) {
-    this.signal = signal ? AbortSignal.any([signal, this.stop.signal]) : this.stop.signal;
-  }
+    /** The request's (the job's): listened to only while the body is read, so none pile up on it. */
+    private readonly signal?: AbortSignal,
+  ) {}
 
   async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    for await (const chunk of this.inner) {
-      let rest = chunk as Buffer;
-      while (rest.length > 0) {
-        const n = await this.limiter.take(rest.length, this.signal);
-        yield n >= rest.length ? rest : rest.subarray(0, n);
-        rest = rest.subarray(n);
+    const onAbort = () => this.stop.abort(this.signal?.reason);
+    if (this.signal?.aborted) onAbort();
+    this.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const chunk of this.inner) {
+        let rest = chunk as Buffer;
+        while (rest.length > 0) {
+          const n = await this.limiter.take(rest.length, this.stop.signal);
+          yield n >= rest.length ? rest : rest.subarray(0, n);
+          rest = rest.subarray(n);
+        }
       }
+    } finally {
+      this.signal?.removeEventListener('abort', onAbort);
     }
   }
 

@@ -193,6 +193,21 @@ describe('speed limits', () => {
     assert.ok(b.peak <= total * 1.5, `the MP4 job's speed_bps peaked at ${b.peak}`);
   });
 
+  it('a limited job waiting for its budget is cancelled at once, its waits ended', async () => {
+    // At 16 KB/s the playlist would take a minute: only a cancel that reaches the waiting reads ends it
+    // within the wait below.
+    const id = await submit(svc, '/download/', {
+      url: `${origin.url}/hls/${hls.playlistName}`,
+      max_speed: '16K',
+    });
+    await svc.waitFor(id, ['PROCESSING'], 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const del = await svc.app.inject({ method: 'DELETE', url: `/job/${id}` });
+    assert.equal(del.statusCode, 200, del.body);
+    const job = await svc.waitFor(id, ['COMPLETED', 'FAILED', 'CANCELLED'], 15_000);
+    assert.equal(job.status, 'CANCELLED');
+  });
+
   it('gabe download --limit-rate limits the download; --max-speed is the same flag', async () => {
     const small = await makeMp4({ seconds: 4 });
     origin.addFile('/small.mp4', small.file);
