@@ -208,7 +208,7 @@ describe('speed limits', () => {
     assert.equal(job.status, 'CANCELLED');
   });
 
-  it('gabe download --limit-rate limits the download; --max-speed is the same flag', async () => {
+  it('gabe download --limit-rate limits the download; --max-speed is the same flag; gabe submit sends max_speed', async () => {
     const small = await makeMp4({ seconds: 4 });
     origin.addFile('/small.mp4', small.file);
     const limit = 100 * KB;
@@ -219,6 +219,22 @@ describe('speed limits', () => {
     const ms = performance.now() - started;
     assert.ok(readFileSync(out).equals(readFileSync(small.file)), 'byte-identical');
     assert.ok(ms >= leastMs(small.size, limit), `${small.size} bytes in ${Math.round(ms)} ms`);
+    // gabe submit sends it as the job's max_speed.
+    const listening = await startTestService({ max_jobs_per_ip: 0 }, { listen: true });
+    const submitted = gabe([
+      'submit',
+      `${origin.url}/small.mp4`,
+      '--mp4',
+      '--max-speed',
+      '100K',
+      '--json',
+      '-s',
+      listening.url,
+    ]);
+    assert.equal(await submitted.exit, 0, submitted.output());
+    const id = JSON.parse(submitted.stdout()).job_id as string;
+    assert.equal(listening.store.get(id)?.request.max_speed, '100K');
+    assert.equal((await listening.waitFor(id, ['COMPLETED', 'FAILED'])).status, 'COMPLETED');
     const bad = gabe(['download', `${origin.url}/small.mp4`, '--max-speed', 'fast']);
     assert.notEqual(await bad.exit, 0);
     assert.match(bad.stderr(), /max_speed must be bytes per second/);

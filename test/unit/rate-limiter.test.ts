@@ -9,6 +9,7 @@ import {
   TokenBucket,
 } from '../../src/net/rate-limiter.js';
 import { AdaptiveConcurrency } from '../../src/pipeline/adaptive.js';
+import { loadConfig } from '../../src/service/config.js';
 
 /** A clock whose time moves only when every reader is waiting on one of its timers. */
 class FakeClock implements LimiterClock {
@@ -174,4 +175,14 @@ test('max_total_speed reads like max_speed; null is no limiter at all', () => {
   assert.equal(serviceRateLimiter(null), null);
   assert.equal(serviceRateLimiter('20M')?.bytesPerSecond, 20 * 1024 * 1024);
   assert.throws(() => serviceRateLimiter('0K'), /max_total_speed/);
+});
+
+test('max_total_speed is checked at start-up: a speed it cannot read, or zero, is a configuration error', () => {
+  const load = (max_total_speed: unknown) =>
+    loadConfig({ file: '/nonexistent/config.json', env: {}, overrides: { max_total_speed } });
+  assert.equal(load('20M').max_total_speed, '20M');
+  assert.equal(load(null).max_total_speed, null);
+  assert.throws(() => load('fast'), /max_total_speed/);
+  assert.throws(() => load('0K'), /max_total_speed must be ≥ 1/);
+  assert.throws(() => load(0), /max_total_speed/);
 });
