@@ -43,6 +43,11 @@ export interface GetOptions {
   range?: { start: number; end?: number | undefined } | undefined;
   headers?: Record<string, string>;
   method?: 'GET' | 'HEAD';
+  /**
+   * Not under the job's speed limit: playlists and keys, small and on the critical path (a live
+   * reload or a key must not queue behind the segments' reads).
+   */
+  bypassLimit?: boolean;
 }
 
 export function checkUrl(raw: string): URL {
@@ -198,7 +203,7 @@ export class HttpClient {
       const len = res.headers['transfer-encoding'] === undefined ? res.headers['content-length'] : undefined;
       const contentLength = len !== undefined && /^\d+$/.test(String(len)) ? Number(len) : null;
       // The one place every body of the job passes: segments, ranges, keys and playlists alike.
-      const limiter = method === 'HEAD' ? null : this.limiter;
+      const limiter = method === 'HEAD' || options.bypassLimit ? null : this.limiter;
       return {
         status: res.statusCode,
         headers: res.headers,

@@ -181,9 +181,9 @@ class HlsJob {
     const keys = new KeyCache(async (uri) => {
       // The request key has an IV's form, 32 hex digits (validated with the request).
       if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
-      const { data } = await withRetry(() => http.getBuffer(uri, { signal, maxBytes: 1024 }), policy, {
-        signal,
-      });
+      // Not under max_speed: a key must not queue behind the segments that need it.
+      const get = () => http.getBuffer(uri, { signal, maxBytes: 1024, bypassLimit: true });
+      const { data } = await withRetry(get, policy, { signal });
       return data;
     });
     const common = { http, policy, keys, signal, log, progress: ctx.progress };
