@@ -8,6 +8,7 @@ import {
   serviceRateLimiter,
   TokenBucket,
 } from '../../src/net/rate-limiter.js';
+import { ThrottledBody } from '../../src/net/throttled-body.js';
 import { AdaptiveConcurrency } from '../../src/pipeline/adaptive.js';
 import { loadConfig } from '../../src/service/config.js';
 
@@ -185,4 +186,62 @@ test('max_total_speed is checked at start-up: a speed it cannot read, or zero, i
   assert.throws(() => load('fast'), /max_total_speed/);
   assert.throws(() => load('0K'), /max_total_speed must be ≥ 1/);
   assert.throws(() => load(0), /max_total_speed/);
+});
+
+/** A body that hands out `chunks`, as a transport's would, and records how it was ended. */
+function bodyOf(chunks: Buffer[]) {
+  const body = {
+    destroyed: null as Error | null | undefined,
+    async *[Symbol.asyncIterator]() {
+      for (const c of chunks) yield c;
+    },
+    destroy(err?: Error) {
+      body.destroyed = err ?? null;
+    },
+    dump: async () => {},
+  };
+  return body;
+}
+
+test('a throttled body read whole lands in one allocated buffer, paced in grants no larger than the burst', async () => {
+  const clock = new FakeClock();
+  const limiter = new RateLimiter(40 * KB, null, clock);
+  const data = Buffer.from(Array.from({ length: 100 * KB }, (_, i) => i % 251));
+  const chunks = [data.subarray(0, 60 * KB), data.subarray(60 * KB)];
+  let allocated = 0;
+  const body = new ThrottledBody(bodyOf(chunks), data.length, limiter);
+  const read = body.collect(1024 * KB, (size) => {
+    allocated++;
+    return Buffer.alloc(size);
+  });
+  await clock.run();
+  const got = await read;
+  assert.equal(allocated, 1);
+  assert.equal(got.length, 1);
+  assert.ok(got[0]!.equals(data));
+  // 100 KB at 40 KB/s with a 10 KB burst: 2.25 s at least.
+  assert.ok(clock.t >= 2250 - 1, `read in ${clock.t} ms`);
+  assert.equal(limiter.granted, data.length);
+});
+
+test('a throttled body larger than allowed fails, and destroying it ends its wait for tokens', async () => {
+  const clock = new FakeClock();
+  const limiter = new RateLimiter(10 * KB, null, clock);
+  const bigInner = bodyOf([Buffer.alloc(8 * KB), Buffer.alloc(8 * KB)]);
+  const big = new ThrottledBody(bigInner, null, limiter);
+  const tooLarge = assert.rejects(big.collect(12 * KB), /larger than 12288 bytes/);
+  await clock.run();
+  await tooLarge;
+  assert.notEqual(bigInner.destroyed, undefined, 'the transfer is ended, not left to run');
+  const slow = new RateLimiter(10 * KB, null, clock);
+  const inner = bodyOf([Buffer.alloc(64 * KB)]);
+  const body = new ThrottledBody(inner, null, slow);
+  const it = body[Symbol.asyncIterator]();
+  assert.equal(((await it.next()).value as Buffer).length, slow.bytesPerSecond! / 4, 'the burst, at once');
+  const next = it.next(); // waits for tokens: no timer runs until the clock does
+  await flushed();
+  const err = new Error('gone');
+  body.destroy(err);
+  await assert.rejects(next, /gone/);
+  assert.equal(inner.destroyed, err);
 });
