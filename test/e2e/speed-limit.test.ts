@@ -10,6 +10,7 @@ import {
   decodedHash,
   type HlsMediaFixture,
   type Mp4Fixture,
+  makeHlsSeparateAudio,
   makeHlsTs,
   makeMp4,
   makeTempDir,
@@ -142,6 +143,29 @@ describe('speed limits', () => {
     } finally {
       svc.scheduler.off('retry', onRetry);
     }
+  });
+
+  it('an HLS job with a separate audio rendition keeps both tracks within one max_speed', async () => {
+    // Low video bit rate: the audio is a good part of the bytes, so a budget per track would show.
+    const sep = await makeHlsSeparateAudio({ kbps: 100 });
+    origin.serveDir('/sep/', sep.dir);
+    const limit = 32 * KB;
+    const { job, ms } = await timed(svc, '/download/', {
+      url: `${origin.url}/sep/${sep.masterName}`,
+      max_speed: '32K',
+    });
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    const english = sep.audio.find((a) => a.default)!;
+    const both = sep.video.totalBytes + english.totalBytes;
+    // Each track alone would be allowed the whole limit if the budget were per track.
+    assert.ok(
+      ms >= leastMs(both, limit),
+      `${both} bytes (video ${sep.video.totalBytes}) in ${Math.round(ms)} ms`,
+    );
+    assert.equal(
+      await decodedHash(job.result!.output_path, 'a'),
+      await decodedHash(path.join(sep.dir, english.uri), 'a'),
+    );
   });
 
   it('a job without max_speed is not slowed: much faster than the limited one', async () => {
