@@ -13,6 +13,7 @@ import {
   parseHex128,
   parseResolution,
   parseSeconds,
+  parseSpeedOption,
 } from './option-parsers.js';
 
 interface DownloadFlags {
@@ -33,6 +34,8 @@ interface DownloadFlags {
   end?: string;
   skipSegments?: string[];
   skipDiscontinuityRuns?: number;
+  limitRate?: string;
+  maxSpeed?: string;
 }
 
 export function downloadCommand(program: Command): void {
@@ -77,6 +80,8 @@ export function downloadCommand(program: Command): void {
       'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
       parseSeconds,
     )
+    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
+    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -110,6 +115,7 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     end: opts.end ?? null,
     skip_segments: opts.skipSegments ?? null,
     skip_discontinuity_runs: opts.skipDiscontinuityRuns ?? null,
+    max_speed: opts.limitRate ?? opts.maxSpeed ?? null,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   parseClipTimeOption,
   parseResolution,
   parseSeconds,
+  parseSpeedOption,
 } from './option-parsers.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
@@ -34,6 +35,8 @@ interface SubmitFlags extends ClientFlags {
   end?: string;
   skipSegments?: string[];
   skipDiscontinuityRuns?: number;
+  limitRate?: string;
+  maxSpeed?: string;
   follow?: boolean;
   json?: boolean;
 }
@@ -84,6 +87,8 @@ export function jobsCommands(program: Command): void {
       'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
       parseSeconds,
     )
+    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
+    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -126,6 +131,7 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (opts.end) body['end'] = opts.end;
   if (!opts.mp4 && opts.skipSegments?.length) body['skip_segments'] = opts.skipSegments;
   if (!opts.mp4 && opts.skipDiscontinuityRuns) body['skip_discontinuity_runs'] = opts.skipDiscontinuityRuns;
+  if (opts.limitRate ?? opts.maxSpeed) body['max_speed'] = opts.limitRate ?? opts.maxSpeed;
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

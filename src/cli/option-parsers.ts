@@ -1,6 +1,7 @@
 /** Commander argument parsers and collectors shared by the commands: each rejects a bad value by name. */
 import { InvalidArgumentError } from 'commander';
 import { parseClipTime } from '../jobs/clip-range.js';
+import { parseSpeed } from '../net/speed.js';
 import { skipRules } from '../pipeline/hls/skip-rules.js';
 import { parseResolutionPreference } from '../playlist/selection.js';
 
@@ -74,4 +75,14 @@ export function collectSkipPattern(value: string, previous: string[] = []): stri
     throw new InvalidArgumentError((err as Error).message);
   }
   return [...previous, value];
+}
+
+/** `--limit-rate 5M`: bytes per second (K/M/G in powers of 1024), kept as written for the request. */
+export function parseSpeedOption(value: string): string {
+  try {
+    parseSpeed(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return value;
 }

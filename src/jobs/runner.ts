@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import { serviceRateLimiter } from '../net/rate-limiter.js';
 import type { Downloader } from '../pipeline/context.js';
 import { ProgressTracker } from '../pipeline/progress.js';
 import type { Config } from '../service/config.js';
@@ -55,8 +56,12 @@ export interface RunnerDeps {
 
 export class JobRunner {
   private readonly running = new Map<string, Running>();
+  /** max_total_speed: one budget for every job of this process (a worker's own, in a cluster). */
+  private readonly limiter: ReturnType<typeof serviceRateLimiter>;
 
-  constructor(private readonly deps: RunnerDeps) {}
+  constructor(private readonly deps: RunnerDeps) {
+    this.limiter = serviceRateLimiter(deps.config.max_total_speed);
+  }
 
   get size(): number {
     return this.running.size;
@@ -165,6 +170,7 @@ export class JobRunner {
         tempDir,
         progress: tracker,
         reportProgress,
+        serviceLimiter: this.limiter,
         onRetry: () => events.emit('retry', job.id),
         markLive: () => {
           entry.stop ??= new AbortController();

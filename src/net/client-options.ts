@@ -1,5 +1,6 @@
 /** How a job's HttpClient (net/client.ts) and its transports (net/transports/choose.ts) are set up. */
 import type { GuardOptions } from './guard.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 export interface HttpClientOptions {
   /**
@@ -36,4 +37,9 @@ export interface HttpClientOptions {
    * segments, keys, the file), and to no other (net/credentials.ts).
    */
   jobUrl?: string | null | undefined;
+  /**
+   * The job's speed limit (max_speed under max_total_speed, net/rate-limiter.ts): every body this
+   * client returns is read no faster than it allows. null/absent: no limit.
+   */
+  limiter?: RateLimiter | null | undefined;
 }

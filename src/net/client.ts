@@ -11,8 +11,10 @@ import {
   withoutUserinfo,
 } from './credentials.js';
 import { checkUrlDestination, findForbidden, resolveAndCheck } from './guard.js';
+import type { RateLimiter } from './rate-limiter.js';
 import { redactCredentials } from './redact.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
+import { ThrottledBody } from './throttled-body.js';
 import { chooseTransports } from './transports/choose.js';
 import type { HttpBody, RawResponse, Transport } from './transports/transport.js';
 import { readWholeBody } from './whole-body.js';
@@ -41,6 +43,11 @@ export interface GetOptions {
   range?: { start: number; end?: number | undefined } | undefined;
   headers?: Record<string, string>;
   method?: 'GET' | 'HEAD';
+  /**
+   * Not under the job's speed limit: playlists and keys, small and on the critical path (a live
+   * reload or a key must not queue behind the segments' reads).
+   */
+  bypassLimit?: boolean;
 }
 
 export function checkUrl(raw: string): URL {
@@ -79,6 +86,8 @@ export class HttpClient {
    * are credential headers to withhold (a job's client lives as long as its job).
    */
   private readonly redirectedOrigins: Set<string> | null;
+  /** The job's speed limit, if any: all its bodies, of every connection, draw from it. */
+  readonly limiter: RateLimiter | null;
 
   constructor(readonly options: HttpClientOptions) {
     const transports = chooseTransports(options);
@@ -89,6 +98,7 @@ export class HttpClient {
     this.jobCredentials = originCredentials(options.jobUrl);
     this.jobOrigin = originOf(options.jobUrl);
     this.redirectedOrigins = hasCredentials(options.headers) ? new Set() : null;
+    this.limiter = options.limiter ?? null;
   }
 
   /**
@@ -191,12 +201,15 @@ export class HttpClient {
       }
       // With Transfer-Encoding, Content-Length says nothing about the body (RFC 9112 6.3 rule 3).
       const len = res.headers['transfer-encoding'] === undefined ? res.headers['content-length'] : undefined;
+      const contentLength = len !== undefined && /^\d+$/.test(String(len)) ? Number(len) : null;
+      // The one place every body of the job passes: segments, ranges, keys and playlists alike.
+      const limiter = method === 'HEAD' || options.bypassLimit ? null : this.limiter;
       return {
         status: res.statusCode,
         headers: res.headers,
         url,
-        body: res.body,
-        contentLength: len !== undefined && /^\d+$/.test(String(len)) ? Number(len) : null,
+        body: limiter ? new ThrottledBody(res.body, contentLength, limiter, options.signal) : res.body,
+        contentLength,
       };
     }
   }

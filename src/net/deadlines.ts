@@ -179,6 +179,8 @@ export class Watch {
     /** Bytes received on the connection so far (any origin: only differences count). */
     private readonly bytes: () => number,
     private readonly fail: (err: Error) => void,
+    /** Restarts the transport's idle timeout: called on every tick the reader holds the body back. */
+    private readonly refresh?: () => void,
   ) {}
 
   /** The request is out: the whole head must arrive within the head deadline. */
@@ -223,11 +225,13 @@ export class Watch {
       return;
     }
     const w = this.window;
-    if (!w) return;
     if (this.held()) {
-      this.window = { start: now, bytes: this.bytes() };
+      // Our reader is behind (a slow disk, a speed limit): not the origin's silence, nor its slowness.
+      this.refresh?.();
+      if (w) this.window = { start: now, bytes: this.bytes() };
       return;
     }
+    if (!w) return;
     const { lowSpeedLimit: limit, lowSpeedTimeMs: timeMs } = this.owner.limits;
     const bytes = this.bytes();
     const verdict = speedVerdict(w, now, bytes, { limit, timeMs });
@@ -258,9 +262,12 @@ export class TransferWatch {
     this.tickMs = Math.max(50, Math.min(1000, Math.min(limits.timeoutMs, floorMs) / 4));
   }
 
-  /** Starts watching a request; `fail` ends it with the limit's error. */
-  watch(bytes: () => number, fail: (err: Error) => void): Watch {
-    const w = new Watch(this, bytes, fail);
+  /**
+   * Starts watching a request; `fail` ends it with the limit's error; `refresh` restarts the
+   * transport's idle timeout while the body is held back by its reader.
+   */
+  watch(bytes: () => number, fail: (err: Error) => void, refresh?: () => void): Watch {
+    const w = new Watch(this, bytes, fail, refresh);
     this.watches.add(w);
     if (!this.timer) {
       this.timer = setInterval(() => this.tick(), this.tickMs);

@@ -15,6 +15,17 @@ export interface AdaptiveOptions {
   initial: number;
   max: number;
   now?: () => number;
+  /**
+   * Times a reader waited on the job's speed limit so far (net/rate-limiter.ts RateLimiter.waits). A
+   * window in which it grew had the limit, not the origin, as its bottleneck: more connections would
+   * only split the same budget, so growth stops there.
+   */
+  limiterWaits?: () => number;
+}
+
+/** The options that tie growth to a job's speed limiter (HttpClient.limiter), when it has one. */
+export function limiterOptions(limiter: { readonly waits: number } | null): Partial<AdaptiveOptions> {
+  return limiter ? { limiterWaits: () => limiter.waits } : {};
 }
 
 /** Statuses by which an origin says "slower, please" (RFC 6585, RFC 9110). */
@@ -34,6 +45,8 @@ export class AdaptiveConcurrency {
   private windowStart: number | null = null;
   private windowBytes = 0;
   private windowFetches = 0;
+  private windowWaits = 0;
+  private readonly limiterWaits: () => number;
   /** Throughput (bytes/ms) measured at the limit before the last step up, and that limit. */
   private before: number | null = null;
   private previous: number;
@@ -42,6 +55,7 @@ export class AdaptiveConcurrency {
     this.max = Math.max(1, options.max);
     this.current = Math.min(Math.max(1, options.initial), this.max);
     this.now = options.now ?? Date.now;
+    this.limiterWaits = options.limiterWaits ?? (() => 0);
     this.previous = this.current;
     this.growing = this.current < this.max;
   }
@@ -56,13 +70,16 @@ export class AdaptiveConcurrency {
     const t = this.now();
     if (this.windowStart === null) {
       this.windowStart = t;
+      this.windowWaits = this.limiterWaits();
       return; // the first fetch only starts the clock: it carried connection set-up
     }
     this.windowBytes += bytes;
     this.windowFetches++;
     const elapsed = t - this.windowStart;
     if (elapsed < MIN_WINDOW_MS || this.windowFetches < this.current) return;
-    this.step(this.windowBytes / elapsed);
+    const waits = this.limiterWaits();
+    this.step(this.windowBytes / elapsed, waits > this.windowWaits);
+    this.windowWaits = waits;
     this.windowStart = t;
     this.windowBytes = 0;
     this.windowFetches = 0;
@@ -74,10 +91,15 @@ export class AdaptiveConcurrency {
     this.growing = false;
   }
 
-  private step(rate: number): void {
+  private step(rate: number, limited: boolean): void {
     if (this.before !== null && rate < this.before * MIN_GAIN) {
       // The last step did not pay: give its connections back.
       this.current = this.previous;
+      this.growing = false;
+      return;
+    }
+    if (limited) {
+      // The speed limit held readers back: the origin could give more than we may take.
       this.growing = false;
       return;
     }

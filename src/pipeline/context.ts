@@ -1,5 +1,6 @@
 import type { JobRequest, JobResult, JobType } from '../jobs/types.js';
 import type { FfmpegTools } from '../media/ffmpeg/locate.js';
+import type { RateLimiter } from '../net/rate-limiter.js';
 import type { Config } from '../service/config.js';
 import type { Logger } from '../service/log.js';
 import type { OutputFile } from '../storage/results.js';
@@ -28,6 +29,8 @@ export interface DownloadContext {
   progress: ProgressTracker;
   /** Asks the scheduler to publish the tracker's state (throttled there, so call freely). */
   reportProgress(): void;
+  /** The process's speed limit (config max_total_speed), which every job's limiter draws from. */
+  serviceLimiter?: RateLimiter | null;
   /** Counts a retried request (metrics). */
   onRetry?: () => void;
   /**

@@ -2,6 +2,16 @@ import type { JobProgress } from '../jobs/types.js';
 
 const WINDOW_MS = 5000;
 
+/** Bytes/s over a window of samples, measured to `now`, so a stalled transfer's speed decays to zero. */
+function rateOf(samples: readonly { at: number; bytes: number }[], now: number): number {
+  const first = samples[0];
+  const last = samples.at(-1);
+  if (!first || !last) return 0;
+  const elapsed = Math.max(now, last.at) - first.at;
+  if (elapsed < 200) return 0;
+  return ((last.bytes - first.bytes) * 1000) / elapsed;
+}
+
 /**
  * Progress accounting for one job: bytes and segments in, a smoothed speed (bytes over the last five
  * seconds, so a stall shows as a falling speed rather than the lifetime average) and an ETA.
@@ -14,6 +24,8 @@ export class ProgressTracker {
   private segments = 0;
   private totalSegments = 0;
   private recorded: number | null = null;
+  /** Bytes read off the network so far, when something counts them as they come (measureBy). */
+  private reads: { count: () => number; samples: { at: number; bytes: number }[] } | null = null;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -48,14 +60,24 @@ export class ProgressTracker {
     return this.bytes;
   }
 
+  /**
+   * Measures the speed by a counter of bytes as they are read (a speed-limited job's RateLimiter)
+   * rather than by addBytes: HLS adds a segment's bytes when it is whole, and under a speed limit the
+   * segments in flight share the budget and end close together, which would show as a spike.
+   */
+  measureBy(count: () => number): void {
+    this.reads = { count, samples: [] };
+  }
+
   speed(): number {
-    const first = this.samples[0];
-    const last = this.samples.at(-1);
-    if (!first || !last) return 0;
-    // Measure from the window's start to now, so a stalled transfer's speed decays towards zero.
-    const elapsed = Math.max(this.now(), last.at) - first.at;
-    if (elapsed < 200) return 0;
-    return ((last.bytes - first.bytes) * 1000) / elapsed;
+    if (this.reads) {
+      const at = this.now();
+      const samples = this.reads.samples;
+      samples.push({ at, bytes: this.reads.count() });
+      while (samples.length > 2 && samples[0]!.at < at - WINDOW_MS) samples.shift();
+      return rateOf(samples, at);
+    }
+    return rateOf(this.samples, this.now());
   }
 
   snapshot(): JobProgress {

@@ -4,6 +4,7 @@
  */
 import { Type } from 'typebox';
 import { requestHeaders } from '../net/headers.js';
+import { SPEED_PATTERN } from '../net/speed.js';
 import { RESOLUTION_PREFERENCE_PATTERN } from '../playlist/selection.js';
 import { QueueSchema, StorageSchema } from './config-scale-schema.js';
 
@@ -220,6 +221,14 @@ export const ConfigSchema = Type.Object(
       default: 30,
       description: 'Seconds of the window over which low_speed_limit is measured.',
     }),
+    max_total_speed: Type.Union(
+      [Type.Integer({ minimum: 1 }), Type.String({ pattern: SPEED_PATTERN, maxLength: 20 }), Type.Null()],
+      {
+        default: null,
+        description:
+          'Bytes per second all jobs of this process read together at most, as a number or with a K/M/G suffix (powers of 1024), e.g. "20M"; null = no limit. Jobs share it in turns; a job\'s own max_speed applies within it. Per process: in a cluster each `gabe worker` has this budget of its own.',
+      },
+    ),
     queue: QueueSchema,
     storage: StorageSchema,
   },

@@ -4,6 +4,7 @@ import type { Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { invalidTrustEntry } from '../api/client-ip.js';
 import { invalidHostEntry } from '../api/hosts.js';
+import { parseSpeed } from '../net/speed.js';
 import { ConfigSchema } from './config-schema.js';
 import { GabeError } from './errors.js';
 
@@ -94,6 +95,11 @@ function semanticErrors(config: Static<typeof ConfigSchema>): string[] {
   for (const entry of config.allowed_hosts ?? []) {
     const why = invalidHostEntry(entry);
     if (why) out.push(`"allowed_hosts" ${why}`);
+  }
+  try {
+    parseSpeed(config.max_total_speed, 'max_total_speed'); // "0K" matches the pattern, yet is no speed
+  } catch (err) {
+    out.push((err as Error).message);
   }
   return out;
 }

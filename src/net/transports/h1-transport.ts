@@ -188,6 +188,8 @@ export class H1Transport implements Transport {
       const watch = this.watch.watch(
         () => socket.bytesRead,
         (err) => ex.fail(err),
+        // A paused socket (its body's reader is behind) must not time out as idle.
+        () => socket.setTimeout(this.options.timeoutMs),
       );
       const ex = new Exchange(
         conn,

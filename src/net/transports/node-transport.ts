@@ -99,7 +99,12 @@ export class NativeTransport implements Transport {
         if (!response) watch?.end();
       });
       out.on('socket', (socket: Socket) => {
-        watch = this.watch.watch(() => socket.bytesRead, fail);
+        // A body waiting for its reader leaves the socket paused: that silence is not the origin's.
+        watch = this.watch.watch(
+          () => socket.bytesRead,
+          fail,
+          () => socket.setTimeout(timeoutMs),
+        );
         const w = watch;
         // The head deadline runs from the request going out; connecting has the idle timeout.
         if (socket.connecting) socket.once('connect', () => w.head());

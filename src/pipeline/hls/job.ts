@@ -22,6 +22,7 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
+import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
 import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
@@ -90,7 +91,11 @@ class HlsJob {
       guard: seams.guard,
       headers: mergeHeaders(config.headers, this.request.headers),
       jobUrl: this.request.url,
+      limiter: jobRateLimiter(this.request.max_speed, ctx.serviceLimiter),
     });
+    const limiter = this.http.limiter;
+    // Segments count when whole; under a limit, speed_bps follows the bytes as they are read.
+    if (limiter) ctx.progress.measureBy(() => limiter.granted);
     this.src = { http: this.http, ctx, policy: this.policy };
     this.keys = jobKeys(this.src, this.request);
   }

@@ -72,7 +72,8 @@ export function jobKeys(src: PlaylistSource, request: JobRequest): KeyCache {
   const { signal } = src.ctx;
   return new KeyCache(async (uri) => {
     if (uri === OVERRIDE_KEY_URI && request.key) return parseIv(request.key);
-    const get = () => http.getBuffer(uri, { signal, maxBytes: 1024 });
+    // Not under max_speed: a key must not queue behind the segments that need it.
+    const get = () => http.getBuffer(uri, { signal, maxBytes: 1024, bypassLimit: true });
     return (await withRetry(get, policy, { signal })).data;
   });
 }

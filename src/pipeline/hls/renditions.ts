@@ -29,7 +29,7 @@ export interface PlaylistSource {
 export async function loadPlaylist(src: PlaylistSource, url: string): Promise<Playlist> {
   const { ctx } = src;
   const { data, res } = await withRetry(
-    () => src.http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES }),
+    () => src.http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES, bypassLimit: true }),
     src.policy,
     {
       signal: ctx.signal,

@@ -9,7 +9,7 @@ import type { HttpClient } from '../../net/client.js';
 import type { RetryPolicy } from '../../net/retry.js';
 import { GabeError, isAbortError, isGabeError, toGabeError } from '../../service/errors.js';
 import type { Logger } from '../../service/log.js';
-import { AdaptiveConcurrency } from '../adaptive.js';
+import { AdaptiveConcurrency, limiterOptions } from '../adaptive.js';
 import { BufferPool } from '../buffer-pool.js';
 import type { TrackSink } from '../mux/sink.js';
 import type { ProgressTracker } from '../progress.js';
@@ -140,7 +140,7 @@ export async function downloadTrack(o: TrackOptions): Promise<TrackResult> {
   setMaxListeners(o.concurrency.max * 2 + 16, inner.signal);
   const onAbort = () => inner.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
-  const limit = new AdaptiveConcurrency(o.concurrency);
+  const limit = new AdaptiveConcurrency({ ...o.concurrency, ...limiterOptions(o.http.limiter) });
   const pool = new BufferPool();
   const budget = new SegmentBudget();
   const onThrottle = () => {

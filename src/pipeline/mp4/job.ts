@@ -9,6 +9,7 @@ import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
 import type { GuardOptions } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
+import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { FileChangedError, GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
@@ -145,6 +146,7 @@ export const mp4Downloader = {
       guard: seams.guard,
       headers: mergeHeaders(config.headers, job.request.headers),
       jobUrl: url,
+      limiter: jobRateLimiter(job.request.max_speed, ctx.serviceLimiter),
     });
     const clip = clipRange(job.request);
     try {

@@ -10,7 +10,7 @@ import {
   originStatus,
 } from '../../service/errors.js';
 import { ensureSpace, SPACE_CHECK_BYTES } from '../../storage/paths.js';
-import { AdaptiveConcurrency, THROTTLE_STATUSES } from '../adaptive.js';
+import { AdaptiveConcurrency, limiterOptions, THROTTLE_STATUSES } from '../adaptive.js';
 import type { DownloadContext } from '../context.js';
 import { CheckpointWriter } from './part-file.js';
 import { PieceWriter } from './piece-writer.js';
@@ -106,7 +106,8 @@ class RangedDownload {
     this.policy = { ...DEFAULT_RETRY_POLICY, maxRetries: ctx.config.max_retries };
     // Like HLS segments (pipeline/adaptive.ts): a CDN caps each connection, so more of them buy speed up to a
     // point only a measurement finds. Each buffer written counts as one fetch.
-    this.limit = new AdaptiveConcurrency({ initial: o.connections, max: o.maxConnections ?? o.connections });
+    const connections = { initial: o.connections, max: o.maxConnections ?? o.connections };
+    this.limit = new AdaptiveConcurrency({ ...connections, ...limiterOptions(o.http.limiter) });
     this.requestMs = o.first?.requestMs ?? 0;
     this.checkpoint = new CheckpointWriter(`${o.file}.json`, () =>
       JSON.stringify(checkpointOf(o.id, o.plan)),
