@@ -7,6 +7,7 @@ import path from 'node:path';
 import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
+import type { FileTags } from '../../media/file-tags.js';
 import { MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
@@ -36,6 +37,10 @@ export interface JobMuxOptions {
   /** False when discontinuities known up front make the merge one from the track files afterwards. */
   piped: boolean;
   moovReserve: number | null;
+  /** Title and source written into the file. */
+  tags: FileTags;
+  /** The audio rendition's LANGUAGE when the audio comes from one, for the audio track. */
+  audioLanguage: string | null;
 }
 
 export class JobMux {
@@ -116,6 +121,8 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: this.o.moovReserve,
+        tags: this.o.tags,
+        audioLanguage: this.o.audioLanguage,
         signal: ctx.signal,
         native: ctx.config.native_remux && this.subtitles.length === 0,
         heads: this.heads.map((h) => h.bytes),
@@ -197,6 +204,8 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: reserve,
+        tags: this.o.tags,
+        audioLanguage: this.o.audioLanguage,
         offsets: audio ? await this.trackOffsets() : undefined,
       }),
       { signal: ctx.signal },

@@ -16,6 +16,7 @@ import path from 'node:path';
 import type { JobRequest, JobResult } from '../../jobs/types.js';
 import { moovReserveFor } from '../../media/ffmpeg/merge-args.js';
 import { ffprobe, type ProbeResult } from '../../media/ffmpeg/run.js';
+import { fileTags } from '../../media/file-tags.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
 import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
@@ -166,7 +167,10 @@ class HlsJob {
           ? moovReserveFor(main.plan.duration)
           : null;
     const { audioOnly, src } = this;
-    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve });
+    const tags = fileTags(ctx.job.video_name, request.url);
+    const audioLanguage = selected.audio?.rendition.language ?? null;
+    const muxed = { piped, moovReserve, tags, audioLanguage };
+    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, ...muxed });
   }
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */

@@ -2,6 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobResult } from '../../jobs/types.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
+import { fileTags, metadataArgs } from '../../media/file-tags.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
 import { textKind } from '../../media/sniff.js';
 import { HttpClient } from '../../net/client.js';
@@ -12,6 +13,7 @@ import { GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
 import { fetchToPart } from './fetch-file.js';
+import { writeFileTags } from './file-tags.js';
 import { sizeOf } from './single-stream.js';
 
 /** HTML error pages and JSON errors often come with status 200: name them instead of "invalid data". */
@@ -85,6 +87,8 @@ export const mp4Downloader = {
       const probe = await probeVideo(ctx, part);
       let final = part;
       let container = 'mp4';
+      const tags = fileTags(job.video_name, url);
+      const warnings: string[] = [];
       if (!/mp4|mov/.test(probe.format.format_name)) {
         // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
         final = path.join(ctx.tempDir, 'remuxed.mp4');
@@ -102,6 +106,7 @@ export const mp4Downloader = {
             '0',
             '-c',
             'copy',
+            ...metadataArgs(tags),
             '-movflags',
             '+faststart',
             '-f',
@@ -118,11 +123,16 @@ export const mp4Downloader = {
         });
         await rm(part, { force: true });
         container = probe.format.format_name;
+      } else {
+        const tagged = await writeFileTags(part, tags, signal);
+        log.debug({ tags: tagged.done }, 'title and source written into the file');
+        if (tagged.done === 'skipped')
+          warnings.push(`title and source not written into the file: ${tagged.why}`);
       }
       const size = await sizeOf(final);
       const outputPath = await publishFile(final, config.output_path, job.video_name, '.mp4');
       const duration = Number(probe.format.duration);
-      return {
+      const result: JobResult = {
         status: 'completed',
         output_path: outputPath,
         resolution: describeResolution(probe),
@@ -134,6 +144,8 @@ export const mp4Downloader = {
         segment_count: null,
         container,
       };
+      if (warnings.length > 0) result.warnings = warnings;
+      return result;
     } finally {
       await http.destroy();
     }
