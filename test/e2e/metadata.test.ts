@@ -149,7 +149,7 @@ describe('an MP4 job writes the tags into the file it downloaded', () => {
     await assertSameMedia(file, mp4.file);
   });
 
-  const layouts: { name: string; make: (src: string, out: string) => Promise<void>; done: string }[] = [
+  const layouts: { name: string; make: (src: string, out: string) => Promise<unknown>; done: string }[] = [
     {
       name: 'moov after the media: rewritten where it is',
       make: (src, out) => runFfmpeg(['-i', src, '-map', '0', '-c', 'copy', out]),
