@@ -7,7 +7,7 @@ import path from 'node:path';
 import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
-import type { FileTags } from '../../media/file-tags.js';
+import { type FileTags, fileTags } from '../../media/file-tags.js';
 import { MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
@@ -37,8 +37,6 @@ export interface JobMuxOptions {
   /** False when discontinuities known up front make the merge one from the track files afterwards. */
   piped: boolean;
   moovReserve: number | null;
-  /** Title and source written into the file. */
-  tags: FileTags;
   /** The audio rendition's LANGUAGE when the audio comes from one, for the audio track. */
   audioLanguage: string | null;
 }
@@ -55,9 +53,12 @@ export class JobMux {
   private offsets: Promise<{ main: number; audio: number }> | null = null;
   /** The subtitle files stitched for the merge. */
   subtitles: SubtitleFile[] = [];
+  /** Title and source written into the file. */
+  private readonly tags: FileTags;
 
   constructor(private readonly o: JobMuxOptions) {
     this.output = path.join(o.ctx.tempDir, 'merged.mp4');
+    this.tags = fileTags(o.ctx.job.video_name, o.ctx.job.request.url);
     this.watcher = originWatcher(() => o.main.plan.fmp4);
     if (o.subtitleTracks.length === 0) this.watcher.finish(null);
     this.heads = [o.main, o.audio].filter((t) => t !== null).map(() => firstBytes());
@@ -121,14 +122,16 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: this.o.moovReserve,
-        tags: this.o.tags,
+        tags: this.tags,
         audioLanguage: this.o.audioLanguage,
         signal: ctx.signal,
         native: ctx.config.native_remux && this.subtitles.length === 0,
         heads: this.heads.map((h) => h.bytes),
         offsets: () => this.trackOffsets(),
         log: ctx.log,
+        // An mkv is made from the finished MP4: nothing of the MP4 is worth uploading early.
         onOpen: (file, headerBytes) => {
+          if (ctx.job.request.container === 'mkv') return;
           const publishAs = `${ctx.job.video_name}${containerExt(this.o.audioOnly)}`;
           ctx.onOutputFile?.({ path: file, publishAs, headerBytes });
         },
@@ -204,7 +207,7 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: reserve,
-        tags: this.o.tags,
+        tags: this.tags,
         audioLanguage: this.o.audioLanguage,
         offsets: audio ? await this.trackOffsets() : undefined,
       }),

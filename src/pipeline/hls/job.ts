@@ -16,7 +16,6 @@ import path from 'node:path';
 import type { JobRequest, JobResult } from '../../jobs/types.js';
 import { moovReserveFor } from '../../media/ffmpeg/merge-args.js';
 import { ffprobe, type ProbeResult } from '../../media/ffmpeg/run.js';
-import { fileTags } from '../../media/file-tags.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
 import { HttpClient } from '../../net/client.js';
 import { transferLimits } from '../../net/deadlines.js';
@@ -27,6 +26,7 @@ import { parseIv } from '../../playlist/keys.js';
 import { formatResolution } from '../../playlist/selection.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { finishOutput, publishPoster } from '../output-extras.js';
 import { containerExt, JobMux } from './job-mux.js';
 import { concurrencyOf, keyOverride, type TrackJob, trackJobs } from './job-plan.js';
 import { KeyCache } from './key-cache.js';
@@ -167,9 +167,8 @@ class HlsJob {
           ? moovReserveFor(main.plan.duration)
           : null;
     const { audioOnly, src } = this;
-    const tags = fileTags(ctx.job.video_name, request.url);
     const audioLanguage = selected.audio?.rendition.language ?? null;
-    const muxed = { piped, moovReserve, tags, audioLanguage };
+    const muxed = { piped, moovReserve, audioLanguage };
     return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, ...muxed });
   }
 
@@ -265,9 +264,13 @@ class HlsJob {
         : selected.variant
           ? formatResolution(selected.variant)
           : null;
-    const size = (await stat(mux.output)).size;
-    const ext = containerExt(audioOnly);
-    const outputPath = await publishFile(mux.output, ctx.config.output_path, ctx.job.video_name, ext);
+    const mp4 = { file: mux.output, ext: containerExt(audioOnly), container: audioOnly ? 'm4a' : 'mp4' };
+    const seconds = Number.isFinite(duration) ? duration : null;
+    const hasVideo = out.streams.some((s) => s.codec_type === 'video');
+    const final = await finishOutput(ctx, { ...mp4, audioOnly, duration: seconds, hasVideo });
+    const { ext } = final;
+    const size = (await stat(final.file)).size;
+    const outputPath = await publishFile(final.file, ctx.config.output_path, ctx.job.video_name, ext);
     const result: JobResult = {
       status: 'completed',
       output_path: outputPath,
@@ -276,10 +279,12 @@ class HlsJob {
       original_url: this.request.url,
       file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
       file_size_bytes: size,
-      duration_seconds: Number.isFinite(duration) ? duration : null,
+      duration_seconds: seconds,
       segment_count: results[0]!.segments,
-      container: audioOnly ? 'm4a' : 'mp4',
+      container: final.container,
     };
+    if (final.poster) result.thumbnail_path = await publishPoster(final.poster, outputPath);
+    warnings.push(...final.warnings);
     if (mux.subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, mux.subtitles);
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
     if (warnings.length > 0) result.warnings = warnings;
