@@ -8,6 +8,7 @@ import {
   collectHeader,
   headersOf,
   parseConcurrency,
+  parseContainer,
   parseHex128,
   parseResolution,
   parseSeconds,
@@ -27,6 +28,8 @@ interface DownloadFlags {
   subtitles?: boolean;
   subtitleLang?: string[];
   maxDuration?: number;
+  thumbnail?: boolean;
+  container?: 'mp4' | 'mkv';
 }
 
 export function downloadCommand(program: Command): void {
@@ -59,6 +62,12 @@ export function downloadCommand(program: Command): void {
     .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
     .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
+    .option('--thumbnail', 'also save a poster frame, <name>.jpg, beside the file')
+    .option(
+      '--container <c>',
+      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
+      parseContainer,
+    )
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -88,6 +97,8 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     subtitles: opts.subtitles === false ? false : null,
     subtitle_languages: opts.subtitleLang ?? null,
     max_duration: opts.maxDuration ?? null,
+    thumbnail: opts.thumbnail ?? null,
+    container: opts.container ?? null,
   };
 }
 
@@ -98,6 +109,7 @@ function printResult(result: JobResult): void {
     result.duration_seconds && `${result.duration_seconds.toFixed(1)} s`,
   ];
   process.stdout.write(`${result.output_path}\n`);
+  if (result.thumbnail_path) process.stderr.write(`poster: ${result.thumbnail_path}\n`);
   process.stderr.write(`done: ${facts.filter(Boolean).join(', ')}\n`);
   for (const w of result.warnings ?? []) process.stderr.write(`note: ${w}\n`);
 }

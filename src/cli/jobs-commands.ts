@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { JobListResponse, JobResponse } from '../api/schemas.js';
 import type { ClientOptions } from './client.js';
 import { fail } from './fail.js';
-import { collectHeader, headersOf, parseResolution, parseSeconds } from './option-parsers.js';
+import { collectHeader, headersOf, parseContainer, parseResolution, parseSeconds } from './option-parsers.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
@@ -23,6 +23,8 @@ interface SubmitFlags extends ClientFlags {
   header?: string[];
   audioOnly?: boolean;
   maxDuration?: number;
+  thumbnail?: boolean;
+  container?: 'mp4' | 'mkv';
   follow?: boolean;
   json?: boolean;
 }
@@ -61,6 +63,12 @@ export function jobsCommands(program: Command): void {
     )
     .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
     .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
+    .option('--thumbnail', 'also save a poster frame beside the file (GET /job/{id}/thumbnail)')
+    .option(
+      '--container <c>',
+      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
+      parseContainer,
+    )
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -99,6 +107,8 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (opts.header?.length) body['headers'] = headersOf(opts.header);
   if (!opts.mp4 && opts.audioOnly) body['audio_only'] = true;
   if (!opts.mp4 && opts.maxDuration) body['max_duration'] = opts.maxDuration;
+  if (opts.thumbnail) body['thumbnail'] = true;
+  if (opts.container) body['container'] = opts.container;
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

@@ -53,3 +53,10 @@ export function parseSeconds(value: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('a number of seconds above 0');
   return n;
 }
+
+/** `--container`: the output container, as the API's `container` takes it. */
+export function parseContainer(value: string): 'mp4' | 'mkv' {
+  const v = value.toLowerCase();
+  if (v !== 'mp4' && v !== 'mkv') throw new InvalidArgumentError('mp4 or mkv');
+  return v;
+}
