@@ -14,10 +14,12 @@
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FileTags } from '../../media/file-tags.js';
 import { freeHeader } from '../../media/mp4-box-writer.js';
 import { type BoxSpan, boxesIn, moovWithTags, shiftChunkOffsets } from '../../media/mp4-tag-edit.js';
+import { ensureSpace } from '../../storage/paths.js';
 
 /** How the tags got in, or why they did not (the job then keeps its file untagged, with a warning). */
 export type TagOutcome =
@@ -88,6 +90,12 @@ export async function writeFileTags(file: string, tags: FileTags, signal?: Abort
       return { done: 'skipped', why: 'a fragmented MP4 without room' };
     const shifted = shiftChunkOffsets(tagged, tagged.length - old.length);
     if (!shifted) return { done: 'skipped', why: 'chunk offsets would pass 4 GB' };
+    // The copy needs the file's size again until the original goes: without it, the file stays untagged.
+    const hasSpace = await ensureSpace(path.dirname(file), size).then(
+      () => true,
+      () => false,
+    );
+    if (!hasSpace) return { done: 'skipped', why: 'not enough free space for the tagged copy' };
     copyFrom = { moov, shifted };
   } finally {
     await fh.close();
