@@ -11,6 +11,7 @@ import type { Job } from '../../src/jobs/types.js';
 import { writeFileTags } from '../../src/pipeline/mp4/file-tags.js';
 import { assertSameMedia, ffmpegCopy } from '../helpers/differential.js';
 import {
+  makeHlsDiscontinuity,
   makeHlsSeparateAudio,
   makeHlsTs,
   makeMp4,
@@ -132,6 +133,17 @@ describe('an HLS job writes the title, the source URL and the audio language int
     assert.equal(p.format.tags?.title, 'via ffmpeg');
     assert.equal(p.format.tags?.comment, url);
     assert.equal(p.streams.find((s) => s.codec_type === 'audio')?.tags?.language, 'eng');
+  });
+});
+
+describe('the merge from the track files writes them too', () => {
+  it('a playlist with a discontinuity (ffmpeg, run by run) carries title and comment', async () => {
+    const fx = await makeHlsDiscontinuity();
+    const url = serve(fx.dir, fx.playlistName);
+    const job = await submit('/download/', { url, video_name: 'two runs' });
+    const p = await probe(job.result!.output_path);
+    assert.equal(p.format.tags?.title, 'two runs');
+    assert.equal(p.format.tags?.comment, url);
   });
 });
 

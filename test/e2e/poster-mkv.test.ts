@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
+import { gabe } from '../helpers/cli.js';
 import { ffmpegCopy, framemd5 } from '../helpers/differential.js';
 import { makeHlsSeparateAudio, makeHlsTs, makeMp4, makeTempDir, runFfprobe } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
@@ -128,6 +129,56 @@ describe('poster frame', () => {
       job.result!.warnings?.some((w) => /no poster frame/.test(w)),
       JSON.stringify(job.result!.warnings),
     );
+  });
+});
+
+describe('poster frame route with API keys', () => {
+  it("answers another key's request for a job's poster with 404, as /file does", async () => {
+    const alice = 'a'.repeat(24);
+    const bob = 'b'.repeat(24);
+    const keyed = await startTestService({ api_keys: [alice, bob], max_jobs_per_ip: 0 });
+    const mp4 = await makeMp4({ seconds: 2 });
+    const res = await keyed.app.inject({
+      method: 'POST',
+      url: '/download/mp4',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` },
+      payload: JSON.stringify({ url: serve(mp4.dir, mp4.name), thumbnail: true }),
+    });
+    const job = await keyed.waitFor(res.json().job_id, ['COMPLETED', 'FAILED']);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    const as = (key: string) =>
+      keyed.app.inject({ url: `/job/${job.id}/thumbnail`, headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await as(alice)).statusCode, 200);
+    const other = await as(bob);
+    assert.equal(other.statusCode, 404);
+    assert.equal(other.json().code, 'GABE_ERR_JOB_NOT_FOUND');
+    assert.equal((await keyed.app.inject({ url: `/job/${job.id}/thumbnail` })).statusCode, 401);
+  });
+});
+
+describe('gabe download --thumbnail --container mkv', () => {
+  it('writes <name>.mkv with its tags and <name>.jpg beside it', async () => {
+    const ts = await makeHlsTs({ seconds: 4 });
+    const out = path.join(await makeTempDir('cli-mkv'), 'from cli.mkv');
+    const run = gabe([
+      'download',
+      serve(ts.dir, ts.playlistName),
+      '-o',
+      out,
+      '--thumbnail',
+      '--container',
+      'mkv',
+    ]);
+    assert.equal(await run.exit, 0, run.output());
+    assert.equal(run.stdout().trim(), out);
+    const p = await probe(out);
+    assert.equal(p.format.format_name, 'matroska,webm');
+    assert.equal(tag(p.format.tags, 'title'), 'from cli');
+    assert.equal((await probe(out.replace(/\.mkv$/, '.jpg'))).streams[0]?.codec_name, 'mjpeg');
+    assert.match(run.stderr(), /poster: .*from cli\.jpg/);
+    const bad = gabe(['download', serve(ts.dir, ts.playlistName), '--container', 'avi']);
+    assert.notEqual(await bad.exit, 0);
+    assert.match(bad.stderr(), /mp4 or mkv/);
   });
 });
 
