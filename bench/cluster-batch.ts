@@ -179,7 +179,7 @@ export async function runEmbeddedThroughput(
   });
   try {
     const pids = { server: server.pid };
-    const b = await runBatch(ctx, server.url, pids, pids, jobs, `r${roundNo}-embedded`);
+    const b = await runBatch(ctx, server.url, pids, pids, jobs);
     const v = await verifyAll(ctx, server.url, b.finished);
     const cpu = b.cpu['server'] ?? 0;
     return sample('embedded', b, v, {
