@@ -4,7 +4,7 @@
  * each file compared with `ffmpeg -c copy` of the same source for packets and seek points.
  */
 import assert from 'node:assert/strict';
-import { copyFile, stat } from 'node:fs/promises';
+import { copyFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
@@ -114,6 +114,23 @@ describe('an HLS job writes the title, the source URL and the audio language int
       p.streams.map((s) => [s.codec_type, s.tags?.language]),
       [['audio', 'fra']],
     );
+  });
+
+  it('audio muxed in the variant takes the LANGUAGE of its URI-less rendition (de → deu)', async () => {
+    const ts = await makeHlsTs({ seconds: 4 });
+    await writeFile(
+      path.join(ts.dir, 'muxed-master.m3u8'),
+      [
+        '#EXTM3U',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="Deutsch",LANGUAGE="de",DEFAULT=YES,AUTOSELECT=YES',
+        '#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=320x180,AUDIO="a"',
+        ts.playlistName,
+        '',
+      ].join('\n'),
+    );
+    const job = await submit('/download/', { url: serve(ts.dir, 'muxed-master.m3u8') });
+    const p = await probe(job.result!.output_path);
+    assert.equal(p.streams.find((s) => s.codec_type === 'audio')?.tags?.language, 'deu');
   });
 
   it('fMP4 renditions through ffmpeg: title, comment and the rendition language eng', async () => {

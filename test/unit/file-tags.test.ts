@@ -6,6 +6,8 @@ import { fileTags, metadataArgs, udtaBox } from '../../src/media/file-tags.js';
 import { iso639_2, packLanguage } from '../../src/media/language.js';
 import { box, fullBox, u32be } from '../../src/media/mp4-box-writer.js';
 import { boxesIn, moovWithTags, shiftChunkOffsets } from '../../src/media/mp4-tag-edit.js';
+import { parsePlaylist } from '../../src/playlist/parser.js';
+import { muxedAudioRendition, selectAudioRendition } from '../../src/playlist/selection.js';
 
 /** The text of every ilst item of a moov, by item type. */
 function items(moov: Buffer): Record<string, string> {
@@ -175,5 +177,28 @@ describe('ffmpeg arguments', () => {
     const s = matroskaArgs('in.mp4', 'out.mkv', tags).join(' ');
     assert.match(s, /-map 0 -c copy -c:s srt/);
     assert.match(s, /-f matroska out\.mkv$/);
+  });
+});
+
+describe('the language of audio muxed in the variant', () => {
+  const master = (media: string[]) => {
+    const p = parsePlaylist(
+      ['#EXTM3U', ...media, '#EXT-X-STREAM-INF:BANDWIDTH=1,AUDIO="a"', 'v.m3u8', ''].join('\n'),
+      'https://h.example/m.m3u8',
+    );
+    assert.equal(p.kind, 'master');
+    return p;
+  };
+
+  it('is the URI-less rendition the choice falls on, not a separate one', () => {
+    const m = master([
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="D",LANGUAGE="de",DEFAULT=YES',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",NAME="F",LANGUAGE="fr",URI="fr.m3u8"',
+    ]);
+    const v = m.variants[0]!;
+    assert.equal(muxedAudioRendition(m, v)?.language, 'de');
+    assert.equal(selectAudioRendition(m, v), null);
+    assert.equal(muxedAudioRendition(m, v, 'fr'), null);
+    assert.equal(selectAudioRendition(m, v, 'fr')?.language, 'fr');
   });
 });

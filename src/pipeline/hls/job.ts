@@ -167,7 +167,7 @@ class HlsJob {
           ? moovReserveFor(main.plan.duration)
           : null;
     const { audioOnly, src } = this;
-    const audioLanguage = selected.audio?.rendition.language ?? null;
+    const audioLanguage = selected.audio?.rendition.language ?? selected.muxedAudioLanguage ?? null;
     const muxed = { piped, moovReserve, audioLanguage };
     return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, ...muxed });
   }
