@@ -53,16 +53,13 @@ async function runBatch(
   pids: Record<string, number>,
   rssPids: Record<string, number>,
   jobs: number,
-  label: string,
 ): Promise<Batch> {
   await sleep(500);
   await ctx.origin.stats(true);
   const cpu = cpuMeter(pids);
   const rss = rssMeter(rssPids);
   const meter = backgroundMeter([ctx.origin.child.pid!]);
-  const submitted = await Promise.all(
-    Array.from({ length: jobs }, (_, i) => submitJob(api, 'hls', ctx.url, `${label}-${i}`)),
-  );
+  const submitted = await Promise.all(Array.from({ length: jobs }, () => submitJob(api, 'hls', ctx.url)));
   const finished = await waitAll(api, submitted, { pollMs: 100, timeoutMs: ctx.timeoutMs });
   const first = Math.min(...submitted.map((s) => s.sentAt));
   const last = Math.max(...finished.map((f) => f.seenAt));
@@ -140,7 +137,7 @@ export async function runThroughput(
   const workers = await bc.startWorkers(label, workerCount, per);
   const pids = clusterPids(bc, workers);
   const rssPids = Object.fromEntries(Object.entries(pids).filter(([k]) => k !== 'redis' && k !== 's3'));
-  const b = await runBatch(ctx, bc.api.url, pids, rssPids, jobs, label);
+  const b = await runBatch(ctx, bc.api.url, pids, rssPids, jobs);
   await bc.stop(workers);
   const v = await verifyAll(ctx, bc.api.url, b.finished);
   const ran = bc.cluster.whereJobsRan();
@@ -182,7 +179,7 @@ export async function runEmbeddedThroughput(
   });
   try {
     const pids = { server: server.pid };
-    const b = await runBatch(ctx, server.url, pids, pids, jobs, `r${roundNo}-embedded`);
+    const b = await runBatch(ctx, server.url, pids, pids, jobs);
     const v = await verifyAll(ctx, server.url, b.finished);
     const cpu = b.cpu['server'] ?? 0;
     return sample('embedded', b, v, {

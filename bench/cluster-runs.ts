@@ -79,7 +79,7 @@ export async function runEmbeddedSingle(
 ): Promise<SingleSample> {
   const cpu = cpuMeter({ server: server.pid });
   const meter = backgroundMeter([ctx.origin.child.pid!]);
-  const s = await submitJob(server.url, 'hls', ctx.url, `single-${roundNo}`);
+  const s = await submitJob(server.url, 'hls', ctx.url);
   const [f] = await waitAll(server.url, [s], { pollMs: 50, timeoutMs: ctx.timeoutMs });
   const byProcess = cpu.stop();
   const background = meter.stop(byProcess['server']!);
@@ -108,7 +108,7 @@ export async function runClusterSingle(
 ): Promise<SingleSample> {
   const cpu = cpuMeter(clusterPids(bc, [worker]));
   const meter = backgroundMeter([ctx.origin.child.pid!]);
-  const s = await submitJob(bc.api.url, 'hls', ctx.url, `single-${roundNo}`);
+  const s = await submitJob(bc.api.url, 'hls', ctx.url);
   const [f] = await waitAll(bc.api.url, [s], { pollMs: 50, timeoutMs: ctx.timeoutMs });
   const byProcess = cpu.stop();
   const background = meter.stop(sum(Object.values(byProcess)));

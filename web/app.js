@@ -501,11 +501,13 @@ function makeCard(job) {
     elt('span', { class: 'badge' }),
   );
   const url = elt('p', { class: 'job-url' });
+  // The poster frame of a finished job submitted with thumbnail: true; hidden until there is one.
+  const poster = elt('img', { class: 'job-poster', alt: '', hidden: '' });
   const progress = elt('progress', { max: 100, class: 'job-progress' });
   const stats = elt('p', { class: 'job-stats' });
   const error = elt('p', { class: 'job-error' });
   const actions = elt('div', { class: 'job-actions' });
-  card.append(head, url, progress, stats, error, actions);
+  card.append(head, url, poster, progress, stats, error, actions);
   return card;
 }
 
@@ -533,7 +535,7 @@ function statsText(job) {
 function updateCard(entry) {
   const { job, card } = entry;
   const name = jobName(job);
-  const [head, url, progress, stats, error, actions] = card.children;
+  const [head, url, poster, progress, stats, error, actions] = card.children;
   card.dataset.status = job.status;
   head.querySelector('.job-name').textContent = name;
   const badge = head.querySelector('.badge');
@@ -541,6 +543,7 @@ function updateCard(entry) {
   badge.dataset.status = job.status;
   url.textContent = job.original_url;
   url.title = job.original_url;
+  renderPoster(/** @type {HTMLImageElement} */ (poster), job, name);
 
   const p = /** @type {HTMLProgressElement} */ (progress);
   p.setAttribute('aria-label', `Progress of ${name}`);
@@ -570,6 +573,16 @@ function updateCard(entry) {
     error.hidden = true;
   }
   renderActions(actions, job, name);
+}
+
+function renderPoster(img, job, name) {
+  const has = job.status === 'COMPLETED' && Boolean(job.result?.thumbnail_path);
+  img.hidden = !has;
+  if (!has) return;
+  const src = withKey(`/job/${encodeURIComponent(job.job_id)}/thumbnail`);
+  // Set once: every progress update would otherwise fetch the picture again.
+  if (img.getAttribute('src') !== src) img.setAttribute('src', src);
+  img.alt = `Poster frame of ${name}`;
 }
 
 function renderActions(actions, job, name) {

@@ -152,7 +152,8 @@ export const JobResultSchema = Type.Object({
   duration_seconds: NullableNumber('Duration of the output, from ffprobe.'),
   segment_count: Type.Union([Type.Integer(), Type.Null()]),
   container: Type.String({
-    description: '"mp4", or "m4a" for audio_only; the source container for MP4 URLs.',
+    description:
+      '"mp4", or "m4a" for audio_only; the source container for MP4 URLs; "mkv" ("mka" for audio_only) with container "mkv".',
   }),
   subtitles: Type.Optional(
     Type.Array(
@@ -164,6 +165,12 @@ export const JobResultSchema = Type.Object({
       }),
       { description: 'Subtitle renditions muxed into the MP4 (mov_text), each also written as a .vtt.' },
     ),
+  ),
+  thumbnail_path: Type.Optional(
+    Type.String({
+      description:
+        'The poster frame (JPEG) beside the output, with thumbnail: true; GET /job/{id}/thumbnail.',
+    }),
   ),
   warnings: Type.Optional(
     Type.Array(Type.String(), {

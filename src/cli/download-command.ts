@@ -10,6 +10,7 @@ import {
   headersOf,
   parseClipTimeOption,
   parseConcurrency,
+  parseContainer,
   parseHex128,
   parseResolution,
   parseSeconds,
@@ -36,6 +37,8 @@ interface DownloadFlags {
   skipDiscontinuityRuns?: number;
   limitRate?: string;
   maxSpeed?: string;
+  thumbnail?: boolean;
+  container?: 'mp4' | 'mkv';
 }
 
 export function downloadCommand(program: Command): void {
@@ -82,6 +85,12 @@ export function downloadCommand(program: Command): void {
     )
     .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
     .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
+    .option('--thumbnail', 'also save a poster frame, <name>.jpg, beside the file')
+    .option(
+      '--container <c>',
+      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
+      parseContainer,
+    )
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -116,6 +125,8 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     skip_segments: opts.skipSegments ?? null,
     skip_discontinuity_runs: opts.skipDiscontinuityRuns ?? null,
     max_speed: opts.limitRate ?? opts.maxSpeed ?? null,
+    thumbnail: opts.thumbnail ?? null,
+    container: opts.container ?? null,
   };
 }
 
@@ -126,6 +137,7 @@ function printResult(result: JobResult): void {
     result.duration_seconds && `${result.duration_seconds.toFixed(1)} s`,
   ];
   process.stdout.write(`${result.output_path}\n`);
+  if (result.thumbnail_path) process.stderr.write(`poster: ${result.thumbnail_path}\n`);
   process.stderr.write(`done: ${facts.filter(Boolean).join(', ')}\n`);
   for (const w of result.warnings ?? []) process.stderr.write(`note: ${w}\n`);
 }

@@ -11,6 +11,7 @@ import {
   collectSkipPattern,
   headersOf,
   parseClipTimeOption,
+  parseContainer,
   parseResolution,
   parseSeconds,
   parseSpeedOption,
@@ -37,6 +38,8 @@ interface SubmitFlags extends ClientFlags {
   skipDiscontinuityRuns?: number;
   limitRate?: string;
   maxSpeed?: string;
+  thumbnail?: boolean;
+  container?: 'mp4' | 'mkv';
   follow?: boolean;
   json?: boolean;
 }
@@ -89,6 +92,12 @@ export function jobsCommands(program: Command): void {
     )
     .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
     .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
+    .option('--thumbnail', 'also save a poster frame beside the file (GET /job/{id}/thumbnail)')
+    .option(
+      '--container <c>',
+      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
+      parseContainer,
+    )
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -132,6 +141,8 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (!opts.mp4 && opts.skipSegments?.length) body['skip_segments'] = opts.skipSegments;
   if (!opts.mp4 && opts.skipDiscontinuityRuns) body['skip_discontinuity_runs'] = opts.skipDiscontinuityRuns;
   if (opts.limitRate ?? opts.maxSpeed) body['max_speed'] = opts.limitRate ?? opts.maxSpeed;
+  if (opts.thumbnail) body['thumbnail'] = true;
+  if (opts.container) body['container'] = opts.container;
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);

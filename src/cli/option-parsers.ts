@@ -86,3 +86,10 @@ export function parseSpeedOption(value: string): string {
   }
   return value;
 }
+
+/** `--container`: the output container, as the API's `container` takes it. */
+export function parseContainer(value: string): 'mp4' | 'mkv' {
+  const v = value.toLowerCase();
+  if (v !== 'mp4' && v !== 'mkv') throw new InvalidArgumentError('mp4 or mkv');
+  return v;
+}

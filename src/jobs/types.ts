@@ -80,6 +80,8 @@ export interface JobResult {
   container: string;
   /** WebVTT renditions muxed as mov_text, each also delivered as a .vtt beside the output. */
   subtitles?: { language: string | null; name: string; path: string; cues: number }[];
+  /** The poster frame (JPEG) beside the output, with `thumbnail: true` and a video stream. */
+  thumbnail_path?: string;
   /**
    * What the file should be read with, though it is complete: the playlist's durations differ from
    * the media's, frames left out after damage in transport, tracks far apart in time.

@@ -3,17 +3,14 @@
  * 14496-15 for avc1), built at the end from the tracks' sample tables: mvhd, and per track tkhd,
  * edts/elst, mdia and the stbl. Pure: no I/O.
  */
+
+import { type FileTags, udtaBox } from './file-tags.js';
+import { packLanguage } from './language.js';
 import { box, type Container, container, fullBox, u32be, u64be, versioned } from './mp4-box-writer.js';
 import { type AudioEntry, avc1, mp4aFor, type VideoEntry } from './mp4-sample-entries.js';
 import type { SampleTable } from './mp4-sample-table.js';
 
 const MATRIX = u32be(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
-
-/** ISO 639-2/T code packed into 15 bits (14496-12 8.4.2.3). */
-function packLanguage(code: string): number {
-  const c = /^[a-z]{3}$/.test(code) ? code : 'und';
-  return ((c.charCodeAt(0) - 0x60) << 10) | ((c.charCodeAt(1) - 0x60) << 5) | (c.charCodeAt(2) - 0x60);
-}
 
 export interface TrackBuild {
   id: number;
@@ -26,6 +23,7 @@ export interface TrackBuild {
   shown: number;
   /** Movie ticks (1/1000 s, fractional) of nothing before the track starts (an empty edit). */
   delay: number;
+  /** ISO 639-2/T code ('und' when unknown). */
   language: string;
 }
 
@@ -189,10 +187,10 @@ function trak(t: TrackBuild, chunkBase: number): Container {
 }
 
 /**
- * The moov for the tracks; chunk offsets in the tables are relative to the first media byte, which is
+ * The moov for the tracks (and the file's tags, in udta after them, where ffmpeg puts them); chunk offsets in the tables are relative to the first media byte, which is
  * at `dataStart` in the file.
  */
-export function buildMoov(tracks: readonly TrackBuild[], dataStart: number): Buffer {
+export function buildMoov(tracks: readonly TrackBuild[], dataStart: number, tags?: FileTags): Buffer {
   let duration = 0;
   for (const t of tracks) duration = Math.max(duration, movieTimes(t).total);
   const d = versioned([duration]);
@@ -209,6 +207,7 @@ export function buildMoov(tracks: readonly TrackBuild[], dataStart: number): Buf
     Buffer.alloc(24), // pre_defined
     u32be(tracks.length + 1),
   );
-  const moov = container('moov', mvhd, ...tracks.map((t) => trak(t, dataStart)));
+  const udta = udtaBox(tags);
+  const moov = container('moov', mvhd, ...tracks.map((t) => trak(t, dataStart)), ...(udta ? [udta] : []));
   return Buffer.concat(moov.parts, moov.length);
 }

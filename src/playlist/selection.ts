@@ -155,12 +155,30 @@ export function selectAudioRendition(
   variant: Variant,
   language?: string,
 ): Rendition | null {
+  const chosen = chosenAudio(master, variant, language);
+  return chosen?.uri == null ? null : chosen;
+}
+
+/**
+ * The URI-less rendition that describes the audio muxed in `variant` (its LANGUAGE is that audio's),
+ * when the choice above falls on one; null otherwise.
+ */
+export function muxedAudioRendition(
+  master: MasterPlaylist,
+  variant: Variant,
+  language?: string,
+): Rendition | null {
+  const chosen = chosenAudio(master, variant, language);
+  return chosen && chosen.uri === null ? chosen : null;
+}
+
+function chosenAudio(master: MasterPlaylist, variant: Variant, language?: string): Rendition | null {
   if (variant.audio === null) return null;
   const group = master.renditions.filter((r) => r.type === 'AUDIO' && r.groupId === variant.audio);
-  if (!group.some((r) => r.uri !== null)) return null;
-  const chosen =
+  return (
     (language ? group.find((r) => languageMatches(r.language, language)) : undefined) ??
     group.find((r) => r.default) ??
-    group.find((r) => r.uri !== null);
-  return chosen?.uri == null ? null : chosen;
+    group.find((r) => r.uri !== null) ??
+    null
+  );
 }

@@ -8,14 +8,15 @@ import type { Logger } from '../service/log.js';
 import { isInside } from './paths.js';
 import type { ResultCheck, ResultStore } from './results.js';
 
-/** The local files a result names: the output and its .vtt sidecars. */
+/** The local files a result names: the output, its .vtt sidecars and its poster frame. */
 export function resultFiles(result: JobResult | null | undefined): string[] {
   if (!result) return [];
-  return [result.output_path, ...(result.subtitles ?? []).map((s) => s.path)].filter(Boolean);
+  const sidecars = (result.subtitles ?? []).map((s) => s.path);
+  return [result.output_path, ...sidecars, result.thumbnail_path ?? ''].filter(Boolean);
 }
 
 /**
- * Deletes a result's output file and the subtitle sidecars (.vtt) written beside it, but only files
+ * Deletes a result's output file and the sidecars (.vtt, the poster .jpg) written beside it, but only files
  * that lie inside output_path: a tampered row cannot aim elsewhere (s3:// paths are never inside it).
  */
 export async function removeLocalOutput(result: JobResult | null, outputPath: string): Promise<void> {

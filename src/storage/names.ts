@@ -84,5 +84,8 @@ export function contentDisposition(filename: string): string {
 export function contentTypeOf(file: string): string {
   if (/\.m4a$/i.test(file)) return 'audio/mp4';
   if (/\.vtt$/i.test(file)) return 'text/vtt';
+  if (/\.mkv$/i.test(file)) return 'video/x-matroska';
+  if (/\.mka$/i.test(file)) return 'audio/x-matroska';
+  if (/\.jpe?g$/i.test(file)) return 'image/jpeg';
   return 'video/mp4';
 }

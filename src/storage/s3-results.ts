@@ -80,9 +80,15 @@ export class S3Results implements ResultStore {
       for (const s of result.subtitles ?? []) {
         subtitles.push({ ...s, path: await this.uploadWithRetry(jobId, s.path, signal, log, sent) });
       }
+      const poster = result.thumbnail_path;
+      const thumbnail = poster ? await this.uploadWithRetry(jobId, poster, signal, log, sent) : null;
       // The runner handed us these files (not a stored row), so no output_path check is needed here.
       for (const file of resultFiles(result)) await rm(file, { force: true });
-      return { ...result, output_path: outputUrl, ...(result.subtitles ? { subtitles } : {}) };
+      const extras = {
+        ...(result.subtitles ? { subtitles } : {}),
+        ...(thumbnail ? { thumbnail_path: thumbnail } : {}),
+      };
+      return { ...result, output_path: outputUrl, ...extras };
     } catch (err) {
       for (const key of sent) await this.files.delete(key).catch(() => {});
       throw err;

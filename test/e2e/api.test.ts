@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Mp4Fixture, makeMp4 } from '../helpers/fixtures.js';
+import { mediaIdentity } from '../helpers/media-identity.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 
@@ -61,11 +62,17 @@ describe('API contract', () => {
     assert.equal(done.result.video_name, 'clip');
     assert.equal(done.result.original_url, `${origin.url}/video.mp4`);
     assert.equal(done.result.resolution, '320x180');
-    assert.equal(done.result.file_size_bytes, mp4.size);
-    assert.equal(done.result.file_size_mb, Math.round((mp4.size / 1048576) * 100) / 100);
+    // The file as published: the source plus the title and source tags in its moov.
+    const size = statSync(done.result.output_path).size;
+    assert.equal(done.result.file_size_bytes, size);
+    assert.equal(done.result.file_size_mb, Math.round((size / 1048576) * 100) / 100);
     assert.equal(done.downloaded_bytes, mp4.size);
     assert.equal(done.total_bytes, mp4.size);
-    assert.ok(readFileSync(done.result.output_path).equals(readFileSync(mp4.file)), 'byte-identical output');
+    assert.equal(
+      mediaIdentity(done.result.output_path),
+      mediaIdentity(mp4.file),
+      'the same media and tables',
+    );
   });
 
   it('POST /download/ validates the spec body for HLS jobs', async () => {

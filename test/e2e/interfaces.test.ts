@@ -14,6 +14,7 @@ import {
   makeHlsTs,
   makeMp4,
 } from '../helpers/fixtures.js';
+import { mediaIdentity } from '../helpers/media-identity.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 
@@ -259,7 +260,8 @@ describe('interfaces: SSE, file delivery, probe, metrics, webhooks, CLI client',
     const full = await request(`${svc.url}/job/${job.job_id}/file`);
     const bytes = Buffer.from(await full.body.arrayBuffer());
     assert.equal(full.statusCode, 200);
-    assert.ok(bytes.equals(readFileSync(mp4.file)));
+    assert.ok(bytes.equals(readFileSync(done.result!.output_path)));
+    assert.equal(mediaIdentity(bytes), mediaIdentity(mp4.file));
     assert.equal(full.headers['content-type'], 'video/mp4');
     assert.match(
       String(full.headers['content-disposition']),
@@ -269,7 +271,7 @@ describe('interfaces: SSE, file delivery, probe, metrics, webhooks, CLI client',
     const part = await request(`${svc.url}/job/${job.job_id}/file`, { headers: { range: 'bytes=100-199' } });
     assert.equal(part.statusCode, 206);
     assert.equal(part.headers['content-range'], `bytes 100-199/${done.result!.file_size_bytes}`);
-    assert.ok(Buffer.from(await part.body.arrayBuffer()).equals(readFileSync(mp4.file).subarray(100, 200)));
+    assert.ok(Buffer.from(await part.body.arrayBuffer()).equals(bytes.subarray(100, 200)));
     const cached = await request(`${svc.url}/job/${job.job_id}/file`, { headers: { 'if-none-match': etag } });
     await cached.body.dump();
     assert.equal(cached.statusCode, 304);

@@ -144,6 +144,29 @@ describe('S3 result store', () => {
     assert.equal(existsSync(video.file), false);
   });
 
+  it('uploads the poster frame beside the video as image/jpeg, points the result at it, and removes it with the job', async () => {
+    const dir = tempDir('gabe-s3-out-');
+    const video = writeMedia(dir, 'clip.mp4', 64 * 1024);
+    const poster = path.join(dir, 'clip.jpg');
+    writeFileSync(poster, Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9]));
+    const jobId = randomUUID();
+    const s = store();
+    const published = await s.publish(
+      jobId,
+      { ...resultFor(video.file), thumbnail_path: poster },
+      new AbortController().signal,
+      capturedLog().log,
+    );
+    assert.equal(published.thumbnail_path, `s3://${s3.bucket}/gabe/${jobId}/clip.jpg`);
+    const jpg = await readObject(published.thumbnail_path!);
+    assert.equal(jpg.contentType, 'image/jpeg');
+    assert.equal(jpg.data.length, 9);
+    assert.equal(existsSync(poster), false, 'the local poster is removed once uploaded');
+    await s.remove(jobWith(jobId, published));
+    assert.equal(await headStatus(published.thumbnail_path!), 404);
+    assert.equal(await headStatus(published.output_path), 404);
+  });
+
   it('keeps trying while S3 is down and succeeds once it is back, logging each retry', async () => {
     const { file, data } = writeMedia(out, 'retry.mp4', 10 * MiB);
     const { log, retries } = capturedLog();

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { cleanupOnce } from '../../src/jobs/cleanup.js';
 import { createLogger } from '../../src/service/log.js';
 import { type Mp4Fixture, makeMp4 } from '../helpers/fixtures.js';
+import { mediaIdentity } from '../helpers/media-identity.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 
@@ -201,7 +202,7 @@ describe('queue, limits, cancellation, restarts and cleanup', () => {
     for (const id of [running, queued]) {
       const job = await svc.waitFor(id, ['COMPLETED', 'FAILED']);
       assert.equal(job.status, 'COMPLETED', job.error ?? '');
-      assert.ok(readFileSync(job.result!.output_path).equals(readFileSync(mp4.file)));
+      assert.equal(mediaIdentity(job.result!.output_path), mediaIdentity(mp4.file));
     }
     // Every first request asks for `bytes=0-`; a resumed one starts past the bytes already on disk.
     const resumed = origin.requests.find(

@@ -351,4 +351,33 @@ describe('web page (Chromium)', () => {
     await page.screenshot({ path: path.join(shotsDir, 'phone-mp4-error.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
   });
+
+  it('shows the poster frame of a finished job that has one, and none for a job without', async () => {
+    const svc = await startTestService({}, { listen: true });
+    const page = await openPage(svc, PHONE);
+    await waitForLive(page);
+    const submit = async (body: Record<string, unknown>) => {
+      const res = await fetch(`${svc.url}/download/mp4`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: `${origin.url}/clip.mp4`, ...body }),
+      });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { job_id: string }).job_id;
+    };
+    const plain = await submit({ video_name: 'no poster' });
+    const withPoster = await submit({ video_name: 'with poster', thumbnail: true });
+    const card = (id: string) => page.locator(`li.job[data-job-id="${id}"]`);
+    await waitForStatus(card(plain), 'COMPLETED');
+    await waitForStatus(card(withPoster), 'COMPLETED');
+    const poster = card(withPoster).getByRole('img', { name: 'Poster frame of with poster' });
+    await poster.waitFor({ timeout: 5_000 });
+    // Loaded, not a broken image: the route served a JPEG of the video's size.
+    const width = await poster.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth);
+    assert.equal(width, mp4.width);
+    assert.equal(await card(plain).locator('img.job-poster').isVisible(), false);
+    await assertNoHorizontalScroll(page);
+    await page.screenshot({ path: path.join(shotsDir, 'phone-poster.png'), fullPage: true });
+    assert.deepEqual(pageErrors, []);
+  });
 });

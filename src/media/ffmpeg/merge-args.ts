@@ -6,6 +6,8 @@
  * separate audio rendition), so the MP4 is muxed as the segments come in, with no second pass over
  * the data. Merging from the track files on disk is the fallback.
  */
+import { type FileTags, metadataArgs } from '../file-tags.js';
+import { iso639_2 } from '../language.js';
 import { SEGMENT_DEMUXERS, safeInput } from './run.js';
 
 /**
@@ -42,6 +44,10 @@ export interface MergeInput {
    * ffmpeg starts every input at 0, and `-itsoffset` keeps the offset a playlist gives them.
    */
   offsets?: { main: number; audio: number };
+  /** Title and source written into the file (file-tags.ts). */
+  tags?: FileTags;
+  /** RFC 5646 tag of the audio rendition (HLS LANGUAGE) the audio comes from, for its stream. */
+  audioLanguage?: string | null;
 }
 
 /** The file descriptors the tracks are written to when they come through pipes. */
@@ -129,6 +135,9 @@ export function buildMergeArgs(input: MergeInput): string[] {
       `title=${s.title}`,
     );
   });
+  args.push(...metadataArgs(input.tags));
+  // Given only when the audio is a rendition's (separate, or audio_only's main): the rest stays 'und'.
+  if (input.audioLanguage) args.push('-metadata:s:a:0', `language=${iso639_2(input.audioLanguage)}`);
   // moov in front, so the file starts playing in a browser before it has fully loaded.
   if (input.moovReserve === null) args.push('-movflags', '+faststart');
   else args.push('-moov_size', String(input.moovReserve));
@@ -153,56 +162,4 @@ export function concatList(
     if (r.seconds !== null && r.seconds > 0) lines.push(`duration ${r.seconds.toFixed(6)}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** MP4 stores ISO 639-2/T language codes; HLS gives RFC 5646 tags (mostly ISO 639-1). */
-const ISO639_1_TO_2: Record<string, string> = {
-  ar: 'ara',
-  bg: 'bul',
-  ca: 'cat',
-  cs: 'ces',
-  da: 'dan',
-  de: 'deu',
-  el: 'ell',
-  en: 'eng',
-  es: 'spa',
-  et: 'est',
-  fa: 'fas',
-  fi: 'fin',
-  fr: 'fra',
-  he: 'heb',
-  hi: 'hin',
-  hr: 'hrv',
-  hu: 'hun',
-  id: 'ind',
-  is: 'isl',
-  it: 'ita',
-  ja: 'jpn',
-  ko: 'kor',
-  lt: 'lit',
-  lv: 'lav',
-  ms: 'msa',
-  nb: 'nob',
-  nl: 'nld',
-  nn: 'nno',
-  no: 'nor',
-  pl: 'pol',
-  pt: 'por',
-  ro: 'ron',
-  ru: 'rus',
-  sk: 'slk',
-  sl: 'slv',
-  sr: 'srp',
-  sv: 'swe',
-  th: 'tha',
-  tr: 'tur',
-  uk: 'ukr',
-  vi: 'vie',
-  zh: 'zho',
-};
-
-export function iso639_2(tag: string | null): string {
-  const primary = (tag ?? '').trim().toLowerCase().split('-')[0] ?? '';
-  if (/^[a-z]{3}$/.test(primary)) return primary;
-  return ISO639_1_TO_2[primary] ?? 'und';
 }

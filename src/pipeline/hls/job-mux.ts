@@ -7,6 +7,7 @@ import path from 'node:path';
 import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
+import { type FileTags, fileTags } from '../../media/file-tags.js';
 import { MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
@@ -38,6 +39,8 @@ export interface JobMuxOptions {
   moovReserve: number | null;
   /** Announce the merged file to the results store while it is written (false: it is not the output). */
   announce?: boolean;
+  /** The audio rendition's LANGUAGE when the audio comes from one, for the audio track. */
+  audioLanguage: string | null;
 }
 
 export class JobMux {
@@ -52,9 +55,12 @@ export class JobMux {
   private offsets: Promise<{ main: number; audio: number }> | null = null;
   /** The subtitle files stitched for the merge. */
   subtitles: SubtitleFile[] = [];
+  /** Title and source written into the file. */
+  private readonly tags: FileTags;
 
   constructor(private readonly o: JobMuxOptions) {
     this.output = path.join(o.ctx.tempDir, 'merged.mp4');
+    this.tags = fileTags(o.ctx.job.video_name, o.ctx.job.request.url);
     this.watcher = originWatcher(() => o.main.plan.fmp4);
     if (o.subtitleTracks.length === 0) this.watcher.finish(null);
     this.heads = [o.main, o.audio].filter((t) => t !== null).map(() => firstBytes());
@@ -118,12 +124,16 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: this.o.moovReserve,
+        tags: this.tags,
+        audioLanguage: this.o.audioLanguage,
         signal: ctx.signal,
         native: ctx.config.native_remux && this.subtitles.length === 0,
         heads: this.heads.map((h) => h.bytes),
         offsets: () => this.trackOffsets(),
         log: ctx.log,
+        // An mkv is made from the finished MP4: nothing of the MP4 is worth uploading early.
         onOpen: (file, headerBytes) => {
+          if (ctx.job.request.container === 'mkv') return;
           const publishAs = `${ctx.job.video_name}${containerExt(this.o.audioOnly)}`;
           if (this.o.announce !== false) ctx.onOutputFile?.({ path: file, publishAs, headerBytes });
         },
@@ -199,6 +209,8 @@ export class JobMux {
         subtitles: this.subtitleInputs(),
         output: this.output,
         moovReserve: reserve,
+        tags: this.tags,
+        audioLanguage: this.o.audioLanguage,
         offsets: audio ? await this.trackOffsets() : undefined,
       }),
       { signal: ctx.signal },

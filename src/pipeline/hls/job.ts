@@ -2,9 +2,9 @@
  * The HLS job: choose the streams, download their tracks (concurrently, in order, into track files
  * kept for resuming), mux them into one MP4 while they arrive, check the result, publish it.
  *
- * - The mux: H.264/AAC MPEG-TS in this process (pipeline/mux/in-process.ts), anything else through ffmpeg's pipes;
- *   chosen from the tracks' first bytes (pipeline/mux/choose.ts). A stream the in-process remux declines midway is
- *   merged by ffmpeg from the track files.
+ * - The mux: H.264/AAC MPEG-TS and fMP4 tracks in this process (pipeline/mux/in-process.ts), anything else
+ *   through ffmpeg's pipes; chosen from the tracks' first bytes (pipeline/mux/choose.ts). A stream the
+ *   in-process remux declines midway is merged by ffmpeg from the track files.
  * - Discontinuities: a plan whose segments change timestamps or codec parameters is merged from the
  *   track files afterwards, one run at a time (media/ffmpeg/merge-args.ts concatList), not through the pipes.
  * - Subtitles: stitched before ffmpeg starts (it opens every input first), which needs the main
@@ -27,10 +27,11 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
 import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { finishOutput, publishPoster } from '../output-extras.js';
 import { clipFile } from './clip-cut.js';
 import { clipPreroll } from './clip-preroll.js';
 import { containerExt, JobMux } from './job-mux.js';
-import { concurrencyOf, type JobPlan, keyOverride, type TrackJob, totalsOf, trackJobs } from './job-plan.js';
+import { concurrencyOf, type JobPlan, keyOverride, totalsOf, trackJobs } from './job-plan.js';
 import { jobKeys, type KeyCache } from './key-cache.js';
 import type { LiveOutcome } from './live-recording.js';
 import { checkStreams, durationWarning, publishSidecars, resolutionOf } from './output-checks.js';
@@ -118,9 +119,7 @@ class HlsJob {
   }
 
   /** The variant and renditions to download (playlist/selection.ts over the master playlist). */
-  private select(): Promise<Selected> {
-    return selectStreams(this.src);
-  }
+  private select = (): Promise<Selected> => selectStreams(this.src);
 
   /** A clip's segments before its window, for the keyframe at or before its start (clip-preroll.ts). */
   private async preroll({ main }: Selected): Promise<number> {
@@ -142,18 +141,13 @@ class HlsJob {
     const main = tracks[0]!;
     const audio = tracks[1] ?? null;
     if (live) ctx.log.info({ max_duration: request.max_duration ?? null }, 'live playlist: recording');
-    this.setTotals(tracks);
+    ctx.progress.setTotals(totalsOf(tracks));
     ctx.reportProgress();
     const estimate =
       ((selected.variant?.bandwidth ?? 0) / 8) * (live ? (request.max_duration ?? 0) : main.plan.duration);
     if (estimate > 0) await ensureSpace(ctx.tempDir, estimate * 2);
-    if (selection && selection.skipped.segments > 0)
-      ctx.log.info({ skipped: selection.skipped }, 'skipping segments');
+    if (selection?.skipped.segments) ctx.log.info({ skipped: selection.skipped }, 'skipping segments');
     return { selected, live, mainIsAudio, tracks, main, audio, clip, selection };
-  }
-
-  private setTotals(tracks: TrackJob[]): void {
-    this.ctx.progress.setTotals(totalsOf(tracks));
   }
 
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
@@ -178,7 +172,9 @@ class HlsJob {
     const { audioOnly, src } = this;
     // A clip's merged file is not the one published: nothing to upload while it is written.
     const announce = clip === null;
-    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, piped, moovReserve, announce });
+    const audioLanguage = selected.audio?.rendition.language ?? selected.muxedAudioLanguage ?? null;
+    const muxed = { piped, moovReserve, announce, audioLanguage };
+    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, ...muxed });
   }
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */
@@ -188,7 +184,7 @@ class HlsJob {
     const common = { http, policy, keys, signal, log, progress: ctx.progress };
     const downloads = tracks.map((t, i) => {
       t.live?.onChange(() => {
-        this.setTotals(tracks);
+        ctx.progress.setTotals(totalsOf(tracks));
         ctx.reportProgress();
       });
       return downloadTrack({
@@ -266,9 +262,13 @@ class HlsJob {
   ): Promise<JobResult> {
     const { audioOnly, ctx } = this;
     const resolution = audioOnly ? null : resolutionOf(out, selected.variant);
-    const size = (await stat(file)).size;
-    const ext = containerExt(audioOnly);
-    const outputPath = await publishFile(file, ctx.config.output_path, ctx.job.video_name, ext);
+    const seconds = Number.isFinite(duration) ? duration : null;
+    const hasVideo = out.streams.some((s) => s.codec_type === 'video');
+    const mp4 = { file, ext: containerExt(audioOnly), container: audioOnly ? 'm4a' : 'mp4', hasVideo };
+    const final = await finishOutput(ctx, { ...mp4, audioOnly, duration: seconds });
+    const { ext, file: finished } = final;
+    const size = (await stat(finished)).size;
+    const outputPath = await publishFile(finished, ctx.config.output_path, ctx.job.video_name, ext);
     const result: JobResult = {
       status: 'completed',
       output_path: outputPath,
@@ -277,15 +277,17 @@ class HlsJob {
       original_url: this.request.url,
       file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
       file_size_bytes: size,
-      duration_seconds: Number.isFinite(duration) ? duration : null,
+      duration_seconds: seconds,
       segment_count: results[0]!.segments,
-      container: audioOnly ? 'm4a' : 'mp4',
+      container: final.container,
     };
+    if (final.poster) result.thumbnail_path = await publishPoster(final.poster, outputPath);
+    warnings.push(...final.warnings);
     if (mux.subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, mux.subtitles);
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
     if (warnings.length > 0) result.warnings = warnings;
     if (clip) result.clip = clip;
-    if (selection && selection.skipped.segments > 0) result.skipped = selection.skipped;
+    if (selection?.skipped.segments) result.skipped = selection.skipped;
     return result;
   }
 }

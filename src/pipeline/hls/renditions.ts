@@ -8,7 +8,12 @@ import type { HttpClient } from '../../net/client.js';
 import { type RetryPolicy, withRetry } from '../../net/retry.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition, Variant } from '../../playlist/model.js';
 import { assertDownloadable, detectDrm, parsePlaylist } from '../../playlist/parser.js';
-import { formatResolution, selectAudioRendition, selectVariant } from '../../playlist/selection.js';
+import {
+  formatResolution,
+  muxedAudioRendition,
+  selectAudioRendition,
+  selectVariant,
+} from '../../playlist/selection.js';
 import { selectSubtitleRenditions } from '../../playlist/subtitles.js';
 import { GabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
@@ -67,6 +72,8 @@ export interface Selected {
   audio: (Track & { rendition: Rendition }) | null;
   /** Subtitle renditions of the variant (fetched on their own, small). */
   subtitles: SubtitleTrack[];
+  /** LANGUAGE of the chosen audio rendition without a URI: it describes the audio muxed in the variant. */
+  muxedAudioLanguage?: string | null;
 }
 
 /** A media playlist without EXT-X-ENDLIST that does not promise to be VOD (RFC 8216 4.3.3.5). */
@@ -123,6 +130,8 @@ export async function selectStreams(src: PlaylistSource): Promise<Selected> {
     assertDownloadable(media);
     selected.audio = { media, url, rendition };
     ctx.log.info({ name: rendition.name, language: rendition.language }, 'separate audio selected');
+  } else {
+    selected.muxedAudioLanguage = muxedAudioRendition(master, variant, wanted)?.language ?? null;
   }
 
   if (request.subtitles !== false && !request.audio_only) {

@@ -5,6 +5,7 @@
  */
 import type { ClipRange } from '../../jobs/clip-range.js';
 import { runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
+import { type FileTags, fileTags, metadataArgs } from '../../media/file-tags.js';
 import { GabeError, isGabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 
@@ -12,7 +13,13 @@ import type { DownloadContext } from '../context.js';
  * ffmpeg's arguments for the clip of `input` into the MP4 `output`: every stream (`-map 0`), or with
  * `avOnly` only video and audio.
  */
-export function clipArgs(input: string, output: string, clip: ClipRange, avOnly = false): string[] {
+export function clipArgs(
+  input: string,
+  output: string,
+  clip: ClipRange,
+  avOnly = false,
+  tags: FileTags | null = null,
+): string[] {
   return [
     ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
     ...safeInput('file', VIDEO_DEMUXERS),
@@ -21,7 +28,8 @@ export function clipArgs(input: string, output: string, clip: ClipRange, avOnly 
     ...(clip.end === null ? [] : ['-to', String(clip.end)]),
     ...['-i', input],
     ...(avOnly ? ['-map', '0:v?', '-map', '0:a?'] : ['-map', '0']),
-    ...['-c', 'copy', '-map_metadata', '0', '-movflags', '+faststart', '-f', 'mp4', output],
+    ...['-c', 'copy', '-map_metadata', '0', ...metadataArgs(tags ?? undefined)],
+    ...['-movflags', '+faststart', '-f', 'mp4', output],
   ];
 }
 
@@ -33,8 +41,10 @@ export async function cutClip(
   clip: ClipRange,
 ): Promise<string | null> {
   ctx.log.info({ start: clip.start, end: clip.end }, 'cutting the clip');
+  // The clip is a new file: it takes the job's title and source as every output does.
+  const tags = fileTags(ctx.job.video_name, ctx.job.request.url);
   const cut = (avOnly: boolean) =>
-    runTool(ctx.ffmpeg.ffmpeg, clipArgs(input, output, clip, avOnly), { signal: ctx.signal });
+    runTool(ctx.ffmpeg.ffmpeg, clipArgs(input, output, clip, avOnly, tags), { signal: ctx.signal });
   try {
     await cut(false);
     return null;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type ClipRange, clipRange } from '../../jobs/clip-range.js';
 import type { JobResult } from '../../jobs/types.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
+import { fileTags, metadataArgs } from '../../media/file-tags.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
 import { textKind } from '../../media/sniff.js';
 import { HttpClient } from '../../net/client.js';
@@ -13,9 +14,11 @@ import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { FileChangedError, GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
+import { finishOutput, publishPoster } from '../output-extras.js';
 import { cutClip } from './clip-cut.js';
 import { fetchClipSource } from './clip-source.js';
 import { fetchToPart } from './fetch-file.js';
+import { writeFileTags } from './file-tags.js';
 import { removePart } from './part-file.js';
 import { sizeOf } from './single-stream.js';
 
@@ -108,27 +111,46 @@ async function cutFrom(
   return { file, probe: await probeVideo(ctx, file), warning };
 }
 
-async function remuxToMp4(ctx: DownloadContext, part: string, format: string): Promise<string> {
-  const final = path.join(ctx.tempDir, 'remuxed.mp4');
-  ctx.log.info({ format }, 'remuxing to MP4');
-  await runTool(
-    ctx.ffmpeg.ffmpeg,
-    [
-      ...['-hide_banner', '-nostdin', '-y', ...safeInput('file', VIDEO_DEMUXERS), '-i', part],
-      ...['-map', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', final],
-    ],
-    { signal: ctx.signal },
-  ).catch((err: unknown) => {
-    if (isGabeError(err, 'CANCELLED')) throw err;
-    throw new GabeError('NOT_A_VIDEO', `could not remux ${format} to MP4: ${(err as Error).message}`);
-  });
-  await rm(part, { force: true });
-  return final;
-}
-
 function describeResolution(probe: ProbeResult): string | null {
   const v = probe.streams.find((s) => s.codec_type === 'video' && s.width && s.height);
   return v ? `${v.width}x${v.height}` : null;
+}
+
+/**
+ * The downloaded file as an MP4 with the job's title and source: an MP4 keeps its bytes and gets the
+ * tags in its moov (file-tags.ts); anything else served as MP4 (MPEG-TS, Matroska) is remuxed so the
+ * output is what was asked. An mkv to be is left alone: its remux writes the tags.
+ */
+async function toMp4(
+  ctx: DownloadContext,
+  part: string,
+  probe: ProbeResult,
+  warnings: string[],
+): Promise<{ final: string; container: string }> {
+  const { job, log, signal } = ctx;
+  const tags = fileTags(job.video_name, job.request.url);
+  if (/mp4|mov/.test(probe.format.format_name)) {
+    if (job.request.container === 'mkv') return { final: part, container: 'mp4' };
+    const tagged = await writeFileTags(part, tags, signal);
+    log.debug({ tags: tagged.done }, 'title and source written into the file');
+    if (tagged.done === 'skipped') warnings.push(`title and source not written into the file: ${tagged.why}`);
+    return { final: part, container: 'mp4' };
+  }
+  const final = path.join(ctx.tempDir, 'remuxed.mp4');
+  log.info({ format: probe.format.format_name }, 'remuxing to MP4');
+  const args = [
+    ...['-hide_banner', '-nostdin', '-y', ...safeInput('file', VIDEO_DEMUXERS), '-i', part],
+    ...['-map', '0', '-c', 'copy', ...metadataArgs(tags), '-movflags', '+faststart', '-f', 'mp4', final],
+  ];
+  await runTool(ctx.ffmpeg.ffmpeg, args, { signal }).catch((err: unknown) => {
+    if (isGabeError(err, 'CANCELLED')) throw err;
+    throw new GabeError(
+      'NOT_A_VIDEO',
+      `could not remux ${probe.format.format_name} to MP4: ${(err as Error).message}`,
+    );
+  });
+  await rm(part, { force: true });
+  return { final, container: probe.format.format_name };
 }
 
 export const mp4Downloader = {
@@ -155,36 +177,40 @@ export const mp4Downloader = {
       else await fetchToPart(ctx, http, url, part);
       ctx.reportProgress();
       let probe = await probeVideo(ctx, part);
-      let final = part;
-      let container = 'mp4';
       const warnings: string[] = [];
+      let final: string;
+      let container: string;
       if (clip) {
-        if (!/mp4|mov/.test(probe.format.format_name)) container = probe.format.format_name;
+        container = /mp4|mov/.test(probe.format.format_name) ? 'mp4' : probe.format.format_name;
         const cut = await cutFrom(ctx, part, probe, clip);
         ({ file: final, probe } = cut);
         if (cut.warning) warnings.push(cut.warning);
-      } else if (!/mp4|mov/.test(probe.format.format_name)) {
-        // Served as MP4 but something else (MPEG-TS, Matroska): remux so the output is what was asked.
-        final = await remuxToMp4(ctx, part, probe.format.format_name);
-        container = probe.format.format_name;
-      }
-      const size = await sizeOf(final);
-      const outputPath = await publishFile(final, config.output_path, job.video_name, '.mp4');
+      } else ({ final, container } = await toMp4(ctx, part, probe, warnings));
       const duration = Number(probe.format.duration);
-      return {
+      const seconds = Number.isFinite(duration) ? duration : null;
+      const hasVideo = probe.streams.some((s) => s.codec_type === 'video');
+      const out = await finishOutput(ctx, {
+        ...{ file: final, ext: '.mp4', container, audioOnly: false, duration: seconds, hasVideo },
+      });
+      warnings.push(...out.warnings);
+      const size = await sizeOf(out.file);
+      const outputPath = await publishFile(out.file, config.output_path, job.video_name, out.ext);
+      const result: JobResult = {
         status: 'completed',
         output_path: outputPath,
         resolution: describeResolution(probe),
-        video_name: path.basename(outputPath, '.mp4'),
+        video_name: path.basename(outputPath, out.ext),
         original_url: url,
         file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
         file_size_bytes: size,
-        duration_seconds: Number.isFinite(duration) ? duration : null,
+        duration_seconds: seconds,
         segment_count: null,
-        container,
+        container: out.container,
         ...(clip ? { clip: { start: clip.start, end: clip.end } } : {}),
-        ...(warnings.length > 0 ? { warnings } : {}),
       };
+      if (out.poster) result.thumbnail_path = await publishPoster(out.poster, outputPath);
+      if (warnings.length > 0) result.warnings = warnings;
+      return result;
     } finally {
       await http.destroy();
     }

@@ -46,6 +46,8 @@ export class Merger implements TrackMerger {
       output: options.output,
       moovReserve: options.moovReserve,
       offsets: options.offsets,
+      tags: options.tags,
+      audioLanguage: options.audioLanguage,
     });
     this.exited = runTool(options.ffmpeg, args, {
       signal: this.stop.signal,

@@ -13,6 +13,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { AudioTrack } from '../../media/audio-track.js';
+import type { FileTags } from '../../media/file-tags.js';
+import { iso639_2 } from '../../media/language.js';
 import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
 import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
 import { Slabs } from '../../media/sample-slabs.js';
@@ -41,6 +43,10 @@ export interface NativeMergerOptions {
    * moovReserve (the file then ends up in a new copy).
    */
   onOpen?: (file: string, headerBytes: number) => void;
+  /** Title and source, into the moov's udta. */
+  tags?: FileTags;
+  /** The separate audio rendition's language tag, for its track's mdhd. */
+  audioLanguage?: string | null;
 }
 
 /** Starts of the tracks further apart than this (90 kHz ticks) are worth a warning: rarely meant. */
@@ -182,7 +188,7 @@ export class NativeMerger {
     const fh = await this.fh;
     await fh.write(mdatHeader(this.written), 0, MDAT_HEADER, this.dataStart - MDAT_HEADER);
     const reserve = this.options.moovReserve ?? 0;
-    const moov = buildMoov(tracks, this.dataStart);
+    const moov = buildMoov(tracks, this.dataStart, this.options.tags);
     const typeSize = ftyp().length;
     if (reserve >= 8 && (moov.length === reserve || moov.length + 8 <= reserve)) {
       const rest = reserve - moov.length;
@@ -223,6 +229,8 @@ export class NativeMerger {
         this.declined = built;
         return [];
       }
+      if (t === this.sound && this.options.audioLanguage)
+        built.language = iso639_2(this.options.audioLanguage);
       out.push(built);
     }
     const damage = this.damageNote();
@@ -252,11 +260,12 @@ export class NativeMerger {
   }
 
   private async relocate(tracks: TrackBuild[], typeSize: number): Promise<void> {
-    const sized = buildMoov(tracks, 0);
+    const tags = this.options.tags;
+    const sized = buildMoov(tracks, 0, tags);
     const dataStart = typeSize + sized.length + MDAT_HEADER;
-    let moov = buildMoov(tracks, dataStart);
+    let moov = buildMoov(tracks, dataStart, tags);
     // Offsets past 4 GB turn stco into co64, which changes the moov's size: build once more then.
-    if (moov.length !== sized.length) moov = buildMoov(tracks, typeSize + moov.length + MDAT_HEADER);
+    if (moov.length !== sized.length) moov = buildMoov(tracks, typeSize + moov.length + MDAT_HEADER, tags);
     const copy = `${this.options.output}.faststart`;
     const out = createWriteStream(copy);
     out.write(Buffer.concat([ftyp(), moov, mdatHeader(this.written)]));

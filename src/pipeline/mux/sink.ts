@@ -3,6 +3,7 @@
  * or the in-process remux (in-process.ts), chosen by choose.ts.
  */
 import type { SubtitleInput } from '../../media/ffmpeg/merge-args.js';
+import type { FileTags } from '../../media/file-tags.js';
 
 /** Where a track's bytes go, in playlist order, as they are written to its file. */
 export interface TrackSink {
@@ -35,4 +36,8 @@ export interface MergerOptions {
   signal: AbortSignal;
   /** Where the tracks start on the renditions' shared clock (MergeInput.offsets). */
   offsets?: { main: number; audio: number };
+  /** Title and source written into the file. */
+  tags?: FileTags;
+  /** The separate audio rendition's language tag (RFC 5646), for its track. */
+  audioLanguage?: string | null;
 }
