@@ -13,12 +13,15 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { AudioTrack } from '../../media/audio-track.js';
+import { Fmp4Reader } from '../../media/fmp4-reader.js';
+import type { Fmp4Track } from '../../media/fmp4-track.js';
 import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
 import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
 import { Slabs } from '../../media/sample-slabs.js';
 import { Timeline } from '../../media/track-timeline.js';
 import type { TransportDamage } from '../../media/ts-continuity.js';
 import { TsDemuxer } from '../../media/ts-demuxer.js';
+import type { Pes } from '../../media/ts-pes-parser.js';
 import { VideoTrack } from '../../media/video-track.js';
 import { GabeError } from '../../service/errors.js';
 import type { TrackSink } from './sink.js';
@@ -29,6 +32,8 @@ export class NativeDeclined extends Error {
 }
 
 export interface NativeMergerOptions {
+  /** What the tracks are: MPEG-TS (the default) or fMP4, init segment and fragments. */
+  format?: 'ts' | 'fmp4';
   separateAudio: boolean;
   audioOnly?: boolean;
   output: string;
@@ -64,6 +69,7 @@ export class NativeMerger {
   private readonly video: VideoTrack | null;
   private readonly sound: AudioTrack | null;
   private readonly demuxers: TsDemuxer[] = [];
+  private readonly readers: Fmp4Reader[] = [];
   private readonly slabs = new Slabs();
   private declined: string | null = null;
   /** What the finished file should be read with (job result and log): damage, odd offsets. */
@@ -82,28 +88,30 @@ export class NativeMerger {
       this.declined ??= why;
     };
     const wantVideo = !options.audioOnly;
+    const fmp4 = options.format === 'fmp4';
     const timeline = new Timeline();
-    this.video = wantVideo ? new VideoTrack(decline, this.slabs, timeline) : null;
-    this.sound = new AudioTrack(decline, this.slabs, timeline);
-    const mainDemuxer = new TsDemuxer(
-      {
-        video: (pes) => this.video?.add(pes),
-        audio: (pes) => this.sound?.add(pes),
-      },
-      { video: wantVideo, audio: !options.separateAudio },
-    );
-    this.demuxers.push(mainDemuxer);
-    this.main = this.sink(mainDemuxer);
-    if (options.separateAudio) {
-      const audioDemuxer = new TsDemuxer(
-        { audio: (pes) => this.sound?.add(pes) },
-        { video: false, audio: true },
-      );
-      this.demuxers.push(audioDemuxer);
-      this.audio = this.sink(audioDemuxer);
-    } else {
-      this.audio = null;
-    }
+    this.video = wantVideo && !fmp4 ? new VideoTrack(decline, this.slabs, timeline) : null;
+    this.sound = fmp4 ? null : new AudioTrack(decline, this.slabs, timeline);
+    const tracks = [{ video: wantVideo, audio: !options.separateAudio }];
+    if (options.separateAudio) tracks.push({ video: false, audio: true });
+    const on = { video: (p: Pes) => this.video?.add(p), audio: (p: Pes) => this.sound?.add(p) };
+    const sinks = tracks.map((want) => {
+      if (fmp4) {
+        const reader = new Fmp4Reader(want);
+        this.readers.push(reader);
+        return this.sink((chunks) => reader.write(chunks));
+      }
+      const demuxer = new TsDemuxer(on, want);
+      this.demuxers.push(demuxer);
+      return this.sink((chunks) => {
+        // One write is one fetch: a segment whose continuity counters start afresh is no loss.
+        demuxer.boundary();
+        for (const c of chunks) demuxer.push(c);
+        return demuxer.unsupported;
+      });
+    });
+    this.main = sinks[0]!;
+    this.audio = sinks[1] ?? null;
     const reserve = (options.moovReserve ?? 0) >= 8 ? options.moovReserve! : 0;
     const type = ftyp();
     this.dataStart = type.length + reserve + MDAT_HEADER;
@@ -118,21 +126,26 @@ export class NativeMerger {
     this.tail.catch(() => {});
   }
 
-  private sink(demuxer: TsDemuxer): TrackSink {
+  /** A track's sink: `feed` takes a write's chunks and says why the remux cannot go on, if so. */
+  private sink(feed: (chunks: readonly Buffer[]) => string | null): TrackSink {
     return {
       write: async (chunks) => {
         if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
-        // The demuxer copies what it keeps: the caller may reuse the chunks once this resolves.
+        // The demuxers copy what they keep: the caller may reuse the chunks once this resolves.
         if (this.declined) return true;
-        // One write is one fetch: a segment whose continuity counters start afresh is no loss.
-        demuxer.boundary();
-        for (const c of chunks) demuxer.push(c);
-        if (demuxer.unsupported) this.declined ??= demuxer.unsupported;
+        this.declined ??= feed(chunks);
         if (this.declined) return true;
         await this.flush();
         return true;
       },
     };
+  }
+
+  /** The tracks of the MP4, in order: video first. */
+  private tracks(): (VideoTrack | AudioTrack | Fmp4Track)[] {
+    const [main, audio] = this.readers;
+    const all = main ? [main.video, audio ? audio.audio : main.audio] : [this.video, this.sound];
+    return all.filter((t) => t !== null);
   }
 
   /** Appends what the tracks have ready, one chunk per track, in one writev. */
@@ -141,8 +154,8 @@ export class NativeMerger {
     this.video?.detach();
     const iov: Buffer[] = [];
     const at = this.dataStart + this.written;
-    for (const t of [this.video, this.sound]) {
-      if (!t || t.pending.samples === 0) continue;
+    for (const t of this.tracks()) {
+      if (t.pending.samples === 0) continue;
       t.table.addChunk(this.written, t.pending.samples);
       for (const b of t.pending.buffers) {
         // Frames copied back to back into a slab go out as one piece.
@@ -171,6 +184,10 @@ export class NativeMerger {
   async finish(): Promise<void> {
     if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
     for (const d of this.demuxers) d.end();
+    for (const r of this.readers) {
+      r.end();
+      this.declined ??= r.unsupported;
+    }
     this.video?.end();
     if (!this.declined) await this.flush();
     await this.tail;
@@ -198,9 +215,8 @@ export class NativeMerger {
   }
 
   private builds(): TrackBuild[] {
-    const starts: number[] = [];
-    if (this.video && this.video.table.count > 0) starts.push(this.video.firstPts);
-    if (this.sound && this.sound.table.count > 0) starts.push(this.sound.start90);
+    const tracks = this.tracks().filter((t) => t.table.count > 0);
+    const starts = tracks.map((t) => (t instanceof VideoTrack ? t.firstPts : t.start90));
     if (starts.length === 0) {
       this.declined = 'no frames in the tracks';
       return [];
@@ -216,8 +232,7 @@ export class NativeMerger {
       );
     }
     const out: TrackBuild[] = [];
-    for (const t of [this.video, this.sound]) {
-      if (!t || t.table.count === 0) continue;
+    for (const t of tracks) {
       const built = t.build(out.length + 1, origin);
       if (typeof built === 'string') {
         this.declined = built;

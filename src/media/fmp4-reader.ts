@@ -1,0 +1,195 @@
+/**
+ * The fMP4 stream of one track file for the in-process remux: bytes arrive in order, cut anywhere
+ * (one fetch per write, or a resumed file's replay), and whole top-level boxes are taken from them:
+ * the init segment's moov (fmp4-init.ts), then each moof with the mdat after it (fmp4-fragment.ts),
+ * whose samples go to the wanted tracks (fmp4-track.ts). styp, sidx, prft, emsg, free and other boxes
+ * between fragments are skipped. Only the box being completed is held, so memory stays at about
+ * one segment. Anything it cannot carry faithfully it declines (the caller falls back to ffmpeg).
+ * Pure: no I/O.
+ */
+import { type Box, boxHeader } from './fmp4-boxes.js';
+import { readFragment } from './fmp4-fragment.js';
+import { type Fmp4Init, parseInit } from './fmp4-init.js';
+import { Fmp4Track } from './fmp4-track.js';
+
+/** A top-level box larger than this is not a segment of a stream: refused rather than held. */
+const MAX_BOX = 512 * 1024 * 1024;
+/** Types the reader knows as the start of fMP4 (the first box of a track file). */
+const FIRST_BOXES = new Set(['ftyp', 'styp', 'moov', 'sidx', 'free', 'skip', 'moof', 'emsg', 'prft']);
+
+/** Whether `head` starts like ISO BMFF (an fMP4 track rather than MPEG-TS). */
+export function looksFmp4(head: Buffer): boolean {
+  const h = boxHeader(head, 0);
+  return h !== null && FIRST_BOXES.has(h.type) && h.size >= h.header;
+}
+
+export class Fmp4Reader {
+  video: Fmp4Track | null = null;
+  audio: Fmp4Track | null = null;
+  /** Why the stream cannot be remuxed here, once it is known. */
+  unsupported: string | null = null;
+  private init: Buffer | null = null;
+  private parts: Buffer[] = [];
+  private queued = 0;
+  /** Bytes of a skipped box still to come. */
+  private skipping = 0;
+  private readonly byId = new Map<number, Fmp4Track>();
+  private parsed: Fmp4Init | null = null;
+
+  constructor(private readonly want: { video: boolean; audio: boolean }) {}
+
+  /** Takes `chunk` (not kept: what is left over is copied before this returns). */
+  push(chunk: Buffer): void {
+    if (this.unsupported) return;
+    let c = chunk;
+    if (this.skipping > 0) {
+      const n = Math.min(this.skipping, c.length);
+      this.skipping -= n;
+      c = c.subarray(n);
+    }
+    if (c.length === 0) return;
+    this.parts.push(c);
+    this.queued += c.length;
+    try {
+      this.drain();
+    } catch (err) {
+      this.fail((err as Error).message);
+    }
+    // The caller reuses its buffers: keep a copy of what of this chunk waits for more bytes (parts
+    // only go from the front, so that is the last part; earlier ones are copies already).
+    const last = this.parts.at(-1);
+    if (last && last.buffer === c.buffer && last.byteOffset >= c.byteOffset)
+      this.parts[this.parts.length - 1] = Buffer.from(last);
+  }
+
+  /** Takes one write's chunks; says why the stream cannot be remuxed here, if so. */
+  write(chunks: readonly Buffer[]): string | null {
+    for (const c of chunks) this.push(c);
+    return this.unsupported;
+  }
+
+  /** The end of the stream: a box cut short is damage, not a box to wait for. */
+  end(): void {
+    if (!this.unsupported && (this.queued > 0 || this.skipping > 0))
+      this.fail('the stream ends inside a box');
+    if (!this.unsupported && !this.parsed) this.fail('no init segment (moov) in the fMP4 track');
+  }
+
+  private fail(why: string): void {
+    this.unsupported ??= `fMP4: ${why}`;
+    this.parts = [];
+    this.queued = 0;
+  }
+
+  /** The first `n` bytes queued, or null when fewer are there. */
+  private peek(n: number): Buffer | null {
+    if (this.queued < n) return null;
+    const first = this.parts[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const some: Buffer[] = [];
+    for (let got = 0; got < n; got += some.at(-1)!.length) some.push(this.parts[some.length]!);
+    return Buffer.concat(some).subarray(0, n);
+  }
+
+  /** Takes `n` bytes off the queue, as one buffer the reader owns. */
+  private take(n: number): Buffer {
+    const out = Buffer.allocUnsafeSlow(n);
+    let at = 0;
+    while (at < n) {
+      const p = this.parts[0]!;
+      const k = Math.min(p.length, n - at);
+      p.copy(out, at, 0, k);
+      at += k;
+      if (k === p.length) this.parts.shift();
+      else this.parts[0] = p.subarray(k);
+    }
+    this.queued -= n;
+    return out;
+  }
+
+  private skip(n: number): void {
+    const now = Math.min(n, this.queued);
+    this.take(now);
+    this.skipping = n - now;
+  }
+
+  private header(at = 0) {
+    const head = this.peek(at + 16) ?? this.peek(at + 8);
+    const h = head && boxHeader(head, at);
+    if (!h) return null;
+    if (head.readUInt32BE(at) === 0) throw new Error(`a ${JSON.stringify(h.type)} box without a size`);
+    if (h.size < h.header || h.size > MAX_BOX) throw new Error(`an unreadable ${JSON.stringify(h.type)} box`);
+    return h;
+  }
+
+  private drain(): void {
+    for (;;) {
+      const h = this.header();
+      if (!h) return;
+      if (h.type === 'moov') {
+        if (this.queued < h.size) return;
+        this.onInit(this.take(h.size));
+      } else if (h.type === 'moof') {
+        const m = this.header(h.size);
+        if (!m) return;
+        if (m.type !== 'mdat') throw new Error(`a moof followed by ${JSON.stringify(m.type)}, not its mdat`);
+        if (this.queued < h.size + m.size) return;
+        this.onFragment(this.take(h.size + m.size), { ...h, start: 0 }, m.header);
+      } else if (h.type === 'mdat') {
+        throw new Error('an mdat without its moof');
+      } else {
+        this.skip(h.size);
+      }
+      if (this.unsupported) return;
+    }
+  }
+
+  private onInit(moov: Buffer): void {
+    if (this.init) {
+      // The same init again (a playlist repeating EXT-X-MAP) changes nothing; another one would
+      // need a second sample entry: ffmpeg merges that from the track files.
+      if (!this.init.equals(moov)) this.fail('a new init segment within the stream');
+      return;
+    }
+    this.init = moov;
+    const init = parseInit(moov);
+    this.parsed = init;
+    const decline = (why: string) => this.fail(why);
+    const pick = (handler: string) => init.tracks.find((t) => t.handler === handler);
+    const video = this.want.video ? pick('vide') : undefined;
+    const audio = this.want.audio ? pick('soun') : undefined;
+    if (this.want.video && !video) throw new Error('no video track in the init segment');
+    this.video = video ? new Fmp4Track(video, decline) : null;
+    this.audio = audio ? new Fmp4Track(audio, decline) : null;
+    for (const t of [this.video, this.audio]) if (t) this.byId.set(t.info.id, t);
+  }
+
+  private onFragment(b: Buffer, moof: Box, mdatHeader: number): void {
+    const init = this.parsed;
+    if (!init) throw new Error('a fragment before the init segment');
+    const trex = (id: number) => init.tracks.find((t) => t.id === id)?.trex;
+    for (const run of readFragment(b, moof, moof.size + mdatHeader, b.length, trex)) {
+      const track = this.byId.get(run.trackId);
+      if (!track) continue;
+      track.startRun(run.baseTime);
+      for (let i = 0; i < run.sizes.length; i++) {
+        const at = run.offsets[i]!;
+        track.add(b.subarray(at, at + run.sizes[i]!), run.durations[i]!, run.cts[i]!, run.sync[i]!);
+      }
+    }
+  }
+}
+
+/**
+ * Why the in-process remux cannot take an fMP4 track whose first bytes (init segment and first
+ * fragment) are `head`, or null when it can; `want` says which of its tracks the MP4 takes.
+ */
+export function fmp4Refusal(head: Buffer | null, want: { video: boolean; audio: boolean }): string | null {
+  if (!head || head.length === 0) return 'no data';
+  const r = new Fmp4Reader(want);
+  r.push(head);
+  if (r.unsupported) return r.unsupported;
+  if (!r.video && !r.audio)
+    return want.video ? 'fMP4: no init segment in the first bytes' : 'fMP4: no audio track';
+  return null;
+}
