@@ -52,22 +52,15 @@ export class Fmp4Track {
   }
 
   /**
-   * The first instant shown, in track ticks: the first sample's presentation time, or later when
-   * the init segment's edit list starts the media later (an encoder's priming samples).
-   */
-  private shownFrom(): number {
-    const edit = this.info.edit;
-    return edit ? Math.max(this.firstPts, edit.mediaTime) : this.firstPts;
-  }
-
-  /**
-   * Where the track starts on the 90 kHz timeline the tracks share: its decode times on its own
-   * timescale, placed by the init segment's edit list (an empty edit first, the media from
-   * media_time on) as ffmpeg's mov demuxer places them.
+   * Where the track starts on the 90 kHz timeline the tracks share: its first sample's presentation
+   * time on its own timescale, placed by the init segment's edit list (an empty edit first, the media
+   * from media_time on) as ffmpeg's mov demuxer places it. Samples before media_time (an encoder's
+   * priming) are not cut: they start the track earlier, as in `ffmpeg -c copy`, which shifts the
+   * other tracks later instead.
    */
   get start90(): number {
     const edit = this.info.edit;
-    const seconds = (this.shownFrom() - (edit?.mediaTime ?? 0)) / this.info.timescale + (edit?.empty ?? 0);
+    const seconds = (this.firstPts - (edit?.mediaTime ?? 0)) / this.info.timescale + (edit?.empty ?? 0);
     return seconds * TS_HZ;
   }
 
@@ -80,7 +73,7 @@ export class Fmp4Track {
     const shift = Math.max(0, -this.minCts);
     t.shiftCts(shift);
     this.minCts = 0;
-    const from = this.shownFrom();
+    const from = this.firstPts;
     const video = this.info.handler === 'vide';
     return {
       id,
