@@ -93,7 +93,8 @@ function readTrak(b: Buffer, trak: Box, movieTimescale: number): Omit<Fmp4TrackI
   const stbl = need(b, need(b, mdia, 'minf'), 'stbl');
   const stsd = need(b, stbl, 'stsd');
   const entries = [...children(b, stsd, 8)];
-  if (entries.length !== 1) throw new Error(`${entries.length} sample entries in one track`);
+  const count = b.readUInt32BE(payload(stsd, true));
+  if (count !== 1 || entries.length !== 1) throw new Error(`${count} sample entries in one track`);
   const e = entries[0]!;
   if (ENCRYPTED.has(e.type)) throw new Error(`encrypted samples (${e.type})`);
   const edts = child(b, trak, 'edts');
