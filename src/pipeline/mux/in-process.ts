@@ -1,9 +1,10 @@
 /**
- * The MP4 remux of H.264/AAC MPEG-TS tracks done in this process, instead of by an ffmpeg process:
- * segments are demuxed as they arrive and their frames appended to the file's mdat in one sequential
- * write, the sample tables kept in typed arrays; at the end the moov goes into the space reserved in
- * front (or, when that is too small, in front of a copy). It produces what `ffmpeg -c copy` would,
- * sample for sample, at a fraction of the CPU and without ffmpeg's ~60 MB process.
+ * The MP4 remux of H.264/AAC MPEG-TS tracks, or of fMP4 tracks (media/fmp4-reader.ts), done in this
+ * process instead of by an ffmpeg process: segments are demuxed as they arrive and their frames
+ * appended to the file's mdat in one sequential write, the sample tables kept in typed arrays; at the
+ * end the moov goes into the space reserved in front (or, when that is too small, in front of a
+ * copy). It produces what `ffmpeg -c copy` would, sample for sample, at a fraction of the CPU and
+ * without ffmpeg's ~60 MB process.
  *
  * Streams it does not handle it refuses up front (nativeRefusal, from the first bytes) or, when
  * something changes midway (a new SPS, a new program map, timestamps running backwards), declines at
