@@ -158,7 +158,9 @@ export class Fmp4Reader {
     const pick = (handler: string) => init.tracks.find((t) => t.handler === handler);
     const video = this.want.video ? pick('vide') : undefined;
     const audio = this.want.audio ? pick('soun') : undefined;
-    if (this.want.video && !video) throw new Error('no video track in the init segment');
+    // A wanted track that is not there (an audio-only stream) is left out, as ffmpeg's -map 0:v?
+    // leaves it; the job's stream checks decide whether the file may do without it.
+    if (!video && !audio) throw new Error('no wanted track in the init segment');
     this.video = video ? new Fmp4Track(video, decline) : null;
     this.audio = audio ? new Fmp4Track(audio, decline) : null;
     for (const t of [this.video, this.audio]) if (t) this.byId.set(t.info.id, t);

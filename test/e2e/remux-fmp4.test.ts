@@ -81,6 +81,7 @@ async function feed(
 
 interface RemuxOptions {
   audio?: Buffer[];
+  audioOnly?: boolean;
   chunk?: number;
   moovReserve?: number | null;
 }
@@ -89,6 +90,7 @@ async function remux(files: Buffer[], o: RemuxOptions = {}): Promise<string> {
   const output = path.join(await makeTempDir('fmp4-out'), 'out.mp4');
   const merger = new NativeMerger({
     format: 'fmp4',
+    audioOnly: o.audioOnly,
     separateAudio: o.audio !== undefined,
     output,
     moovReserve: o.moovReserve === undefined ? 64 * 1024 : o.moovReserve,
@@ -211,6 +213,15 @@ describe('in-process remux of fMP4 against ffmpeg -c copy of the same input', ()
     assert.deepEqual(a[1]!.packets, source[1]!.packets);
     assert.deepEqual(a[1]!.packets.slice(0, -1), ref[1]!.packets);
     assert.deepEqual(a[0], ref[0]);
+  });
+
+  it('audio_only takes the audio of a muxed track, and an audio-only track needs no video', async () => {
+    const e = await encodeHls('audio-only', [...VIDEO(), ...TONE, ...X264, ...AAC]);
+    const ref = path.join(await makeTempDir('fmp4-ref'), 'ref.m4a');
+    await runFfmpeg(['-i', e.playlist, '-map', '0:a', '-c', 'copy', '-f', 'mp4', ref]);
+    await assertLikeFfmpeg(await remux(read(e.files), { audioOnly: true }), ref);
+    const sound = await encodeHls('sound-only', [...TONE, ...AAC]);
+    await assertLikeFfmpeg(await remux(read(sound.files)), await reference(sound.playlist));
   });
 
   it('a separate fMP4 audio rendition keeps its offset to the video (tfdt), with no room for the moov in front', async () => {
