@@ -12,8 +12,15 @@ import { readFragment } from './fmp4-fragment.js';
 import { type Fmp4Init, parseInit } from './fmp4-init.js';
 import { Fmp4Track } from './fmp4-track.js';
 
-/** A top-level box larger than this is not a segment of a stream: refused rather than held. */
-const MAX_BOX = 512 * 1024 * 1024;
+/** A skipped box (free, sidx, ...) larger than this is not part of a stream: refused. */
+const MAX_BOX = 2 ** 40;
+/**
+ * Most bytes of a moov, or of a moof with its mdat, held at once: a fragment is held whole until its
+ * last byte, so a larger one (a 4K segment of a minute) is left to ffmpeg, which reads the track
+ * file, rather than held in memory (the TS path holds a frame at a time, and so must this one stay
+ * bounded against a hostile origin).
+ */
+const MAX_HELD = 48 * 1024 * 1024;
 /** Types the reader knows as the start of fMP4 (the first box of a track file). */
 const FIRST_BOXES = new Set(['ftyp', 'styp', 'moov', 'sidx', 'free', 'skip', 'moof', 'emsg', 'prft']);
 
@@ -127,12 +134,16 @@ export class Fmp4Reader {
       const h = this.header();
       if (!h) return;
       if (h.type === 'moov') {
+        if (h.size > MAX_HELD) throw new Error(`a moov of ${h.size} bytes`);
         if (this.queued < h.size) return;
         this.onInit(this.take(h.size));
       } else if (h.type === 'moof') {
+        if (h.size > MAX_HELD) throw new Error(`a moof of ${h.size} bytes`);
         const m = this.header(h.size);
         if (!m) return;
         if (m.type !== 'mdat') throw new Error(`a moof followed by ${JSON.stringify(m.type)}, not its mdat`);
+        if (h.size + m.size > MAX_HELD)
+          throw new Error(`a fragment of ${h.size + m.size} bytes, too large to hold`);
         if (this.queued < h.size + m.size) return;
         this.onFragment(this.take(h.size + m.size), { ...h, start: 0 }, m.header);
       } else if (h.type === 'mdat') {

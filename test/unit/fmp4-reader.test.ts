@@ -148,16 +148,16 @@ describe('fMP4 fragments', () => {
     assert.equal(r.audio!.table.bytes, plain.audio!.table.bytes);
   });
 
-  it('says why it cannot go on: media before the init, an mdat alone, a box without a size, a cut end', () => {
+  it('says why it cannot go on: media before the init, an mdat alone, a box without a size or too large, a cut end', () => {
     assert.match(readAll([...segments]).unsupported ?? '', /fragment before the init segment/);
     assert.match(
       readAll([init, box('mdat', Buffer.alloc(10))]).unsupported ?? '',
       /an mdat without its moof/,
     );
-    assert.match(
-      readAll([init, Buffer.from('00000000moof', 'latin1')]).unsupported ?? '',
-      /unreadable|without a size/,
-    );
+    const sized = (n: number, type: string) => Buffer.concat([u32be(n), Buffer.from(type, 'latin1')]);
+    assert.match(readAll([init, sized(0, 'moof')]).unsupported ?? '', /without a size/);
+    // A fragment is held whole until its end: one too large for that is refused before it is held.
+    assert.match(readAll([init, sized(0x7fffffff, 'moof')]).unsupported ?? '', /a moof of 2147483647 bytes/);
     assert.match(readAll([init, segments[0]!.subarray(0, -1)]).unsupported ?? '', /ends inside a box/);
     assert.match(readAll([init.subarray(0, 200)]).unsupported ?? '', /ends inside a box/);
   });
