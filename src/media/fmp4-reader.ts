@@ -114,10 +114,21 @@ export class Fmp4Reader {
     return out;
   }
 
+  /** Drops `n` bytes, those queued now and those still to come, copying none of them. */
   private skip(n: number): void {
-    const now = Math.min(n, this.queued);
-    this.take(now);
-    this.skipping = n - now;
+    let left = Math.min(n, this.queued);
+    this.queued -= left;
+    this.skipping = n - left;
+    while (left > 0) {
+      const p = this.parts[0]!;
+      if (p.length <= left) {
+        left -= p.length;
+        this.parts.shift();
+      } else {
+        this.parts[0] = p.subarray(left);
+        left = 0;
+      }
+    }
   }
 
   private header(at = 0) {
