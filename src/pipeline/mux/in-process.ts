@@ -134,7 +134,9 @@ export class NativeMerger {
         if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
         // The demuxers copy what they keep: the caller may reuse the chunks once this resolves.
         if (this.declined) return true;
-        this.declined ??= feed(chunks);
+        // Not `declined ??= feed()`: that reads `declined` before the tracks' own declines in feed().
+        const why = feed(chunks);
+        this.declined ??= why;
         if (this.declined) return true;
         await this.flush();
         return true;
