@@ -342,6 +342,35 @@ describe('fMP4 HLS jobs through the service', () => {
     await assertLikeFfmpeg(job.result!.output_path, ref);
   });
 
+  it("DASH-packaged segments (ffmpeg's dash muxer: separate video and audio fMP4) via its HLS playlists: in-process, equal to ffmpeg", async () => {
+    const dir = await makeTempDir('fmp4-dash');
+    await runFfmpeg(
+      [
+        ...[...VIDEO(), ...TONE, '-t', '6', ...BFRAMES, ...AAC],
+        ...[
+          '-f',
+          'dash',
+          '-seg_duration',
+          '1',
+          '-use_template',
+          '1',
+          '-use_timeline',
+          '1',
+          '-hls_playlist',
+          '1',
+        ],
+        ...['-adaptation_sets', 'id=0,streams=v id=1,streams=a', 'index.mpd'],
+      ],
+      dir,
+    );
+    origin.serveDir('/dash/', dir);
+    const url = `${origin.url}/dash/master.m3u8`;
+    const [job, ref] = await Promise.all([download(url), reference(url)]);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(await writtenByFfmpeg(job.result!.output_path), false);
+    await assertLikeFfmpeg(job.result!.output_path, ref);
+  });
+
   it('a damaged fragment midway: the job hands over to ffmpeg from the track files, and says why', async () => {
     const e = await encodeHls('job-damaged', [...VIDEO(), ...TONE, ...X264, ...AAC], 6);
     const seg = path.join(e.dir, 's001.m4s');
