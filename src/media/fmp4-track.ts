@@ -40,6 +40,12 @@ export class Fmp4Track {
   }
 
   add(bytes: Buffer, duration: number, cts: number, sync: boolean): void {
+    if (duration === 0) {
+      // Samples stacked on one decode time (no duration in the trun nor its defaults): no table of
+      // ours would play them as the stream means; ffmpeg gets to guess.
+      this.decline('fMP4 samples without a duration');
+      return;
+    }
     const dts = this.next;
     if (this.table.count === 0) this.firstPts = dts + cts;
     this.table.add(bytes.length, dts, cts, sync);

@@ -168,4 +168,22 @@ describe('fMP4 fragments', () => {
     assert.equal(fmp4Refusal(Buffer.concat([init, segments[0]!]), { video: true, audio: true }), null);
     assert.equal(fmp4Refusal(null, { video: true, audio: true }), 'no data');
   });
+
+  it('never throws on damaged bytes: 300 random corruptions are read or refused', () => {
+    const stream = Buffer.concat([init, segments[0]!]);
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let refused = 0;
+    for (let i = 0; i < 300; i++) {
+      const bad = Buffer.from(stream);
+      for (let k = 0; k < 4; k++) bad[Math.floor(random() * bad.length)] = Math.floor(random() * 256);
+      const r = readAll(cut(bad, 1 + Math.floor(random() * 5000)));
+      if (r.unsupported) refused++;
+      else for (const t of [r.video, r.audio]) if (t) assert.equal(t.pending.samples, t.table.count);
+    }
+    assert.ok(refused > 0, 'some corruptions are refused');
+  });
 });
