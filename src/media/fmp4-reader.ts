@@ -3,24 +3,36 @@
  * (one fetch per write, or a resumed file's replay), and whole top-level boxes are taken from them:
  * the init segment's moov (fmp4-init.ts), then each moof with the mdat after it (fmp4-fragment.ts),
  * whose samples go to the wanted tracks (fmp4-track.ts). styp, sidx, prft, emsg, free and other boxes
- * between fragments are skipped. Only the box being completed is held, so memory stays at about
- * one segment. Anything it cannot carry faithfully it declines (the caller falls back to ffmpeg).
+ * between fragments are skipped. The mdat is never held: each sample is copied out (into the
+ * remux's slabs) once its bytes are in, so what waits is at most a moof and one sample. Anything it cannot carry faithfully it declines (the caller falls back to ffmpeg).
  * Pure: no I/O.
  */
 import { type Box, boxHeader } from './fmp4-boxes.js';
 import { readFragment } from './fmp4-fragment.js';
 import { type Fmp4Init, parseInit } from './fmp4-init.js';
 import { Fmp4Track } from './fmp4-track.js';
+import { Slabs } from './sample-slabs.js';
 
 /** A skipped box (free, sidx, ...) larger than this is not part of a stream: refused. */
 const MAX_BOX = 2 ** 40;
 /**
- * Most bytes of a moov, or of a moof with its mdat, held at once: a fragment is held whole until its
- * last byte, so a larger one (a 4K segment of a minute) is left to ffmpeg, which reads the track
- * file, rather than held in memory (the TS path holds a frame at a time, and so must this one stay
- * bounded against a hostile origin).
+ * Most bytes of a moov or a moof held at once: they are read whole (a normal one is a few KB), and a
+ * hostile origin must not make the reader hold a gigabyte. The mdat is never held: its samples are
+ * copied out one by one as its bytes arrive.
  */
-const MAX_HELD = 48 * 1024 * 1024;
+const MAX_HELD = 16 * 1024 * 1024;
+
+/** A sample of the mdat being read, in file order. */
+interface MdatSample {
+  track: Fmp4Track;
+  /** The traf's tfdt, on the first sample of each traf (undefined on the others). */
+  base?: number | null;
+  offset: number;
+  size: number;
+  duration: number;
+  cts: number;
+  sync: boolean;
+}
 /** Types the reader knows as the start of fMP4 (the first box of a track file). */
 const FIRST_BOXES = new Set(['ftyp', 'styp', 'moov', 'sidx', 'free', 'skip', 'moof', 'emsg', 'prft']);
 
@@ -42,8 +54,14 @@ export class Fmp4Reader {
   private skipping = 0;
   private readonly byId = new Map<number, Fmp4Track>();
   private parsed: Fmp4Init | null = null;
+  /** The mdat being read: its wanted samples in file order, and the reader's place in it. */
+  private mdat: { at: number; end: number; samples: MdatSample[]; next: number } | null = null;
 
-  constructor(private readonly want: { video: boolean; audio: boolean }) {}
+  /** `slabs`: where sample bytes are copied to (the remux's, recycled once written). */
+  constructor(
+    private readonly want: { video: boolean; audio: boolean },
+    private readonly slabs = new Slabs(),
+  ) {}
 
   /** Takes `chunk` (not kept: what is left over is copied before this returns). */
   push(chunk: Buffer): void {
@@ -69,6 +87,11 @@ export class Fmp4Reader {
       this.parts[this.parts.length - 1] = Buffer.from(last);
   }
 
+  /** Bytes held while waiting for the rest of a box or a sample. */
+  get held(): number {
+    return this.queued;
+  }
+
   /** Takes one write's chunks; says why the stream cannot be remuxed here, if so. */
   write(chunks: readonly Buffer[]): string | null {
     for (const c of chunks) this.push(c);
@@ -77,8 +100,9 @@ export class Fmp4Reader {
 
   /** The end of the stream: a box cut short is damage, not a box to wait for. */
   end(): void {
-    if (!this.unsupported && (this.queued > 0 || this.skipping > 0))
+    if (!this.unsupported && (this.queued > 0 || this.skipping > 0 || this.mdat)) {
       this.fail('the stream ends inside a box');
+    }
     if (!this.unsupported && !this.parsed) this.fail('no init segment (moov) in the fMP4 track');
   }
 
@@ -98,9 +122,8 @@ export class Fmp4Reader {
     return Buffer.concat(some).subarray(0, n);
   }
 
-  /** Takes `n` bytes off the queue, as one buffer the reader owns. */
-  private take(n: number): Buffer {
-    const out = Buffer.allocUnsafeSlow(n);
+  /** Takes `n` bytes off the queue, into `out` (a buffer the reader owns). */
+  private take(n: number, out: Buffer = Buffer.allocUnsafeSlow(n)): Buffer {
     let at = 0;
     while (at < n) {
       const p = this.parts[0]!;
@@ -116,9 +139,14 @@ export class Fmp4Reader {
 
   /** Drops `n` bytes, those queued now and those still to come, copying none of them. */
   private skip(n: number): void {
-    let left = Math.min(n, this.queued);
+    this.skipping = n - this.drop(n);
+  }
+
+  /** Drops up to `n` of the bytes queued; returns how many. */
+  private drop(n: number): number {
+    const dropped = Math.min(n, this.queued);
+    let left = dropped;
     this.queued -= left;
-    this.skipping = n - left;
     while (left > 0) {
       const p = this.parts[0]!;
       if (p.length <= left) {
@@ -129,6 +157,7 @@ export class Fmp4Reader {
         left = 0;
       }
     }
+    return dropped;
   }
 
   private header(at = 0) {
@@ -142,6 +171,10 @@ export class Fmp4Reader {
 
   private drain(): void {
     for (;;) {
+      if (this.mdat) {
+        if (!this.readMdat(this.mdat)) return;
+        continue;
+      }
       const h = this.header();
       if (!h) return;
       if (h.type === 'moov') {
@@ -153,10 +186,10 @@ export class Fmp4Reader {
         const m = this.header(h.size);
         if (!m) return;
         if (m.type !== 'mdat') throw new Error(`a moof followed by ${JSON.stringify(m.type)}, not its mdat`);
-        if (h.size + m.size > MAX_HELD)
-          throw new Error(`a fragment of ${h.size + m.size} bytes, too large to hold`);
-        if (this.queued < h.size + m.size) return;
-        this.onFragment(this.take(h.size + m.size), { ...h, start: 0 }, m.header);
+        if (this.queued < h.size + m.header) return;
+        const moof = this.take(h.size);
+        this.drop(m.header);
+        this.onFragment(moof, { ...h, start: 0 }, m);
       } else if (h.type === 'mdat') {
         throw new Error('an mdat without its moof');
       } else {
@@ -188,19 +221,59 @@ export class Fmp4Reader {
     for (const t of [this.video, this.audio]) if (t) this.byId.set(t.info.id, t);
   }
 
-  private onFragment(b: Buffer, moof: Box, mdatHeader: number): void {
+  /** Reads a moof: the samples of its wanted tracks, in file order, become the mdat to read. */
+  private onFragment(b: Buffer, moof: Box, mdat: Box): void {
     const init = this.parsed;
     if (!init) throw new Error('a fragment before the init segment');
     const trex = (id: number) => init.tracks.find((t) => t.id === id)?.trex;
-    for (const run of readFragment(b, moof, moof.size + mdatHeader, b.length, trex)) {
+    const from = moof.size + mdat.header;
+    const samples: (MdatSample & { order: number })[] = [];
+    for (const run of readFragment(b, moof, from, moof.size + mdat.size, trex)) {
       const track = this.byId.get(run.trackId);
       if (!track) continue;
-      track.startRun(run.baseTime);
       for (let i = 0; i < run.sizes.length; i++) {
-        const at = run.offsets[i]!;
-        track.add(b.subarray(at, at + run.sizes[i]!), run.durations[i]!, run.cts[i]!, run.sync[i]!);
+        samples.push({
+          track,
+          ...(i === 0 ? { base: run.baseTime } : {}),
+          offset: run.offsets[i]!,
+          size: run.sizes[i]!,
+          duration: run.durations[i]!,
+          cts: run.cts[i]!,
+          sync: run.sync[i]!,
+          order: samples.length,
+        });
       }
     }
+    // The bytes are read once, front to back: samples in file order, each track's still in decode
+    // order (what every packager writes; anything else is ffmpeg's to sort out).
+    samples.sort((x, y) => x.offset - y.offset);
+    const last = new Map<Fmp4Track, number>();
+    let end = from;
+    for (const x of samples) {
+      if (x.offset < end) throw new Error('samples that overlap in the mdat');
+      if ((last.get(x.track) ?? -1) > x.order) throw new Error('samples out of decode order in the mdat');
+      last.set(x.track, x.order);
+      end = x.offset + x.size;
+    }
+    this.mdat = { at: from, end: moof.size + mdat.size, samples, next: 0 };
+  }
+
+  /** Copies out the samples whose bytes are here; true once the mdat is done. */
+  private readMdat(d: NonNullable<Fmp4Reader['mdat']>): boolean {
+    while (d.next < d.samples.length) {
+      const x = d.samples[d.next]!;
+      d.at += this.drop(x.offset - d.at);
+      if (d.at < x.offset || this.queued < x.size) return false;
+      const bytes = this.take(x.size, this.slabs.take(x.size));
+      d.at += x.size;
+      d.next++;
+      if (x.base !== undefined) x.track.startRun(x.base);
+      x.track.add(bytes, x.duration, x.cts, x.sync);
+      if (this.unsupported) return false;
+    }
+    this.skip(d.end - d.at);
+    this.mdat = null;
+    return true;
   }
 }
 

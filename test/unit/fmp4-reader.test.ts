@@ -134,6 +134,23 @@ describe('fMP4 fragments', () => {
     assert.ok(whole.audio!.table.count >= 187, String(whole.audio!.table.count));
   });
 
+  it('never holds an mdat: cut anywhere, what it waits with is less than the largest sample', () => {
+    const stream = Buffer.concat([init, ...segments]);
+    const whole = readAll([stream]);
+    let largest = 0;
+    for (const t of [whole.video!, whole.audio!])
+      for (let i = 0; i < t.table.count; i++) largest = Math.max(largest, t.table.sizes.at(i));
+    const moofs = stream.toString('latin1').split('moof').length - 1;
+    assert.ok(moofs >= 2);
+    const r = new Fmp4Reader({ video: true, audio: true });
+    let most = 0;
+    for (const c of cut(stream, 3000)) {
+      r.push(c);
+      most = Math.max(most, r.held);
+    }
+    assert.ok(most < Math.max(largest, 3000), `held ${most} bytes, the largest sample is ${largest}`);
+  });
+
   it('skips styp, sidx, prft, emsg and free boxes between fragments', () => {
     const plain = readAll([init, ...segments]);
     const extra = [

@@ -98,7 +98,7 @@ export class NativeMerger {
     const on = { video: (p: Pes) => this.video?.add(p), audio: (p: Pes) => this.sound?.add(p) };
     const sinks = tracks.map((want) => {
       if (fmp4) {
-        const reader = new Fmp4Reader(want);
+        const reader = new Fmp4Reader(want, this.slabs);
         this.readers.push(reader);
         return this.sink((chunks) => reader.write(chunks));
       }
