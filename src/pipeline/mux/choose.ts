@@ -35,10 +35,12 @@ export function firstBytes() {
     /** `fetch` says what the buffers are; without it (a resumed track's replay) they count as media. */
     see(buffers: readonly Buffer[], fetch?: { pieces: readonly { kind: string }[] } | null) {
       if (seen) return;
-      // Copies: the track reuses its buffers once they are written.
+      // Copies: the track reuses its buffers once they are written. No more than the limit: a 128 MB
+      // first segment copied (and joined) whole held the event loop for a tenth of a second.
       for (const b of buffers) {
-        kept.push(Buffer.from(b));
-        size += b.length;
+        if (size >= HEAD_LIMIT) break;
+        kept.push(Buffer.from(b.subarray(0, HEAD_LIMIT - size)));
+        size += Math.min(b.length, HEAD_LIMIT - size);
       }
       if (!fetch || fetch.pieces.some((p) => p.kind === 'segment') || size >= HEAD_LIMIT) done();
     },
