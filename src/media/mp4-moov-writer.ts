@@ -7,7 +7,7 @@
 import { type FileTags, udtaBox } from './file-tags.js';
 import { packLanguage } from './language.js';
 import { box, type Container, container, fullBox, u32be, u64be, versioned } from './mp4-box-writer.js';
-import { type AudioEntry, avc1, mp4aFor, type VideoEntry } from './mp4-sample-entries.js';
+import { type AudioEntry, avc1, mp4aFor, type VerbatimEntry, type VideoEntry } from './mp4-sample-entries.js';
 import type { SampleTable } from './mp4-sample-table.js';
 
 const MATRIX = u32be(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
@@ -15,7 +15,7 @@ const MATRIX = u32be(0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000);
 export interface TrackBuild {
   id: number;
   timescale: number;
-  entry: VideoEntry | AudioEntry;
+  entry: VideoEntry | AudioEntry | VerbatimEntry;
   table: SampleTable;
   /** Track ticks from the first sample's decode time to the first presented instant. */
   mediaStart: number;
@@ -51,12 +51,20 @@ function pairsBox(type: string, version: number, pairs: number[]): Buffer {
   return fullBox(type, version, 0, b);
 }
 
+const isVideo = (t: TrackBuild) => t.entry.kind === 'video' || (t.entry.kind === 'verbatim' && t.entry.video);
+
 function stbl(t: TrackBuild, chunkBase: number): Container {
   const s = t.table;
   const n = s.count;
   const parts: Buffer[] = [];
   const durations = s.durationRuns();
-  const entry = t.entry.kind === 'video' ? avc1(t.entry) : mp4aFor(t.entry, t.id, s, durations, t.timescale);
+  const e = t.entry;
+  const entry =
+    e.kind === 'video'
+      ? avc1(e)
+      : e.kind === 'verbatim'
+        ? e.box
+        : mp4aFor(e, t.id, s, durations, t.timescale);
   parts.push(fullBox('stsd', 0, 0, u32be(1), entry));
   parts.push(pairsBox('stts', 0, durations));
   const cts = s.cts;
@@ -72,7 +80,7 @@ function stbl(t: TrackBuild, chunkBase: number): Container {
     );
   }
   const syncs = s.syncs.length;
-  if (t.entry.kind === 'video' && syncs < n) {
+  if (isVideo(t) && syncs < n) {
     const stss = Buffer.alloc(4 + syncs * 4);
     stss.writeUInt32BE(syncs);
     for (let k = 0; k < syncs; k++) stss.writeUInt32BE(s.syncs.at(k), 4 + k * 4);
@@ -125,9 +133,11 @@ function trak(t: TrackBuild, chunkBase: number): Container {
   const times = movieTimes(t);
   const shownMovie = times.shown;
   const e = t.entry;
-  const video = e.kind === 'video';
-  const width = e.kind === 'video' ? Math.round((e.width * e.sarWidth) / e.sarHeight) : 0;
-  const height = e.kind === 'video' ? e.height : 0;
+  const video = isVideo(t);
+  // tkhd's size is 16.16 fixed point; a verbatim entry brings the init segment's as it was.
+  const width = e.kind === 'video' ? Math.round((e.width * e.sarWidth) / e.sarHeight) * 0x10000 : 0;
+  const height = e.kind === 'video' ? e.height * 0x10000 : 0;
+  const size = e.kind === 'verbatim' ? [e.width, e.height] : [width, height];
 
   const dur = versioned([times.total]);
   const tkhdBody = Buffer.concat([
@@ -137,7 +147,7 @@ function trak(t: TrackBuild, chunkBase: number): Container {
     u32be(0, 0),
     Buffer.from([0, 0, 0, video ? 0 : 1, video ? 0 : 1, 0, 0, 0]), // layer, alternate_group, volume, reserved
     MATRIX,
-    u32be(width * 0x10000, height * 0x10000),
+    u32be(size[0]!, size[1]!),
   ]);
   const tkhd = fullBox('tkhd', dur.version, 3, tkhdBody);
 

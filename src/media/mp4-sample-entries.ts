@@ -23,6 +23,18 @@ export interface AudioEntry {
   asc: Buffer;
 }
 
+/**
+ * A sample entry copied as it is from an fMP4 init segment (fmp4-init.ts), with the tkhd size that
+ * came with it (16.16 fixed point): the codec's own boxes (hvcC, dac3, dOps, ...) need no knowing.
+ */
+export interface VerbatimEntry {
+  kind: 'verbatim';
+  video: boolean;
+  box: Buffer;
+  width: number;
+  height: number;
+}
+
 export function avc1(e: VideoEntry): Buffer {
   const body = Buffer.alloc(78);
   body.writeUInt16BE(1, 6); // data_reference_index

@@ -78,6 +78,18 @@ export class SampleTable {
     this.bytes += size;
   }
 
+  /**
+   * Adds `delta` to every composition offset: a track whose offsets go negative (trun version 1)
+   * has its decode times moved earlier instead, as ffmpeg's mov demuxer does (its dts_shift).
+   */
+  shiftCts(delta: number): void {
+    const old = this.cts;
+    if (!old || delta === 0) return;
+    const shifted = new Column(i32);
+    for (let i = 0; i < this.count; i++) shifted.push(old.at(i) + delta);
+    this.cts = shifted;
+  }
+
   /** Samples [first, count) were written contiguously at `offset`. */
   addChunk(offset: number, samples: number): void {
     if (samples > 0) {

@@ -71,3 +71,25 @@ function repeats(prev: Buffer, b: Buffer, k: number): boolean {
   if (k >= PACKET) return b.compare(b, k - PACKET, k, k, k + PACKET) === 0;
   return prev.compare(b, k, k + PACKET) === 0;
 }
+
+export function sumDamage(all: readonly TransportDamage[]): TransportDamage {
+  const total: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
+  for (const d of all) {
+    total.lost += d.lost;
+    total.errors += d.errors;
+    total.duplicates += d.duplicates;
+    total.short += d.short;
+  }
+  return total;
+}
+
+/** What transport damage cost the tracks, in words for the result's warnings; null when no frame was lost. */
+export function damageNote(total: TransportDamage, video: number, audio: number): string | null {
+  if (video + audio === 0) return null;
+  const what = [
+    total.lost > 0 ? `${total.lost} lost` : '',
+    total.errors > 0 ? `${total.errors} with transport errors` : '',
+    total.short > 0 ? `${total.short} cut short` : '',
+  ].filter(Boolean);
+  return `MPEG-TS packets damaged in transport (${what.join(', ') || 'damaged'}): ${video} video and ${audio} audio frames left out`;
+}

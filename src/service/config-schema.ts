@@ -105,7 +105,7 @@ export const ConfigSchema = Type.Object(
     native_remux: Type.Boolean({
       default: true,
       description:
-        'Remux H.264/AAC MPEG-TS streams to MP4 in-process while they download (no ffmpeg process); other streams, and false, use ffmpeg.',
+        'Remux H.264/AAC MPEG-TS and fMP4 (any codec) streams to MP4 in-process while they download (no ffmpeg process); other streams, and false, use ffmpeg.',
     }),
     clean_jobs_after_days: Type.Number({
       minimum: 0,

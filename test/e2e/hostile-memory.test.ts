@@ -269,7 +269,7 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
     assert.ok(origin.requests.some((r) => r.path === '/range/all.ts' && r.status === 200));
   });
 
-  it('downloads fMP4 segments padded to 128 MB through the ffmpeg merge, with the same bound', async (t) => {
+  it('downloads fMP4 segments padded to 128 MB through the in-process remux, with the same bound', async (t) => {
     const { job } = await measured(t, { url: `${origin.url}/fmp4/index.m3u8` });
     assert.equal(
       await decodedVideoHash(job.result!.output_path),

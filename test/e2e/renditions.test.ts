@@ -1,9 +1,9 @@
 /**
  * Renditions that start at different times, and playlists whose EXTINF misstate the media: jobs
  * through the service against `ffmpeg -i <the same playlist URL> -c copy`, compared for packets, seek
- * points and the A/V offset. Both remux paths are covered: the in-process one (H.264/AAC MPEG-TS) and
- * ffmpeg's (fMP4, HEVC, packed audio with ID3 timestamps), where each track is a separate input that
- * ffmpeg would start at 0 were it not told where it starts.
+ * points and the A/V offset. Both remux paths are covered: the in-process one (H.264/AAC MPEG-TS, and
+ * fMP4 of any codec) and ffmpeg's (TS and fMP4 mixed, HEVC in TS, packed audio with ID3 timestamps),
+ * where each track is a separate input that ffmpeg would start at 0 were it not told where it starts.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -79,15 +79,27 @@ describe('renditions that start at different times keep the A/V offset ffmpeg ke
       offset: -2,
     },
     {
-      name: 'fMP4 video and fMP4 audio, aligned (ffmpeg)',
+      name: 'fMP4 video and fMP4 audio, aligned (in-process remux)',
       o: { video: 'h264', videoContainer: 'fmp4', audio: 'fmp4', videoStart: 0, audioStart: 0 },
-      viaFfmpeg: true,
+      viaFfmpeg: false,
       offset: 0,
     },
     {
-      name: 'fMP4 audio rendition starting 2 s after the fMP4 video (ffmpeg)',
+      name: 'fMP4 audio rendition starting 2 s after the fMP4 video (in-process remux)',
       o: { video: 'h264', videoContainer: 'fmp4', audio: 'fmp4', videoStart: 0, audioStart: 2 },
-      viaFfmpeg: true,
+      viaFfmpeg: false,
+      offset: 2,
+    },
+    {
+      name: 'fMP4 video rendition starting 2 s after the fMP4 audio (in-process remux)',
+      o: { video: 'h264', videoContainer: 'fmp4', audio: 'fmp4', videoStart: 2, audioStart: 0 },
+      viaFfmpeg: false,
+      offset: -2,
+    },
+    {
+      name: 'HEVC fMP4 video with an fMP4 audio rendition starting 2 s later (in-process remux)',
+      o: { video: 'hevc', videoContainer: 'fmp4', audio: 'fmp4', videoStart: 0, audioStart: 2 },
+      viaFfmpeg: false,
       offset: 2,
     },
     {

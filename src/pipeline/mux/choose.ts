@@ -1,8 +1,11 @@
 /**
  * Which merger muxes a job's tracks while they download: the in-process remux (in-process.ts) when every
- * track is H.264/AAC MPEG-TS, ffmpeg otherwise. Decided from each track's first bytes, before any
+ * track is H.264/AAC MPEG-TS, or every track fMP4 (any codec: its sample entry is copied), ffmpeg
+ * otherwise. Decided from each track's first bytes, before any
  * byte is muxed, so a stream ffmpeg must take costs nothing extra.
  */
+
+import { fmp4Refusal, looksFmp4 } from '../../media/fmp4-reader.js';
 import type { Logger } from '../../service/log.js';
 import { deferred } from '../deferred.js';
 import { Merger } from './ffmpeg-pipe.js';
@@ -32,10 +35,12 @@ export function firstBytes() {
     /** `fetch` says what the buffers are; without it (a resumed track's replay) they count as media. */
     see(buffers: readonly Buffer[], fetch?: { pieces: readonly { kind: string }[] } | null) {
       if (seen) return;
-      // Copies: the track reuses its buffers once they are written.
+      // Copies: the track reuses its buffers once they are written. No more than the limit: a 128 MB
+      // first segment copied (and joined) whole held the event loop for a tenth of a second.
       for (const b of buffers) {
-        kept.push(Buffer.from(b));
-        size += b.length;
+        if (size >= HEAD_LIMIT) break;
+        kept.push(Buffer.from(b.subarray(0, HEAD_LIMIT - size)));
+        size += Math.min(b.length, HEAD_LIMIT - size);
       }
       if (!fetch || fetch.pieces.some((p) => p.kind === 'segment') || size >= HEAD_LIMIT) done();
     },
@@ -60,12 +65,15 @@ export interface OpenMergerOptions extends Omit<MergerOptions, 'offsets'> {
 export async function openMerger(o: OpenMergerOptions): Promise<TrackMerger> {
   if (o.native) {
     const [main, audio] = await Promise.all(o.heads);
+    const fmp4 = main ? looksFmp4(main) : false;
+    const refusal = fmp4 ? fmp4Refusal : nativeRefusal;
     const reason =
-      nativeRefusal(main ?? null, { video: !o.audioOnly, audio: !o.separateAudio }) ??
-      (o.separateAudio ? nativeRefusal(audio ?? null, { video: false, audio: true }) : null);
+      refusal(main ?? null, { video: !o.audioOnly, audio: !o.separateAudio }) ??
+      (o.separateAudio && audio && looksFmp4(audio) !== fmp4 ? 'MPEG-TS and fMP4 tracks together' : null) ??
+      (o.separateAudio ? refusal(audio ?? null, { video: false, audio: true }) : null);
     if (reason === null) {
-      o.log.debug('remuxing in-process');
-      return new NativeMerger(o);
+      o.log.debug({ format: fmp4 ? 'fmp4' : 'ts' }, 'remuxing in-process');
+      return new NativeMerger({ ...o, format: fmp4 ? 'fmp4' : 'ts' });
     }
     o.log.info({ reason }, 'remuxing with ffmpeg: the in-process remux does not take this stream');
   }

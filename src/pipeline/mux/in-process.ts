@@ -1,9 +1,9 @@
 /**
- * The MP4 remux of H.264/AAC MPEG-TS tracks done in this process, instead of by an ffmpeg process:
- * segments are demuxed as they arrive and their frames appended to the file's mdat in one sequential
- * write, the sample tables kept in typed arrays; at the end the moov goes into the space reserved in
- * front (or, when that is too small, in front of a copy). It produces what `ffmpeg -c copy` would,
- * sample for sample, at a fraction of the CPU and without ffmpeg's ~60 MB process.
+ * The MP4 remux of H.264/AAC MPEG-TS tracks, or of fMP4 tracks (media/fmp4-reader.ts), done in this
+ * process instead of by an ffmpeg process: segments are demuxed as they arrive and their frames
+ * appended to the file's mdat in one sequential write, the sample tables kept in typed arrays; at the
+ * end the moov goes into the space reserved in front (or, when that is too small, in front of a
+ * copy). It produces what `ffmpeg -c copy` would, sample for sample, at a fraction of the CPU.
  *
  * Streams it does not handle it refuses up front (nativeRefusal, from the first bytes) or, when
  * something changes midway (a new SPS, a new program map, timestamps running backwards), declines at
@@ -14,13 +14,16 @@ import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { AudioTrack } from '../../media/audio-track.js';
 import type { FileTags } from '../../media/file-tags.js';
+import { Fmp4Reader } from '../../media/fmp4-reader.js';
+import type { Fmp4Track } from '../../media/fmp4-track.js';
 import { iso639_2 } from '../../media/language.js';
 import { freeHeader, ftyp, MDAT_HEADER, mdatHeader } from '../../media/mp4-box-writer.js';
 import { buildMoov, type TrackBuild } from '../../media/mp4-moov-writer.js';
 import { Slabs } from '../../media/sample-slabs.js';
 import { Timeline } from '../../media/track-timeline.js';
-import type { TransportDamage } from '../../media/ts-continuity.js';
+import { damageNote, sumDamage, type TransportDamage } from '../../media/ts-continuity.js';
 import { TsDemuxer } from '../../media/ts-demuxer.js';
+import type { Pes } from '../../media/ts-pes-parser.js';
 import { VideoTrack } from '../../media/video-track.js';
 import { GabeError } from '../../service/errors.js';
 import type { TrackSink } from './sink.js';
@@ -31,6 +34,8 @@ export class NativeDeclined extends Error {
 }
 
 export interface NativeMergerOptions {
+  /** What the tracks are: MPEG-TS (the default) or fMP4, init segment and fragments. */
+  format?: 'ts' | 'fmp4';
   separateAudio: boolean;
   audioOnly?: boolean;
   output: string;
@@ -70,6 +75,7 @@ export class NativeMerger {
   private readonly video: VideoTrack | null;
   private readonly sound: AudioTrack | null;
   private readonly demuxers: TsDemuxer[] = [];
+  private readonly readers: Fmp4Reader[] = [];
   private readonly slabs = new Slabs();
   private declined: string | null = null;
   /** What the finished file should be read with (job result and log): damage, odd offsets. */
@@ -88,28 +94,30 @@ export class NativeMerger {
       this.declined ??= why;
     };
     const wantVideo = !options.audioOnly;
+    const fmp4 = options.format === 'fmp4';
     const timeline = new Timeline();
-    this.video = wantVideo ? new VideoTrack(decline, this.slabs, timeline) : null;
-    this.sound = new AudioTrack(decline, this.slabs, timeline);
-    const mainDemuxer = new TsDemuxer(
-      {
-        video: (pes) => this.video?.add(pes),
-        audio: (pes) => this.sound?.add(pes),
-      },
-      { video: wantVideo, audio: !options.separateAudio },
-    );
-    this.demuxers.push(mainDemuxer);
-    this.main = this.sink(mainDemuxer);
-    if (options.separateAudio) {
-      const audioDemuxer = new TsDemuxer(
-        { audio: (pes) => this.sound?.add(pes) },
-        { video: false, audio: true },
-      );
-      this.demuxers.push(audioDemuxer);
-      this.audio = this.sink(audioDemuxer);
-    } else {
-      this.audio = null;
-    }
+    this.video = wantVideo && !fmp4 ? new VideoTrack(decline, this.slabs, timeline) : null;
+    this.sound = fmp4 ? null : new AudioTrack(decline, this.slabs, timeline);
+    const tracks = [{ video: wantVideo, audio: !options.separateAudio }];
+    if (options.separateAudio) tracks.push({ video: false, audio: true });
+    const on = { video: (p: Pes) => this.video?.add(p), audio: (p: Pes) => this.sound?.add(p) };
+    const sinks = tracks.map((want) => {
+      if (fmp4) {
+        const reader = new Fmp4Reader(want, this.slabs);
+        this.readers.push(reader);
+        return this.sink((chunks) => reader.write(chunks));
+      }
+      const demuxer = new TsDemuxer(on, want);
+      this.demuxers.push(demuxer);
+      return this.sink((chunks) => {
+        // One write is one fetch: a segment whose continuity counters start afresh is no loss.
+        demuxer.boundary();
+        for (const c of chunks) demuxer.push(c);
+        return demuxer.unsupported;
+      });
+    });
+    this.main = sinks[0]!;
+    this.audio = sinks[1] ?? null;
     const reserve = (options.moovReserve ?? 0) >= 8 ? options.moovReserve! : 0;
     const type = ftyp();
     this.dataStart = type.length + reserve + MDAT_HEADER;
@@ -124,21 +132,33 @@ export class NativeMerger {
     this.tail.catch(() => {});
   }
 
-  private sink(demuxer: TsDemuxer): TrackSink {
+  /** A track's sink: `feed` takes a write's chunks and says why the remux cannot go on, if so. */
+  private sink(feed: (chunks: readonly Buffer[]) => string | null): TrackSink {
     return {
       write: async (chunks) => {
         if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
-        // The demuxer copies what it keeps: the caller may reuse the chunks once this resolves.
+        // The demuxers copy what they keep: the caller may reuse the chunks once this resolves.
         if (this.declined) return true;
-        // One write is one fetch: a segment whose continuity counters start afresh is no loss.
-        demuxer.boundary();
-        for (const c of chunks) demuxer.push(c);
-        if (demuxer.unsupported) this.declined ??= demuxer.unsupported;
+        // Not `declined ??= feed()`: that reads `declined` before the tracks' own declines in feed().
+        const why = feed(chunks);
+        this.declined ??= why;
         if (this.declined) return true;
         await this.flush();
         return true;
       },
     };
+  }
+
+  /** The tracks of the MP4, in order: video first. */
+  private tracks(): (VideoTrack | AudioTrack | Fmp4Track)[] {
+    const main = this.readers[0];
+    return [main ? main.video : this.video, this.audioTrack()].filter((t) => t !== null);
+  }
+
+  /** The audio track: the MPEG-TS one, or that of the fMP4 audio rendition, else of the main fMP4. */
+  private audioTrack(): AudioTrack | Fmp4Track | null {
+    const [main, audio] = this.readers;
+    return main ? (audio ?? main).audio : this.sound;
   }
 
   /** Appends what the tracks have ready, one chunk per track, in one writev. */
@@ -147,8 +167,8 @@ export class NativeMerger {
     this.video?.detach();
     const iov: Buffer[] = [];
     const at = this.dataStart + this.written;
-    for (const t of [this.video, this.sound]) {
-      if (!t || t.pending.samples === 0) continue;
+    for (const t of this.tracks()) {
+      if (t.pending.samples === 0) continue;
       t.table.addChunk(this.written, t.pending.samples);
       for (const b of t.pending.buffers) {
         // Frames copied back to back into a slab go out as one piece.
@@ -177,6 +197,10 @@ export class NativeMerger {
   async finish(): Promise<void> {
     if (this.closed) throw new GabeError('CANCELLED', 'the merge was stopped');
     for (const d of this.demuxers) d.end();
+    for (const r of this.readers) {
+      r.end();
+      this.declined ??= r.unsupported;
+    }
     this.video?.end();
     if (!this.declined) await this.flush();
     await this.tail;
@@ -204,9 +228,8 @@ export class NativeMerger {
   }
 
   private builds(): TrackBuild[] {
-    const starts: number[] = [];
-    if (this.video && this.video.table.count > 0) starts.push(this.video.firstPts);
-    if (this.sound && this.sound.table.count > 0) starts.push(this.sound.start90);
+    const tracks = this.tracks().filter((t) => t.table.count > 0);
+    const starts = tracks.map((t) => (t instanceof VideoTrack ? t.firstPts : t.start90));
     if (starts.length === 0) {
       this.declined = 'no frames in the tracks';
       return [];
@@ -222,14 +245,13 @@ export class NativeMerger {
       );
     }
     const out: TrackBuild[] = [];
-    for (const t of [this.video, this.sound]) {
-      if (!t || t.table.count === 0) continue;
+    for (const t of tracks) {
       const built = t.build(out.length + 1, origin);
       if (typeof built === 'string') {
         this.declined = built;
         return [];
       }
-      if (t === this.sound && this.options.audioLanguage)
+      if (t === this.audioTrack() && this.options.audioLanguage)
         built.language = iso639_2(this.options.audioLanguage);
       out.push(built);
     }
@@ -240,23 +262,11 @@ export class NativeMerger {
 
   /** What transport damage cost the tracks, in words, or null when there was none. */
   private damageNote(): string | null {
-    const total: TransportDamage = { lost: 0, errors: 0, duplicates: 0, short: 0 };
-    for (const d of this.demuxers) {
-      total.lost += d.damage.lost;
-      total.errors += d.damage.errors;
-      total.duplicates += d.damage.duplicates;
-      total.short += d.damage.short;
-    }
+    const total = sumDamage(this.demuxers.map((d) => d.damage));
     const video = this.video?.dropped ?? 0;
     const audio = this.sound?.dropped ?? 0;
     this.damage = { ...total, droppedVideo: video, droppedAudio: audio };
-    if (video + audio === 0) return null;
-    const what = [
-      total.lost > 0 ? `${total.lost} lost` : '',
-      total.errors > 0 ? `${total.errors} with transport errors` : '',
-      total.short > 0 ? `${total.short} cut short` : '',
-    ].filter(Boolean);
-    return `MPEG-TS packets damaged in transport (${what.join(', ') || 'damaged'}): ${video} video and ${audio} audio frames left out`;
+    return damageNote(total, video, audio);
   }
 
   private async relocate(tracks: TrackBuild[], typeSize: number): Promise<void> {
