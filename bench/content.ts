@@ -264,3 +264,42 @@ export async function ensureDash(
   writeFileSync(metaFile, JSON.stringify({ recipe: RECIPE, ...content }, null, 2));
   return content;
 }
+
+/**
+ * SHA-256 of a file's mdat payload(s): the media bytes, whatever the moov says about them. Gabe's MP4
+ * download writes the job's title and source into the moov, so its file is compared with the
+ * source on this, plus the duration.
+ */
+export async function mdatSha256(file: string): Promise<string | null> {
+  const { open } = await import('node:fs/promises');
+  const fh = await open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const h = createHash('sha256');
+    let found = false;
+    const head = Buffer.alloc(16);
+    for (let at = 0; at + 8 <= size; ) {
+      await fh.read(head, 0, 16, at);
+      let len = head.readUInt32BE(0);
+      let hdr = 8;
+      if (len === 1) {
+        len = Number(head.readBigUInt64BE(8));
+        hdr = 16;
+      } else if (len === 0) len = size - at;
+      if (len < hdr) return null;
+      if (head.toString('latin1', 4, 8) === 'mdat') {
+        found = true;
+        await new Promise<void>((resolve, reject) => {
+          createReadStream(file, { start: at + hdr, end: at + len - 1, highWaterMark: 1024 * 1024 })
+            .on('data', (d) => h.update(d))
+            .once('error', reject)
+            .once('end', () => resolve());
+        });
+      }
+      at += len;
+    }
+    return found ? h.digest('hex') : null;
+  } finally {
+    await fh.close();
+  }
+}

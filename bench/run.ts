@@ -20,6 +20,7 @@ import {
   ensureMp4,
   type HlsContent,
   type Mp4Content,
+  mdatSha256,
   sha256File,
 } from './content.js';
 import {
@@ -123,6 +124,7 @@ async function verify(
   file: string | null,
   expectedDuration: number,
   sha256: string | null,
+  mediaOf: string | null = null,
 ): Promise<{ verified: boolean; note: string }> {
   if (!file || !existsSync(file)) return { verified: false, note: 'no output file' };
   const d = probeDuration(file);
@@ -134,6 +136,12 @@ async function verify(
     const got = await sha256File(file);
     if (got !== sha256) return { verified: false, note: 'output differs from the source bytes' };
     return { verified: true, note: `${d.toFixed(2)} s, byte-identical` };
+  }
+  if (mediaOf) {
+    const [got, want] = await Promise.all([mdatSha256(file), mdatSha256(mediaOf)]);
+    if (!got || got !== want)
+      return { verified: false, note: "output's media bytes differ from the source's" };
+    return { verified: true, note: `${d.toFixed(2)} s, media byte-identical` };
   }
   return { verified: true, note: `${d.toFixed(2)} s` };
 }
@@ -263,7 +271,12 @@ async function runOne(
   }
   const originStats = await origin.stats(true);
   const v = m.ok
-    ? await verify(produced, t.durationS, tool.identical ? t.sha256 : null)
+    ? await verify(
+        produced,
+        t.durationS,
+        tool.identical ? t.sha256 : null,
+        tool.sameMedia ? path.join(CACHE, new URL(t.url).pathname.slice(1)) : null,
+      )
     : { verified: false, note: 'run failed' };
   rmSync(dir, { recursive: true, force: true });
   const sample: Sample = {

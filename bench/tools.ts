@@ -35,6 +35,8 @@ export interface Tool {
   mode: 'command' | 'api';
   /** Checked byte for byte against the source (MP4 downloaders that must not touch the bytes). */
   identical: boolean;
+  /** Checked against the source's media bytes (mdat): Gabe writes its title and source into the moov. */
+  sameMedia?: boolean;
   invoke?(ctx: ToolContext): Invocation;
 }
 
@@ -143,10 +145,19 @@ export const TOOLS: readonly Tool[] = [
     kind: 'mp4',
     binary: null,
     mode: 'command',
-    identical: true,
+    identical: false,
+    sameMedia: true,
     invoke: gabeCli,
   },
-  { id: 'gabe-api-mp4', label: 'gabe API', kind: 'mp4', binary: null, mode: 'api', identical: true },
+  {
+    id: 'gabe-api-mp4',
+    label: 'gabe API',
+    kind: 'mp4',
+    binary: null,
+    mode: 'api',
+    identical: false,
+    sameMedia: true,
+  },
   {
     id: 'curl',
     label: 'curl',

@@ -12,9 +12,25 @@ export interface FileTags {
   comment: string | null;
 }
 
-/** The tags of a job's file: its name, and its URL as the API shows it (`***:***@` for credentials). */
+/**
+ * The tags of a job's file: its name, and where it came from. The URL loses its query and fragment:
+ * signed CDN URLs carry their tokens there (`?token=`, CloudFront's `Signature=`, S3's
+ * `X-Amz-Signature=`), and a file is shared far more widely than the job that made it.
+ */
 export function fileTags(videoName: string, url: string): FileTags {
-  return { title: videoName || null, comment: url ? redactCredentials(url) : null };
+  return { title: videoName || null, comment: url ? sourceOf(url) : null };
+}
+
+/** The URL without query or fragment, credentials masked (`***:***@`) as the API shows them. */
+export function sourceOf(url: string): string {
+  try {
+    const u = new URL(url);
+    u.search = '';
+    u.hash = '';
+    return redactCredentials(u.toString());
+  } catch {
+    return redactCredentials(url.replace(/[?#].*$/s, ''));
+  }
 }
 
 /** ffmpeg output options writing the tags (global metadata: ©nam/©cmt in MP4, TITLE/COMMENT in mkv). */

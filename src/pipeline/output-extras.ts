@@ -8,9 +8,15 @@ import { copyFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { matroskaArgs, posterArgs, posterTime } from '../media/ffmpeg/output-args.js';
 import { runTool } from '../media/ffmpeg/run.js';
-import { fileTags } from '../media/file-tags.js';
+import { type FileTags, fileTags } from '../media/file-tags.js';
 import { isGabeError } from '../service/errors.js';
 import type { DownloadContext } from './context.js';
+
+/** The job's title and source for its file; none with config `tag_files: false`. */
+export function jobTags(ctx: Pick<DownloadContext, 'job' | 'config'>): FileTags {
+  if (!ctx.config.tag_files) return { title: null, comment: null };
+  return fileTags(ctx.job.video_name, ctx.job.request.url);
+}
 
 export interface OutputInput {
   /** The finished MP4 in the job's folder. */
@@ -57,7 +63,7 @@ export async function finishOutput(ctx: DownloadContext, o: OutputInput): Promis
     return { file: o.file, ext: o.ext, container: o.container, poster, warnings };
   const ext = o.audioOnly ? '.mka' : '.mkv';
   const out = path.join(ctx.tempDir, `output${ext}`);
-  await runTool(ctx.ffmpeg.ffmpeg, matroskaArgs(o.file, out, fileTags(ctx.job.video_name, request.url)), {
+  await runTool(ctx.ffmpeg.ffmpeg, matroskaArgs(o.file, out, jobTags(ctx)), {
     signal: ctx.signal,
   });
   await rm(o.file, { force: true });

@@ -107,6 +107,11 @@ export const ConfigSchema = Type.Object(
       description:
         'Remux H.264/AAC MPEG-TS and fMP4 (any codec) streams to MP4 in-process while they download (no ffmpeg process); other streams, and false, use ffmpeg.',
     }),
+    tag_files: Type.Boolean({
+      default: true,
+      description:
+        "Write the job's video_name (title) and source URL (without query string, credentials masked) into each file; false keeps an MP4 job's file byte-identical to the origin's.",
+    }),
     clean_jobs_after_days: Type.Number({
       minimum: 0,
       default: 7,

@@ -60,6 +60,11 @@ describe('title and source tags', () => {
       comment: 'https://***:***@h.example/v.mp4',
     });
     assert.deepEqual(metadataArgs(fileTags('', 'https://h/v')), ['-metadata', 'comment=https://h/v']);
+    // Signed URLs' tokens live in the query: they stay out of the file.
+    assert.equal(
+      fileTags('x', 'https://u:p@cdn.example/v/a.m3u8?token=SECRET&Expires=1#t=2').comment,
+      'https://***:***@cdn.example/v/a.m3u8',
+    );
   });
 
   it('builds udta/meta(hdlr mdir)/ilst with ©nam and ©cmt as UTF-8 data', () => {

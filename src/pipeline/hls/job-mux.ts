@@ -7,7 +7,7 @@ import path from 'node:path';
 import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
-import { type FileTags, fileTags } from '../../media/file-tags.js';
+import type { FileTags } from '../../media/file-tags.js';
 import { MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
@@ -15,6 +15,7 @@ import { firstBytes, openMerger } from '../mux/choose.js';
 import { deferredSink, originWatcher } from '../mux/deferred-start.js';
 import { NativeDeclined } from '../mux/in-process.js';
 import type { TrackMerger, TrackSink } from '../mux/sink.js';
+import { jobTags } from '../output-extras.js';
 import type { TrackJob } from './job-plan.js';
 import { trackInput } from './output-checks.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
@@ -60,7 +61,7 @@ export class JobMux {
 
   constructor(private readonly o: JobMuxOptions) {
     this.output = path.join(o.ctx.tempDir, 'merged.mp4');
-    this.tags = fileTags(o.ctx.job.video_name, o.ctx.job.request.url);
+    this.tags = jobTags(o.ctx);
     this.watcher = originWatcher(() => o.main.plan.fmp4);
     if (o.subtitleTracks.length === 0) this.watcher.finish(null);
     this.heads = [o.main, o.audio].filter((t) => t !== null).map(() => firstBytes());

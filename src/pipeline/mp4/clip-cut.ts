@@ -5,9 +5,10 @@
  */
 import type { ClipRange } from '../../jobs/clip-range.js';
 import { runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
-import { type FileTags, fileTags, metadataArgs } from '../../media/file-tags.js';
+import { type FileTags, metadataArgs } from '../../media/file-tags.js';
 import { GabeError, isGabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
+import { jobTags } from '../output-extras.js';
 
 /**
  * ffmpeg's arguments for the clip of `input` into the MP4 `output`: every stream (`-map 0`), or with
@@ -42,7 +43,7 @@ export async function cutClip(
 ): Promise<string | null> {
   ctx.log.info({ start: clip.start, end: clip.end }, 'cutting the clip');
   // The clip is a new file: it takes the job's title and source as every output does.
-  const tags = fileTags(ctx.job.video_name, ctx.job.request.url);
+  const tags = jobTags(ctx);
   const cut = (avOnly: boolean) =>
     runTool(ctx.ffmpeg.ffmpeg, clipArgs(input, output, clip, avOnly, tags), { signal: ctx.signal });
   try {

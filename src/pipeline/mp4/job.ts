@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type ClipRange, clipRange } from '../../jobs/clip-range.js';
 import type { JobResult } from '../../jobs/types.js';
 import { ffprobe, type ProbeResult, runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
-import { fileTags, metadataArgs } from '../../media/file-tags.js';
+import { metadataArgs } from '../../media/file-tags.js';
 import { probeIsoBmff } from '../../media/mp4-probe.js';
 import { textKind } from '../../media/sniff.js';
 import { HttpClient } from '../../net/client.js';
@@ -14,7 +14,7 @@ import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { FileChangedError, GabeError, isGabeError } from '../../service/errors.js';
 import { publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
-import { finishOutput, publishPoster } from '../output-extras.js';
+import { finishOutput, jobTags, publishPoster } from '../output-extras.js';
 import { cutClip } from './clip-cut.js';
 import { fetchClipSource } from './clip-source.js';
 import { fetchToPart } from './fetch-file.js';
@@ -128,9 +128,10 @@ async function toMp4(
   warnings: string[],
 ): Promise<{ final: string; container: string }> {
   const { job, log, signal } = ctx;
-  const tags = fileTags(job.video_name, job.request.url);
+  const tags = jobTags(ctx);
   if (/mp4|mov/.test(probe.format.format_name)) {
-    if (job.request.container === 'mkv') return { final: part, container: 'mp4' };
+    // tag_files: false keeps the file byte for byte as the origin served it.
+    if (job.request.container === 'mkv' || !ctx.config.tag_files) return { final: part, container: 'mp4' };
     const tagged = await writeFileTags(part, tags, signal);
     log.debug({ tags: tagged.done }, 'title and source written into the file');
     if (tagged.done === 'skipped') warnings.push(`title and source not written into the file: ${tagged.why}`);
