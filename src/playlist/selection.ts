@@ -2,6 +2,7 @@
  * Variant and audio rendition selection (pure). Resolution preferences come from users (API, CLI,
  * config), so their grammar is one exported pattern that the JSON schema and the parser both use.
  */
+import { iso639_2 } from '../media/language.js';
 import { GabeError } from '../service/errors.js';
 import type { MasterPlaylist, Rendition, Resolution, Variant } from './model.js';
 
@@ -135,13 +136,21 @@ export function selectVariant(
   return apply(pool, parseResolutionPreference(source), label);
 }
 
-/** RFC 5646 tags compare case-insensitively; `en` also matches `en-US`. */
-/** RFC 5646 tags compare case-insensitively; a wanted `en` also takes `en-US` (RFC 4647 3.3.1). */
+/**
+ * RFC 5646 tags compare case-insensitively; a wanted `en` also takes `en-US` (RFC 4647 3.3.1) and
+ * the ISO 639-2 `eng`.
+ */
 export function languageMatches(tag: string | null, wanted: string): boolean {
   if (tag === null) return false;
   const t = tag.trim().toLowerCase();
   const w = wanted.trim().toLowerCase();
-  return w !== '' && (t === w || t.startsWith(`${w}-`));
+  if (w === '') return false;
+  if (t === w || t.startsWith(`${w}-`)) return true;
+  // DASH packagers (ffmpeg among them) write ISO 639-2 ("eng", "fre") where HLS has "en": a bare
+  // language asked for matches the same language in either form; a region ("pt-BR") stays exact.
+  if (w.includes('-')) return false;
+  const code = iso639_2(w);
+  return code !== 'und' && iso639_2(t) === code;
 }
 
 /**

@@ -47,8 +47,12 @@ export async function probe(file: string): Promise<Probed> {
   return JSON.parse(out.toString()) as Probed;
 }
 
-export async function submit(route: string, body: Record<string, unknown>): Promise<Job> {
-  const res = await svc.app.inject({
+export async function submit(
+  route: string,
+  body: Record<string, unknown>,
+  service: TestService = svc,
+): Promise<Job> {
+  const res = await service.app.inject({
     method: 'POST',
     url: route,
     headers: { 'content-type': 'application/json' },
@@ -56,7 +60,7 @@ export async function submit(route: string, body: Record<string, unknown>): Prom
     remoteAddress: `10.9.0.${++client}`,
   });
   assert.equal(res.statusCode, 200, res.body);
-  const job = await svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED']);
+  const job = await service.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED']);
   assert.equal(job.status, 'COMPLETED', `${job.error_code}: ${job.error}`);
   return job;
 }
@@ -133,7 +137,7 @@ describe('an HLS job writes the title, the source URL and the audio language int
     assert.equal(p.streams.find((s) => s.codec_type === 'audio')?.tags?.language, 'deu');
   });
 
-  it('fMP4 renditions through ffmpeg: title, comment and the rendition language eng', async () => {
+  it('fMP4 renditions (remuxed in-process): title, comment and the rendition language eng', async () => {
     const fx = await makeRenditions({
       video: 'h264',
       videoContainer: 'fmp4',
@@ -143,7 +147,26 @@ describe('an HLS job writes the title, the source URL and the audio language int
       seconds: 4,
     });
     const url = serve(fx.dir, path.basename(fx.master));
-    const job = await submit('/download/', { url, video_name: 'via ffmpeg' });
+    const job = await submit('/download/', { url, video_name: 'fmp4 renditions' });
+    const file = job.result!.output_path;
+    assert.equal(await writtenByFfmpeg(file), false, 'the in-process remux made it');
+    const p = await probe(file);
+    assert.equal(p.format.tags?.title, 'fmp4 renditions');
+    assert.equal(p.format.tags?.comment, url);
+    assert.equal(p.streams.find((s) => s.codec_type === 'audio')?.tags?.language, 'eng');
+  });
+  it('fMP4 renditions through ffmpeg (native_remux false): title, comment and the rendition language eng', async () => {
+    const fx = await makeRenditions({
+      video: 'h264',
+      videoContainer: 'fmp4',
+      audio: 'fmp4',
+      videoStart: 0,
+      audioStart: 0,
+      seconds: 4,
+    });
+    const url = serve(fx.dir, path.basename(fx.master));
+    const viaFfmpeg = await startTestService({ max_jobs_per_ip: 0, native_remux: false });
+    const job = await submit('/download/', { url, video_name: 'via ffmpeg' }, viaFfmpeg);
     const file = job.result!.output_path;
     assert.equal(await writtenByFfmpeg(file), true, 'ffmpeg made it');
     const p = await probe(file);

@@ -174,6 +174,21 @@ describe('selectAudioRendition', () => {
     assert.equal(selectAudioRendition(m, m.variants[0]!, 'EN')?.uri, 'en.m3u8');
   });
 
+  test('matches a two-letter language to the ISO 639-2 code DASH packagers write, and back; regions stay exact', () => {
+    const m = master(
+      audio('English', 'eng', 'en.m3u8', true),
+      audio('French', 'fre', 'fr.m3u8'),
+      audio('Portuguese', 'pt-PT', 'pt.m3u8'),
+      v('v.m3u8', 1, null, ',AUDIO="aud"'),
+    );
+    assert.equal(selectAudioRendition(m, m.variants[0]!, 'fr')?.uri, 'fr.m3u8');
+    assert.equal(selectAudioRendition(m, m.variants[0]!, 'fra')?.uri, 'fr.m3u8');
+    assert.equal(selectAudioRendition(m, m.variants[0]!, 'pt')?.uri, 'pt.m3u8');
+    // pt-BR is not pt-PT: the DEFAULT rendition, not a guess.
+    assert.equal(selectAudioRendition(m, m.variants[0]!, 'pt-BR')?.uri, 'en.m3u8');
+    assert.equal(selectAudioRendition(m, m.variants[0]!, 'xx')?.uri, 'en.m3u8');
+  });
+
   test('without a language (or with an unknown one) takes DEFAULT=YES, else the first with a URI', () => {
     const m = master(
       audio('Deutsch', 'de', 'de.m3u8'),
