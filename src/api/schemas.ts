@@ -188,6 +188,11 @@ export const JobResultSchema = Type.Object({
       },
     ),
   ),
+  source_format: Type.Optional(
+    Type.Union([Type.Literal('hls'), Type.Literal('dash')], {
+      description: 'Manifest jobs: whether the URL was an HLS playlist or an MPEG-DASH MPD.',
+    }),
+  ),
 });
 
 export const JobSchema = Type.Object({

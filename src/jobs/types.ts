@@ -87,6 +87,8 @@ export interface JobResult {
   warnings?: string[];
   /** Live recordings: why the recording ended, and segments that left the window unrecorded. */
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
+  /** Manifest jobs: an HLS playlist or an MPEG-DASH MPD (both go through the HLS pipeline). */
+  source_format?: 'hls' | 'dash';
 }
 
 export interface JobProgress {
