@@ -22,6 +22,7 @@ import { transferLimits } from '../../net/deadlines.js';
 import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, withRetry } from '../../net/retry.js';
+import { selectionOf } from '../../playlist/dash/mpd-to-hls.js';
 import { parseIv } from '../../playlist/keys.js';
 import { formatResolution } from '../../playlist/selection.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
@@ -275,6 +276,7 @@ class HlsJob {
       duration_seconds: Number.isFinite(duration) ? duration : null,
       segment_count: results[0]!.segments,
       container: audioOnly ? 'm4a' : 'mp4',
+      source_format: selectionOf(selected.main.url) ? 'dash' : 'hls',
     };
     if (mux.subtitles.length > 0) result.subtitles = await publishSidecars(outputPath, mux.subtitles);
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
