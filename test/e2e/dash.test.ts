@@ -1,0 +1,253 @@
+/**
+ * MPEG-DASH through the download pipeline: MPDs made by ffmpeg's dash muxer (every addressing mode),
+ * downloaded through the API and `gabe download`, against `ffmpeg -c copy -i <the same MPD URL>`
+ * (decoded frames and samples); resolution and audio_language choice; two periods; DRM; /probe and
+ * `gabe info`.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Job } from '../../src/jobs/types.js';
+import { gabe } from '../helpers/cli.js';
+import { type DashFixture, type DashMode, makeDash, makeDashMultiPeriod } from '../helpers/dash-fixtures.js';
+import { decodedHash, durationOf, makeTempDir, runFfmpeg, writeFixtureFile } from '../helpers/fixtures.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { tempDir } from '../helpers/tmp.js';
+
+let origin: Origin;
+let svc: TestService;
+let served = 0;
+let client = 0;
+
+before(async () => {
+  origin = await startOrigin();
+  svc = await startTestService({ max_jobs_per_ip: 0, max_retries: 1 });
+});
+after(async () => {
+  await closeAllServices();
+  await origin.close();
+});
+
+function serve(fx: { dir: string; mpdName: string }): string {
+  const prefix = `/d${served++}/`;
+  origin.serveDir(prefix, fx.dir);
+  return `${origin.url}${prefix}${fx.mpdName}`;
+}
+
+async function submit(body: Record<string, unknown>): Promise<Job> {
+  const res = await svc.app.inject({
+    method: 'POST',
+    url: '/download/',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+    remoteAddress: `10.9.0.${++client}`,
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  return svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED'], 60_000);
+}
+
+async function download(body: Record<string, unknown>): Promise<Job> {
+  const job = await submit(body);
+  assert.equal(job.status, 'COMPLETED', `${job.error_code}: ${job.error}`);
+  return job;
+}
+
+/** `ffmpeg -i MPD -map 0:v:<video> -map 0:a:<audio> -c copy`: ffmpeg lists video representations first. */
+async function reference(url: string, video = 0, audio = 0): Promise<string> {
+  const out = path.join(await makeTempDir('dash-ref'), 'ref.mp4');
+  await runFfmpeg(['-i', url, '-map', `0:v:${video}`, '-map', `0:a:${audio}`, '-c', 'copy', out]);
+  return out;
+}
+
+async function assertSameDecoded(mine: string, ref: string): Promise<void> {
+  assert.equal(await decodedHash(mine, 'v'), await decodedHash(ref, 'v'), 'decoded frames');
+  assert.equal(await decodedHash(mine, 'a'), await decodedHash(ref, 'a'), 'decoded samples');
+}
+
+/** Per-frame MD5s of the decoded video (framemd5's last column). */
+async function frameHashes(input: string): Promise<string[]> {
+  const out = await runFfmpeg([
+    '-i',
+    input,
+    '-map',
+    '0:v:0',
+    '-fps_mode',
+    'passthrough',
+    '-f',
+    'framemd5',
+    '-',
+  ]);
+  return out
+    .toString()
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .map((l) => l.split(',').at(-1)!.trim());
+}
+
+describe('a static MPD downloads to what ffmpeg -c copy makes of it', () => {
+  const modes: { mode: DashMode; what: string }[] = [
+    { mode: 'timeline', what: 'SegmentTemplate with SegmentTimeline and $Number$' },
+    { mode: 'time', what: 'SegmentTemplate with SegmentTimeline and $Time$' },
+    { mode: 'number', what: 'SegmentTemplate with @duration and $Number$' },
+    { mode: 'list', what: 'SegmentList' },
+    { mode: 'base', what: 'SegmentBase (sidx byte ranges)' },
+  ];
+  for (const { mode, what } of modes) {
+    it(`${what}: the same decoded frames and samples, source_format dash`, async () => {
+      const fx = await makeDash({ mode });
+      const url = serve(fx);
+      const job = await download({ url, video_name: `dash-${mode}` });
+      const result = job.result!;
+      assert.equal(result.source_format, 'dash');
+      assert.equal(result.resolution, '320x240');
+      await assertSameDecoded(result.output_path, await reference(url));
+      assert.ok(Math.abs((await durationOf(result.output_path)) - fx.seconds) < 0.2);
+    });
+  }
+});
+
+describe('representations are chosen like HLS variants and renditions', () => {
+  let fx: DashFixture;
+  let url: string;
+  before(async () => {
+    fx = await makeDash({ mode: 'timeline', heights: [240, 120], languages: ['eng', 'fra'] });
+    url = serve(fx);
+  });
+
+  it('resolution picks the video representation, audio_language the audio adaptation set', async () => {
+    const job = await download({ url, resolution: '160x120', audio_language: 'fra' });
+    const out = job.result!.output_path;
+    assert.equal(job.result!.resolution, '160x120');
+    const frenchRef = await reference(url, 1, 1);
+    await assertSameDecoded(out, frenchRef);
+    assert.notEqual(await decodedHash(out, 'a'), await decodedHash(await reference(url, 1, 0), 'a'));
+  });
+
+  it('without a choice: the highest bandwidth video and the first audio set', async () => {
+    const job = await download({ url });
+    assert.equal(job.result!.resolution, '320x240');
+    await assertSameDecoded(job.result!.output_path, await reference(url, 0, 0));
+  });
+
+  it('SegmentBase representations are chosen the same way', async () => {
+    const base = await makeDash({ mode: 'base', heights: [240, 120], languages: ['eng', 'fra'] });
+    const baseUrl = serve(base);
+    const job = await download({ url: baseUrl, resolution: '120p', audio_language: 'fra' });
+    assert.equal(job.result!.resolution, '160x120');
+    await assertSameDecoded(job.result!.output_path, await reference(baseUrl, 1, 1));
+  });
+});
+
+describe('two periods', () => {
+  it('are joined in order: the frames of each period, as ffmpeg -c copy of each gives them', async () => {
+    const fx = await makeDashMultiPeriod(3);
+    const url = serve(fx);
+    const job = await download({ url });
+    const mine = await frameHashes(job.result!.output_path);
+    const base = url.slice(0, -fx.mpdName.length);
+    const parts = [];
+    for (const p of fx.parts) parts.push(...(await frameHashes(await reference(`${base}${p}/out.mpd`))));
+    assert.equal(mine.length, parts.length, 'frame count');
+    assert.deepEqual(mine, parts);
+    assert.ok(Math.abs((await durationOf(job.result!.output_path)) - 6) < 0.3);
+  });
+});
+
+describe('DRM', () => {
+  it('an MPD with ContentProtection fails with GABE_ERR_DRM before any segment is fetched', async () => {
+    const fx = await makeDash({ mode: 'number' });
+    const dir = await makeTempDir('dash-drm');
+    const text = (await import('node:fs')).readFileSync(path.join(fx.dir, fx.mpdName), 'utf8');
+    const protectedMpd = text.replace(
+      /(<AdaptationSet[^>]*contentType="video"[^>]*>)/,
+      '$1<ContentProtection schemeIdUri="urn:mpeg:dash:mp4protection:2011" value="cenc"/>' +
+        '<ContentProtection schemeIdUri="urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"/>',
+    );
+    assert.notEqual(protectedMpd, text);
+    await writeFixtureFile(dir, 'drm.mpd', protectedMpd);
+    const prefix = `/drm${served++}/`;
+    origin.serveDir(prefix, dir);
+    const before = origin.countRequests(/\.m4s$/);
+    const job = await submit({ url: `${origin.url}${prefix}drm.mpd` });
+    assert.equal(job.status, 'FAILED');
+    assert.equal(job.error_code, 'GABE_ERR_DRM');
+    assert.match(job.error ?? '', /DRM-protected/);
+    assert.equal(origin.countRequests(/\.m4s$/), before, 'no segment fetched');
+  });
+});
+
+describe('/probe, gabe info and gabe download on an MPD', () => {
+  let fx: DashFixture;
+  let url: string;
+  before(async () => {
+    fx = await makeDash({ mode: 'timeline', heights: [240, 120], languages: ['eng', 'fra'] });
+    url = serve(fx);
+  });
+
+  it('/probe reports the MPD like an HLS master, with format dash', async () => {
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: '/probe',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url }),
+      remoteAddress: `10.9.1.${++client}`,
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const p = res.json();
+    assert.equal(p.kind, 'master');
+    assert.equal(p.format, 'dash');
+    assert.equal(p.live, false);
+    assert.ok(Math.abs(p.duration_seconds - fx.seconds) < 0.1);
+    assert.deepEqual(
+      p.variants.map((v: { resolution: string }) => v.resolution),
+      ['320x240', '160x120'],
+    );
+    assert.ok(p.variants.every((v: { codecs: string }) => v.codecs.startsWith('avc1')));
+    assert.deepEqual(
+      p.audio.map((a: { language: string; default: boolean }) => [a.language, a.default]),
+      [
+        ['eng', true],
+        ['fra', false],
+      ],
+    );
+    assert.equal(p.encrypted, false);
+  });
+
+  it('gabe info --json lists the representations and the audio languages, format dash', async () => {
+    const run = gabe(['info', '--json', url]);
+    assert.equal(await run.exit, 0, run.output());
+    const info = JSON.parse(run.stdout());
+    assert.equal(info.format, 'dash');
+    assert.equal(info.kind, 'master');
+    assert.equal(info.live, false);
+    assert.deepEqual(
+      info.variants.map((v: { resolution: string }) => v.resolution),
+      ['320x240', '160x120'],
+    );
+    assert.deepEqual(
+      info.renditions.map((r: { language: string }) => r.language),
+      ['eng', 'fra'],
+    );
+    const table = gabe(['info', url]);
+    assert.equal(await table.exit, 0, table.output());
+    assert.match(table.stdout(), /MPEG-DASH MPD \(static/);
+  });
+
+  it('gabe download takes an MPD URL and writes the same frames and samples as ffmpeg -c copy', async () => {
+    const out = path.join(tempDir(), 'dash.mp4');
+    const run = gabe(['download', url, '-o', out, '--resolution', '160x120', '--audio-language', 'fra']);
+    assert.equal(await run.exit, 0, run.output());
+    assert.equal(run.stdout().trim(), out);
+    await assertSameDecoded(out, await reference(url, 1, 1));
+  });
+
+  it('gabe download takes a SegmentBase MPD (sidx) the same way', async () => {
+    const base = await makeDash({ mode: 'base' });
+    const baseUrl = serve(base);
+    const out = path.join(tempDir(), 'dash-base.mp4');
+    const run = gabe(['download', baseUrl, '-o', out]);
+    assert.equal(await run.exit, 0, run.output());
+    await assertSameDecoded(out, await reference(baseUrl));
+  });
+});
