@@ -75,7 +75,8 @@ export interface AdaptationSet {
   readonly mimeType: string | null;
   readonly kind: AdaptationKind;
   readonly lang: string | null;
-  readonly roles: readonly string[];
+  /** Role@value of each Role element, in order; null for a Role without @value (it is in the file). */
+  readonly roles: readonly (string | null)[];
   readonly labels: readonly string[];
   /** Has the `http://dashif.org/guidelines/trickmode` Essential/SupplementalProperty. */
   readonly trickMode: boolean;

@@ -1,6 +1,14 @@
-/** The segments a DASH Representation addresses (pure). */
+/**
+ * The segments a DASH Representation addresses (pure): SegmentTemplate ($Number$ or SegmentTimeline),
+ * SegmentList, SegmentBase (left to the sidx) and a bare BaseURL. Times are seconds from the Period's
+ * start with presentationTimeOffset taken off; numbers are $Number$ values, stable across reloads of a
+ * live MPD, so a recorder can tell new segments from ones it has.
+ */
+import { GabeError } from '../../service/errors.js';
 import type { ByteRange } from '../model.js';
-import type { Mpd, Period, Representation } from './mpd-model.js';
+import type { Mpd, Period, Representation, SegmentInfo } from './mpd-model.js';
+import { expandTemplate } from './mpd-template.js';
+import { resolveUrl } from './mpd-values.js';
 
 export interface DashInit {
   url: string;
@@ -29,11 +37,186 @@ export type RepresentationSegments =
       periodDuration: number | null;
     };
 
+/** More segments than this in one Representation is a broken or hostile manifest, not a video. */
+export const MAX_DASH_SEGMENTS = 500_000;
+
+/** A timeline entry expanded: media time `t` and duration `d` in timescale units. */
+interface Slot {
+  t: number;
+  d: number;
+}
+
 export function representationSegments(
-  _mpd: Mpd,
-  _period: Period,
-  _rep: Representation,
-  _opts?: { nowMs?: number },
+  mpd: Mpd,
+  period: Period,
+  rep: Representation,
+  opts: { nowMs?: number } = {},
 ): RepresentationSegments {
-  throw new Error('not yet');
+  const info = rep.segmentInfo;
+  const init = initOf(rep);
+  switch (rep.addressing) {
+    case 'base':
+      return {
+        kind: 'index',
+        url: rep.baseUrl,
+        indexRange: info.indexRange,
+        init,
+        periodDuration: period.duration,
+      };
+    case 'none':
+      return {
+        kind: 'segments',
+        init: null,
+        segments: [{ url: rep.baseUrl, range: null, start: 0, duration: period.duration ?? 0, number: 1 }],
+      };
+    case 'list':
+      return { kind: 'segments', init, segments: listSegments(mpd, period, info, opts.nowMs) };
+    case 'template-timeline': {
+      const slots = timelineSlots(info, periodEnd(mpd, period, info, opts.nowMs));
+      return {
+        kind: 'segments',
+        init,
+        segments: slots.map((s, i) => templated(rep, s, info.startNumber + i)),
+      };
+    }
+    case 'template-number':
+      return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, opts.nowMs) };
+  }
+}
+
+function initOf(rep: Representation): DashInit | null {
+  const info = rep.segmentInfo;
+  if (info.initTemplate !== null) {
+    const path = expandTemplate(info.initTemplate, { id: rep.id, bandwidth: rep.bandwidth });
+    return { url: resolveUrl(path, rep.baseUrl), range: null };
+  }
+  if (info.initUrl !== null) return { url: info.initUrl, range: info.initRange };
+  return null;
+}
+
+function templated(rep: Representation, slot: Slot, number: number): DashSegment {
+  const info = rep.segmentInfo;
+  const path = expandTemplate(info.mediaTemplate ?? '', {
+    id: rep.id,
+    bandwidth: rep.bandwidth,
+    number,
+    time: slot.t,
+  });
+  return {
+    url: resolveUrl(path, rep.baseUrl),
+    range: null,
+    start: (slot.t - info.presentationTimeOffset) / info.timescale,
+    duration: slot.d / info.timescale,
+    number,
+  };
+}
+
+/**
+ * The end of the Period in media time (timescale units, presentationTimeOffset included): its duration
+ * when known, else for a live MPD the time `nowMs` has reached; null when neither is known.
+ */
+function periodEnd(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number | undefined): number | null {
+  let seconds = period.duration;
+  if (seconds === null && mpd.type === 'dynamic' && nowMs !== undefined) {
+    const elapsed = liveElapsed(mpd, period, nowMs);
+    seconds = elapsed === null ? null : elapsed;
+  }
+  return seconds === null ? null : seconds * info.timescale + info.presentationTimeOffset;
+}
+
+/** Seconds since the Period began on the wall clock of a live MPD. */
+function liveElapsed(mpd: Mpd, period: Period, nowMs: number): number | null {
+  if (mpd.availabilityStartMs === null) return null;
+  return (nowMs - mpd.availabilityStartMs) / 1000 - (period.start ?? 0);
+}
+
+/** SegmentTimeline in slots: `r` repeats, `r = -1` until the next S's `t` or the Period's end. */
+function timelineSlots(info: SegmentInfo, end: number | null): Slot[] {
+  const slots: Slot[] = [];
+  const timeline = info.timeline ?? [];
+  let t = info.presentationTimeOffset;
+  timeline.forEach((s, i) => {
+    if (s.t !== null) t = s.t;
+    const nextT = timeline[i + 1]?.t ?? null;
+    const until = nextT ?? end;
+    // A -1 with nothing after it to run up to (a live MPD read without a clock) is one segment.
+    const open = until === null ? 0 : Math.ceil((until - t) / s.d) - 1;
+    const repeats = s.r >= 0 ? s.r : Number.isFinite(open) ? Math.max(0, open) : 0;
+    if (slots.length + repeats + 1 > MAX_DASH_SEGMENTS) throw tooMany(slots.length + repeats + 1);
+    for (let k = 0; k <= repeats; k++) {
+      slots.push({ t, d: s.d });
+      t += s.d;
+    }
+  });
+  return slots;
+}
+
+function listSegments(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number | undefined): DashSegment[] {
+  const urls = info.segmentUrls ?? [];
+  if (urls.length > MAX_DASH_SEGMENTS) throw tooMany(urls.length);
+  // A timeline gives each SegmentURL its time; else they follow each other at @duration.
+  const slots = info.timeline ? timelineSlots(info, periodEnd(mpd, period, info, nowMs)) : null;
+  const d =
+    info.duration ??
+    (period.duration !== null && urls.length ? (period.duration * info.timescale) / urls.length : 0);
+  return urls.map((u, i) => {
+    const slot = slots?.[i] ?? { t: info.presentationTimeOffset + i * d, d };
+    return {
+      url: u.url,
+      range: u.range,
+      start: (slot.t - info.presentationTimeOffset) / info.timescale,
+      duration: slot.d / info.timescale,
+      number: info.startNumber + i,
+    };
+  });
+}
+
+/**
+ * SegmentTemplate@duration: segment k covers [k·d, (k+1)·d). A static MPD has ceil(period / d) of
+ * them. A live one has those whose end is available at `nowMs` (availabilityTimeOffset earlier) and
+ * whose start is still inside timeShiftBufferDepth (ISO/IEC 23009-1 5.3.9.5.3).
+ */
+function numberSegments(
+  mpd: Mpd,
+  period: Period,
+  rep: Representation,
+  nowMs: number | undefined,
+): DashSegment[] {
+  const info = rep.segmentInfo;
+  const seconds = info.duration === null ? null : info.duration / info.timescale;
+  if (seconds === null) {
+    // No @duration and no timeline: the template addresses a single segment covering the Period.
+    const d = (period.duration ?? 0) * info.timescale;
+    return [templated(rep, { t: info.presentationTimeOffset, d }, info.startNumber)];
+  }
+  let first = 0;
+  let count = period.duration === null ? null : Math.ceil(period.duration / seconds - 1e-9);
+  if (mpd.type === 'dynamic' && nowMs !== undefined) {
+    const elapsed = liveElapsed(mpd, period, nowMs);
+    if (elapsed !== null) {
+      const available = Math.max(0, Math.floor((elapsed + info.availabilityTimeOffset) / seconds));
+      const end = count === null ? available : Math.min(count, available);
+      const depth = mpd.timeShiftBufferDepth;
+      first = depth === null ? 0 : Math.min(end, Math.max(0, Math.floor((elapsed - depth) / seconds)));
+      count = end - first;
+    }
+  }
+  if (count === null) {
+    throw new GabeError('NOT_A_PLAYLIST', 'the DASH manifest does not say how long its segment list is');
+  }
+  if (count > MAX_DASH_SEGMENTS) throw tooMany(count);
+  const segments: DashSegment[] = [];
+  for (let k = first; k < first + count; k++) {
+    const t = info.presentationTimeOffset + k * info.duration!;
+    segments.push(templated(rep, { t, d: info.duration! }, info.startNumber + k));
+  }
+  return segments;
+}
+
+function tooMany(count: number): GabeError {
+  return new GabeError(
+    'NOT_A_PLAYLIST',
+    `the DASH manifest addresses ${count} segments in one representation (limit ${MAX_DASH_SEGMENTS})`,
+    { details: { count, limit: MAX_DASH_SEGMENTS } },
+  );
 }
