@@ -12,7 +12,7 @@
  * - `base`: SegmentBase with one global sidx per file (written by hand around mp4 files made with
  *   `-movflags frag_keyframe+global_sidx+dash`: ffmpeg's dash muxer itself never writes SegmentBase).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sharedFixture } from './fixture-cache.js';
 import { FFMPEG, FFPROBE, makeTempDir, runFfmpeg } from './fixtures.js';
@@ -36,6 +36,14 @@ export interface DashFixture {
   seconds: number;
   heights: number[];
   languages: string[];
+  /**
+   * The files each representation's media is in, init first, relative to `dir` (video by height as
+   * in `heights`, then audio by language): joined, they are the stream the muxer wrote, the reference
+   * where ffmpeg 5.1's dash demuxer falls short (it drops the last SegmentURL of a SegmentList and
+   * the last S of a timeline whose last S differs).
+   */
+  video: string[][];
+  audio: string[][];
 }
 
 const defaults = (o: DashOptions) => ({
@@ -128,16 +136,51 @@ export function makeDash(opts: DashOptions = {}): Promise<DashFixture> {
         ],
         dir,
       );
+      if (o.mode === 'time') await fixTimeNames(dir);
     }
-    return {
-      dir,
-      mpdName: 'out.mpd',
-      mode: o.mode,
-      seconds: o.seconds,
-      heights: o.heights,
-      languages: o.languages,
-    };
+    const files = await mediaFiles(dir, o);
+    return { dir, mpdName: 'out.mpd', ...o, ...files };
   });
+}
+
+/** A representation's files, in order: `init-stream<i>.m4s`, then its chunks by number or time. */
+async function mediaFiles(
+  dir: string,
+  o: ReturnType<typeof defaults>,
+): Promise<{ video: string[][]; audio: string[][] }> {
+  if (o.mode === 'base') {
+    return {
+      video: o.heights.map((h) => [`video-${h}.mp4`]),
+      audio: o.languages.map((l) => [`audio-${l}.mp4`]),
+    };
+  }
+  const names = await readdir(dir);
+  const of = (i: number) => {
+    const chunk = new RegExp(`^chunk-(?:stream)?${i}-(-?\\d+)\\.m4s$`);
+    const chunks = names
+      .map((n) => [n, chunk.exec(n)?.[1]] as const)
+      .filter(([, k]) => k !== undefined)
+      .sort((a, b) => Number(a[1]) - Number(b[1]))
+      .map(([n]) => n);
+    // With @duration the MPD addresses whole 1 s segments only; the muxer may write one more, shorter.
+    if (o.mode === 'number') chunks.length = Math.min(chunks.length, Math.ceil(o.seconds));
+    return [`init-stream${i}.m4s`, ...chunks];
+  };
+  return {
+    video: o.heights.map((_h, i) => of(i)),
+    audio: o.languages.map((_l, i) => of(o.heights.length + i)),
+  };
+}
+
+/**
+ * ffmpeg 5.1 names an AAC stream's first $Time$ chunk after its priming (`chunk-2--1024.m4s`) but
+ * writes t="0" for it in the MPD: the file is renamed to what the MPD says.
+ */
+async function fixTimeNames(dir: string): Promise<void> {
+  for (const n of await readdir(dir)) {
+    const m = /^(chunk-\d+-)-\d+\.m4s$/.exec(n);
+    if (m) await rename(path.join(dir, n), path.join(dir, `${m[1]}0.m4s`));
+  }
 }
 
 /** Top-level boxes of an MP4 file: [type, offset, size]. */
@@ -240,14 +283,8 @@ export function makeDashMultiPeriod(seconds = 3): Promise<DashFixture & { parts:
       periods.push(`<Period id="${i}" start="PT${i * seconds}S"><BaseURL>${part}/</BaseURL>${body}</Period>`);
     }
     await writeFile(path.join(dir, 'out.mpd'), staticMpd(seconds * 2, periods));
-    return {
-      dir,
-      mpdName: 'out.mpd',
-      mode: 'number' as const,
-      seconds: seconds * 2,
-      heights: [240],
-      languages: ['eng'],
-      parts,
-    };
+    const o = defaults({ seconds, mode: 'number' });
+    const files = await mediaFiles(path.join(dir, parts[0]!), o);
+    return { dir, mpdName: 'out.mpd', ...o, seconds: seconds * 2, ...files, parts };
   }) as Promise<DashFixture & { parts: string[] }>;
 }
