@@ -17,7 +17,8 @@ import {
   type RepresentationSegments,
   representationSegments,
 } from '../../src/playlist/dash/mpd-segments.js';
-import { parseDuration } from '../../src/playlist/dash/mpd-values.js';
+import { expandTemplate, mediaUrlTemplate } from '../../src/playlist/dash/mpd-template.js';
+import { parseDuration, resolveUrl } from '../../src/playlist/dash/mpd-values.js';
 import { GabeError } from '../../src/service/errors.js';
 import { makeTempDir, runFfmpeg, runFfprobe } from '../helpers/fixtures.js';
 
@@ -196,6 +197,34 @@ describe('segment addressing', () => {
     );
     const all = representationSegments(mpd, mpd.periods[0]!, firstRep(mpd));
     assert.equal(all.kind === 'segments' && all.init?.url, 'https://cdn.example.com/show/v/init-500.mp4');
+  });
+
+  test('the resolve-once media URL template gives the same URLs as expanding and resolving each segment', () => {
+    const templates = [
+      '$RepresentationID$/$Number%05d$.m4s',
+      '../$Bandwidth$/seg $Time$.m4s?x=$Number$&y=$$',
+      'https://Cdn$Number$.Example.com/$Time%08x$.m4s',
+      '$$Number$$$Number$',
+      '/abs/$RepresentationID$/../$Number$#$Time$',
+      'seg-$Unknown$-$Number%5d$-é.m4s',
+      'http://[::1/$Number$',
+    ];
+    for (const template of templates) {
+      for (const id of ['v1', 'a b', null, 'x$Number$']) {
+        const rep = { id, bandwidth: 800_000 };
+        const urlOf = mediaUrlTemplate(template, rep, 'https://cdn.example.com/a/b/manifest.mpd');
+        for (const [n, t] of [
+          [1, 0],
+          [42, 1_234_567],
+        ] as const) {
+          const slow = resolveUrl(
+            expandTemplate(template, { ...rep, number: n, time: t }),
+            'https://cdn.example.com/a/b/manifest.mpd',
+          );
+          assert.equal(urlOf(n, t), slow, `${template} with id ${id}`);
+        }
+      }
+    }
   });
 
   test('SegmentTimeline: r repeats, $Time$, presentationTimeOffset taken off start', () => {

@@ -7,7 +7,7 @@
 import { GabeError } from '../../service/errors.js';
 import type { ByteRange } from '../model.js';
 import type { Mpd, Period, Representation, SegmentInfo } from './mpd-model.js';
-import { expandTemplate } from './mpd-template.js';
+import { expandTemplate, mediaUrlTemplate } from './mpd-template.js';
 import { resolveUrl } from './mpd-values.js';
 
 export interface DashInit {
@@ -52,6 +52,20 @@ export function representationSegments(
   rep: Representation,
   opts: { nowMs?: number } = {},
 ): RepresentationSegments {
+  const result = addressed(mpd, period, rep, opts.nowMs);
+  // A manifest can name any scheme (file:, data:, urn:); only http(s) ever leaves this module.
+  if (result.kind === 'index') assertHttp(result.url);
+  else for (const s of result.segments) assertHttp(s.url);
+  if (result.init) assertHttp(result.init.url);
+  return result;
+}
+
+function addressed(
+  mpd: Mpd,
+  period: Period,
+  rep: Representation,
+  nowMs: number | undefined,
+): RepresentationSegments {
   const info = rep.segmentInfo;
   const init = initOf(rep);
   switch (rep.addressing) {
@@ -70,18 +84,24 @@ export function representationSegments(
         segments: [{ url: rep.baseUrl, range: null, start: 0, duration: period.duration ?? 0, number: 1 }],
       };
     case 'list':
-      return { kind: 'segments', init, segments: listSegments(mpd, period, info, opts.nowMs) };
+      return { kind: 'segments', init, segments: listSegments(mpd, period, info, nowMs) };
     case 'template-timeline': {
-      const slots = timelineSlots(info, periodEnd(mpd, period, info, opts.nowMs));
-      return {
-        kind: 'segments',
-        init,
-        segments: slots.map((s, i) => templated(rep, s, info.startNumber + i)),
-      };
+      const slots = timelineSlots(info, periodEnd(mpd, period, info, nowMs));
+      const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
+      const segments = slots.map((s, i) => templated(info, s, info.startNumber + i, urlOf));
+      return { kind: 'segments', init, segments };
     }
     case 'template-number':
-      return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, opts.nowMs) };
+      return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, nowMs) };
   }
+}
+
+function assertHttp(url: string): void {
+  if (url.startsWith('https://') || url.startsWith('http://')) return;
+  throw new GabeError(
+    'NOT_A_PLAYLIST',
+    `the DASH manifest addresses a segment outside http(s): ${url.slice(0, 80)}`,
+  );
 }
 
 function initOf(rep: Representation): DashInit | null {
@@ -94,16 +114,11 @@ function initOf(rep: Representation): DashInit | null {
   return null;
 }
 
-function templated(rep: Representation, slot: Slot, number: number): DashSegment {
-  const info = rep.segmentInfo;
-  const path = expandTemplate(info.mediaTemplate ?? '', {
-    id: rep.id,
-    bandwidth: rep.bandwidth,
-    number,
-    time: slot.t,
-  });
+type UrlOf = (number: number, time: number) => string;
+
+function templated(info: SegmentInfo, slot: Slot, number: number, urlOf: UrlOf): DashSegment {
   return {
-    url: resolveUrl(path, rep.baseUrl),
+    url: urlOf(number, slot.t),
     range: null,
     start: (slot.t - info.presentationTimeOffset) / info.timescale,
     duration: slot.d / info.timescale,
@@ -183,11 +198,12 @@ function numberSegments(
   nowMs: number | undefined,
 ): DashSegment[] {
   const info = rep.segmentInfo;
+  const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
   const seconds = info.duration === null ? null : info.duration / info.timescale;
   if (seconds === null) {
     // No @duration and no timeline: the template addresses a single segment covering the Period.
     const d = (period.duration ?? 0) * info.timescale;
-    return [templated(rep, { t: info.presentationTimeOffset, d }, info.startNumber)];
+    return [templated(info, { t: info.presentationTimeOffset, d }, info.startNumber, urlOf)];
   }
   let first = 0;
   let count = period.duration === null ? null : Math.ceil(period.duration / seconds - 1e-9);
@@ -208,7 +224,7 @@ function numberSegments(
   const segments: DashSegment[] = [];
   for (let k = first; k < first + count; k++) {
     const t = info.presentationTimeOffset + k * info.duration!;
-    segments.push(templated(rep, { t, d: info.duration! }, info.startNumber + k));
+    segments.push(templated(info, { t, d: info.duration! }, info.startNumber + k, urlOf));
   }
   return segments;
 }
