@@ -124,7 +124,7 @@ const MUTATIONS: Record<string, (text: string, rng: Rng) => string> = {
     return text.slice(0, m.index!) + m[0].repeat(1 + int(rng, 20)) + text.slice(m.index!);
   },
   addTimelineRepeat(text, rng) {
-    return text.replace(/<S /, `<S r="${pickOf(rng, ['-1', '200000', '1000000000', '0'])}" `);
+    return text.replace(/<S /, `<S r="${pickOf(rng, ['-1', '50000', '1000000000', '0'])}" `);
   },
   truncate(text, rng) {
     return text.slice(0, int(rng, text.length));
@@ -206,7 +206,7 @@ test('mutated MPDs never throw anything but a GabeError, and segments keep their
   const sources = [...INLINE, ...corpusSources()];
   const outcomes: Record<string, number> = {};
   const failures: string[] = [];
-  let slowest = 0;
+  let slowest = { index: -1, ms: 0 };
   const indices = ONLY === undefined ? Array.from({ length: CASES }, (_, i) => i) : [Number(ONLY)];
   for (const i of indices) {
     const c = makeMpdCase(sources, i);
@@ -221,10 +221,12 @@ test('mutated MPDs never throw anything but a GabeError, and segments keep their
       if (failures.length >= 10) break;
     }
     const ms = performance.now() - started;
-    slowest = Math.max(slowest, ms);
+    if (ms > slowest.ms) slowest = { index: i, ms };
     if (ms > SLOW_MS) failures.push(`case ${i} (${c.source}: ${c.ops.join(', ')}) took ${Math.round(ms)} ms`);
   }
-  t.diagnostic(`seed ${SEED}: ${JSON.stringify(outcomes)}, slowest ${Math.round(slowest)} ms`);
+  t.diagnostic(
+    `seed ${SEED}: ${JSON.stringify(outcomes)}, slowest case ${slowest.index}: ${Math.round(slowest.ms)} ms`,
+  );
   assert.deepEqual(failures, []);
   assert.ok(outcomes['parsed']! > indices.length / 10 || ONLY !== undefined, 'most cases should still parse');
 });

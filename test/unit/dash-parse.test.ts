@@ -342,6 +342,52 @@ describe('segment addressing', () => {
     );
   });
 
+  test('a live SegmentTimeline r = -1 runs up to the last segment complete at nowMs', () => {
+    const text = `<MPD ${NS} type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z">
+<Period id="live" start="PT0S"><AdaptationSet><SegmentTemplate timescale="1000" media="$Time$.m4s">
+<SegmentTimeline><S t="4000" d="2000" r="-1"/></SegmentTimeline></SegmentTemplate><Representation id="v"/></AdaptationSet></Period></MPD>`;
+    const segs = segmentsOf(text, Date.parse('2026-01-01T00:00:10.500Z'));
+    // 4..6, 6..8, 8..10 are complete at 10.5 s; 10..12 is still being produced.
+    assert.deepEqual(
+      segs.map((s) => s.url.split('/').pop()),
+      ['4000.m4s', '6000.m4s', '8000.m4s'],
+    );
+  });
+
+  test('each Period of a multi-period MPD has its own segments, timed from its own start', () => {
+    const text = `<MPD ${NS} mediaPresentationDuration="PT9S">
+<Period id="ad" duration="PT3S"><AdaptationSet><SegmentTemplate duration="2" media="ad/$Number$.m4s"/><Representation id="v"/></AdaptationSet></Period>
+<Period id="main"><AdaptationSet><SegmentTemplate duration="2" startNumber="10" media="main/$Number$.m4s"/><Representation id="v"/></AdaptationSet></Period></MPD>`;
+    const mpd = parseMpd(text, URL_);
+    const [ad, main] = mpd.periods.map((p) =>
+      representationSegments(mpd, p, p.adaptationSets[0]!.representations[0]!),
+    );
+    assert.ok(ad?.kind === 'segments' && main?.kind === 'segments');
+    assert.deepEqual(
+      ad.segments.map((s) => [s.url.split('show/')[1], s.start]),
+      [
+        ['ad/1.m4s', 0],
+        ['ad/2.m4s', 2],
+      ],
+    );
+    assert.deepEqual(
+      main.segments.map((s) => [s.url.split('show/')[1], s.start]),
+      [
+        ['main/10.m4s', 0],
+        ['main/11.m4s', 2],
+        ['main/12.m4s', 4],
+      ],
+    );
+    assert.deepEqual([mpd.periods[1]!.start, mpd.periods[1]!.duration], [3, 6]);
+  });
+
+  test('a segment URL outside http(s) is NOT_A_PLAYLIST', () => {
+    const text = vod(
+      '<AdaptationSet><Representation id="v"><BaseURL>file:///etc/passwd</BaseURL></Representation></AdaptationSet>',
+    );
+    throwsKind(() => segmentsOf(text), 'NOT_A_PLAYLIST', /outside http/);
+  });
+
   test('absurd inputs stop at the segment cap with NOT_A_PLAYLIST', () => {
     const timeline = vod(
       `<AdaptationSet><SegmentTemplate media="$Time$"><SegmentTimeline><S t="0" d="1" r="1000000000"/></SegmentTimeline></SegmentTemplate><Representation id="v"/></AdaptationSet>`,

@@ -46,6 +46,14 @@ interface Slot {
   d: number;
 }
 
+/**
+ * The segments `rep` addresses in `period`. A live (dynamic) MPD needs `nowMs` for SegmentTemplate
+ * @duration (which segments exist now, within timeShiftBufferDepth) and for an open-ended
+ * SegmentTimeline entry; without it, a template over a Period of unknown length is NOT_A_PLAYLIST.
+ * SegmentBase gives kind 'index': read the sidx (media/sidx.ts) at indexRange, or find it in the
+ * file's head; its init, when the MPD names none, is the bytes before the sidx.
+ * Every URL returned is absolute http(s); more than MAX_DASH_SEGMENTS is NOT_A_PLAYLIST.
+ */
 export function representationSegments(
   mpd: Mpd,
   period: Period,
@@ -127,16 +135,31 @@ function templated(info: SegmentInfo, slot: Slot, number: number, urlOf: UrlOf):
 }
 
 /**
- * The end of the Period in media time (timescale units, presentationTimeOffset included): its duration
- * when known, else for a live MPD the time `nowMs` has reached; null when neither is known.
+ * Where an open-ended (`r = -1`) timeline entry stops, in media time (timescale units,
+ * presentationTimeOffset included): the Period's end, or for a live MPD read at `nowMs` the time the
+ * clock has reached if that is earlier. `clock` then says only whole segments count: one still being
+ * produced is not available yet. Null when neither is known.
  */
-function periodEnd(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number | undefined): number | null {
-  let seconds = period.duration;
-  if (seconds === null && mpd.type === 'dynamic' && nowMs !== undefined) {
-    const elapsed = liveElapsed(mpd, period, nowMs);
-    seconds = elapsed === null ? null : elapsed;
+interface TimelineEnd {
+  at: number;
+  clock: boolean;
+}
+
+function periodEnd(
+  mpd: Mpd,
+  period: Period,
+  info: SegmentInfo,
+  nowMs: number | undefined,
+): TimelineEnd | null {
+  const toMedia = (seconds: number) => seconds * info.timescale + info.presentationTimeOffset;
+  const elapsed = mpd.type === 'dynamic' && nowMs !== undefined ? liveElapsed(mpd, period, nowMs) : null;
+  if (
+    elapsed !== null &&
+    (period.duration === null || elapsed + info.availabilityTimeOffset < period.duration)
+  ) {
+    return { at: toMedia(elapsed + info.availabilityTimeOffset), clock: true };
   }
-  return seconds === null ? null : seconds * info.timescale + info.presentationTimeOffset;
+  return period.duration === null ? null : { at: toMedia(period.duration), clock: false };
 }
 
 /** Seconds since the Period began on the wall clock of a live MPD. */
@@ -146,16 +169,18 @@ function liveElapsed(mpd: Mpd, period: Period, nowMs: number): number | null {
 }
 
 /** SegmentTimeline in slots: `r` repeats, `r = -1` until the next S's `t` or the Period's end. */
-function timelineSlots(info: SegmentInfo, end: number | null): Slot[] {
+function timelineSlots(info: SegmentInfo, end: TimelineEnd | null): Slot[] {
   const slots: Slot[] = [];
   const timeline = info.timeline ?? [];
   let t = info.presentationTimeOffset;
   timeline.forEach((s, i) => {
     if (s.t !== null) t = s.t;
     const nextT = timeline[i + 1]?.t ?? null;
-    const until = nextT ?? end;
     // A -1 with nothing after it to run up to (a live MPD read without a clock) is one segment.
-    const open = until === null ? 0 : Math.ceil((until - t) / s.d) - 1;
+    let open = 0;
+    if (nextT !== null) open = Math.ceil((nextT - t) / s.d) - 1;
+    else if (end?.clock) open = Math.floor((end.at - t) / s.d) - 1;
+    else if (end) open = Math.ceil((end.at - t) / s.d) - 1;
     const repeats = s.r >= 0 ? s.r : Number.isFinite(open) ? Math.max(0, open) : 0;
     if (slots.length + repeats + 1 > MAX_DASH_SEGMENTS) throw tooMany(slots.length + repeats + 1);
     for (let k = 0; k <= repeats; k++) {
