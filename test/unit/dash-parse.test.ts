@@ -150,7 +150,8 @@ describe('MPD structure', () => {
 <ContentProtection schemeIdUri="urn:uuid:EDEF8BA9-79D6-4ACE-A3C8-27DCD51D21ED"/>
 <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>
 <Representation id="v1" bandwidth="800000" width="640" height="360"><BaseURL>v.mp4</BaseURL></Representation></AdaptationSet>
-<AdaptationSet contentType="audio"><Representation id="a1" mimeType="audio/mp4" audioSamplingRate="48000" lang="de"/></AdaptationSet>
+<AdaptationSet contentType="audio"><AudioChannelConfiguration schemeIdUri="urn:mpeg:dash:23003:3:audio_channel_configuration:2011" value="6"/>
+<Representation id="a1" mimeType="audio/mp4" audioSamplingRate="48000" lang="de"/></AdaptationSet>
 <AdaptationSet><Representation id="t1" mimeType="application/mp4" codecs="stpp"/></AdaptationSet>`);
     const mpd = parseMpd(text, URL_);
     const [video, audio, text_] = mpd.periods[0]!.adaptationSets;
@@ -167,6 +168,8 @@ describe('MPD structure', () => {
     assert.equal(audio!.representations[0]!.lang, 'de');
     assert.equal(audio!.representations[0]!.audioSamplingRate, 48_000);
     assert.equal(audio!.representations[0]!.protected, false);
+    assert.equal(audio!.representations[0]!.audioChannels, 6);
+    assert.equal(v.audioChannels, null);
   });
 });
 
@@ -328,7 +331,22 @@ describe('segment addressing', () => {
   test('a live template-number MPD lists the segments available at nowMs within timeShiftBufferDepth', () => {
     const text = `<MPD ${NS} type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z" timeShiftBufferDepth="PT30S" minimumUpdatePeriod="PT2S">
 <Period start="PT10S"><AdaptationSet><SegmentTemplate timescale="1" duration="2" startNumber="1" media="$Number$.m4s"/>
-<Representation id="v"/></AdaptationSet></Period></MPD>`;
+<Representation id="v"/></AdaptationSet></Period>
+<UTCTiming schemeIdUri="urn:mpeg:dash:utc:http-iso:2014" value="https://time.example.com/now"/></MPD>`;
+    const mpd = parseMpd(text, URL_);
+    assert.deepEqual(
+      [
+        mpd.type,
+        mpd.availabilityStartMs,
+        mpd.timeShiftBufferDepth,
+        mpd.minimumUpdatePeriod,
+        mpd.periods[0]!.start,
+      ],
+      ['dynamic', Date.parse('2026-01-01T00:00:00Z'), 30, 2, 10],
+    );
+    assert.deepEqual(mpd.utcTimings, [
+      { scheme: 'urn:mpeg:dash:utc:http-iso:2014', value: 'https://time.example.com/now' },
+    ]);
     const now = Date.parse('2026-01-01T00:01:51Z'); // 101 s after the period start
     const segs = segmentsOf(text, now);
     // Available: segments ending at or before 101 s, i.e. k = 0..49; inside the 30 s window: from k = 35 (70 s).
