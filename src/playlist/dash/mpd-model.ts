@@ -58,6 +58,8 @@ export interface Representation {
   /** Effective: the Representation's own, else its AdaptationSet's. */
   readonly mimeType: string | null;
   readonly audioSamplingRate: number | null;
+  /** AudioChannelConfiguration (urn:mpeg:dash:23003:3 scheme) on the Representation, else its set. */
+  readonly audioChannels: number | null;
   readonly lang: string | null;
   /** The fully resolved BaseURL of the chain MPD > Period > AdaptationSet > Representation. */
   readonly baseUrl: string;
@@ -107,6 +109,8 @@ export interface Mpd {
   readonly suggestedPresentationDelay: number | null;
   readonly minBufferTime: number | null;
   readonly locations: readonly string[];
+  /** UTCTiming elements: how a live client syncs its clock to the origin's (schemeIdUri, value). */
+  readonly utcTimings: readonly { readonly scheme: string; readonly value: string }[];
   /** Every DRM system named anywhere (cenc, widevine, playready, clearkey, else the scheme URI). */
   readonly drmSystems: readonly string[];
   /** True when any ContentProtection element is present. */

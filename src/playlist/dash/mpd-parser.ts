@@ -92,6 +92,10 @@ function mpdOf(root: XmlNode, url: string): Mpd {
       const t = text(l);
       return t ? [resolveUrl(t, url)] : [];
     }),
+    utcTimings: children(root, 'UTCTiming').map((u) => ({
+      scheme: attr(u, 'schemeIdUri') ?? '',
+      value: attr(u, 'value') ?? '',
+    })),
     drmSystems: [...systems].sort(),
     drm: protections.length > 0,
     periods,
@@ -170,6 +174,7 @@ function representationOf(
     mimeType: own('mimeType'),
     audioSamplingRate: parseNumber(own('audioSamplingRate')?.trim().split(/\s+/)[0] ?? null),
     lang: own('lang'),
+    audioChannels: audioChannels(rep) ?? audioChannels(set),
     baseUrl,
     addressing,
     protected: setProtected || children(rep, 'ContentProtection').length > 0,
@@ -196,6 +201,14 @@ function kindOf(set: XmlNode, reps: XmlNode[]): AdaptationKind {
   if (/\b(mp4a|ac-3|ec-3|ac-4|opus|flac|dts[cehlx])\b/.test(codecs)) return 'audio';
   if (/\b(stpp|wvtt)\b/.test(codecs)) return 'text';
   return 'other';
+}
+
+/** The channel count of the MPEG scheme; other schemes (Dolby's bit masks) are not counts. */
+function audioChannels(node: XmlNode): number | null {
+  const config = children(node, 'AudioChannelConfiguration').find((c) =>
+    attr(c, 'schemeIdUri')?.includes('23003:3:audio_channel_configuration'),
+  );
+  return parseNumber(attr(config, 'value'));
 }
 
 function firstBaseUrl(node: XmlNode): string | null {

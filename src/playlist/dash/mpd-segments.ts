@@ -7,7 +7,7 @@
 import { GabeError } from '../../service/errors.js';
 import type { ByteRange } from '../model.js';
 import type { Mpd, Period, Representation, SegmentInfo } from './mpd-model.js';
-import { expandTemplate } from './mpd-template.js';
+import { expandTemplate, mediaUrlTemplate } from './mpd-template.js';
 import { resolveUrl } from './mpd-values.js';
 
 export interface DashInit {
@@ -46,11 +46,33 @@ interface Slot {
   d: number;
 }
 
+/**
+ * The segments `rep` addresses in `period`. A live (dynamic) MPD needs `nowMs` for SegmentTemplate
+ * @duration (which segments exist now, within timeShiftBufferDepth) and for an open-ended
+ * SegmentTimeline entry; without it, a template over a Period of unknown length is NOT_A_PLAYLIST.
+ * SegmentBase gives kind 'index': read the sidx (media/sidx.ts) at indexRange, or find it in the
+ * file's head; its init, when the MPD names none, is the bytes before the sidx.
+ * Every URL returned is absolute http(s); more than MAX_DASH_SEGMENTS is NOT_A_PLAYLIST.
+ */
 export function representationSegments(
   mpd: Mpd,
   period: Period,
   rep: Representation,
   opts: { nowMs?: number } = {},
+): RepresentationSegments {
+  const result = addressed(mpd, period, rep, opts.nowMs);
+  // A manifest can name any scheme (file:, data:, urn:); only http(s) ever leaves this module.
+  if (result.kind === 'index') assertHttp(result.url);
+  else for (const s of result.segments) assertHttp(s.url);
+  if (result.init) assertHttp(result.init.url);
+  return result;
+}
+
+function addressed(
+  mpd: Mpd,
+  period: Period,
+  rep: Representation,
+  nowMs: number | undefined,
 ): RepresentationSegments {
   const info = rep.segmentInfo;
   const init = initOf(rep);
@@ -70,18 +92,24 @@ export function representationSegments(
         segments: [{ url: rep.baseUrl, range: null, start: 0, duration: period.duration ?? 0, number: 1 }],
       };
     case 'list':
-      return { kind: 'segments', init, segments: listSegments(mpd, period, info, opts.nowMs) };
+      return { kind: 'segments', init, segments: listSegments(mpd, period, info, nowMs) };
     case 'template-timeline': {
-      const slots = timelineSlots(info, periodEnd(mpd, period, info, opts.nowMs));
-      return {
-        kind: 'segments',
-        init,
-        segments: slots.map((s, i) => templated(rep, s, info.startNumber + i)),
-      };
+      const slots = timelineSlots(info, periodEnd(mpd, period, info, nowMs));
+      const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
+      const segments = slots.map((s, i) => templated(info, s, info.startNumber + i, urlOf));
+      return { kind: 'segments', init, segments };
     }
     case 'template-number':
-      return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, opts.nowMs) };
+      return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, nowMs) };
   }
+}
+
+function assertHttp(url: string): void {
+  if (url.startsWith('https://') || url.startsWith('http://')) return;
+  throw new GabeError(
+    'NOT_A_PLAYLIST',
+    `the DASH manifest addresses a segment outside http(s): ${url.slice(0, 80)}`,
+  );
 }
 
 function initOf(rep: Representation): DashInit | null {
@@ -94,16 +122,11 @@ function initOf(rep: Representation): DashInit | null {
   return null;
 }
 
-function templated(rep: Representation, slot: Slot, number: number): DashSegment {
-  const info = rep.segmentInfo;
-  const path = expandTemplate(info.mediaTemplate ?? '', {
-    id: rep.id,
-    bandwidth: rep.bandwidth,
-    number,
-    time: slot.t,
-  });
+type UrlOf = (number: number, time: number) => string;
+
+function templated(info: SegmentInfo, slot: Slot, number: number, urlOf: UrlOf): DashSegment {
   return {
-    url: resolveUrl(path, rep.baseUrl),
+    url: urlOf(number, slot.t),
     range: null,
     start: (slot.t - info.presentationTimeOffset) / info.timescale,
     duration: slot.d / info.timescale,
@@ -112,16 +135,31 @@ function templated(rep: Representation, slot: Slot, number: number): DashSegment
 }
 
 /**
- * The end of the Period in media time (timescale units, presentationTimeOffset included): its duration
- * when known, else for a live MPD the time `nowMs` has reached; null when neither is known.
+ * Where an open-ended (`r = -1`) timeline entry stops, in media time (timescale units,
+ * presentationTimeOffset included): the Period's end, or for a live MPD read at `nowMs` the time the
+ * clock has reached if that is earlier. `clock` then says only whole segments count: one still being
+ * produced is not available yet. Null when neither is known.
  */
-function periodEnd(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number | undefined): number | null {
-  let seconds = period.duration;
-  if (seconds === null && mpd.type === 'dynamic' && nowMs !== undefined) {
-    const elapsed = liveElapsed(mpd, period, nowMs);
-    seconds = elapsed === null ? null : elapsed;
+interface TimelineEnd {
+  at: number;
+  clock: boolean;
+}
+
+function periodEnd(
+  mpd: Mpd,
+  period: Period,
+  info: SegmentInfo,
+  nowMs: number | undefined,
+): TimelineEnd | null {
+  const toMedia = (seconds: number) => seconds * info.timescale + info.presentationTimeOffset;
+  const elapsed = mpd.type === 'dynamic' && nowMs !== undefined ? liveElapsed(mpd, period, nowMs) : null;
+  if (
+    elapsed !== null &&
+    (period.duration === null || elapsed + info.availabilityTimeOffset < period.duration)
+  ) {
+    return { at: toMedia(elapsed + info.availabilityTimeOffset), clock: true };
   }
-  return seconds === null ? null : seconds * info.timescale + info.presentationTimeOffset;
+  return period.duration === null ? null : { at: toMedia(period.duration), clock: false };
 }
 
 /** Seconds since the Period began on the wall clock of a live MPD. */
@@ -131,16 +169,18 @@ function liveElapsed(mpd: Mpd, period: Period, nowMs: number): number | null {
 }
 
 /** SegmentTimeline in slots: `r` repeats, `r = -1` until the next S's `t` or the Period's end. */
-function timelineSlots(info: SegmentInfo, end: number | null): Slot[] {
+function timelineSlots(info: SegmentInfo, end: TimelineEnd | null): Slot[] {
   const slots: Slot[] = [];
   const timeline = info.timeline ?? [];
   let t = info.presentationTimeOffset;
   timeline.forEach((s, i) => {
     if (s.t !== null) t = s.t;
     const nextT = timeline[i + 1]?.t ?? null;
-    const until = nextT ?? end;
     // A -1 with nothing after it to run up to (a live MPD read without a clock) is one segment.
-    const open = until === null ? 0 : Math.ceil((until - t) / s.d) - 1;
+    let open = 0;
+    if (nextT !== null) open = Math.ceil((nextT - t) / s.d) - 1;
+    else if (end?.clock) open = Math.floor((end.at - t) / s.d) - 1;
+    else if (end) open = Math.ceil((end.at - t) / s.d) - 1;
     const repeats = s.r >= 0 ? s.r : Number.isFinite(open) ? Math.max(0, open) : 0;
     if (slots.length + repeats + 1 > MAX_DASH_SEGMENTS) throw tooMany(slots.length + repeats + 1);
     for (let k = 0; k <= repeats; k++) {
@@ -183,11 +223,12 @@ function numberSegments(
   nowMs: number | undefined,
 ): DashSegment[] {
   const info = rep.segmentInfo;
+  const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
   const seconds = info.duration === null ? null : info.duration / info.timescale;
   if (seconds === null) {
     // No @duration and no timeline: the template addresses a single segment covering the Period.
     const d = (period.duration ?? 0) * info.timescale;
-    return [templated(rep, { t: info.presentationTimeOffset, d }, info.startNumber)];
+    return [templated(info, { t: info.presentationTimeOffset, d }, info.startNumber, urlOf)];
   }
   let first = 0;
   let count = period.duration === null ? null : Math.ceil(period.duration / seconds - 1e-9);
@@ -208,7 +249,7 @@ function numberSegments(
   const segments: DashSegment[] = [];
   for (let k = first; k < first + count; k++) {
     const t = info.presentationTimeOffset + k * info.duration!;
-    segments.push(templated(rep, { t, d: info.duration! }, info.startNumber + k));
+    segments.push(templated(info, { t, d: info.duration! }, info.startNumber + k, urlOf));
   }
   return segments;
 }
