@@ -5,12 +5,18 @@
  * `gabe info`.
  */
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
 import { gabe } from '../helpers/cli.js';
-import { type DashFixture, type DashMode, makeDash, makeDashMultiPeriod } from '../helpers/dash-fixtures.js';
+import {
+  type DashFixture,
+  type DashMode,
+  dashSourceReference,
+  makeDash,
+  makeDashMultiPeriod,
+} from '../helpers/dash-fixtures.js';
 import { decodedHash, durationOf, makeTempDir, runFfmpeg, writeFixtureFile } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
@@ -61,25 +67,6 @@ async function reference(url: string, video = 0, audio = 0): Promise<string> {
   return out;
 }
 
-/**
- * `ffmpeg -c copy` of the representations' own files (init + segments joined, as the dash muxer wrote
- * them): the reference where ffmpeg 5.1's dash demuxer reads less than the MPD lists (the last
- * SegmentURL of a SegmentList, the last S of some timelines), so `ffmpeg -i MPD` cannot be.
- */
-async function sourceReference(fx: DashFixture, video = 0, audio = 0): Promise<string> {
-  const dir = await makeTempDir('dash-src');
-  const join = async (files: string[], name: string) => {
-    const parts = await Promise.all(files.map((f) => readFile(path.join(fx.dir, f))));
-    await writeFile(path.join(dir, name), Buffer.concat(parts));
-    return path.join(dir, name);
-  };
-  const v = await join(fx.video[video]!, 'v.mp4');
-  const a = await join(fx.audio[audio]!, 'a.mp4');
-  const out = path.join(dir, 'ref.mp4');
-  await runFfmpeg(['-i', v, '-i', a, '-map', '0:v', '-map', '1:a', '-c', 'copy', out]);
-  return out;
-}
-
 async function assertSameDecoded(mine: string, ref: string): Promise<void> {
   assert.equal(await decodedHash(mine, 'v'), await decodedHash(ref, 'v'), 'decoded frames');
   assert.equal(await decodedHash(mine, 'a'), await decodedHash(ref, 'a'), 'decoded samples');
@@ -121,7 +108,7 @@ describe('a static MPD downloads to what ffmpeg -c copy makes of it', () => {
       const result = job.result!;
       assert.equal(result.source_format, 'dash');
       assert.equal(result.resolution, '320x240');
-      await assertSameDecoded(result.output_path, await sourceReference(fx));
+      await assertSameDecoded(result.output_path, await dashSourceReference(fx));
       // Where ffmpeg's dash demuxer reads the whole MPD, its copy of the MPD URL is the same too.
       if (mode === 'number' || mode === 'base') {
         await assertSameDecoded(result.output_path, await reference(url));
@@ -143,14 +130,14 @@ describe('representations are chosen like HLS variants and renditions', () => {
     const job = await download({ url, resolution: '160x120', audio_language: 'fra' });
     const out = job.result!.output_path;
     assert.equal(job.result!.resolution, '160x120');
-    await assertSameDecoded(out, await sourceReference(fx, 1, 1));
-    assert.notEqual(await decodedHash(out, 'a'), await decodedHash(await sourceReference(fx, 1, 0), 'a'));
+    await assertSameDecoded(out, await dashSourceReference(fx, 1, 1));
+    assert.notEqual(await decodedHash(out, 'a'), await decodedHash(await dashSourceReference(fx, 1, 0), 'a'));
   });
 
   it('without a choice: the highest bandwidth video and the first audio set', async () => {
     const job = await download({ url });
     assert.equal(job.result!.resolution, '320x240');
-    await assertSameDecoded(job.result!.output_path, await sourceReference(fx, 0, 0));
+    await assertSameDecoded(job.result!.output_path, await dashSourceReference(fx, 0, 0));
   });
 
   it('SegmentBase representations are chosen the same way', async () => {
@@ -159,7 +146,7 @@ describe('representations are chosen like HLS variants and renditions', () => {
     const job = await download({ url: baseUrl, resolution: '120p', audio_language: 'fra' });
     assert.equal(job.result!.resolution, '160x120');
     await assertSameDecoded(job.result!.output_path, await reference(baseUrl, 1, 1));
-    await assertSameDecoded(job.result!.output_path, await sourceReference(base, 1, 1));
+    await assertSameDecoded(job.result!.output_path, await dashSourceReference(base, 1, 1));
   });
 });
 
@@ -263,7 +250,7 @@ describe('/probe, gabe info and gabe download on an MPD', () => {
     const run = gabe(['download', url, '-o', out, '--resolution', '160x120', '--audio-language', 'fra']);
     assert.equal(await run.exit, 0, run.output());
     assert.equal(run.stdout().trim(), out);
-    await assertSameDecoded(out, await sourceReference(fx, 1, 1));
+    await assertSameDecoded(out, await dashSourceReference(fx, 1, 1));
   });
 
   it('gabe download takes a SegmentBase MPD (sidx) the same way', async () => {
@@ -273,6 +260,6 @@ describe('/probe, gabe info and gabe download on an MPD', () => {
     const run = gabe(['download', baseUrl, '-o', out]);
     assert.equal(await run.exit, 0, run.output());
     await assertSameDecoded(out, await reference(baseUrl));
-    await assertSameDecoded(out, await sourceReference(base));
+    await assertSameDecoded(out, await dashSourceReference(base));
   });
 });

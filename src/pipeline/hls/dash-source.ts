@@ -24,6 +24,8 @@ import { GabeError } from '../../service/errors.js';
 
 /** Bytes read from a SegmentBase file without indexRange to find its sidx (init + sidx fit in it). */
 const HEAD_BYTES = 64 * 1024;
+/** Heads read looking for a sidx before giving up (a file whose first boxes are that large is odd). */
+const MAX_HEAD_READS = 8;
 /** Largest sidx read (a 2-hour file of 1 s subsegments has a ~90 KB one). */
 const MAX_SIDX_BYTES = 4 * 1024 * 1024;
 /** Nested sidx (referenceType 1) followed at most this deep. */
@@ -110,11 +112,13 @@ async function readIndex(
   indexRange: ByteRange | null,
 ): Promise<{ references: SidxReference[]; sidxAt: number }> {
   let range = indexRange;
-  if (!range) {
-    const head = await getRange(f, url, { offset: 0, length: HEAD_BYTES });
-    const box = findSidx(head, 0);
-    if (!box) throw new GabeError('NOT_A_PLAYLIST', 'the SegmentBase file has no sidx in its first 64 KB');
-    range = { offset: box.offset, length: box.size };
+  // Without indexRange the sidx is among the first top-level boxes: walk them, a head at a time (a
+  // large moov can push it past the first read).
+  for (let at = 0, reads = 0; !range; reads++) {
+    const found = findSidx(await getRange(f, url, { offset: at, length: HEAD_BYTES }), at);
+    if (found.kind === 'found') range = { offset: found.offset, length: found.size };
+    else if (found.kind === 'beyond' && found.offset > at && reads < MAX_HEAD_READS) at = found.offset;
+    else throw new GabeError('NOT_A_PLAYLIST', 'the SegmentBase file has no sidx before its media');
   }
   if (range.length > MAX_SIDX_BYTES) throw new GabeError('PLAYLIST_TOO_LARGE', 'the sidx is too large');
   const references = await expand(f, url, range, 0);

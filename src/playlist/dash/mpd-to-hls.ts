@@ -226,12 +226,12 @@ function mapOf(init: DashInit | null): InitSection | null {
 /**
  * The media playlist of a selection: its periods' segments in order, each period after the first
  * starting a discontinuity (new init, new timestamps). `msn` must name the same segment across reloads
- * (the live recorder appends what is past the last one): $Number$ for a one-period live MPD, where it
- * is stable; the position otherwise (a static MPD does not change).
+ * (the live recorder appends what is past the last one, also when a live MPD turns static at its end):
+ * $Number$ for a one-period MPD; the position over several periods, whose numbers may restart.
  */
 export function dashMediaPlaylist(mpd: Mpd, parts: readonly PeriodSegments[]): MediaPlaylist {
   const live = mpd.type === 'dynamic';
-  const byNumber = live && parts.length === 1;
+  const byNumber = parts.length === 1;
   const segments: Segment[] = [];
   let longest = 0;
   parts.forEach((part, p) => {
