@@ -67,9 +67,33 @@ async function reference(url: string, video = 0, audio = 0): Promise<string> {
   return out;
 }
 
-async function assertSameDecoded(mine: string, ref: string): Promise<void> {
-  assert.equal(await decodedHash(mine, 'v'), await decodedHash(ref, 'v'), 'decoded frames');
-  assert.equal(await decodedHash(mine, 'a'), await decodedHash(ref, 'a'), 'decoded samples');
+/** The same decoded frames and samples as `ref`: one file, or the video and audio files apart. */
+async function assertSameDecoded(
+  mine: string,
+  ref: string | { video: string; audio: string },
+): Promise<void> {
+  const [v, a] = typeof ref === 'string' ? [ref, ref] : [ref.video, ref.audio];
+  assert.equal(await decodedHash(mine, 'v'), await decodedHash(v, 'v'), 'decoded frames');
+  assert.equal(await decodedHash(mine, 'a'), await decodedHash(a, 'a'), 'decoded samples');
+}
+
+/** MD5 of every packet of one stream, in order (`ffmpeg -c copy -f framemd5`). */
+async function packets(file: string, stream: 'v' | 'a'): Promise<string[]> {
+  const out = await runFfmpeg(['-i', file, '-map', `0:${stream}:0`, '-c', 'copy', '-f', 'framemd5', '-']);
+  return out
+    .toString()
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .map((l) => l.split(',').at(-1)!.trim());
+}
+
+/**
+ * The same video packets as `ref`. For SegmentBase, ffmpeg 5.1's dash demuxer is no reference for
+ * audio: its copy keeps the AAC priming the file's edit list trims, and with video mapped too it ends
+ * two packets early; the decoded samples are compared with the files themselves instead.
+ */
+async function assertSameVideoPackets(mine: string, ref: string): Promise<void> {
+  assert.deepEqual(await packets(mine, 'v'), await packets(ref, 'v'), 'video packets');
 }
 
 /** Per-frame MD5s of the decoded video (framemd5's last column). */
@@ -110,9 +134,8 @@ describe('a static MPD downloads to what ffmpeg -c copy makes of it', () => {
       assert.equal(result.resolution, '320x240');
       await assertSameDecoded(result.output_path, await dashSourceReference(fx));
       // Where ffmpeg's dash demuxer reads the whole MPD, its copy of the MPD URL is the same too.
-      if (mode === 'number' || mode === 'base') {
-        await assertSameDecoded(result.output_path, await reference(url));
-      }
+      if (mode === 'number') await assertSameDecoded(result.output_path, await reference(url));
+      if (mode === 'base') await assertSameVideoPackets(result.output_path, await reference(url));
       assert.ok(Math.abs((await durationOf(result.output_path)) - fx.seconds) < 0.2);
     });
   }
@@ -131,7 +154,10 @@ describe('representations are chosen like HLS variants and renditions', () => {
     const out = job.result!.output_path;
     assert.equal(job.result!.resolution, '160x120');
     await assertSameDecoded(out, await dashSourceReference(fx, 1, 1));
-    assert.notEqual(await decodedHash(out, 'a'), await decodedHash(await dashSourceReference(fx, 1, 0), 'a'));
+    assert.notEqual(
+      await decodedHash(out, 'a'),
+      await decodedHash((await dashSourceReference(fx, 1, 0)).audio, 'a'),
+    );
   });
 
   it('without a choice: the highest bandwidth video and the first audio set', async () => {
@@ -145,7 +171,7 @@ describe('representations are chosen like HLS variants and renditions', () => {
     const baseUrl = serve(base);
     const job = await download({ url: baseUrl, resolution: '120p', audio_language: 'fra' });
     assert.equal(job.result!.resolution, '160x120');
-    await assertSameDecoded(job.result!.output_path, await reference(baseUrl, 1, 1));
+    await assertSameVideoPackets(job.result!.output_path, await reference(baseUrl, 1, 1));
     await assertSameDecoded(job.result!.output_path, await dashSourceReference(base, 1, 1));
   });
 });
@@ -259,7 +285,7 @@ describe('/probe, gabe info and gabe download on an MPD', () => {
     const out = path.join(tempDir(), 'dash-base.mp4');
     const run = gabe(['download', baseUrl, '-o', out]);
     assert.equal(await run.exit, 0, run.output());
-    await assertSameDecoded(out, await reference(baseUrl));
+    await assertSameVideoPackets(out, await reference(baseUrl));
     await assertSameDecoded(out, await dashSourceReference(base));
   });
 });

@@ -290,20 +290,20 @@ export function makeDashMultiPeriod(seconds = 3): Promise<DashFixture & { parts:
 }
 
 /**
- * `ffmpeg -c copy` of the representations' own files (init + segments joined, as the dash muxer wrote
- * them): the reference where ffmpeg 5.1's dash demuxer reads less than the MPD lists (the last
+ * The representations' own files (init + segments joined, as the muxer wrote them), a video and an
+ * audio file read by ffmpeg as they are: the reference where ffmpeg 5.1's dash demuxer reads less than the MPD lists (the last
  * SegmentURL of a SegmentList, the last S of some timelines), so `ffmpeg -i MPD` cannot be.
  */
-export async function dashSourceReference(fx: DashFixture, video = 0, audio = 0): Promise<string> {
+export async function dashSourceReference(
+  fx: DashFixture,
+  video = 0,
+  audio = 0,
+): Promise<{ video: string; audio: string }> {
   const dir = await makeTempDir('dash-src');
   const join = async (files: string[], name: string) => {
     const parts = await Promise.all(files.map((f) => readFile(path.join(fx.dir, f))));
     await writeFile(path.join(dir, name), Buffer.concat(parts));
     return path.join(dir, name);
   };
-  const v = await join(fx.video[video]!, 'v.mp4');
-  const a = await join(fx.audio[audio]!, 'a.mp4');
-  const out = path.join(dir, 'ref.mp4');
-  await runFfmpeg(['-i', v, '-i', a, '-map', '0:v', '-map', '1:a', '-c', 'copy', out]);
-  return out;
+  return { video: await join(fx.video[video]!, 'v.mp4'), audio: await join(fx.audio[audio]!, 'a.mp4') };
 }

@@ -24,6 +24,8 @@ import { GabeError } from '../../service/errors.js';
 
 /** Bytes read from a SegmentBase file without indexRange to find its sidx (init + sidx fit in it). */
 const HEAD_BYTES = 64 * 1024;
+/** Largest whole file taken from an origin that ignores Range when only a sidx or a head was asked for. */
+const IGNORED_RANGE_BYTES = 16 * 1024 * 1024;
 /** Heads read looking for a sidx before giving up (a file whose first boxes are that large is odd). */
 const MAX_HEAD_READS = 8;
 /** Largest sidx read (a 2-hour file of 1 s subsegments has a ~90 KB one). */
@@ -96,12 +98,12 @@ async function getRange(f: DashFetch, url: string, range: ByteRange): Promise<Bu
       f.http.getBuffer(url, {
         signal: f.signal,
         range: { start: range.offset, end: range.offset + range.length - 1 },
-        maxBytes: range.length,
+        // An origin that ignores Range answers with the whole file: taken when small, refused when not.
+        maxBytes: Math.max(range.offset + range.length, IGNORED_RANGE_BYTES),
       }),
     f.policy,
     { signal: f.signal, onRetry: f.onRetry },
   );
-  // An origin that ignores Range sends the whole file: the part asked for is its start.
   return data.length > range.length ? data.subarray(range.offset, range.offset + range.length) : data;
 }
 
