@@ -279,6 +279,16 @@ describe('/probe, gabe info and gabe download on an MPD', () => {
     await assertSameDecoded(out, await dashSourceReference(fx, 1, 1));
   });
 
+  it('gabe download recognises an MPD by its body at a URL without .mpd, served as text/plain', async () => {
+    const text = await readFile(path.join(fx.dir, fx.mpdName), 'utf8');
+    const watch = url.replace(/out\.mpd$/, 'watch');
+    origin.route(new URL(watch).pathname, { body: text, contentType: 'text/plain' });
+    const out = path.join(tempDir(), 'sniffed.mp4');
+    const run = gabe(['download', watch, '-o', out]);
+    assert.equal(await run.exit, 0, run.output());
+    await assertSameDecoded(out, await dashSourceReference(fx, 0, 0));
+  });
+
   it('gabe download takes a SegmentBase MPD (sidx) the same way', async () => {
     const base = await makeDash({ mode: 'base' });
     const baseUrl = serve(base);
