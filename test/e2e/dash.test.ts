@@ -5,7 +5,7 @@
  * `gabe info`.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
@@ -17,7 +17,14 @@ import {
   makeDash,
   makeDashMultiPeriod,
 } from '../helpers/dash-fixtures.js';
-import { decodedHash, durationOf, makeTempDir, runFfmpeg, writeFixtureFile } from '../helpers/fixtures.js';
+import {
+  copyFixtureDir,
+  decodedHash,
+  durationOf,
+  makeTempDir,
+  runFfmpeg,
+  writeFixtureFile,
+} from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -173,6 +180,20 @@ describe('representations are chosen like HLS variants and renditions', () => {
     assert.equal(job.result!.resolution, '160x120');
     await assertSameVideoPackets(job.result!.output_path, await reference(baseUrl, 1, 1));
     await assertSameDecoded(job.result!.output_path, await dashSourceReference(base, 1, 1));
+  });
+});
+
+describe('SegmentBase without indexRange', () => {
+  it("finds the sidx among the file head's boxes and the init before it: the same frames and samples", async () => {
+    const base = await makeDash({ mode: 'base' });
+    const dir = await copyFixtureDir(base.dir);
+    const text = await readFile(path.join(dir, base.mpdName), 'utf8');
+    const bare = text.replace(/ indexRange="[^"]*"/g, '').replace(/<Initialization[^>]*\/>/g, '');
+    assert.doesNotMatch(bare, /indexRange|Initialization/);
+    await writeFile(path.join(dir, base.mpdName), bare);
+    const url = serve({ dir, mpdName: base.mpdName });
+    const job = await download({ url });
+    await assertSameDecoded(job.result!.output_path, await dashSourceReference(base));
   });
 });
 
