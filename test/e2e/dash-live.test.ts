@@ -61,6 +61,57 @@ async function serveLive(prefix: string, fx: DashFixture, o: LiveMpd): Promise<{
   return { reads: () => reads };
 }
 
+/** The (t, d) of every S of a SegmentTimeline, repeats expanded. */
+function expand(timeline: string): { t: number; d: number }[] {
+  const out: { t: number; d: number }[] = [];
+  let next = 0;
+  for (const m of timeline.matchAll(/<S\s+([^>]*?)\/>/g)) {
+    const get = (n: string) => {
+      const v = new RegExp(`\\b${n}="(-?\\d+)"`).exec(m[1]!)?.[1];
+      return v === undefined ? undefined : Number(v);
+    };
+    let t = get('t') ?? next;
+    const d = get('d')!;
+    for (let i = 0; i <= (get('r') ?? 0); i++, t += d) out.push({ t, d });
+    next = t;
+  }
+  return out;
+}
+
+/**
+ * Serves a `timeline` fixture at `prefix`live.mpd as a dynamic MPD whose SegmentTimelines list only the
+ * last `window` segments published (a segment is published once its end has passed since the first
+ * request) with startNumber moved along, as a packager's sliding window does; once every segment is
+ * out, the original static MPD.
+ */
+async function serveLiveTimeline(prefix: string, fx: DashFixture, window: number): Promise<void> {
+  origin.serveDir(prefix, fx.dir);
+  const text = await readFile(path.join(fx.dir, fx.mpdName), 'utf8');
+  let startedAt: number | null = null;
+  origin.route(`${prefix}live.mpd`, (_req, _res, ctx) => {
+    startedAt ??= Date.now() - 1000;
+    const elapsed = (Date.now() - startedAt) / 1000;
+    let done = true;
+    const body = text.replace(
+      /<SegmentTemplate timescale="(\d+)"([^>]*?)startNumber="1">\s*<SegmentTimeline>([\s\S]*?)<\/SegmentTimeline>/g,
+      (_all, timescale: string, attrs: string, timeline: string) => {
+        const all = expand(timeline);
+        const published = all.filter((s) => (s.t + s.d) / Number(timescale) <= elapsed).length;
+        if (published < all.length) done = false;
+        const first = Math.max(0, published - window);
+        const list = all.slice(first, Math.max(published, 1)).map((s) => `<S t="${s.t}" d="${s.d}"/>`);
+        return `<SegmentTemplate timescale="${timescale}"${attrs}startNumber="${first + 1}"><SegmentTimeline>${list.join('')}</SegmentTimeline>`;
+      },
+    );
+    if (done) return ctx.send(text, { contentType: 'application/dash+xml' });
+    const live = body.replace(
+      /type="static"\s+mediaPresentationDuration="[^"]*"/,
+      'type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" minimumUpdatePeriod="PT1S"',
+    );
+    return ctx.send(live, { contentType: 'application/dash+xml' });
+  });
+}
+
 async function submit(body: Record<string, unknown>): Promise<string> {
   const res = await svc.app.inject({
     method: 'POST',
@@ -107,6 +158,30 @@ describe('a dynamic MPD is recorded like a live playlist', () => {
       'decoded samples',
     );
     assert.ok(Math.abs((await durationOf(result.output_path)) - 8) < 0.2);
+  });
+
+  it('a SegmentTimeline window that slides ($Number$ moving on) is recorded whole, each segment once', async () => {
+    const fx = await makeDash({ mode: 'timeline', seconds: 6 });
+    await serveLiveTimeline('/live-tl/', fx, 3);
+    const id = await submit({ url: `${origin.url}/live-tl/live.mpd`, video_name: 'dash-live-timeline' });
+    const job = await finished(id, 60_000);
+    assert.equal(job.status, 'COMPLETED', `${job.error_code}: ${job.error}`);
+    assert.equal(job.result!.live?.ended, 'endlist');
+    assert.equal(job.result!.live?.missed_segments, 0);
+    for (const files of [fx.video[0]!, fx.audio[0]!]) {
+      for (const f of files.slice(1)) assert.equal(origin.countRequests(`/live-tl/${f}`), 1, f);
+    }
+    const ref = await dashSourceReference(fx);
+    assert.equal(
+      await decodedHash(job.result!.output_path, 'v'),
+      await decodedHash(ref.video, 'v'),
+      'decoded frames',
+    );
+    assert.equal(
+      await decodedHash(job.result!.output_path, 'a'),
+      await decodedHash(ref.audio, 'a'),
+      'decoded samples',
+    );
   });
 
   it('max_duration ends the recording of an MPD that stays dynamic', async () => {
