@@ -1,8 +1,6 @@
 import type { JobType } from '../jobs/types.js';
 import type { HttpClient } from '../net/client.js';
-
-/** An MPD's root element within the first KB (after an XML declaration and comments). */
-const MPD_HEAD = /^(?:\s*<\?xml[^>]*\?>)?(?:\s*<!--[\s\S]*?-->)*\s*<(?:[\w-]+:)?MPD[\s>]/;
+import { isMpd } from '../playlist/dash/mpd-parser.js';
 
 /**
  * A manifest (HLS or MPEG-DASH, both taken by the manifest downloader) or a plain file? The URL's
@@ -26,7 +24,7 @@ export async function detectKind(http: HttpClient, url: string, signal?: AbortSi
   return type.includes('mpegurl') ||
     type.includes('dash+xml') ||
     head.trimStart().startsWith('#EXTM3U') ||
-    MPD_HEAD.test(head)
+    isMpd(head)
     ? 'hls'
     : 'mp4';
 }

@@ -132,18 +132,24 @@ describe('a static MPD downloads to what ffmpeg -c copy makes of it', () => {
     { mode: 'base', what: 'SegmentBase (sidx byte ranges)' },
   ];
   for (const { mode, what } of modes) {
-    it(`${what}: the same decoded frames and samples, source_format dash`, async () => {
+    it(`${what}: the same decoded frames and samples through the API and gabe download`, async () => {
       const fx = await makeDash({ mode });
       const url = serve(fx);
       const job = await download({ url, video_name: `dash-${mode}` });
       const result = job.result!;
       assert.equal(result.source_format, 'dash');
       assert.equal(result.resolution, '320x240');
-      await assertSameDecoded(result.output_path, await dashSourceReference(fx));
+      const source = await dashSourceReference(fx);
+      await assertSameDecoded(result.output_path, source);
       // Where ffmpeg's dash demuxer reads the whole MPD, its copy of the MPD URL is the same too.
       if (mode === 'number') await assertSameDecoded(result.output_path, await reference(url));
       if (mode === 'base') await assertSameVideoPackets(result.output_path, await reference(url));
       assert.ok(Math.abs((await durationOf(result.output_path)) - fx.seconds) < 0.2);
+
+      const out = path.join(tempDir(), `dash-${mode}.mp4`);
+      const run = gabe(['download', url, '-o', out]);
+      assert.equal(await run.exit, 0, run.output());
+      await assertSameDecoded(out, source);
     });
   }
 });
