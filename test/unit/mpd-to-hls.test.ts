@@ -194,8 +194,23 @@ describe('dashMediaPlaylist', () => {
     const byUri = new Map(first.segments.map((s) => [s.uri, s.msn]));
     for (const s of later.segments) if (byUri.has(s.uri)) assert.equal(s.msn, byUri.get(s.uri), s.uri);
     assert.ok(later.segments.at(-1)!.msn > first.segments.at(-1)!.msn, 'the window moved on');
-    // Paced by minimumUpdatePeriod (5 s), longer than a segment: not called stalled between updates.
-    assert.equal(first.targetDuration, 5);
+    // Paced by a third of the 6 s timeShiftBufferDepth, not the 5 s minimumUpdatePeriod: nothing
+    // leaves the window between two reloads.
+    assert.equal(first.targetDuration, 2);
+  });
+
+  test('a live MPD is paced by minimumUpdatePeriod when it is longer than a segment and the window allows', () => {
+    const mpd = parseMpd(
+      mpdOf(
+        [`<Period id="a" start="PT0S">${ladder}</Period>`],
+        'type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z" minimumUpdatePeriod="PT5S" timeShiftBufferDepth="PT60S"',
+      ),
+      URL_,
+    );
+    const [t] = selectionTracks(mpd, { kind: 'v', set: 0, rep: 'v360' });
+    const r = representationSegments(mpd, t!.period, t!.rep, { nowMs: 30_000 });
+    // 2 s segments, updates every 5 s: 3 unchanged reloads of a 2 s target would call it stalled.
+    assert.equal(dashMediaPlaylist(mpd, [r as PeriodSegments]).targetDuration, 5);
   });
 });
 

@@ -224,6 +224,19 @@ function mapOf(init: DashInit | null): InitSection | null {
 }
 
 /**
+ * Seconds a live MPD's reloads are paced by, beyond a segment's duration. The live recorder reloads
+ * every target duration and calls a stream stalled after three unchanged: an MPD that changes only
+ * every minimumUpdatePeriod must not look stalled between two updates, but reloads must also come
+ * often enough that nothing leaves the timeShiftBufferDepth window between them (a SegmentTemplate
+ * MPD's segments come from the clock, whatever its minimumUpdatePeriod says).
+ */
+function updatePace(mpd: Mpd): number {
+  const update = mpd.minimumUpdatePeriod ?? 0;
+  const depth = mpd.timeShiftBufferDepth;
+  return depth !== null && depth > 0 ? Math.min(update, depth / 3) : update;
+}
+
+/**
  * The media playlist of a selection: its periods' segments in order, each period after the first
  * starting a discontinuity (new init, new timestamps). `msn` must name the same segment across reloads
  * (the live recorder appends what is past the last one, also when a live MPD turns static at its end):
@@ -252,9 +265,7 @@ export function dashMediaPlaylist(mpd: Mpd, parts: readonly PeriodSegments[]): M
       });
     });
   });
-  // The live recorder paces reloads and calls a stream stalled by the target duration: an MPD that
-  // changes only every minimumUpdatePeriod must not look stalled between two updates.
-  const target = Math.max(1, Math.ceil(Math.max(longest, live ? (mpd.minimumUpdatePeriod ?? 0) : 0)));
+  const target = Math.max(1, Math.ceil(Math.max(longest, live ? updatePace(mpd) : 0)));
   return {
     kind: 'media',
     baseUrl: mpd.url,
