@@ -23,6 +23,7 @@ import {
   durationOf,
   makeTempDir,
   runFfmpeg,
+  streamsOf,
   writeFixtureFile,
 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
@@ -177,6 +178,20 @@ describe('representations are chosen like HLS variants and renditions', () => {
     const job = await download({ url });
     assert.equal(job.result!.resolution, '320x240');
     await assertSameDecoded(job.result!.output_path, await dashSourceReference(fx, 0, 0));
+  });
+
+  it('audio_only keeps the chosen audio adaptation set alone, in an .m4a', async () => {
+    const job = await download({ url, audio_only: true, audio_language: 'fra' });
+    const out = job.result!.output_path;
+    assert.equal(job.result!.container, 'm4a');
+    assert.deepEqual(
+      (await streamsOf(out)).map((s) => s.codec_type),
+      ['audio'],
+    );
+    assert.equal(
+      await decodedHash(out, 'a'),
+      await decodedHash((await dashSourceReference(fx, 0, 1)).audio, 'a'),
+    );
   });
 
   it('SegmentBase representations are chosen the same way', async () => {
