@@ -188,6 +188,7 @@ describe('segment addressing', () => {
       duration: 4,
       number: 7,
     });
+    assert.equal(segs[2]!.duration, 2, 'the last segment ends with the period');
     assert.deepEqual(
       [segs[2]!.url, segs[2]!.start, segs[2]!.number],
       ['https://cdn.example.com/show/v/00009-$.m4s', 8, 9],

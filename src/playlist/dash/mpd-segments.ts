@@ -200,7 +200,7 @@ function listSegments(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number
     info.duration ??
     (period.duration !== null && urls.length ? (period.duration * info.timescale) / urls.length : 0);
   return urls.map((u, i) => {
-    const slot = slots?.[i] ?? { t: info.presentationTimeOffset + i * d, d };
+    const slot = slots?.[i] ?? clipped(info, period, info.presentationTimeOffset + i * d, d);
     return {
       url: u.url,
       range: u.range,
@@ -249,9 +249,20 @@ function numberSegments(
   const segments: DashSegment[] = [];
   for (let k = first; k < first + count; k++) {
     const t = info.presentationTimeOffset + k * info.duration!;
-    segments.push(templated(info, { t, d: info.duration! }, info.startNumber + k, urlOf));
+    segments.push(templated(info, clipped(info, period, t, info.duration!), info.startNumber + k, urlOf));
   }
   return segments;
+}
+
+/**
+ * A @duration segment the Period's end cuts short plays only up to that end (ISO/IEC 23009-1
+ * 5.3.9.5.3: the last segment may be shorter). One starting at or after the end keeps the MPD's
+ * duration: the manifest contradicts itself there, and the segment is still listed.
+ */
+function clipped(info: SegmentInfo, period: Period, t: number, d: number): Slot {
+  if (period.duration === null) return { t, d };
+  const end = period.duration * info.timescale + info.presentationTimeOffset;
+  return t < end && t + d > end ? { t, d: end - t } : { t, d };
 }
 
 function tooMany(count: number): GabeError {
