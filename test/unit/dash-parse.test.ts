@@ -67,6 +67,8 @@ describe('MPD values and sniffing', () => {
     assert.equal(isMpd('#EXTM3U\n#EXTINF:4,\na.ts'), false);
     assert.equal(isMpd('<html><body>MPD</body></html>'), false);
     assert.equal(isMpd('<MPDX/>'), false);
+    assert.ok(isMpd(`${'\t \r\n'.repeat(50_000)}<MPD/>`), 'any amount of leading whitespace');
+    assert.equal(isMpd(`<!--${' '.repeat(200_000)}`), false, 'an unterminated comment');
   });
 
   test('an HLS playlist, an HTML page and broken XML are NOT_A_PLAYLIST', () => {
