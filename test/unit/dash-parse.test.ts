@@ -363,7 +363,7 @@ describe('segment addressing', () => {
     );
   });
 
-  test('a live SegmentTimeline r = -1 runs up to the last segment complete at nowMs', () => {
+  test('a live SegmentTimeline r = -1 runs up to the last segment complete at nowMs, from the oldest still in timeShiftBufferDepth', () => {
     const text = `<MPD ${NS} type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z">
 <Period id="live" start="PT0S"><AdaptationSet><SegmentTemplate timescale="1000" media="$Time$.m4s">
 <SegmentTimeline><S t="4000" d="2000" r="-1"/></SegmentTimeline></SegmentTemplate><Representation id="v"/></AdaptationSet></Period></MPD>`;
@@ -372,6 +372,18 @@ describe('segment addressing', () => {
     assert.deepEqual(
       segs.map((s) => s.url.split('/').pop()),
       ['4000.m4s', '6000.m4s', '8000.m4s'],
+    );
+    // With a 4 s timeShiftBufferDepth, 4..6 has left the window at 10.5 s (it ended at 6 < 6.5).
+    const windowed = segmentsOf(
+      text.replace('type="dynamic"', 'type="dynamic" timeShiftBufferDepth="PT4S"'),
+      Date.parse('2026-01-01T00:00:10.500Z'),
+    );
+    assert.deepEqual(
+      windowed.map((s) => [s.url.split('/').pop(), s.number]),
+      [
+        ['6000.m4s', 2],
+        ['8000.m4s', 3],
+      ],
     );
   });
 

@@ -92,12 +92,16 @@ function addressed(
         segments: [{ url: rep.baseUrl, range: null, start: 0, duration: period.duration ?? 0, number: 1 }],
       };
     case 'list':
-      return { kind: 'segments', init, segments: listSegments(mpd, period, info, nowMs) };
+      return {
+        kind: 'segments',
+        init,
+        segments: inWindow(mpd, period, nowMs, listSegments(mpd, period, info, nowMs)),
+      };
     case 'template-timeline': {
       const slots = timelineSlots(info, periodEnd(mpd, period, info, nowMs));
       const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
       const segments = slots.map((s, i) => templated(info, s, info.startNumber + i, urlOf));
-      return { kind: 'segments', init, segments };
+      return { kind: 'segments', init, segments: inWindow(mpd, period, nowMs, segments) };
     }
     case 'template-number':
       return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, nowMs) };
@@ -160,6 +164,23 @@ function periodEnd(
     return { at: toMedia(elapsed + info.availabilityTimeOffset), clock: true };
   }
   return period.duration === null ? null : { at: toMedia(period.duration), clock: false };
+}
+
+/**
+ * A live MPD's listed segments that have already left timeShiftBufferDepth at `nowMs` are gone from
+ * the origin (5.3.9.5.3); the numbers of the rest are kept as listed.
+ */
+function inWindow(
+  mpd: Mpd,
+  period: Period,
+  nowMs: number | undefined,
+  segments: DashSegment[],
+): DashSegment[] {
+  if (mpd.type !== 'dynamic' || nowMs === undefined || mpd.timeShiftBufferDepth === null) return segments;
+  const elapsed = liveElapsed(mpd, period, nowMs);
+  if (elapsed === null) return segments;
+  const oldest = elapsed - mpd.timeShiftBufferDepth;
+  return segments.filter((s) => s.start + s.duration >= oldest);
 }
 
 /** Seconds since the Period began on the wall clock of a live MPD. */
