@@ -67,6 +67,8 @@ describe('MPD values and sniffing', () => {
     assert.equal(isMpd('#EXTM3U\n#EXTINF:4,\na.ts'), false);
     assert.equal(isMpd('<html><body>MPD</body></html>'), false);
     assert.equal(isMpd('<MPDX/>'), false);
+    assert.ok(isMpd(`${'\t \r\n'.repeat(50_000)}<MPD/>`), 'any amount of leading whitespace');
+    assert.equal(isMpd(`<!--${' '.repeat(200_000)}`), false, 'an unterminated comment');
   });
 
   test('an HLS playlist, an HTML page and broken XML are NOT_A_PLAYLIST', () => {
@@ -188,6 +190,7 @@ describe('segment addressing', () => {
       duration: 4,
       number: 7,
     });
+    assert.equal(segs[2]!.duration, 2, 'the last segment ends with the period');
     assert.deepEqual(
       [segs[2]!.url, segs[2]!.start, segs[2]!.number],
       ['https://cdn.example.com/show/v/00009-$.m4s', 8, 9],
@@ -360,7 +363,7 @@ describe('segment addressing', () => {
     );
   });
 
-  test('a live SegmentTimeline r = -1 runs up to the last segment complete at nowMs', () => {
+  test('a live SegmentTimeline r = -1 runs up to the last segment complete at nowMs, from the oldest still in timeShiftBufferDepth', () => {
     const text = `<MPD ${NS} type="dynamic" availabilityStartTime="2026-01-01T00:00:00Z">
 <Period id="live" start="PT0S"><AdaptationSet><SegmentTemplate timescale="1000" media="$Time$.m4s">
 <SegmentTimeline><S t="4000" d="2000" r="-1"/></SegmentTimeline></SegmentTemplate><Representation id="v"/></AdaptationSet></Period></MPD>`;
@@ -369,6 +372,18 @@ describe('segment addressing', () => {
     assert.deepEqual(
       segs.map((s) => s.url.split('/').pop()),
       ['4000.m4s', '6000.m4s', '8000.m4s'],
+    );
+    // With a 4 s timeShiftBufferDepth, 4..6 has left the window at 10.5 s (it ended at 6 < 6.5).
+    const windowed = segmentsOf(
+      text.replace('type="dynamic"', 'type="dynamic" timeShiftBufferDepth="PT4S"'),
+      Date.parse('2026-01-01T00:00:10.500Z'),
+    );
+    assert.deepEqual(
+      windowed.map((s) => [s.url.split('/').pop(), s.number]),
+      [
+        ['6000.m4s', 2],
+        ['8000.m4s', 3],
+      ],
     );
   });
 

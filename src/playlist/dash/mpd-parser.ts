@@ -29,7 +29,7 @@ const PROLOGUE = /^(?:\uFEFF|\s+|<\?xml[^>]*\?>|<!--[\s\S]*?-->|<!DOCTYPE[^[>]*(
 
 /** Sniffs whether `text` is an MPD: the root element, with or without a namespace prefix, is `MPD`. */
 export function isMpd(text: string): boolean {
-  const rest = text.slice(PROLOGUE.exec(text.slice(0, 64 * 1024))?.[0].length ?? 0);
+  const rest = text.slice(PROLOGUE.exec(text)?.[0].length ?? 0);
   return /^<(?:[A-Za-z_][\w.-]*:)?MPD[\s/>]/.test(rest);
 }
 

@@ -92,12 +92,16 @@ function addressed(
         segments: [{ url: rep.baseUrl, range: null, start: 0, duration: period.duration ?? 0, number: 1 }],
       };
     case 'list':
-      return { kind: 'segments', init, segments: listSegments(mpd, period, info, nowMs) };
+      return {
+        kind: 'segments',
+        init,
+        segments: inWindow(mpd, period, nowMs, listSegments(mpd, period, info, nowMs)),
+      };
     case 'template-timeline': {
       const slots = timelineSlots(info, periodEnd(mpd, period, info, nowMs));
       const urlOf = mediaUrlTemplate(info.mediaTemplate ?? '', rep, rep.baseUrl);
       const segments = slots.map((s, i) => templated(info, s, info.startNumber + i, urlOf));
-      return { kind: 'segments', init, segments };
+      return { kind: 'segments', init, segments: inWindow(mpd, period, nowMs, segments) };
     }
     case 'template-number':
       return { kind: 'segments', init, segments: numberSegments(mpd, period, rep, nowMs) };
@@ -162,6 +166,23 @@ function periodEnd(
   return period.duration === null ? null : { at: toMedia(period.duration), clock: false };
 }
 
+/**
+ * A live MPD's listed segments that have already left timeShiftBufferDepth at `nowMs` are gone from
+ * the origin (5.3.9.5.3); the numbers of the rest are kept as listed.
+ */
+function inWindow(
+  mpd: Mpd,
+  period: Period,
+  nowMs: number | undefined,
+  segments: DashSegment[],
+): DashSegment[] {
+  if (mpd.type !== 'dynamic' || nowMs === undefined || mpd.timeShiftBufferDepth === null) return segments;
+  const elapsed = liveElapsed(mpd, period, nowMs);
+  if (elapsed === null) return segments;
+  const oldest = elapsed - mpd.timeShiftBufferDepth;
+  return segments.filter((s) => s.start + s.duration >= oldest);
+}
+
 /** Seconds since the Period began on the wall clock of a live MPD. */
 function liveElapsed(mpd: Mpd, period: Period, nowMs: number): number | null {
   if (mpd.availabilityStartMs === null) return null;
@@ -200,7 +221,7 @@ function listSegments(mpd: Mpd, period: Period, info: SegmentInfo, nowMs: number
     info.duration ??
     (period.duration !== null && urls.length ? (period.duration * info.timescale) / urls.length : 0);
   return urls.map((u, i) => {
-    const slot = slots?.[i] ?? { t: info.presentationTimeOffset + i * d, d };
+    const slot = slots?.[i] ?? clipped(info, period, info.presentationTimeOffset + i * d, d);
     return {
       url: u.url,
       range: u.range,
@@ -249,9 +270,20 @@ function numberSegments(
   const segments: DashSegment[] = [];
   for (let k = first; k < first + count; k++) {
     const t = info.presentationTimeOffset + k * info.duration!;
-    segments.push(templated(info, { t, d: info.duration! }, info.startNumber + k, urlOf));
+    segments.push(templated(info, clipped(info, period, t, info.duration!), info.startNumber + k, urlOf));
   }
   return segments;
+}
+
+/**
+ * A @duration segment the Period's end cuts short plays only up to that end (ISO/IEC 23009-1
+ * 5.3.9.5.3: the last segment may be shorter). One starting at or after the end keeps the MPD's
+ * duration: the manifest contradicts itself there, and the segment is still listed.
+ */
+function clipped(info: SegmentInfo, period: Period, t: number, d: number): Slot {
+  if (period.duration === null) return { t, d };
+  const end = period.duration * info.timescale + info.presentationTimeOffset;
+  return t < end && t + d > end ? { t, d: end - t } : { t, d };
 }
 
 function tooMany(count: number): GabeError {
