@@ -36,13 +36,15 @@ export async function loadPlaylist(src: PlaylistSource, url: string): Promise<Pl
     ctx.onRetry?.();
     ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying');
   };
+  const selection = selectionOf(url);
+  const wire = selection ? withoutFragment(url) : url;
   const { data, res } = await withRetry(
-    () => src.http.getBuffer(withoutFragment(url), { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES }),
+    () => src.http.getBuffer(wire, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES }),
     src.policy,
     { signal: ctx.signal, onRetry },
   );
   const text = data.toString('utf8');
-  if (selectionOf(url) || isMpd(text)) {
+  if (selection || isMpd(text)) {
     const fetch = { http: src.http, policy: src.policy, signal: ctx.signal, onRetry };
     return dashPlaylist(fetch, text, res.url, url);
   }
