@@ -219,16 +219,23 @@ describe('SegmentBase without indexRange', () => {
 });
 
 describe('two periods', () => {
-  it('are joined in order: the frames of each period, as ffmpeg -c copy of each gives them', async () => {
+  it('are joined in order: the frames and audio packets of each period, as ffmpeg -c copy of each gives them', async () => {
     const fx = await makeDashMultiPeriod(3);
     const url = serve(fx);
     const job = await download({ url });
-    const mine = await frameHashes(job.result!.output_path);
+    const out = job.result!.output_path;
+    const mine = await frameHashes(out);
     const base = url.slice(0, -fx.mpdName.length);
-    const parts = [];
-    for (const p of fx.parts) parts.push(...(await frameHashes(await reference(`${base}${p}/out.mpd`))));
+    const parts: string[] = [];
+    const audioParts: string[] = [];
+    for (const p of fx.parts) {
+      const ref = await reference(`${base}${p}/out.mpd`);
+      parts.push(...(await frameHashes(ref)));
+      audioParts.push(...(await packets(ref, 'a')));
+    }
     assert.equal(mine.length, parts.length, 'frame count');
     assert.deepEqual(mine, parts);
+    assert.deepEqual(await packets(out, 'a'), audioParts, 'audio packets');
     assert.ok(Math.abs((await durationOf(job.result!.output_path)) - 6) < 0.3);
   });
 });
