@@ -11,11 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
 import { gabe } from '../helpers/cli.js';
 import {
+  boxes,
   type DashFixture,
   type DashMode,
   dashSourceReference,
   makeDash,
   makeDashMultiPeriod,
+  makeDashNestedSidx,
 } from '../helpers/dash-fixtures.js';
 import {
   copyFixtureDir,
@@ -215,6 +217,24 @@ describe('SegmentBase without indexRange', () => {
     const url = serve({ dir, mpdName: base.mpdName });
     const job = await download({ url });
     await assertSameDecoded(job.result!.output_path, await dashSourceReference(base));
+  });
+});
+
+describe('SegmentBase with a hierarchical sidx', () => {
+  it('follows reference_type 1 entries to the sidx of each segment: the same frames and samples', async () => {
+    const fx = await makeDashNestedSidx();
+    const url = serve(fx);
+    const job = await download({ url });
+    assert.equal(job.result!.segment_count, fx.seconds);
+    await assertSameDecoded(job.result!.output_path, await dashSourceReference(fx));
+    // Each inner sidx was read (a range starting at it), so the references were followed, not taken
+    // as media (which would decode the same: ffmpeg skips a stray sidx).
+    const sidxes = (await boxes(path.join(fx.dir, 'nested-0.mp4'))).filter(([t]) => t === 'sidx');
+    assert.equal(sidxes.length, fx.seconds + 1, 'the top sidx and one per segment');
+    const starts = origin.requests
+      .filter((r) => r.path.endsWith('/nested-0.mp4'))
+      .map((r) => Number(/bytes=(\d+)-/.exec(String(r.headers.range))?.[1]));
+    for (const [, at] of sidxes.slice(1)) assert.ok(starts.includes(at), `inner sidx at ${at} read`);
   });
 });
 

@@ -184,7 +184,7 @@ async function fixTimeNames(dir: string): Promise<void> {
 }
 
 /** Top-level boxes of an MP4 file: [type, offset, size]. */
-async function boxes(file: string): Promise<[string, number, number][]> {
+export async function boxes(file: string): Promise<[string, number, number][]> {
   const data = await readFile(file);
   const out: [string, number, number][] = [];
   for (let at = 0; at + 8 <= data.length; ) {
@@ -306,4 +306,75 @@ export async function dashSourceReference(
     return path.join(dir, name);
   };
   return { video: await join(fx.video[video]!, 'v.mp4'), audio: await join(fx.audio[audio]!, 'a.mp4') };
+}
+
+/**
+ * SegmentBase with a hierarchical index (ISO/IEC 14496-12 8.16.3, reference_type 1): ffmpeg's
+ * single-file dash output puts a sidx before every segment; a top sidx is inserted after the init whose
+ * references point at those sidx boxes (each covering its sidx, moof and mdat). `video`/`audio` name
+ * the single files as ffmpeg wrote them (its mov demuxer does not read the nested index).
+ */
+export function makeDashNestedSidx(seconds = 4): Promise<DashFixture> {
+  return cached({ nested: seconds }, async () => {
+    const dir = await makeTempDir('dash-nested');
+    const o = defaults({ seconds, mode: 'base' });
+    await runFfmpeg(
+      [
+        ...inputs(o),
+        ...streamArgs(o),
+        ...[
+          '-f',
+          'dash',
+          '-seg_duration',
+          '1',
+          '-single_file',
+          '1',
+          '-single_file_name',
+          'single-$RepresentationID$.mp4',
+        ],
+        ...['-adaptation_sets', adaptationSets(o)],
+        'single.mpd',
+      ],
+      dir,
+    );
+    const sets: string[] = [];
+    for (const [i, kind] of ['video', 'audio'].entries()) {
+      const name = `nested-${i}.mp4`;
+      const { init, index } = await nest(path.join(dir, `single-${i}.mp4`), path.join(dir, name));
+      const attrs =
+        kind === 'video'
+          ? 'codecs="avc1.42c00d" bandwidth="240000" width="320" height="240"'
+          : 'codecs="mp4a.40.2" bandwidth="64000" audioSamplingRate="48000"';
+      sets.push(
+        `<AdaptationSet id="${i}" contentType="${kind}" mimeType="${kind}/mp4"${kind === 'audio' ? ' lang="eng"' : ''}><Representation id="${kind}" ${attrs}><BaseURL>${name}</BaseURL><SegmentBase indexRange="${index}"><Initialization range="${init}"/></SegmentBase></Representation></AdaptationSet>`,
+      );
+    }
+    await writeFile(path.join(dir, 'out.mpd'), staticMpd(seconds, [period('0', null, sets)]));
+    return { dir, mpdName: 'out.mpd', ...o, video: [['single-0.mp4']], audio: [['single-1.mp4']] };
+  });
+}
+
+/** Writes `to`: `from`'s init, a top sidx of reference_type 1 entries, then `from`'s sidx-led segments. */
+async function nest(from: string, to: string): Promise<{ init: string; index: string }> {
+  const data = await readFile(from);
+  const all = await boxes(from);
+  const sidxes = all.filter(([t]) => t === 'sidx');
+  const initEnd = sidxes[0]![1];
+  const groups = sidxes.map(([, at], k) => [at, sidxes[k + 1]?.[1] ?? data.length] as const);
+  const top = Buffer.alloc(32 + 12 * groups.length);
+  top.writeUInt32BE(top.length, 0);
+  top.write('sidx', 4, 'latin1');
+  // version 0, flags 0; reference_ID 1; the inner sidx's timescale; earliest time 0; first_offset 0.
+  top.writeUInt32BE(1, 12);
+  const inner = (at: number) => ({ version: data[at + 8]!, timescale: data.readUInt32BE(at + 16) });
+  top.writeUInt32BE(inner(groups[0]![0]).timescale, 16);
+  top.writeUInt16BE(groups.length, 30);
+  groups.forEach(([at, end], k) => {
+    const refs = at + (inner(at).version === 0 ? 32 : 40);
+    top.writeUInt32BE((0x80000000 | (end - at)) >>> 0, 32 + 12 * k);
+    top.writeUInt32BE(data.readUInt32BE(refs + 4), 36 + 12 * k);
+    top.writeUInt32BE(0x90000000, 40 + 12 * k);
+  });
+  await writeFile(to, Buffer.concat([data.subarray(0, initEnd), top, data.subarray(initEnd)]));
+  return { init: `0-${initEnd - 1}`, index: `${initEnd}-${initEnd + top.length - 1}` };
 }
