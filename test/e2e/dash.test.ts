@@ -340,7 +340,7 @@ describe('/probe, gabe info and gabe download on an MPD', () => {
     assert.match(table.stdout(), /MPEG-DASH MPD \(static/);
   });
 
-  it('gabe download takes an MPD URL and writes the same frames and samples as ffmpeg -c copy', async () => {
+  it("gabe download takes an MPD URL, -r and --audio-language: the chosen representations' frames and samples", async () => {
     const out = path.join(tempDir(), 'dash.mp4');
     const run = gabe(['download', url, '-o', out, '--resolution', '160x120', '--audio-language', 'fra']);
     assert.equal(await run.exit, 0, run.output());
