@@ -5,6 +5,9 @@ import { transferLimits } from '../net/deadlines.js';
 import { mergeHeaders, requestHeaders } from '../net/headers.js';
 import { detectKind } from '../pipeline/detect.js';
 import { parseContentRange } from '../pipeline/mp4/range-plan.js';
+import type { Mpd } from '../playlist/dash/mpd-model.js';
+import { isMpd, parseMpd } from '../playlist/dash/mpd-parser.js';
+import { mpdDrm, mpdToMaster } from '../playlist/dash/mpd-to-hls.js';
 import { identityKey } from '../playlist/keys.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition } from '../playlist/model.js';
 import { detectDrm, parsePlaylist } from '../playlist/parser.js';
@@ -25,6 +28,11 @@ const RenditionInfo = Type.Object({
 
 export const ProbeResult = Type.Object({
   kind: Type.Union([Type.Literal('master'), Type.Literal('media'), Type.Literal('mp4')]),
+  format: Type.Optional(
+    Type.Union([Type.Literal('hls'), Type.Literal('dash')], {
+      description: 'Manifests: an HLS playlist, or an MPEG-DASH MPD (reported as a master).',
+    }),
+  ),
   url: Type.String({ description: 'The URL that answered, after redirects.' }),
   live: Type.Boolean(),
   duration_seconds: Nullable(Type.Number()),
@@ -110,11 +118,16 @@ export async function probe(
   try {
     const kind = await detectKind(http, url);
     if (kind === 'mp4') return await probeMp4(http, url);
-    const { playlist, finalUrl } = await fetchPlaylist(http, url);
+    const { data, res } = await http.getBuffer(url, { maxBytes: MAX_PLAYLIST_BYTES });
+    const text = data.toString('utf8');
+    if (isMpd(text)) return probeMpd(parseMpd(text, res.url));
+    const finalUrl = res.url;
+    const playlist = parsePlaylist(text, finalUrl);
     if (playlist.kind === 'media') {
       const facts = mediaFacts(playlist);
       return {
         kind: 'media',
+        format: 'hls',
         url: finalUrl,
         live: facts.live,
         duration_seconds: facts.duration,
@@ -130,6 +143,18 @@ export async function probe(
   } finally {
     await http.destroy();
   }
+}
+
+/** An MPD, as its master (mpd-to-hls.ts): duration and liveness come from the MPD itself. */
+function probeMpd(mpd: Mpd): ProbeResult {
+  const duration =
+    mpd.mediaPresentationDuration ??
+    (mpd.periods.every((p) => p.duration !== null)
+      ? mpd.periods.reduce((n, p) => n + (p.duration ?? 0), 0)
+      : null);
+  const live = mpd.type === 'dynamic';
+  const facts = { live, duration: live ? null : duration, encryption: mpdDrm(mpd) };
+  return { ...masterResult(mpdToMaster(mpd), mpd.url, facts, null), format: 'dash' };
 }
 
 /** One byte asked for: the answer tells the size and whether Range works. */
@@ -170,7 +195,15 @@ async function probeMaster(
     const media = await fetchPlaylist(http, top.resolvedUri ?? new URL(top.uri, finalUrl).href);
     if (media.playlist.kind === 'media') facts = mediaFacts(media.playlist);
   }
-  const drm = detectDrm(playlist);
+  return { ...masterResult(playlist, finalUrl, facts, detectDrm(playlist)), format: 'hls' };
+}
+
+function masterResult(
+  playlist: MasterPlaylist,
+  finalUrl: string,
+  facts: { live: boolean; duration: number | null; encryption: string | null } | null,
+  drm: string | null,
+): ProbeResult {
   const encryption = drm ?? facts?.encryption ?? null;
   return {
     kind: 'master',
@@ -188,7 +221,7 @@ async function probeMaster(
         average_bandwidth: v.averageBandwidth,
         codecs: v.codecs,
         frame_rate: v.frameRate,
-        estimated_size_bytes: bps && facts ? Math.round((bps / 8) * facts.duration) : null,
+        estimated_size_bytes: bps && facts?.duration ? Math.round((bps / 8) * facts.duration) : null,
       };
     }),
     audio: renditions(playlist, 'AUDIO'),
@@ -210,7 +243,7 @@ export const probeRoutes: FastifyPluginAsyncTypebox<{
       schema: {
         summary: 'Inspect a URL before downloading it',
         description:
-          'HLS: playlist kind, variants (resolution, bandwidth, codecs, estimated size), audio and subtitle ' +
+          'HLS and MPEG-DASH (an MPD is reported as a master, with format "dash"): playlist kind, variants (resolution, bandwidth, codecs, estimated size), audio and subtitle ' +
           'renditions, encryption, duration, live. MP4: size and whether Range works. Same destination ' +
           'guard and limits as downloads.',
         tags: ['downloads'],

@@ -210,6 +210,11 @@ export const JobResultSchema = Type.Object({
       { description: 'Segments left out by skip_segments / skip_discontinuity_runs, and their seconds.' },
     ),
   ),
+  source_format: Type.Optional(
+    Type.Union([Type.Literal('hls'), Type.Literal('dash')], {
+      description: 'Manifest jobs: whether the URL was an HLS playlist or an MPEG-DASH MPD.',
+    }),
+  ),
 });
 
 export const JobSchema = Type.Object({

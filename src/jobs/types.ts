@@ -93,6 +93,8 @@ export interface JobResult {
   live?: { ended: 'endlist' | 'max_duration' | 'stopped' | 'stalled'; missed_segments: number };
   /** Segments left out by skip_segments / skip_discontinuity_runs, and their EXTINF seconds. */
   skipped?: { segments: number; seconds: number };
+  /** Manifest jobs: an HLS playlist or an MPEG-DASH MPD (both go through the HLS pipeline). */
+  source_format?: 'hls' | 'dash';
 }
 
 export interface JobProgress {

@@ -24,6 +24,7 @@ import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
 import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
+import { selectionOf } from '../../playlist/dash/mpd-to-hls.js';
 import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';
@@ -51,9 +52,8 @@ interface Fetched {
   outcome: LiveOutcome | null;
 }
 
-/** The merged file as probed, and the notes that go with it. */
+/** The file to publish (the merged one, or the clip cut from it) as probed, and its notes. */
 interface Finished {
-  /** The file to publish: the merged one, or the clip cut from it. */
   file: string;
   out: ProbeResult;
   duration: number;
@@ -280,6 +280,7 @@ class HlsJob {
       duration_seconds: seconds,
       segment_count: results[0]!.segments,
       container: final.container,
+      source_format: selectionOf(selected.main.url) ? 'dash' : 'hls',
     };
     if (final.poster) result.thumbnail_path = await publishPoster(final.poster, outputPath);
     warnings.push(...final.warnings);

@@ -6,6 +6,8 @@
 
 import type { HttpClient } from '../../net/client.js';
 import { type RetryPolicy, withRetry } from '../../net/retry.js';
+import { isMpd } from '../../playlist/dash/mpd-parser.js';
+import { selectionOf, withoutFragment } from '../../playlist/dash/mpd-to-hls.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition, Variant } from '../../playlist/model.js';
 import { assertDownloadable, detectDrm, parsePlaylist } from '../../playlist/parser.js';
 import {
@@ -17,6 +19,7 @@ import {
 import { selectSubtitleRenditions } from '../../playlist/subtitles.js';
 import { GabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
+import { dashPlaylist } from './dash-source.js';
 import { urlOf } from './track-plan.js';
 import { isExpiredUrlError } from './url-refresh.js';
 
@@ -31,21 +34,27 @@ export interface PlaylistSource {
   policy: RetryPolicy;
 }
 
+/** An HLS playlist, or an MPD (or an MPD selection URL) seen as one (dash-source.ts). */
 export async function loadPlaylist(src: PlaylistSource, url: string): Promise<Playlist> {
   const { ctx } = src;
+  const onRetry = (err: Error, attempt: number, delayMs: number) => {
+    ctx.onRetry?.();
+    ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying');
+  };
+  const selection = selectionOf(url);
+  const wire = selection ? withoutFragment(url) : url;
   const { data, res } = await withRetry(
-    () => src.http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES, bypassLimit: true }),
+    () => src.http.getBuffer(wire, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES, bypassLimit: true }),
     src.policy,
-    {
-      signal: ctx.signal,
-      onRetry: (err, attempt, delayMs) => {
-        ctx.onRetry?.();
-        ctx.log.warn({ url, err: err.message, attempt, delayMs }, 'playlist fetch failed; retrying');
-      },
-    },
+    { signal: ctx.signal, onRetry },
   );
+  const text = data.toString('utf8');
+  if (selection || isMpd(text)) {
+    const fetch = { http: src.http, policy: src.policy, signal: ctx.signal, onRetry };
+    return dashPlaylist(fetch, text, res.url, url);
+  }
   // The final URL after redirects is the base for relative URIs (RFC 8216 4.1 via RFC 3986 5.1.3).
-  return parsePlaylist(data.toString('utf8'), res.url);
+  return parsePlaylist(text, res.url);
 }
 
 export async function loadMedia(src: PlaylistSource, url: string, what: string): Promise<MediaPlaylist> {
