@@ -44,7 +44,7 @@ interface Running {
 }
 
 export interface RunnerDeps {
-  store: Pick<JobStore, 'transition' | 'updateProgress'>;
+  store: Pick<JobStore, 'transition' | 'updateProgress' | 'get'>;
   config: Config;
   ffmpeg: FfmpegTools;
   log: Logger;
@@ -114,9 +114,11 @@ export class JobRunner {
   }
 
   /** Records an outcome of run `job` (fenced by its attempt: a stale run records nothing). */
-  private async record(job: Job, to: JobStatus, fields: TransitionFields = {}): Promise<void> {
+  /** The transition, fenced by this run's attempt: false when a later run owns the job (nothing stored). */
+  private async record(job: Job, to: JobStatus, fields: TransitionFields = {}): Promise<boolean> {
     const stored = await this.deps.store.transition(job.id, to, { ...fields, attempt: job.attempts });
     if (stored) this.deps.events.emit('job', stored);
+    return stored !== null;
   }
 
   private async saveProgress(job: Job, tracker: ProgressTracker, log: Logger): Promise<void> {
@@ -187,7 +189,16 @@ export class JobRunner {
         early ?? undefined,
       );
       await this.saveProgress(job, tracker, log);
-      await this.record(job, 'COMPLETED', { result });
+      if (!(await this.record(job, 'COMPLETED', { result }))) {
+        // A worker took the job over while this run finished it (its lock lapsed): the other run's
+        // result is the job's. A local file of ours under another name would be left behind; an S3
+        // object has the same key for every run, so it stays (it is, or will be, the other's).
+        const current = await this.deps.store.get(job.id);
+        if (!result.output_path.startsWith('s3://') && current?.result?.output_path !== result.output_path)
+          await removeLocalOutput(result, config.output_path);
+        log.warn('job finished, but another run owns it now: its result is the one kept');
+        return 'lost';
+      }
       log.info({ output: result.output_path, size_mb: result.file_size_mb }, 'job completed');
       await removeDir(tempDir);
       return 'completed';

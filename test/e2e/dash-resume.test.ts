@@ -74,8 +74,10 @@ describe('DASH resume', () => {
       assert.equal(done.status, 'COMPLETED', done.error ?? '');
       assert.equal(done.result!.source_format, 'dash');
       const fetched = origin.countRequests(segment);
-      // Only what was in flight when the process died (2 per track) is fetched twice.
-      assert.ok(fetched <= total + 2 * 2, `${fetched} segment requests for ${total} segments`);
+      // Only what was in flight when the process died (2 per track), or written since the track's last
+      // checkpoint, is fetched twice: the same margin as the HLS test's (reliability.test.ts), four
+      // times the concurrency per track. Fetching everything again would be 20 more.
+      assert.ok(fetched <= total + 2 * 2 * 4, `${fetched} segment requests for ${total} segments`);
       const ref = await dashSourceReference(fx);
       assert.equal(await decodedHash(done.result!.output_path, 'v'), await decodedHash(ref.video, 'v'));
       assert.equal(await decodedHash(done.result!.output_path, 'a'), await decodedHash(ref.audio, 'a'));

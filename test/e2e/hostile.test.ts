@@ -606,7 +606,7 @@ const PLAYLISTS: PlaylistCase[] = [
     error: /JSON document/,
   },
   {
-    name: 'a DASH manifest',
+    name: 'a DASH manifest without a representation',
     setup: (c) =>
       c.serve('/index.m3u8', '<?xml version="1.0"?>\n<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"></MPD>\n'),
     code: 'GABE_ERR_NOT_A_PLAYLIST',

@@ -53,7 +53,11 @@ export async function dashPlaylist(
   if (!selection) {
     const drm = mpdDrm(mpd);
     if (drm) throw new GabeError('DRM', `the stream is DRM-protected (${drm}); Gabe cannot download it`);
-    return mpdToMaster(mpd);
+    const master = mpdToMaster(mpd);
+    if (master.variants.length === 0) {
+      throw new GabeError('NOT_A_PLAYLIST', 'the DASH manifest (MPD) has no video or audio representation');
+    }
+    return master;
   }
   const tracks = selectionTracks(mpd, selection);
   if (tracks.length === 0) {
@@ -63,7 +67,8 @@ export async function dashPlaylist(
     throw new GabeError('DRM', `the stream is DRM-protected (${mpdDrm(mpd) ?? 'ContentProtection'})`);
   }
   const parts: PeriodSegments[] = [];
-  for (const t of tracks) parts.push(await periodSegments(f, mpd, t, nowMs));
+  for (const t of tracks)
+    parts.push({ ...(await periodSegments(f, mpd, t, nowMs)), independent: t.rep.startsWithSap });
   return dashMediaPlaylist(mpd, parts);
 }
 

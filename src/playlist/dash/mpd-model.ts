@@ -66,6 +66,11 @@ export interface Representation {
   readonly addressing: Addressing;
   /** ContentProtection on the Representation or its AdaptationSet. */
   readonly protected: boolean;
+  /**
+   * Every (sub)segment starts with a SAP of type 1 or 2, a keyframe that decodes alone: @startWithSAP
+   * or @subsegmentStartsWithSAP (effective) is 1 or 2. Without it a segment may begin mid-GOP.
+   */
+  readonly startsWithSap: boolean;
   readonly segmentInfo: SegmentInfo;
 }
 

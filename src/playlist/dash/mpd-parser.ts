@@ -178,6 +178,7 @@ function representationOf(
     baseUrl,
     addressing,
     protected: setProtected || children(rep, 'ContentProtection').length > 0,
+    startsWithSap: [own('startWithSAP'), own('subsegmentStartsWithSAP')].some((v) => v === '1' || v === '2'),
     segmentInfo: info,
   };
 }

@@ -217,6 +217,8 @@ export function selectionTracks(mpd: Mpd, s: DashSelection): PeriodTrack[] {
 export interface PeriodSegments {
   readonly init: DashInit | null;
   readonly segments: readonly DashSegment[];
+  /** Each segment starts with a keyframe (the representation's startsWithSap). */
+  readonly independent?: boolean;
 }
 
 function mapOf(init: DashInit | null): InitSection | null {
@@ -277,7 +279,8 @@ export function dashMediaPlaylist(mpd: Mpd, parts: readonly PeriodSegments[]): M
     endlist: !live,
     playlistType: live ? null : 'VOD',
     iFramesOnly: false,
-    independentSegments: true,
+    // Only what the MPD promises: a clip then needs no probe for the keyframe before its start.
+    independentSegments: parts.length > 0 && parts.every((p) => p.independent === true),
     segments,
   };
 }

@@ -1,0 +1,166 @@
+/**
+ * The download options on an MPD: they act on the HLS model the MPD becomes (mpd-to-hls.ts), so a
+ * clip fetches only the covering segments of both adaptation sets, ad skipping takes DASH periods
+ * for discontinuity runs, and the tags and the audio set's language go into the file.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Job } from '../../src/jobs/types.js';
+import { makeDash, makeDashMultiPeriod, staticMpd } from '../helpers/dash-fixtures.js';
+import { decodedHash, durationOf, makeTempDir, runFfmpeg, runFfprobe } from '../helpers/fixtures.js';
+import { type Origin, startOrigin } from '../helpers/origin.js';
+import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+
+let origin: Origin;
+let svc: TestService;
+let served = 0;
+let client = 0;
+
+before(async () => {
+  origin = await startOrigin();
+  svc = await startTestService({ max_jobs_per_ip: 0, max_retries: 1 });
+});
+after(async () => {
+  await closeAllServices();
+  await origin.close();
+});
+
+function serveDir(dir: string): string {
+  const prefix = `/o${served++}/`;
+  origin.serveDir(prefix, dir);
+  return prefix;
+}
+
+async function download(body: Record<string, unknown>): Promise<Job> {
+  const res = await svc.app.inject({
+    method: 'POST',
+    url: '/download/',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify(body),
+    remoteAddress: `10.7.0.${++client}`,
+  });
+  assert.equal(res.statusCode, 200, res.body);
+  const job = await svc.waitFor(res.json().job_id, ['COMPLETED', 'FAILED', 'CANCELLED'], 60_000);
+  assert.equal(job.status, 'COMPLETED', `${job.error_code}: ${job.error}`);
+  return job;
+}
+
+/** Per-frame MD5s of the decoded video (framemd5's last column), in presentation order. */
+async function frames(file: string, ffmpegInput: string[] = []): Promise<string[]> {
+  const out = await runFfmpeg([
+    ...ffmpegInput,
+    '-i',
+    file,
+    '-map',
+    '0:v:0',
+    '-fps_mode',
+    'passthrough',
+    '-f',
+    'framemd5',
+    '-',
+  ]);
+  return out
+    .toString()
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .map((l) => l.split(',').at(-1)!.trim());
+}
+
+describe('a clip of an MPD', () => {
+  it('fetches only the covering segments of both sets and equals ffmpeg -ss/-to of the whole download', async () => {
+    const fx = await makeDash({ mode: 'timeline', seconds: 12 });
+    const prefix = serveDir(fx.dir);
+    const url = `${origin.url}${prefix}${fx.mpdName}`;
+    const whole = await download({ url, video_name: 'whole' });
+    origin.reset();
+    // Keyframes every second, on the segment boundaries (startWithSAP=1): the clip begins at 4 s.
+    const job = await download({ url, start: 4.5, end: 8.3, video_name: 'clip' });
+    const media = (set: number) =>
+      origin.countRequests(new RegExp(`^${prefix}chunk-stream${set}-\\d+\\.m4s$`));
+    // Segments 4..8 (numbered from 1) cover [4.5, 8.3): five of each set, no probe (startWithSAP).
+    assert.equal(media(0), 5, 'video segments fetched');
+    // Audio segments are cut near, not at, the second (AAC frames): the same window takes five or six.
+    assert.ok(media(1) >= 5 && media(1) <= 6, `audio segments fetched: ${media(1)}`);
+    assert.deepEqual(job.result?.clip, { start: 4.5, end: 8.3 });
+    assert.equal(job.result?.source_format, 'dash');
+    const ref = path.join(await makeTempDir('dash-clip-ref'), 'ref.mp4');
+    const full = whole.result!.output_path;
+    await runFfmpeg(['-ss', '4.5', '-to', '8.3', '-i', full, '-map', '0', '-c', 'copy', ref]);
+    const mine = job.result!.output_path;
+    assert.deepEqual(await frames(mine), await frames(ref), 'decoded frames');
+    assert.ok(Math.abs((await durationOf(mine)) - (await durationOf(ref))) < 0.05, 'duration');
+    // The clip begins on the keyframe at 4 s: 0.5 s of pre-roll hidden by the edit list.
+    assert.ok(Math.abs((job.result!.duration_seconds ?? 0) - 3.8) < 0.1, `${job.result!.duration_seconds} s`);
+  });
+});
+
+/** The body of an ffmpeg-made MPD's Period, with a BaseURL into `base`. */
+async function periodBody(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8');
+  const body = /<Period[^>]*>([\s\S]*)<\/Period>/.exec(text)?.[1];
+  if (!body) throw new Error(`no Period in ${file}`);
+  return body;
+}
+
+describe('ad skipping on an MPD', () => {
+  it('skip_segments drops a period by its URLs: the frames of the other period alone', async () => {
+    const fx = await makeDashMultiPeriod(3);
+    const prefix = serveDir(fx.dir);
+    const url = `${origin.url}${prefix}${fx.mpdName}`;
+    const job = await download({ url, skip_segments: ['/p1/'] });
+    const ref = await frames(`${origin.url}${prefix}p0/out.mpd`);
+    assert.deepEqual(await frames(job.result!.output_path), ref);
+    assert.equal(job.result?.skipped?.segments, 3);
+    assert.ok(Math.abs((job.result?.skipped?.seconds ?? 0) - 3) < 0.01);
+  });
+
+  it('skip_discontinuity_runs takes a short period between two long ones for an ad break', async () => {
+    // Programme (4 s) – ad (2 s) – programme (4 s), each period from its own ffmpeg output.
+    const long = await makeDashMultiPeriod(4);
+    const short = await makeDashMultiPeriod(2);
+    const [lp, sp] = [serveDir(long.dir), serveDir(short.dir)];
+    const periods = [
+      `<Period id="0" start="PT0S"><BaseURL>${origin.url}${lp}p0/</BaseURL>${await periodBody(path.join(long.dir, 'p0/out.mpd'))}</Period>`,
+      `<Period id="ad" start="PT4S"><BaseURL>${origin.url}${sp}p1/</BaseURL>${await periodBody(path.join(short.dir, 'p1/out.mpd'))}</Period>`,
+      `<Period id="1" start="PT6S"><BaseURL>${origin.url}${lp}p1/</BaseURL>${await periodBody(path.join(long.dir, 'p1/out.mpd'))}</Period>`,
+    ];
+    const dir = await makeTempDir('dash-ads');
+    await writeFile(path.join(dir, 'ads.mpd'), staticMpd(10, periods));
+    const url = `${origin.url}${serveDir(dir)}ads.mpd`;
+    const job = await download({ url, skip_discontinuity_runs: 2.5 });
+    const programme = [
+      ...(await frames(`${origin.url}${lp}p0/out.mpd`)),
+      ...(await frames(`${origin.url}${lp}p1/out.mpd`)),
+    ];
+    const mine = await frames(job.result!.output_path);
+    assert.equal(mine.length, programme.length, 'frame count');
+    assert.deepEqual(mine, programme);
+    assert.deepEqual(job.result?.skipped, { segments: 2, seconds: 2 });
+    assert.ok(Math.abs((await durationOf(job.result!.output_path)) - 8) < 0.3);
+  });
+});
+
+describe('tags and languages on an MPD', () => {
+  it("writes the title, the source and the chosen audio set's language into the file", async () => {
+    const fx = await makeDash({ mode: 'number', seconds: 3, languages: ['eng', 'fre'] });
+    const url = `${origin.url}${serveDir(fx.dir)}${fx.mpdName}`;
+    const job = await download({ url, audio_language: 'fr', video_name: 'French audio' });
+    const out = await runFfprobe(['-show_format', '-show_streams', '-of', 'json', job.result!.output_path]);
+    const p = JSON.parse(out.toString()) as {
+      format: { tags?: Record<string, string> };
+      streams: { codec_type: string; tags?: Record<string, string> }[];
+    };
+    assert.equal(p.format.tags?.title, 'French audio');
+    assert.equal(p.format.tags?.comment, url);
+    assert.equal(p.streams.find((s) => s.codec_type === 'audio')?.tags?.language, 'fra');
+    // The French set's samples (880 Hz), not the English ones.
+    const joined = path.join(await makeTempDir('dash-fre'), 'fre.mp4');
+    await writeFile(
+      joined,
+      Buffer.concat(await Promise.all(fx.audio[1]!.map((f) => readFile(path.join(fx.dir, f))))),
+    );
+    assert.equal(await decodedHash(job.result!.output_path, 'a'), await decodedHash(joined, 'a'));
+  });
+});
