@@ -85,9 +85,23 @@ describe('a clip of an MPD', () => {
     assert.ok(media(1) >= 5 && media(1) <= 6, `audio segments fetched: ${media(1)}`);
     assert.deepEqual(job.result?.clip, { start: 4.5, end: 8.3 });
     assert.equal(job.result?.source_format, 'dash');
-    const ref = path.join(await makeTempDir('dash-clip-ref'), 'ref.mp4');
+    // Clip times are on the segments' timeline (video segment k starts at k − 1 s); in the whole file
+    // the video starts where its timestamps put it, 21 ms after the audio: the reference cut moves by that.
     const full = whole.result!.output_path;
-    await runFfmpeg(['-ss', '4.5', '-to', '8.3', '-i', full, '-map', '0', '-c', 'copy', ref]);
+    const probed = await runFfprobe([
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'stream=start_time',
+      '-of',
+      'csv=p=0',
+      full,
+    ]);
+    const shift = Number(probed.toString().trim());
+    assert.ok(shift >= 0 && shift < 0.1, `video starts at ${shift} s`);
+    const ref = path.join(await makeTempDir('dash-clip-ref'), 'ref.mp4');
+    const [ss, to] = [(4.5 + shift).toFixed(6), (8.3 + shift).toFixed(6)];
+    await runFfmpeg(['-ss', ss, '-to', to, '-i', full, '-map', '0', '-c', 'copy', ref]);
     const mine = job.result!.output_path;
     assert.deepEqual(await frames(mine), await frames(ref), 'decoded frames');
     assert.ok(Math.abs((await durationOf(mine)) - (await durationOf(ref))) < 0.05, 'duration');
