@@ -51,7 +51,12 @@ export function keyOverride(request: JobRequest): KeyOverride | null {
   return { key: Boolean(request.key), iv: request.iv ? parseIv(request.iv) : null };
 }
 
-/** Requests in flight for the main track; a separate audio rendition gets a quarter. */
+/**
+ * Requests in flight for the main track; a separate audio rendition gets half. Audio segments are
+ * small but as many as the video's (DASH: one per video segment), so their count, not their bytes,
+ * sets the audio track's time: at a quarter, the audio of a 600-segment DASH stream took 2.0 s where
+ * the video took 1.4 s (bench, 30 ms per request).
+ */
 export function concurrencyOf(ctx: DownloadContext): { main: Concurrency; audio: Concurrency } {
   const { config } = ctx;
   const multithreading = ctx.job.request.use_multithreading ?? config.use_multithreading;
@@ -62,8 +67,8 @@ export function concurrencyOf(ctx: DownloadContext): { main: Concurrency; audio:
       }
     : { initial: 1, max: 1 };
   const audio = {
-    initial: Math.max(1, Math.ceil(main.initial / 4)),
-    max: Math.max(1, Math.ceil(main.max / 4)),
+    initial: Math.max(1, Math.ceil(main.initial / 2)),
+    max: Math.max(1, Math.ceil(main.max / 2)),
   };
   return { main, audio };
 }
