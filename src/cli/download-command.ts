@@ -6,18 +6,15 @@ import { fail } from './fail.js';
 import {
   collect,
   collectHeader,
-  collectSkipPattern,
   headersOf,
-  parseClipTimeOption,
   parseConcurrency,
-  parseContainer,
   parseHex128,
   parseResolution,
   parseSeconds,
-  parseSpeedOption,
 } from './option-parsers.js';
+import { type OutputFlags, outputOptions, outputRequest } from './output-options.js';
 
-interface DownloadFlags {
+interface DownloadFlags extends OutputFlags {
   output?: string;
   resolution?: string;
   concurrency?: number;
@@ -31,18 +28,10 @@ interface DownloadFlags {
   subtitles?: boolean;
   subtitleLang?: string[];
   maxDuration?: number;
-  start?: string;
-  end?: string;
-  skipSegments?: string[];
-  skipDiscontinuityRuns?: number;
-  limitRate?: string;
-  maxSpeed?: string;
-  thumbnail?: boolean;
-  container?: 'mp4' | 'mkv';
 }
 
 export function downloadCommand(program: Command): void {
-  program
+  const command = program
     .command('download')
     .description(
       'download an HLS playlist or an MP4 URL into an MP4 file, in this process (no service needed)',
@@ -70,27 +59,8 @@ export function downloadCommand(program: Command): void {
     .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
     .option('--no-subtitles', 'leave WebVTT subtitle renditions out (HLS)')
     .option('--subtitle-lang <tag>', 'only this subtitle language (repeatable)', collect)
-    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
-    .option('--start <time>', 'clip from this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
-    .option('--end <time>', 'clip up to this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
-    .option(
-      '--skip-segments <regex>',
-      'skip segments whose URL matches (repeatable; HLS)',
-      collectSkipPattern,
-    )
-    .option(
-      '--skip-discontinuity-runs <s>',
-      'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
-      parseSeconds,
-    )
-    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
-    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
-    .option('--thumbnail', 'also save a poster frame, <name>.jpg, beside the file')
-    .option(
-      '--container <c>',
-      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
-      parseContainer,
-    )
+    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds);
+  outputOptions(command)
     .option('-c, --config <file>', 'config file for defaults (timeouts, retries, ffmpeg_path)')
     .action((url: string, opts: DownloadFlags) => download(url, opts).catch(fail));
 }
@@ -120,13 +90,7 @@ function requestOf(opts: DownloadFlags): Omit<JobRequest, 'url'> {
     subtitles: opts.subtitles === false ? false : null,
     subtitle_languages: opts.subtitleLang ?? null,
     max_duration: opts.maxDuration ?? null,
-    start: opts.start ?? null,
-    end: opts.end ?? null,
-    skip_segments: opts.skipSegments ?? null,
-    skip_discontinuity_runs: opts.skipDiscontinuityRuns ?? null,
-    max_speed: opts.limitRate ?? opts.maxSpeed ?? null,
-    thumbnail: opts.thumbnail ?? null,
-    container: opts.container ?? null,
+    ...outputRequest(opts),
   };
 }
 

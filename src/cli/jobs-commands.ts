@@ -6,16 +6,8 @@ import type { Command } from 'commander';
 import type { JobListResponse, JobResponse } from '../api/schemas.js';
 import type { ClientOptions } from './client.js';
 import { fail } from './fail.js';
-import {
-  collectHeader,
-  collectSkipPattern,
-  headersOf,
-  parseClipTimeOption,
-  parseContainer,
-  parseResolution,
-  parseSeconds,
-  parseSpeedOption,
-} from './option-parsers.js';
+import { collectHeader, headersOf, parseResolution, parseSeconds } from './option-parsers.js';
+import { type OutputFlags, outputOptions, outputRequest } from './output-options.js';
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
 
@@ -24,7 +16,7 @@ interface ClientFlags {
   apiKey?: string;
 }
 
-interface SubmitFlags extends ClientFlags {
+interface SubmitFlags extends ClientFlags, OutputFlags {
   resolution?: string;
   name?: string;
   mp4?: boolean;
@@ -32,14 +24,6 @@ interface SubmitFlags extends ClientFlags {
   header?: string[];
   audioOnly?: boolean;
   maxDuration?: number;
-  start?: string;
-  end?: string;
-  skipSegments?: string[];
-  skipDiscontinuityRuns?: number;
-  limitRate?: string;
-  maxSpeed?: string;
-  thumbnail?: boolean;
-  container?: 'mp4' | 'mkv';
   follow?: boolean;
   json?: boolean;
 }
@@ -64,7 +48,7 @@ const finish = async (job: JobResponse, json?: boolean) => {
 };
 
 export function jobsCommands(program: Command): void {
-  client(program.command('submit'))
+  const submitCommand = client(program.command('submit'))
     .description('submit a download to a running service')
     .argument('<url>', 'playlist or video URL')
     .option('-r, --resolution <r>', 'WxH, 720p, best or worst (HLS)', parseResolution)
@@ -77,27 +61,8 @@ export function jobsCommands(program: Command): void {
       collectHeader,
     )
     .option('--audio-only', 'only the audio, into an .m4a file (HLS)')
-    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds)
-    .option('--start <time>', 'clip from this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
-    .option('--end <time>', 'clip up to this time: seconds or HH:MM:SS(.mmm) (VOD)', parseClipTimeOption)
-    .option(
-      '--skip-segments <regex>',
-      'skip segments whose URL matches (repeatable; HLS)',
-      collectSkipPattern,
-    )
-    .option(
-      '--skip-discontinuity-runs <s>',
-      'skip runs between discontinuities lasting at most this many seconds (ad breaks; HLS)',
-      parseSeconds,
-    )
-    .option('--limit-rate <speed>', 'at most this many bytes/s, e.g. 500K or 5M', parseSpeedOption)
-    .option('--max-speed <speed>', 'the same as --limit-rate', parseSpeedOption)
-    .option('--thumbnail', 'also save a poster frame beside the file (GET /job/{id}/thumbnail)')
-    .option(
-      '--container <c>',
-      'mp4 (default) or mkv (remuxed by ffmpeg; .mka with --audio-only)',
-      parseContainer,
-    )
+    .option('--max-duration <s>', 'live streams: stop recording after this many seconds', parseSeconds);
+  outputOptions(submitCommand)
     .option('-f, --follow', 'show progress until the job ends')
     .option('--json', 'print the job as JSON')
     .action((url: string, opts: SubmitFlags) => submit(url, opts).catch(fail));
@@ -136,13 +101,7 @@ async function submit(url: string, opts: SubmitFlags): Promise<void> {
   if (opts.header?.length) body['headers'] = headersOf(opts.header);
   if (!opts.mp4 && opts.audioOnly) body['audio_only'] = true;
   if (!opts.mp4 && opts.maxDuration) body['max_duration'] = opts.maxDuration;
-  if (opts.start) body['start'] = opts.start;
-  if (opts.end) body['end'] = opts.end;
-  if (!opts.mp4 && opts.skipSegments?.length) body['skip_segments'] = opts.skipSegments;
-  if (!opts.mp4 && opts.skipDiscontinuityRuns) body['skip_discontinuity_runs'] = opts.skipDiscontinuityRuns;
-  if (opts.limitRate ?? opts.maxSpeed) body['max_speed'] = opts.limitRate ?? opts.maxSpeed;
-  if (opts.thumbnail) body['thumbnail'] = true;
-  if (opts.container) body['container'] = opts.container;
+  Object.assign(body, outputRequest(opts, !opts.mp4));
   const job = await call<JobResponse>(o, 'POST', opts.mp4 ? '/download/mp4' : '/download/', body);
   if (opts.follow) return finish(await follow(o, job.job_id, process.stderr), opts.json);
   print(opts.json ? JSON.stringify(job, null, 2) : job.job_id);
