@@ -4,8 +4,9 @@
  * composition offset (signed in trun version 1), duration, size, sync flag and where their bytes are,
  * checked to lie inside the mdat that follows. Pure: throws on a fragment it cannot read.
  */
-import { type Box, child, children, flags, payload, readTime, version } from './fmp4-boxes.js';
+
 import type { TrexDefaults } from './fmp4-init.js';
+import { type Box, child, children, flags, payload, readTime, version } from './mp4-box-reader.js';
 
 /** The samples of one track fragment, as parallel columns. */
 export interface TrackRun {

@@ -4,7 +4,7 @@
  * codec-specific code), the tkhd size, the edit list and the mvex/trex sample defaults. Encrypted
  * entries are refused: their samples cannot be written as they are. Pure: throws on what it refuses.
  */
-import { type Box, child, children, payload, readTime, root, version } from './fmp4-boxes.js';
+import { type Box, child, children, payload, readTime, root, version } from './mp4-box-reader.js';
 
 export interface TrexDefaults {
   descriptionIndex: number;

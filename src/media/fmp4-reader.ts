@@ -7,10 +7,11 @@
  * remux's slabs) once its bytes are in, so what waits is at most a moof and one sample. Anything it cannot carry faithfully it declines (the caller falls back to ffmpeg).
  * Pure: no I/O.
  */
-import { type Box, boxHeader } from './fmp4-boxes.js';
+
 import { readFragment } from './fmp4-fragment.js';
 import { type Fmp4Init, parseInit } from './fmp4-init.js';
 import { Fmp4Track } from './fmp4-track.js';
+import { type Box, boxHeader } from './mp4-box-reader.js';
 import { Slabs } from './sample-slabs.js';
 
 /** A skipped box (free, sidx, ...) larger than this is not part of a stream: refused. */

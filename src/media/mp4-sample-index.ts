@@ -5,6 +5,7 @@
  * only the bytes of the samples it needs, so anything this reader is not sure of (fragments, several
  * edits, tables that disagree) is a null answer, and the caller fetches the whole file instead.
  */
+import { boxHeader } from './mp4-box-reader.js';
 
 interface Box {
   type: string;
@@ -15,17 +16,12 @@ interface Box {
 
 function children(b: Buffer, from: number, to: number): Box[] {
   const out: Box[] = [];
-  for (let at = from; at + 8 <= to; ) {
-    let size = b.readUInt32BE(at);
-    let header = 8;
-    if (size === 1) {
-      if (at + 16 > to) break;
-      size = Number(b.readBigUInt64BE(at + 8));
-      header = 16;
-    } else if (size === 0) size = to - at;
-    if (size < header || at + size > to) throw new RangeError('box overruns its parent');
-    out.push({ type: b.toString('latin1', at + 4, at + 8), start: at + header, end: at + size });
-    at += size;
+  for (let at = from; ; ) {
+    const h = boxHeader(b, at, to);
+    if (!h) break;
+    if (h.size < h.header || at + h.size > to) throw new RangeError('box overruns its parent');
+    out.push({ type: h.type, start: at + h.header, end: at + h.size });
+    at += h.size;
   }
   return out;
 }

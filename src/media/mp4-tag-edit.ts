@@ -6,6 +6,7 @@
  */
 
 import { COMMENT_ITEM, type FileTags, ilstItems, metaBox, TITLE_ITEM } from './file-tags.js';
+import { boxHeader } from './mp4-box-reader.js';
 import { box } from './mp4-box-writer.js';
 
 export interface BoxSpan {
@@ -21,19 +22,10 @@ export interface BoxSpan {
 export function boxesIn(b: Buffer, from: number, to: number): BoxSpan[] | null {
   const out: BoxSpan[] = [];
   let at = from;
-  while (at + 8 <= to) {
-    let size = b.readUInt32BE(at);
-    let header = 8;
-    if (size === 1) {
-      if (at + 16 > to) return null;
-      size = Number(b.readBigUInt64BE(at + 8));
-      header = 16;
-    } else if (size === 0) {
-      size = to - at;
-    }
-    if (size < header || at + size > to) return null;
-    out.push({ type: b.toString('latin1', at + 4, at + 8), start: at, body: at + header, end: at + size });
-    at += size;
+  for (let h = boxHeader(b, at, to); h; h = boxHeader(b, at, to)) {
+    if (h.size < h.header || at + h.size > to) return null;
+    out.push({ type: h.type, start: at, body: at + h.header, end: at + h.size });
+    at += h.size;
   }
   return at === to ? out : null;
 }

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { boxHeader } from '../../src/media/fmp4-boxes.js';
 import { readFragment } from '../../src/media/fmp4-fragment.js';
 import { parseInit } from '../../src/media/fmp4-init.js';
 import { Fmp4Reader, fmp4Refusal, looksFmp4 } from '../../src/media/fmp4-reader.js';
+import { boxHeader } from '../../src/media/mp4-box-reader.js';
 import { box, fullBox, u32be } from '../../src/media/mp4-box-writer.js';
 import { makeTempDir, runFfmpeg } from '../helpers/fixtures.js';
 

@@ -1,6 +1,6 @@
 /**
- * ffmpeg arguments for what is made from a finished MP4 (pure): the Matroska copy of it
- * (`container: "mkv"`) and its poster frame (`thumbnail: true`).
+ * ffmpeg arguments for what is made from a downloaded or finished file (pure): a clip cut out of it
+ * (`start`/`end`), the Matroska copy (`container: "mkv"`) and the poster frame (`thumbnail: true`).
  */
 import { type FileTags, metadataArgs } from '../file-tags.js';
 import { safeInput } from './run.js';
@@ -21,6 +21,40 @@ export function matroskaArgs(input: string, output: string, tags?: FileTags): st
     ...['-i', input, '-map', '0', '-c', 'copy', '-c:s', 'srt'],
     ...metadataArgs(tags),
     ...['-f', 'matroska', output],
+  ];
+}
+
+export interface ClipCopyOptions {
+  /** What the input may be read as (safeInput): our own MP4 ('mov'), or a downloaded file. */
+  demuxers?: string;
+  /** Only video and audio: for a source whose other streams cannot go into an MP4. */
+  avOnly?: boolean;
+  /** Written over the input's own (which -map_metadata 0 keeps). */
+  tags?: FileTags;
+}
+
+/**
+ * [from, to) seconds of the input's timeline cut out by stream copy, as `ffmpeg -ss S -to E -i in -c
+ * copy` cuts: -ss and -to are input options, so the demuxer seeks to the keyframe at or before S (the
+ * frames up to S stay, for decoding, hidden by an edit list) and stops reading at E. Every stream
+ * and the metadata kept, the moov in front.
+ */
+export function clipCopyArgs(
+  input: string,
+  output: string,
+  from: number,
+  to: number | null,
+  o: ClipCopyOptions = {},
+): string[] {
+  return [
+    ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
+    ...safeInput('file', o.demuxers ?? MP4_DEMUXER),
+    ...['-ss', from.toFixed(6)],
+    ...(to === null ? [] : ['-to', to.toFixed(6)]),
+    ...['-i', input],
+    ...(o.avOnly ? ['-map', '0:v?', '-map', '0:a?'] : ['-map', '0']),
+    ...['-c', 'copy', '-map_metadata', '0', ...metadataArgs(o.tags)],
+    ...['-movflags', '+faststart', '-f', 'mp4', output],
   ];
 }
 

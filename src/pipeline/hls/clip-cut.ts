@@ -7,29 +7,10 @@
  */
 import path from 'node:path';
 import type { ClipRange } from '../../jobs/clip-range.js';
+import { clipCopyArgs } from '../../media/ffmpeg/output-args.js';
 import { runTool, safeInput } from '../../media/ffmpeg/run.js';
 import { fileTime } from './clip-window.js';
 import type { Selection } from './job-plan.js';
-
-/** ffmpeg arguments cutting [from, to) seconds (of the input's own timeline) out of an MP4, stream copy. */
-export function clipCutArgs(input: string, output: string, from: number, to: number | null): string[] {
-  return [
-    ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
-    ...['-ss', from.toFixed(6)],
-    ...(to === null ? [] : ['-to', to.toFixed(6)]),
-    ...safeInput('file', 'mov'),
-    ...['-i', input],
-    ...['-map', '0', '-map_metadata', '0', '-c', 'copy', '-movflags', '+faststart', '-f', 'mp4', output],
-  ];
-}
-
-/** Cuts the clip; ffmpeg is stopped if the job is. */
-export async function cutClip(
-  ffmpeg: string,
-  o: { input: string; output: string; from: number; to: number | null; signal: AbortSignal },
-): Promise<void> {
-  await runTool(ffmpeg, clipCutArgs(o.input, o.output, o.from, o.to), { signal: o.signal });
-}
 
 /**
  * A keyframe this close after the start counts as at it. The clip's times are on the EXTINF timeline,
@@ -94,7 +75,7 @@ export async function clipFile(
   const to = clip.end === null ? null : fileTime(clip.end, selection.from, selection.removed);
   const early = selection.from === 0 || (await keyframeBy(tools.ffprobe, input, from, signal));
   const file = path.join(path.dirname(input), 'clip.mp4');
-  await cutClip(tools.ffmpeg, { input, output: file, from, to, signal });
+  await runTool(tools.ffmpeg, clipCopyArgs(input, file, from, to), { signal });
   const late = `no keyframe at or before the clip's start (${clip.start} s) was found; the clip starts at the first one after it`;
   return { file, warnings: early ? [] : [late] };
 }

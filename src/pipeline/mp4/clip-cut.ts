@@ -1,38 +1,13 @@
 /**
  * Cutting a clip out of the downloaded source (whole, or the sparse copy of clip-source.ts) with
- * `ffmpeg -ss start -to end -c copy`: a stream copy that starts at the keyframe at or before `start`,
- * every stream and the metadata kept, the moov moved to the front.
+ * `ffmpeg -ss start -to end -c copy` (clipCopyArgs): every stream, else video and audio alone.
  */
 import type { ClipRange } from '../../jobs/clip-range.js';
-import { runTool, safeInput, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
-import { type FileTags, metadataArgs } from '../../media/file-tags.js';
+import { clipCopyArgs } from '../../media/ffmpeg/output-args.js';
+import { runTool, VIDEO_DEMUXERS } from '../../media/ffmpeg/run.js';
 import { GabeError, isGabeError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { jobTags } from '../output-extras.js';
-
-/**
- * ffmpeg's arguments for the clip of `input` into the MP4 `output`: every stream (`-map 0`), or with
- * `avOnly` only video and audio.
- */
-export function clipArgs(
-  input: string,
-  output: string,
-  clip: ClipRange,
-  avOnly = false,
-  tags: FileTags | null = null,
-): string[] {
-  return [
-    ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
-    ...safeInput('file', VIDEO_DEMUXERS),
-    // Input options: seek the demuxer (to the keyframe at or before), stop reading at `end`.
-    ...['-ss', String(clip.start)],
-    ...(clip.end === null ? [] : ['-to', String(clip.end)]),
-    ...['-i', input],
-    ...(avOnly ? ['-map', '0:v?', '-map', '0:a?'] : ['-map', '0']),
-    ...['-c', 'copy', '-map_metadata', '0', ...metadataArgs(tags ?? undefined)],
-    ...['-movflags', '+faststart', '-f', 'mp4', output],
-  ];
-}
 
 /** Cuts the clip; answers a warning for the result when streams had to be left out, else null. */
 export async function cutClip(
@@ -45,7 +20,11 @@ export async function cutClip(
   // The clip is a new file: it takes the job's title and source as every output does.
   const tags = jobTags(ctx);
   const cut = (avOnly: boolean) =>
-    runTool(ctx.ffmpeg.ffmpeg, clipArgs(input, output, clip, avOnly, tags), { signal: ctx.signal });
+    runTool(
+      ctx.ffmpeg.ffmpeg,
+      clipCopyArgs(input, output, clip.start, clip.end, { demuxers: VIDEO_DEMUXERS, avOnly, tags }),
+      { signal: ctx.signal },
+    );
   try {
     await cut(false);
     return null;

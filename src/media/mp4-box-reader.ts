@@ -1,6 +1,7 @@
 /**
- * Reading ISO BMFF boxes (ISO/IEC 14496-12 4.2) out of a buffer for the fMP4 reader: box headers
- * (32-bit, 64-bit and to-the-end sizes), a box's children, full-box version and flags. Pure.
+ * Reading ISO BMFF boxes (ISO/IEC 14496-12 4.2) out of a buffer: box headers (32-bit, 64-bit and
+ * to-the-end sizes), a box's children, full-box version and flags. The writing side is
+ * mp4-box-writer.ts. Pure.
  */
 
 export interface Box {
