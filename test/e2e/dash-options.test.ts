@@ -9,7 +9,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
 import { makeDash, makeDashMultiPeriod, staticMpd } from '../helpers/dash-fixtures.js';
-import { decodedHash, durationOf, makeTempDir, runFfmpeg, runFfprobe } from '../helpers/fixtures.js';
+import {
+  decodedFrameHashes,
+  decodedHash,
+  durationOf,
+  makeTempDir,
+  runFfmpeg,
+  runFfprobe,
+} from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 
@@ -47,27 +54,6 @@ async function download(body: Record<string, unknown>): Promise<Job> {
   return job;
 }
 
-/** Per-frame MD5s of the decoded video (framemd5's last column), in presentation order. */
-async function frames(file: string, ffmpegInput: string[] = []): Promise<string[]> {
-  const out = await runFfmpeg([
-    ...ffmpegInput,
-    '-i',
-    file,
-    '-map',
-    '0:v:0',
-    '-fps_mode',
-    'passthrough',
-    '-f',
-    'framemd5',
-    '-',
-  ]);
-  return out
-    .toString()
-    .split('\n')
-    .filter((l) => /^\d/.test(l))
-    .map((l) => l.split(',').at(-1)!.trim());
-}
-
 describe('a clip of an MPD', () => {
   it('fetches only the covering segments of both sets and equals ffmpeg -ss/-to of the whole download', async () => {
     const fx = await makeDash({ mode: 'timeline', seconds: 12 });
@@ -103,7 +89,7 @@ describe('a clip of an MPD', () => {
     const [ss, to] = [(4.5 + shift).toFixed(6), (8.3 + shift).toFixed(6)];
     await runFfmpeg(['-ss', ss, '-to', to, '-i', full, '-map', '0', '-c', 'copy', ref]);
     const mine = job.result!.output_path;
-    assert.deepEqual(await frames(mine), await frames(ref), 'decoded frames');
+    assert.deepEqual(await decodedFrameHashes(mine), await decodedFrameHashes(ref), 'decoded frames');
     assert.ok(Math.abs((await durationOf(mine)) - (await durationOf(ref))) < 0.05, 'duration');
     // The clip begins on the keyframe at 4 s: 0.5 s of pre-roll hidden by the edit list.
     assert.ok(Math.abs((job.result!.duration_seconds ?? 0) - 3.8) < 0.1, `${job.result!.duration_seconds} s`);
@@ -124,8 +110,8 @@ describe('ad skipping on an MPD', () => {
     const prefix = serveDir(fx.dir);
     const url = `${origin.url}${prefix}${fx.mpdName}`;
     const job = await download({ url, skip_segments: ['/p1/'] });
-    const ref = await frames(`${origin.url}${prefix}p0/out.mpd`);
-    assert.deepEqual(await frames(job.result!.output_path), ref);
+    const ref = await decodedFrameHashes(`${origin.url}${prefix}p0/out.mpd`);
+    assert.deepEqual(await decodedFrameHashes(job.result!.output_path), ref);
     assert.equal(job.result?.skipped?.segments, 3);
     assert.ok(Math.abs((job.result?.skipped?.seconds ?? 0) - 3) < 0.01);
   });
@@ -145,10 +131,10 @@ describe('ad skipping on an MPD', () => {
     const url = `${origin.url}${serveDir(dir)}ads.mpd`;
     const job = await download({ url, skip_discontinuity_runs: 2.5 });
     const programme = [
-      ...(await frames(`${origin.url}${lp}p0/out.mpd`)),
-      ...(await frames(`${origin.url}${lp}p1/out.mpd`)),
+      ...(await decodedFrameHashes(`${origin.url}${lp}p0/out.mpd`)),
+      ...(await decodedFrameHashes(`${origin.url}${lp}p1/out.mpd`)),
     ];
-    const mine = await frames(job.result!.output_path);
+    const mine = await decodedFrameHashes(job.result!.output_path);
     assert.equal(mine.length, programme.length, 'frame count');
     assert.deepEqual(mine, programme);
     assert.deepEqual(job.result?.skipped, { segments: 2, seconds: 2 });

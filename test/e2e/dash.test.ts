@@ -21,6 +21,7 @@ import {
 } from '../helpers/dash-fixtures.js';
 import {
   copyFixtureDir,
+  decodedFrameHashes,
   decodedHash,
   durationOf,
   makeTempDir,
@@ -104,26 +105,6 @@ async function packets(file: string, stream: 'v' | 'a'): Promise<string[]> {
  */
 async function assertSameVideoPackets(mine: string, ref: string): Promise<void> {
   assert.deepEqual(await packets(mine, 'v'), await packets(ref, 'v'), 'video packets');
-}
-
-/** Per-frame MD5s of the decoded video (framemd5's last column). */
-async function frameHashes(input: string): Promise<string[]> {
-  const out = await runFfmpeg([
-    '-i',
-    input,
-    '-map',
-    '0:v:0',
-    '-fps_mode',
-    'passthrough',
-    '-f',
-    'framemd5',
-    '-',
-  ]);
-  return out
-    .toString()
-    .split('\n')
-    .filter((l) => /^\d/.test(l))
-    .map((l) => l.split(',').at(-1)!.trim());
 }
 
 describe('a static MPD downloads to what ffmpeg -c copy makes of it', () => {
@@ -244,13 +225,13 @@ describe('two periods', () => {
     const url = serve(fx);
     const job = await download({ url });
     const out = job.result!.output_path;
-    const mine = await frameHashes(out);
+    const mine = await decodedFrameHashes(out);
     const base = url.slice(0, -fx.mpdName.length);
     const parts: string[] = [];
     const audioParts: string[] = [];
     for (const p of fx.parts) {
       const ref = await reference(`${base}${p}/out.mpd`);
-      parts.push(...(await frameHashes(ref)));
+      parts.push(...(await decodedFrameHashes(ref)));
       audioParts.push(...(await packets(ref, 'a')));
     }
     assert.equal(mine.length, parts.length, 'frame count');

@@ -171,8 +171,8 @@ export async function decodedHash(input: string, stream: 'v' | 'a' = 'v'): Promi
 
 export const decodedVideoHash = (input: string) => decodedHash(input, 'v');
 
-/** Number of decoded video frames (one framemd5 line per frame). */
-export async function decodedFrameCount(input: string): Promise<number> {
+/** MD5 of each decoded video frame, in order (framemd5's last column; timestamps passed through). */
+export async function decodedFrameHashes(input: string): Promise<string[]> {
   const out = await runFfmpeg([
     ...inputArgs(input),
     '-map',
@@ -186,7 +186,13 @@ export async function decodedFrameCount(input: string): Promise<number> {
   return out
     .toString()
     .split('\n')
-    .filter((l) => l && !l.startsWith('#')).length;
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(',').at(-1)!.trim());
+}
+
+/** Number of decoded video frames. */
+export async function decodedFrameCount(input: string): Promise<number> {
+  return (await decodedFrameHashes(input)).length;
 }
 
 /** RFC 6381 `avc1.PPCCLL` from the first SPS of the stream, for CODECS attributes in masters. */
