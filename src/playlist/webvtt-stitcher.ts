@@ -20,6 +20,12 @@ export interface StitchOptions {
    */
   readonly videoStartPts: number | null;
   /**
+   * Seconds on the playlist's timeline (the segments' `start`) where videoStartPts lies: 0 for the
+   * whole playlist, the first kept segment's start for a clip or after skipped segments. Cues come out
+   * on the playlist's timeline either way.
+   */
+  readonly originTime?: number;
+  /**
    * How to read segments without X-TIMESTAMP-MAP. 'presentation' (default): cue times are playlist
    * times (segment-relative ones detected and shifted), which is what ffmpeg's segmenter and most
    * hand-made playlists mean. 'mpegts-zero': the RFC 8216 3.5 rule, cue time 0 is PTS 0.
@@ -44,6 +50,8 @@ export interface StitchResult {
   readonly unmappedTiming: 'none' | 'presentation' | 'segment-relative' | 'mpegts-zero';
   /** Indices of the segments that were not WebVTT. */
   readonly skippedSegments: readonly number[];
+  /** The STYLE and REGION blocks written (none without keepBlocks). */
+  readonly blocks: readonly string[];
 }
 
 const PTS_WRAP = 2 ** 33;
@@ -121,6 +129,8 @@ export function stitchWebVtt(segments: readonly SubtitleSegment[], options: Stit
   // segments (Apple's segmenter) and for per-segment maps whenever the first segment is WebVTT.
   const firstMap = valid.find((d) => d.doc.timestampMap !== null)?.doc.timestampMap ?? null;
   const originPts = options.videoStartPts ?? firstMap?.mpegts ?? null;
+  // The stand-in is taken as the playlist's start, as it is for the whole playlist.
+  const originTime = options.videoStartPts !== null ? (options.originTime ?? 0) : 0;
   const mapped: Cue[] = [];
   const unmapped: { seg: SubtitleSegment; cues: readonly Cue[] }[] = [];
   for (const { seg, doc } of valid) {
@@ -130,14 +140,14 @@ export function stitchWebVtt(segments: readonly SubtitleSegment[], options: Stit
       continue;
     }
     // RFC 8216 3.5: media time = cue - LOCAL + MPEGTS / 90 kHz; the output starts at originPts.
-    const offset = ptsDelta(map.mpegts, originPts) / 90_000 - map.local;
+    const offset = originTime + ptsDelta(map.mpegts, originPts) / 90_000 - map.local;
     for (const c of doc.cues) mapped.push(shift(c, offset));
   }
   let unmappedTiming: StitchResult['unmappedTiming'] = 'none';
   if (unmapped.length > 0) {
     if (options.missingMap === 'mpegts-zero' && originPts !== null) {
       unmappedTiming = 'mpegts-zero';
-      const offset = ptsDelta(0, originPts) / 90_000;
+      const offset = originTime + ptsDelta(0, originPts) / 90_000;
       for (const { cues } of unmapped) for (const c of cues) mapped.push(shift(c, offset));
     } else {
       const relative = looksSegmentRelative(unmapped);
@@ -152,5 +162,5 @@ export function stitchWebVtt(segments: readonly SubtitleSegment[], options: Stit
     .filter((c) => c.end > c.start);
   const cues = mergeCues(onTimeline, options.mergeTolerance);
   const blocks = options.keepBlocks ? [...new Set(valid.flatMap((d) => d.doc.blocks))] : [];
-  return { vtt: formatWebVtt(cues, blocks), cues, originPts, unmappedTiming, skippedSegments };
+  return { vtt: formatWebVtt(cues, blocks), cues, originPts, unmappedTiming, skippedSegments, blocks };
 }

@@ -12,6 +12,7 @@ import type { Job } from '../../src/jobs/types.js';
 import { decodedHash, makeTempDir, runFfmpeg, streamsOf, writeFixtureFile } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { assertSubtitleCues, type HlsSubtitlesFixture, makeHlsSubtitles } from '../helpers/subtitles.js';
 
 let origin: Origin;
 let svc: TestService;
@@ -232,6 +233,41 @@ describe('ads are left out of the download, the programme kept whole and in sync
     const [v] = await timing(job.result!.output_path);
     // 3 to 6 and 10 to 13: 6 s, from the keyframe at 2 s (1 s of pre-roll, hidden by the edit list).
     assert.ok(Math.abs(v!.duration - 6) < 0.1, `video ${v!.duration} s`);
+  });
+});
+
+describe('subtitles of a download with skipped segments', () => {
+  // Source cues (helpers/subtitles.ts) sit at source + videoOffset on the whole file's timeline.
+  let fx: HlsSubtitlesFixture;
+  before(async () => {
+    fx = await makeHlsSubtitles();
+    origin.serveDir('/subs/', fx.dir);
+  });
+  const skipping = (segment: string) =>
+    download({ url: `${origin.url}/subs/${fx.masterName}`, skip_segments: [`/video/${segment}\\.ts$`] });
+
+  it('cues in skipped time go, a cue across it is joined over the cut, later cues move up with the video', async () => {
+    // Video segment 1, [2, 4) of 8 s, skipped: the file is [0, 2) then [4, 8).
+    const job = await skipping('seg_001');
+    assert.deepEqual(job.result?.skipped, { segments: 1, seconds: 2 });
+    const d = fx.videoOffset;
+    await assertSubtitleCues(fx, job.result!, [
+      { cue: 0, start: 0.5 + d, end: 1.5 + d },
+      { cue: 1, start: 1.8 + d, end: 2 },
+      { cue: 3, start: 2, end: 4.1 + d },
+      { cue: 4, start: 5 + d, end: 5.8 + d },
+    ]);
+  });
+
+  it('the first segment skipped: the file and its cues start at the second', async () => {
+    const job = await skipping('seg_000');
+    const d = fx.videoOffset;
+    await assertSubtitleCues(fx, job.result!, [
+      { cue: 1, start: 0, end: 0.6 + d },
+      { cue: 2, start: 1 + d, end: 1.9 + d },
+      { cue: 3, start: 1.95 + d, end: 4.1 + d },
+      { cue: 4, start: 5 + d, end: 5.8 + d },
+    ]);
   });
 });
 

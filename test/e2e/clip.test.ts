@@ -26,7 +26,7 @@ import {
 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
-import { makeHlsSubtitles } from '../helpers/subtitles.js';
+import { assertSubtitleCues, makeHlsSubtitles } from '../helpers/subtitles.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECONDS = 24;
@@ -315,14 +315,28 @@ describe('a clip resumed after a restart', () => {
 });
 
 describe('a clip of a playlist with subtitles', () => {
-  it('leaves the subtitles out, rather than time them on the whole playlist', async () => {
+  it('cuts the subtitles with the video: the cues it shows, timed from its start, in the MP4 and beside it', async () => {
     const fx = await makeHlsSubtitles();
     origin.serveDir('/clip-subs/', fx.dir);
-    const job = await clip({ url: `${origin.url}/clip-subs/${fx.masterName}`, start: 1 });
-    assert.equal(job.result?.subtitles, undefined);
+    origin.reset();
+    const job = await clip({ url: `${origin.url}/clip-subs/${fx.masterName}`, start: 4.2, end: 7.5 });
     const streams = await streamsOf(job.result!.output_path);
-    assert.deepEqual(streams.map((s) => s.codec_type).sort(), ['audio', 'video']);
-    assert.equal(origin.countRequests(/^\/clip-subs\/.*\.vtt$/), 0, 'no subtitle segment fetched');
+    assert.deepEqual(
+      streams.map((s) => s.codec_type),
+      ['video', 'audio', 'subtitle', 'subtitle'],
+    );
+    // Cues on the full file's timeline sit at source + videoOffset (hls-extras.test.ts); the clip's
+    // time 0 is 4.2 there. "Over three segments" began at 3.95, in a segment before the window: the
+    // English segments carry a cue only where it starts (ffmpeg's segmenter), the French repeat it.
+    const at = (t: number) => Math.round((t + fx.videoOffset - 4.2) * 1000) / 1000;
+    const expected = [
+      { cue: 3, start: 0, end: at(6.1) },
+      { cue: 4, start: at(7.0), end: 3.3 },
+    ];
+    await assertSubtitleCues(fx, job.result!, expected);
+    assert.match(await readFile(job.result!.subtitles![1]!.path, 'utf8'), /STYLE/, 'the sidecar keeps STYLE');
+    // Segments [2, 4) of 4 cover the window, plus the one before it, in each language.
+    assert.equal(origin.countRequests(/^\/clip-subs\/.*\.vtt$/), 2 * 3);
   });
 });
 

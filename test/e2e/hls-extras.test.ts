@@ -30,20 +30,13 @@ import {
 } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
-import { type HlsSubtitlesFixture, makeHlsSubtitles } from '../helpers/subtitles.js';
+import { cuesOf, type HlsSubtitlesFixture, makeHlsSubtitles } from '../helpers/subtitles.js';
 
 /** What `ffmpeg -i URL -c copy` makes of a playlist: what a download must decode to. */
 async function reference(url: string, map = ['-map', '0:v?', '-map', '0:a?']): Promise<string> {
   const out = path.join(await makeTempDir('extras-ref'), 'ref.mp4');
   await runFfmpeg(['-v', 'error', '-allowed_extensions', 'ALL', '-i', url, ...map, '-c', 'copy', out]);
   return out;
-}
-
-/** Cues of subtitle stream `index` of an MP4, as WebVTT (ffmpeg converts mov_text back). */
-async function cuesOf(file: string, index: number) {
-  const out = path.join(await makeTempDir('cues'), 'cues.vtt');
-  await runFfmpeg(['-v', 'error', '-i', file, '-map', `0:s:${index}`, '-f', 'webvtt', out]);
-  return parseWebVtt(readFileSync(out, 'utf8')).cues;
 }
 
 /** A minimal PNG signature and IHDR chunk: what disguising CDNs put in front of each segment. */

@@ -23,8 +23,11 @@
  * (clipped at the segment start, since WebVTT has no negative times), ids restarting per segment, and
  * the same STYLE block in every segment.
  */
+import assert from 'node:assert/strict';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Job } from '../../src/jobs/types.js';
+import { type Cue, parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import { sharedFixture } from './fixture-cache.js';
 import {
   describeMediaPlaylist,
@@ -114,6 +117,54 @@ export interface HlsSubtitlesFixture {
    * at t belongs at t + videoOffset there.
    */
   videoOffset: number;
+}
+
+/** Cues of subtitle stream `index` of an MP4, as WebVTT (ffmpeg converts mov_text back). */
+export async function cuesOf(file: string, index: number): Promise<readonly Cue[]> {
+  const out = path.join(await makeTempDir('cues'), 'cues.vtt');
+  await runFfmpeg(['-v', 'error', '-i', file, '-map', `0:s:${index}`, '-f', 'webvtt', out]);
+  return parseWebVtt(await readFile(out, 'utf8')).cues;
+}
+
+/** A subtitle cue expected in a job's output: SOURCE_CUES[cue]'s text (or its French), at [start, end). */
+export interface ExpectedCue {
+  cue: number;
+  start: number;
+  end: number;
+}
+
+/**
+ * Both renditions of the fixture, in the job's MP4 (mov_text) and in its sidecar .vtt files, hold
+ * exactly the cues expected, in order, within 50 ms.
+ */
+export async function assertSubtitleCues(
+  fx: HlsSubtitlesFixture,
+  result: NonNullable<Job['result']>,
+  expected: readonly ExpectedCue[],
+): Promise<void> {
+  const sidecars = result.subtitles ?? [];
+  assert.deepEqual(
+    sidecars.map((s) => s.language),
+    fx.subtitles.map((r) => r.language),
+  );
+  for (const [i, rendition] of fx.subtitles.entries()) {
+    const inMp4 = await cuesOf(result.output_path, i);
+    const beside = parseWebVtt(await readFile(sidecars[i]!.path, 'utf8')).cues;
+    for (const cues of [inMp4, beside]) {
+      assert.deepEqual(
+        cues.map((c) => c.text),
+        expected.map((e) => rendition.cues[e.cue]!.text),
+      );
+      for (const [j, c] of cues.entries()) {
+        const { start, end } = expected[j]!;
+        assert.ok(
+          Math.abs(c.start - start) < 0.05,
+          `${rendition.language} cue ${j}: ${c.start} for ${start}`,
+        );
+        assert.ok(Math.abs(c.end - end) < 0.05, `${rendition.language} cue ${j}: ${c.end} for ${end}`);
+      }
+    }
+  }
 }
 
 /** `mm:ss.mmm` (the short form), from whole milliseconds. */

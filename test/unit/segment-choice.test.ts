@@ -1,14 +1,18 @@
 /**
  * The pure side of clips and ad skipping: which segments a clip window keeps (clip-window.ts), what the
- * skip rules cut out (skip-rules.ts), and the two together on a playlist (segment-choice.ts).
+ * skip rules cut out (skip-rules.ts), the two together on a playlist (segment-choice.ts), and the
+ * subtitles cut the same way (subtitle-cut.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { clipWindow, fileTime, segmentSpans } from '../../src/pipeline/hls/clip-window.js';
 import { chooseSegments } from '../../src/pipeline/hls/segment-choice.js';
 import { skipRules, skipSpans } from '../../src/pipeline/hls/skip-rules.js';
+import { cutCues, firstKeptTime, subtitleSegmentsFor } from '../../src/pipeline/hls/subtitle-cut.js';
 import type { MediaPlaylist } from '../../src/playlist/model.js';
 import { parsePlaylist } from '../../src/playlist/parser.js';
+import type { Cue } from '../../src/playlist/webvtt-parser.js';
+import { stitchWebVtt } from '../../src/playlist/webvtt-stitcher.js';
 import { isGabeError } from '../../src/service/errors.js';
 
 /** A VOD playlist: `[seconds, uri]` per segment, `'|'` for EXT-X-DISCONTINUITY. */
@@ -117,5 +121,107 @@ describe('segment choice', () => {
 
   it('refuses rules that leave nothing to download', () => {
     assert.throws(() => chooseSegments(ten, null, [{ start: 0, end: 20 }]), isValidation);
+  });
+});
+
+describe('subtitles of a clip or a download with skipped segments', () => {
+  const cue = (start: number, end: number, text: string): Cue => ({
+    id: null,
+    start,
+    end,
+    settings: '',
+    text,
+  });
+  const spans = segmentSpans(ten.segments);
+
+  it('a clip keeps the cues it shows, cut at its edges and timed from its start', () => {
+    const cut = { from: 2, removed: [], clip: { start: 3, end: 7 } };
+    const cues = [
+      cue(0.5, 1.5, 'before'),
+      cue(2.5, 3.5, 'across start'),
+      cue(4, 5, 'in'),
+      cue(6.5, 9, 'across end'),
+    ];
+    assert.deepEqual(
+      cutCues(cues, cut).map((c) => [c.start, c.end, c.text]),
+      [
+        [0, 0.5, 'across start'],
+        [1, 2, 'in'],
+        [3.5, 4, 'across end'],
+      ],
+    );
+  });
+
+  it('skipped time takes its cues away and joins a cue across it over the cut', () => {
+    // Segments 2 and 3 ([4, 8)) skipped; the file is [0, 4) then [8, 20).
+    const cut = { from: 0, removed: [{ start: 4, end: 8 }], clip: null };
+    const cues = [cue(1, 2, 'kept'), cue(5, 6, 'skipped'), cue(3, 9, 'across'), cue(10, 11, 'after')];
+    assert.deepEqual(
+      cutCues(cues, cut).map((c) => [c.start, c.end, c.text]),
+      [
+        [1, 2, 'kept'],
+        [3, 5, 'across'],
+        [6, 7, 'after'],
+      ],
+    );
+  });
+
+  it('a clip with skipped time inside it: both cuts, in the clip timeline', () => {
+    const cut = { from: 2, removed: [{ start: 6, end: 8 }], clip: { start: 3, end: 12 } };
+    assert.deepEqual(
+      cutCues([cue(9, 10, 'x')], cut).map((c) => [c.start, c.end]),
+      [[4, 5]],
+    );
+  });
+
+  it('the file starts past segments skipped at the front, and its cues with it', () => {
+    const cut = { from: 0, removed: [{ start: 0, end: 4 }], clip: null };
+    assert.equal(firstKeptTime(cut), 4);
+    assert.equal(firstKeptTime({ from: 2, removed: [{ start: 6, end: 8 }], clip: null }), 2);
+    assert.deepEqual(
+      cutCues([cue(3, 5, 'across'), cue(6, 7, 'y')], cut).map((c) => [c.start, c.end]),
+      [
+        [0, 1],
+        [2, 3],
+      ],
+    );
+  });
+
+  it('fetches the subtitle segments shown, and the one before each (a cue written only where it starts)', () => {
+    assert.deepEqual(
+      subtitleSegmentsFor(spans, { from: 2, removed: [], clip: { start: 3, end: 7 } }),
+      [0, 1, 2, 3],
+    );
+    assert.deepEqual(
+      subtitleSegmentsFor(spans, { from: 8, removed: [], clip: { start: 9, end: 10 } }),
+      [3, 4],
+    );
+    // Segments 2-6 skipped: 1 and 7 are shown, and 6 is fetched as the one before 7.
+    const skipped = { from: 0, removed: [{ start: 4, end: 14 }], clip: { start: 2, end: 16 } };
+    assert.deepEqual(subtitleSegmentsFor(spans, skipped), [0, 1, 6, 7]);
+  });
+});
+
+describe('the WebVTT stitcher on a clip', () => {
+  const segment = (start: number, mpegts: number, local: string, cueTimes: string) => ({
+    text: `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${mpegts},LOCAL:${local}\n\n${cueTimes}\ntext\n`,
+    start,
+    duration: 2,
+  });
+
+  it('times mapped cues from the first kept segment: its PTS is at originTime on the playlist', () => {
+    // The stream's PTS start at 900000 (10 s); the clip's first segment starts 4 s in, at 1260000.
+    const seg = segment(4, 1_260_000, '00:00:00.000', '00:00:00.500 --> 00:00:01.000');
+    const stitched = stitchWebVtt([seg], { videoStartPts: 1_260_000, originTime: 4 });
+    assert.deepEqual(
+      stitched.cues.map((c) => [c.start, c.end]),
+      [[4.5, 5]],
+    );
+    // The same segment of the whole playlist: video time 0 at 900000.
+    const whole = stitchWebVtt([seg], { videoStartPts: 900_000 });
+    assert.deepEqual(
+      whole.cues.map((c) => [c.start, c.end]),
+      [[4.5, 5]],
+    );
   });
 });

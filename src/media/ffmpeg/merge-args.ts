@@ -107,6 +107,23 @@ function inputArgs(track: TrackInput, offset: number | undefined): string[] {
   ];
 }
 
+/** A WebVTT file as an input, `shift` seconds later than its cue times. */
+export function subtitleInputArgs(s: SubtitleInput, shift?: number): string[] {
+  return [...safeInput('file', 'webvtt'), ...offsetArgs(shift), '-f', 'webvtt', '-i', s.file];
+}
+
+/** The subtitle streams as mov_text (the only text MP4 players read), with language and title. */
+export function subtitleOutputArgs(subtitles: readonly SubtitleInput[]): string[] {
+  if (subtitles.length === 0) return [];
+  return [
+    ...['-c:s', 'mov_text'],
+    ...subtitles.flatMap((s, i) => [
+      ...[`-metadata:s:s:${i}`, `language=${iso639_2(s.language)}`],
+      ...[`-metadata:s:s:${i}`, `title=${s.title}`],
+    ]),
+  ];
+}
+
 export function buildMergeArgs(input: MergeInput): string[] {
   const args = ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
   const offsets = input.audio ? input.offsets : undefined;
@@ -115,8 +132,7 @@ export function buildMergeArgs(input: MergeInput): string[] {
   const subtitles = input.audioOnly ? [] : (input.subtitles ?? []);
   const first = input.audio ? 2 : 1;
   // Subtitles are timed from the main track's start (subtitles.ts), so they move with it.
-  for (const s of subtitles)
-    args.push(...safeInput('file', 'webvtt'), ...offsetArgs(offsets?.main), '-f', 'webvtt', '-i', s.file);
+  for (const s of subtitles) args.push(...subtitleInputArgs(s, offsets?.main));
   // '?' makes a map optional: an audio-only or video-only stream merges without error. Data and ID3
   // timed-metadata streams are left out on purpose: MP4 cannot carry them. ADTS AAC needs no explicit
   // aac_adtstoasc: the MP4 muxer inserts it (ffmpeg >= 4).
@@ -125,16 +141,7 @@ export function buildMergeArgs(input: MergeInput): string[] {
   subtitles.forEach((_, i) => {
     args.push('-map', `${first + i}:s`);
   });
-  args.push('-c', 'copy');
-  if (subtitles.length > 0) args.push('-c:s', 'mov_text');
-  subtitles.forEach((s, i) => {
-    args.push(
-      `-metadata:s:s:${i}`,
-      `language=${iso639_2(s.language)}`,
-      `-metadata:s:s:${i}`,
-      `title=${s.title}`,
-    );
-  });
+  args.push('-c', 'copy', ...subtitleOutputArgs(subtitles));
   args.push(...metadataArgs(input.tags));
   // Given only when the audio is a rendition's (separate, or audio_only's main): the rest stays 'und'.
   if (input.audioLanguage) args.push('-metadata:s:a:0', `language=${iso639_2(input.audioLanguage)}`);

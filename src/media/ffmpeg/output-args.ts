@@ -3,6 +3,7 @@
  * (`start`/`end`), the Matroska copy (`container: "mkv"`) and the poster frame (`thumbnail: true`).
  */
 import { type FileTags, metadataArgs } from '../file-tags.js';
+import { type SubtitleInput, subtitleInputArgs, subtitleOutputArgs } from './merge-args.js';
 import { safeInput } from './run.js';
 
 /** The demuxers a finished MP4 of ours is read with. */
@@ -31,6 +32,12 @@ export interface ClipCopyOptions {
   avOnly?: boolean;
   /** Written over the input's own (which -map_metadata 0 keeps). */
   tags?: FileTags;
+  /**
+   * WebVTT files timed from the clip's start, added as mov_text (ffmpeg's own cut of a text track
+   * drops the cue running at S and shifts the rest by the distance from S to the keyframe before it),
+   * `shift` seconds later (where the main track starts in the file).
+   */
+  subtitles?: { inputs: readonly SubtitleInput[]; shift: number };
 }
 
 /**
@@ -46,14 +53,17 @@ export function clipCopyArgs(
   to: number | null,
   o: ClipCopyOptions = {},
 ): string[] {
+  const subtitles = o.subtitles?.inputs ?? [];
   return [
     ...['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'],
     ...safeInput('file', o.demuxers ?? MP4_DEMUXER),
     ...['-ss', from.toFixed(6)],
     ...(to === null ? [] : ['-to', to.toFixed(6)]),
     ...['-i', input],
+    ...subtitles.flatMap((s) => subtitleInputArgs(s, o.subtitles?.shift)),
     ...(o.avOnly ? ['-map', '0:v?', '-map', '0:a?'] : ['-map', '0']),
-    ...['-c', 'copy', '-map_metadata', '0', ...metadataArgs(o.tags)],
+    ...subtitles.flatMap((_, i) => ['-map', `${i + 1}:s`]),
+    ...['-c', 'copy', ...subtitleOutputArgs(subtitles), '-map_metadata', '0', ...metadataArgs(o.tags)],
     ...['-movflags', '+faststart', '-f', 'mp4', output],
   ];
 }

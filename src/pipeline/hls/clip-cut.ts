@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import type { ClipRange } from '../../jobs/clip-range.js';
-import { clipCopyArgs } from '../../media/ffmpeg/output-args.js';
+import { type ClipCopyOptions, clipCopyArgs } from '../../media/ffmpeg/output-args.js';
 import { runTool, safeInput } from '../../media/ffmpeg/run.js';
 import { fileTime } from './clip-window.js';
 import type { Selection } from './job-plan.js';
@@ -67,6 +67,8 @@ export async function clipFile(
     clip: ClipRange;
     selection: Pick<Selection, 'from' | 'removed'>;
     ctx: { signal: AbortSignal };
+    /** Subtitles timed from the clip's start (JobMux.clipSubtitles). */
+    subtitles?: ClipCopyOptions['subtitles'];
   },
 ): Promise<{ file: string; warnings: string[] }> {
   const { clip, selection, input } = o;
@@ -75,7 +77,7 @@ export async function clipFile(
   const to = clip.end === null ? null : fileTime(clip.end, selection.from, selection.removed);
   const early = selection.from === 0 || (await keyframeBy(tools.ffprobe, input, from, signal));
   const file = path.join(path.dirname(input), 'clip.mp4');
-  await runTool(tools.ffmpeg, clipCopyArgs(input, file, from, to), { signal });
+  await runTool(tools.ffmpeg, clipCopyArgs(input, file, from, to, { subtitles: o.subtitles }), { signal });
   const late = `no keyframe at or before the clip's start (${clip.start} s) was found; the clip starts at the first one after it`;
   return { file, warnings: early ? [] : [late] };
 }

@@ -4,7 +4,7 @@
  * end the file finished through the pipes or, when they cannot make it, merged from the track files.
  */
 import path from 'node:path';
-import { buildMergeArgs, type TrackInput } from '../../media/ffmpeg/merge-args.js';
+import { buildMergeArgs, type SubtitleInput, type TrackInput } from '../../media/ffmpeg/merge-args.js';
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
 import type { FileTags } from '../../media/file-tags.js';
@@ -19,6 +19,7 @@ import { jobTags } from '../output-extras.js';
 import type { TrackJob } from './job-plan.js';
 import { trackInput } from './output-checks.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
+import type { TimelineCut } from './subtitle-cut.js';
 import { prepareSubtitles, type SubtitleFile } from './subtitle-tracks.js';
 import type { TrackResult } from './track-download.js';
 import type { Fetch } from './track-plan.js';
@@ -42,6 +43,11 @@ export interface JobMuxOptions {
   announce?: boolean;
   /** The audio rendition's LANGUAGE when the audio comes from one, for the audio track. */
   audioLanguage: string | null;
+  /**
+   * The output is a clip, or lacks skipped segments: the subtitles are cut the same way. A clip's go
+   * into the clip (clipSubtitles), not the merged file, whose cut would misplace them.
+   */
+  cut?: TimelineCut | null;
 }
 
 export class JobMux {
@@ -116,7 +122,8 @@ export class JobMux {
   async open(): Promise<void> {
     const { ctx, src, subtitleTracks, piped } = this.o;
     try {
-      this.subtitles = await prepareSubtitles(src, subtitleTracks, this.watcher.origin, ctx.tempDir);
+      const cut = this.o.cut ?? null;
+      this.subtitles = await prepareSubtitles(src, subtitleTracks, this.watcher.origin, ctx.tempDir, cut);
       if (!piped) return;
       this.merger = await openMerger({
         ffmpeg: ctx.ffmpeg.ffmpeg,
@@ -128,7 +135,7 @@ export class JobMux {
         tags: this.tags,
         audioLanguage: this.o.audioLanguage,
         signal: ctx.signal,
-        native: ctx.config.native_remux && this.subtitles.length === 0,
+        native: ctx.config.native_remux && this.subtitleInputs().length === 0,
         heads: this.heads.map((h) => h.bytes),
         offsets: () => this.trackOffsets(),
         log: ctx.log,
@@ -187,8 +194,21 @@ export class JobMux {
     }
   }
 
-  private subtitleInputs() {
+  /** The subtitles the merge takes: none for a clip (see clipSubtitles). */
+  private subtitleInputs(): SubtitleInput[] {
+    if (this.o.cut?.clip) return [];
     return this.subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name }));
+  }
+
+  /**
+   * A clip's subtitles, timed from the clip's start, and the seconds its main track starts after the
+   * earliest track in the merged file (a separate audio rendition can start first), as the merge
+   * shifts subtitles by.
+   */
+  async clipSubtitles(): Promise<{ inputs: SubtitleInput[]; shift: number }> {
+    if (!this.o.cut?.clip || this.subtitles.length === 0) return { inputs: [], shift: 0 };
+    const inputs = this.subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name }));
+    return { inputs, shift: this.o.audio ? (await this.trackOffsets()).main : 0 };
   }
 
   private fileInput(t: TrackJob, r: TrackResult): Promise<TrackInput> {

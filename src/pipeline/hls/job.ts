@@ -153,11 +153,11 @@ class HlsJob {
   /** The mux, waiting for the tracks' first bytes: subtitles, the moov reservation, piped or not. */
   private startMux({ selected, live, tracks, main, audio, clip, selection }: JobPlan): JobMux {
     const { ctx, request, seams } = this;
-    // Cues are timed on the whole playlist's timeline: a clip or skipped time would misplace them.
-    const cut = clip !== null || (selection?.skipped.segments ?? 0) > 0;
-    const subtitleTracks = live || cut || this.audioOnly ? [] : selected.subtitles;
-    if ((live || cut) && selected.subtitles.length > 0)
-      ctx.log.info('subtitles are left out of live recordings, clips and skipped segments');
+    const subtitleTracks = live || this.audioOnly ? [] : selected.subtitles;
+    if (live && selected.subtitles.length > 0) ctx.log.info('subtitles are left out of live recordings');
+    // A clip's or skipped segments' subtitles are cut as the video is (subtitle-cut.ts).
+    const { from, removed } = selection ?? { from: 0, removed: [] };
+    const cut = clip || removed.length > 0 ? { from, removed, clip } : null;
     // Discontinuities known up front: merged from the track files, run by run, after the download.
     const piped = !tracks.some((t) => t.plan.runDurations.length > 1);
     const moovReserve = seams.moovReserve
@@ -174,7 +174,7 @@ class HlsJob {
     const announce = clip === null;
     const audioLanguage = selected.audio?.rendition.language ?? selected.muxedAudioLanguage ?? null;
     const muxed = { piped, moovReserve, announce, audioLanguage };
-    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, ...muxed });
+    return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, cut, ...muxed });
   }
 
   /** Every track downloaded (live: recorded) while the mux opens and takes their bytes. */
@@ -227,8 +227,8 @@ class HlsJob {
     const { ctx } = this;
     ctx.log.info({ tracks: tracks.map((t) => t.label) }, 'all segments in; finishing the MP4');
     await mux.finish(fetched.results);
-    const cut =
-      clip && selection && (await clipFile(ctx.ffmpeg, { input: mux.output, clip, selection, ctx }));
+    const input = { input: mux.output, subtitles: await mux.clipSubtitles(), ctx };
+    const cut = clip && selection && (await clipFile(ctx.ffmpeg, { ...input, clip, selection }));
     const file = cut ? cut.file : mux.output;
     // Our own MP4 (moov in front): read in-process; ffprobe only if it looks unusual.
     const out = (await probeIsoBmff(file)) ?? (await ffprobe(ctx.ffmpeg.ffprobe, file, ctx.signal, 'mov'));

@@ -7,8 +7,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withRetry } from '../../net/retry.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
+import { formatWebVtt } from '../../playlist/webvtt-writer.js';
 import { isGabeError } from '../../service/errors.js';
+import { segmentSpans } from './clip-window.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
+import { cutCues, firstKeptTime, subtitleSegmentsFor, type TimelineCut } from './subtitle-cut.js';
 import { urlOf } from './track-plan.js';
 
 /** A stitched subtitle track on disk, ready for the merge. */
@@ -26,48 +29,55 @@ export interface SubtitleFile {
 const CONCURRENCY = 8;
 const MAX_SUBTITLE_SEGMENT_BYTES = 1024 * 1024;
 
-async function fetchTexts(src: PlaylistSource, track: SubtitleTrack): Promise<SubtitleSegment[]> {
+/**
+ * The track's segments as text, each at its start on the playlist's timeline (GAP segments take their
+ * time, unfetched); with a cut, only those holding cues for the time kept.
+ */
+async function fetchTexts(
+  src: PlaylistSource,
+  track: SubtitleTrack,
+  cut: TimelineCut | null,
+): Promise<SubtitleSegment[]> {
   const { http, ctx, policy } = src;
-  const segments = track.media.segments.filter((s) => !s.gap);
-  const out: SubtitleSegment[] = new Array(segments.length);
-  let start = 0;
-  const starts = segments.map((s) => {
-    const at = start;
-    start += s.duration ?? 0;
-    return at;
-  });
+  const spans = segmentSpans(track.media.segments);
+  const indices = cut ? subtitleSegmentsFor(spans, cut) : spans.map((_, i) => i);
+  const wanted = indices.filter((i) => !track.media.segments[i]!.gap);
+  const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
   const worker = async () => {
-    while (next < segments.length) {
-      const i = next++;
-      const s = segments[i]!;
-      const url = urlOf(s, track.media.baseUrl);
+    while (next < wanted.length) {
+      const k = next++;
+      const i = wanted[k]!;
+      const url = urlOf(track.media.segments[i]!, track.media.baseUrl);
       const { data } = await withRetry(
         () => http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_SUBTITLE_SEGMENT_BYTES }),
         policy,
         { signal: ctx.signal },
       );
-      out[i] = { text: data.toString('utf8'), start: starts[i]!, duration: s.duration ?? 0 };
+      const { start, end } = spans[i]!;
+      out[k] = { text: data.toString('utf8'), start, duration: end - start };
     }
   };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, segments.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));
   return out;
 }
 
 /**
  * Fetches and stitches each subtitle track. `originPts` is the 90 kHz PTS of the output's time 0 (the
- * earliest stream of the main track's first segment), or null when it could not be read. A track
- * that fails is skipped with a warning: subtitles never cost the video.
+ * earliest stream of the main track's first segment), or null when it could not be read. `cut`: the
+ * output is a clip or lacks skipped segments, and its cues are cut the same way (subtitle-cut.ts). A
+ * track that fails is skipped with a warning: subtitles never cost the video.
  */
 export async function prepareSubtitles(
   src: PlaylistSource,
   tracks: readonly SubtitleTrack[],
   originPts: Promise<number | null>,
   dir: string,
+  cut: TimelineCut | null = null,
 ): Promise<SubtitleFile[]> {
   const texts = await Promise.all(
     tracks.map((t) =>
-      fetchTexts(src, t).catch((err: unknown) => {
+      fetchTexts(src, t, cut).catch((err: unknown) => {
         if (isGabeError(err, 'CANCELLED')) throw err;
         src.ctx.log.warn(
           { language: t.rendition.language, err: (err as Error).message },
@@ -82,22 +92,26 @@ export async function prepareSubtitles(
   for (const [i, t] of tracks.entries()) {
     const segments = texts[i];
     if (!segments) continue;
-    const forMux = stitchWebVtt(segments, { videoStartPts: origin });
-    if (forMux.cues.length === 0) {
+    const stitched = stitchWebVtt(segments, {
+      videoStartPts: origin,
+      originTime: cut ? firstKeptTime(cut) : 0,
+      keepBlocks: true,
+    });
+    const cues = cut ? cutCues(stitched.cues, cut) : stitched.cues;
+    if (cues.length === 0) {
       src.ctx.log.warn({ language: t.rendition.language }, 'subtitle rendition skipped: it has no cues');
       continue;
     }
-    const sidecar = stitchWebVtt(segments, { videoStartPts: origin, keepBlocks: true });
     const muxFile = path.join(dir, `subtitles-${i}.mux.vtt`);
     const sidecarFile = path.join(dir, `subtitles-${i}.vtt`);
-    await writeFile(muxFile, forMux.vtt);
-    await writeFile(sidecarFile, sidecar.vtt);
+    await writeFile(muxFile, formatWebVtt(cues));
+    await writeFile(sidecarFile, formatWebVtt(cues, stitched.blocks));
     files.push({
       language: t.rendition.language,
       name: t.rendition.name,
       muxFile,
       sidecarFile,
-      cues: forMux.cues.length,
+      cues: cues.length,
     });
   }
   return files;
