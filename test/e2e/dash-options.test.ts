@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
+import { parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import { makeDash, makeDashMultiPeriod, staticMpd } from '../helpers/dash-fixtures.js';
 import {
   decodedFrameHashes,
@@ -139,6 +140,104 @@ describe('ad skipping on an MPD', () => {
     assert.deepEqual(mine, programme);
     assert.deepEqual(job.result?.skipped, { segments: 2, seconds: 2 });
     assert.ok(Math.abs((await durationOf(job.result!.output_path)) - 8) < 0.3);
+  });
+});
+
+describe('WebVTT subtitles of an MPD', () => {
+  const vtt = (cues: [number, number, string][]) =>
+    `WEBVTT\n\n${cues.map(([a, b, t]) => `00:00:0${a.toFixed(3)} --> 00:00:0${b.toFixed(3)}\n${t}\n`).join('\n')}`;
+  const english: [number, number, string][] = [
+    [0.5, 1.5, 'one'],
+    [2.2, 3, 'two'],
+    [4, 5.5, 'three'],
+  ];
+  const french: [number, number, string][] = english.map(([a, b], i) => [a, b, ['un', 'deux', 'trois'][i]!]);
+  let url = '';
+  let prefix = '';
+
+  before(async () => {
+    const fx = await makeDash({ mode: 'timeline', seconds: 6 });
+    prefix = serveDir(fx.dir);
+    const sets = [
+      '<AdaptationSet mimeType="text/vtt" lang="en"><Representation id="en" bandwidth="256"><BaseURL>en.vtt</BaseURL></Representation></AdaptationSet>',
+      '<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp.ttml.im1t" lang="de"><Representation id="de" bandwidth="256"><BaseURL>de.mp4</BaseURL></Representation></AdaptationSet>',
+      '<AdaptationSet mimeType="text/vtt" lang="fr"><Representation id="fr" bandwidth="256"><BaseURL>fr.vtt</BaseURL></Representation></AdaptationSet>',
+    ];
+    const mpd = (await readFile(path.join(fx.dir, fx.mpdName), 'utf8')).replace(
+      '</Period>',
+      `${sets.join('')}</Period>`,
+    );
+    origin.route(`${prefix}subs.mpd`, { body: mpd, contentType: 'application/dash+xml' });
+    origin.route(`${prefix}en.vtt`, { body: vtt(english), contentType: 'text/vtt' });
+    origin.route(`${prefix}fr.vtt`, { body: vtt(french), contentType: 'text/vtt' });
+    url = `${origin.url}${prefix}subs.mpd`;
+  });
+
+  /** The cues of the MP4's subtitle track `i` and of its sidecar, as [start, end, text]. */
+  async function cuesOf(job: Job, i: number): Promise<[number, number, string][][]> {
+    const out = path.join(await makeTempDir('dash-cues'), 'cues.vtt');
+    await runFfmpeg(['-v', 'error', '-i', job.result!.output_path, '-map', `0:s:${i}`, '-f', 'webvtt', out]);
+    const files = [out, job.result!.subtitles![i]!.path];
+    const docs = await Promise.all(files.map(async (f) => parseWebVtt(await readFile(f, 'utf8')).cues));
+    return docs.map((cues) => cues.map((c) => [c.start, c.end, c.text]));
+  }
+
+  function assertCues(actual: [number, number, string][], expected: [number, number, string][]): void {
+    assert.deepEqual(
+      actual.map((c) => c[2]),
+      expected.map((c) => c[2]),
+    );
+    for (const [j, [a, b]] of actual.entries()) {
+      assert.ok(
+        Math.abs(a - expected[j]![0]) < 0.05 && Math.abs(b - expected[j]![1]) < 0.05,
+        `cue ${j}: ${a}-${b}`,
+      );
+    }
+  }
+
+  it('each text/vtt set goes into the MP4 and beside it; a TTML set is left out', async () => {
+    const job = await download({ url, video_name: 'dash-subs' });
+    assert.deepEqual(
+      job.result!.subtitles!.map((s) => s.language),
+      ['en', 'fr'],
+    );
+    for (const [i, expected] of [english, french].entries())
+      for (const cues of await cuesOf(job, i)) assertCues(cues, expected);
+    assert.equal(origin.countRequests(`${prefix}de.mp4`), 0);
+    // One copy of the MPD serves the master and the four tracks' playlists.
+    assert.equal(origin.countRequests(`${prefix}subs.mpd`), 1);
+    const probe = await svc.app.inject({
+      method: 'POST',
+      url: '/probe',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ url }),
+      remoteAddress: `10.7.0.${++client}`,
+    });
+    assert.deepEqual(
+      probe.json().subtitles.map((s: { language: string }) => s.language),
+      ['en', 'fr'],
+      '/probe lists them',
+    );
+  });
+
+  it('a clip takes the cues it shows, timed from its start; subtitle_languages picks the set', async () => {
+    const job = await download({
+      url,
+      start: 2.5,
+      end: 5,
+      subtitle_languages: ['fr'],
+      video_name: 'dash-subs-clip',
+    });
+    assert.deepEqual(
+      job.result!.subtitles!.map((s) => s.language),
+      ['fr'],
+    );
+    for (const cues of await cuesOf(job, 0)) {
+      assertCues(cues, [
+        [0, 0.5, 'deux'],
+        [1.5, 2.5, 'trois'],
+      ]);
+    }
   });
 });
 

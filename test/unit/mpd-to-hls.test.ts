@@ -1,5 +1,5 @@
 /**
- * The MPD seen as the HLS model (playlist/dash/mpd-to-hls.ts): the master's variants and renditions,
+ * The MPD seen as the HLS model (playlist/dash/mpd-to-hls.ts, mpd-selection.ts): the master's variants and renditions,
  * selection URLs, the representation chosen in each period, the media playlist of a selection
  * (discontinuities, init sections, msn, target duration), and DRM.
  */
@@ -8,16 +8,19 @@ import { describe, test } from 'node:test';
 import { parseMpd } from '../../src/playlist/dash/mpd-parser.js';
 import { representationSegments } from '../../src/playlist/dash/mpd-segments.js';
 import {
-  dashMediaPlaylist,
-  mpdDrm,
-  mpdToMaster,
-  type PeriodSegments,
   selectionOf,
   selectionTracks,
   selectionUrl,
   withoutFragment,
+} from '../../src/playlist/dash/mpd-selection.js';
+import {
+  dashMediaPlaylist,
+  mpdDrm,
+  mpdToMaster,
+  type PeriodSegments,
 } from '../../src/playlist/dash/mpd-to-hls.js';
 import { selectAudioRendition, selectVariant } from '../../src/playlist/selection.js';
+import { selectSubtitleRenditions } from '../../src/playlist/subtitles.js';
 
 const URL_ = 'https://cdn.example.com/show/manifest.mpd?token=1';
 const NS = 'xmlns="urn:mpeg:dash:schema:mpd:2011"';
@@ -90,6 +93,52 @@ describe('mpdToMaster', () => {
     assert.equal(master.variants.length, 1);
     assert.equal(master.variants[0]!.resolution, null);
     assert.equal(master.renditions.length, 0);
+  });
+});
+
+describe('WebVTT text sets as subtitle renditions', () => {
+  const vtt = (id: string, lang: string, extra = '') =>
+    `<AdaptationSet mimeType="text/vtt" lang="${lang}">${extra}<Representation id="${id}" bandwidth="256"><BaseURL>${id}.vtt</BaseURL></Representation></AdaptationSet>`;
+  const ttml = `<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp.ttml.im1t" lang="de"><Representation id="ttml" bandwidth="256"><BaseURL>de.mp4</BaseURL></Representation></AdaptationSet>`;
+  const forced = '<Role schemeIdUri="urn:mpeg:dash:role:2011" value="forced-subtitle"/>';
+  const mpd = parseMpd(
+    mpdOf([
+      `<Period id="p0" duration="PT8S">${ladder}${audio('a-en', 'en')}${vtt('s-en', 'en')}${ttml}${vtt('s-fr', 'fr', forced)}</Period>`,
+    ]),
+    URL_,
+  );
+
+  test('each WebVTT set is a SUBTITLES rendition of every variant; TTML and wvtt are not', () => {
+    const master = mpdToMaster(mpd);
+    assert.ok(master.variants.every((v) => v.subtitles === 'dash-subtitles'));
+    const subs = master.renditions.filter((r) => r.type === 'SUBTITLES');
+    assert.deepEqual(
+      subs.map((r) => [r.language, r.forced, selectionOf(r.uri!)]),
+      [
+        ['en', false, { kind: 's', set: 2, rep: 's-en' }],
+        ['fr', true, { kind: 's', set: 4, rep: 's-fr' }],
+      ],
+    );
+    const { variant } = selectVariant(master, null, null);
+    assert.deepEqual(
+      selectSubtitleRenditions(master, variant, ['fr']).map((r) => r.language),
+      ['fr'],
+    );
+    // Without text sets, variants name no subtitle group (HLS selection then looks for none).
+    const bare = mpdToMaster(parseMpd(mpdOf([`<Period>${ladder}${ttml}</Period>`]), URL_));
+    assert.ok(bare.variants.every((v) => v.subtitles === null));
+  });
+
+  test("a text set's one file (BaseURL only) is one segment over the period, without init", () => {
+    const [track] = selectionTracks(mpd, { kind: 's', set: 2, rep: 's-en' });
+    assert.equal(track?.set.lang, 'en');
+    const found = representationSegments(mpd, track!.period, track!.rep);
+    assert.equal(found.kind, 'segments');
+    const media = dashMediaPlaylist(mpd, [found as PeriodSegments]);
+    assert.deepEqual(
+      media.segments.map((x) => [x.resolvedUri, x.duration, x.map]),
+      [['https://cdn.example.com/show/s-en.vtt', 8, null]],
+    );
   });
 });
 

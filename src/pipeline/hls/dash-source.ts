@@ -11,13 +11,12 @@ import { type RetryPolicy, withRetry } from '../../net/retry.js';
 import type { Mpd } from '../../playlist/dash/mpd-model.js';
 import { parseMpd } from '../../playlist/dash/mpd-parser.js';
 import { type DashSegment, representationSegments } from '../../playlist/dash/mpd-segments.js';
+import { selectionOf, selectionTracks } from '../../playlist/dash/mpd-selection.js';
 import {
   dashMediaPlaylist,
   mpdDrm,
   mpdToMaster,
   type PeriodSegments,
-  selectionOf,
-  selectionTracks,
 } from '../../playlist/dash/mpd-to-hls.js';
 import type { ByteRange, Playlist } from '../../playlist/model.js';
 import { GabeError } from '../../service/errors.js';
@@ -80,6 +79,10 @@ async function periodSegments(
 ): Promise<PeriodSegments> {
   const found = representationSegments(mpd, t.period, t.rep, { nowMs });
   if (found.kind === 'segments') return found;
+  if (t.set.kind === 'text') {
+    // WebVTT is text, not ISO BMFF: there is no sidx to read its cues' byte ranges from.
+    throw new GabeError('NOT_A_PLAYLIST', 'a WebVTT representation addressed by SegmentBase');
+  }
   const { references, sidxAt } = await readIndex(f, found.url, found.indexRange);
   const init = found.init ?? { url: found.url, range: { offset: 0, length: sidxAt } };
   let start = 0;

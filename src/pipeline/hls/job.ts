@@ -24,7 +24,7 @@ import { type GuardOptions, surfaceForbidden } from '../../net/guard.js';
 import { mergeHeaders } from '../../net/headers.js';
 import { jobRateLimiter } from '../../net/rate-limiter.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../net/retry.js';
-import { selectionOf } from '../../playlist/dash/mpd-to-hls.js';
+import { selectionOf } from '../../playlist/dash/mpd-selection.js';
 import { GabeError } from '../../service/errors.js';
 import { ensureSpace, publishFile } from '../../storage/paths.js';
 import type { DownloadContext, Downloader } from '../context.js';

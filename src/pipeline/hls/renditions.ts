@@ -7,7 +7,7 @@
 import type { HttpClient } from '../../net/client.js';
 import { type RetryPolicy, withRetry } from '../../net/retry.js';
 import { isMpd } from '../../playlist/dash/mpd-parser.js';
-import { selectionOf, withoutFragment } from '../../playlist/dash/mpd-to-hls.js';
+import { selectionOf, withoutFragment } from '../../playlist/dash/mpd-selection.js';
 import type { MasterPlaylist, MediaPlaylist, Playlist, Rendition, Variant } from '../../playlist/model.js';
 import { assertDownloadable, detectDrm, parsePlaylist } from '../../playlist/parser.js';
 import {
@@ -32,6 +32,12 @@ export interface PlaylistSource {
   http: HttpClient;
   ctx: DownloadContext;
   policy: RetryPolicy;
+  /**
+   * MPDs this selection has read, by URL (as asked and after redirects): one MPD is the master and
+   * every track's media playlist, and one copy of it serves them all. Reloads (live, expired URLs)
+   * go without, to the origin.
+   */
+  mpds?: Map<string, { text: string; url: string }>;
 }
 
 /** An HLS playlist, or an MPD (or an MPD selection URL) seen as one (dash-source.ts). */
@@ -43,18 +49,24 @@ export async function loadPlaylist(src: PlaylistSource, url: string): Promise<Pl
   };
   const selection = selectionOf(url);
   const wire = selection ? withoutFragment(url) : url;
-  const { data, res } = await withRetry(
-    () => src.http.getBuffer(wire, { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES, bypassLimit: true }),
-    src.policy,
-    { signal: ctx.signal, onRetry },
-  );
-  const text = data.toString('utf8');
-  if (selection || isMpd(text)) {
+  const got =
+    src.mpds?.get(wire) ??
+    (await withRetry(
+      async () => {
+        const opts = { signal: ctx.signal, maxBytes: MAX_PLAYLIST_BYTES, bypassLimit: true };
+        const { data, res } = await src.http.getBuffer(wire, opts);
+        return { text: data.toString('utf8'), url: res.url };
+      },
+      src.policy,
+      { signal: ctx.signal, onRetry },
+    ));
+  if (selection || isMpd(got.text)) {
+    src.mpds?.set(wire, got).set(got.url, got);
     const fetch = { http: src.http, policy: src.policy, signal: ctx.signal, onRetry };
-    return dashPlaylist(fetch, text, res.url, url);
+    return dashPlaylist(fetch, got.text, got.url, url);
   }
   // The final URL after redirects is the base for relative URIs (RFC 8216 4.1 via RFC 3986 5.1.3).
-  return parsePlaylist(text, res.url);
+  return parsePlaylist(got.text, got.url);
 }
 
 export async function loadMedia(src: PlaylistSource, url: string, what: string): Promise<MediaPlaylist> {
@@ -91,7 +103,8 @@ export function isLive(media: MediaPlaylist): boolean {
 }
 
 /** Resolves the job URL to the media playlists to download. */
-export async function selectStreams(src: PlaylistSource): Promise<Selected> {
+export async function selectStreams(source: PlaylistSource): Promise<Selected> {
+  const src = { ...source, mpds: new Map() };
   const { ctx } = src;
   const { request } = ctx.job;
   let playlist = await loadPlaylist(src, request.url);

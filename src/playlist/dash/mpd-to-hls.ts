@@ -1,52 +1,25 @@
 /**
  * An MPD seen as the HLS model (pure), so that one pipeline downloads both: the master's variants are
- * the video representations and its AUDIO renditions the audio adaptation sets; a variant's or
- * rendition's URI is the MPD's URL with a `#gabe-dash=` fragment naming the selection, and loading
- * that URL gives the selection's media playlist over every period. Everything the HLS path has
+ * the video representations, its AUDIO renditions the audio adaptation sets and its SUBTITLES
+ * renditions the WebVTT text sets; a variant's or rendition's URI is the MPD's URL with a
+ * `#gabe-dash=` fragment naming the selection (mpd-selection.ts), and loading that URL gives the
+ * selection's media playlist over every period. Everything the HLS path has
  * (resume, retries, URL refresh, live recording, discontinuity merging) then works unchanged.
  */
 import type { InitSection, MasterPlaylist, MediaPlaylist, Rendition, Segment, Variant } from '../model.js';
 import type { AdaptationSet, Mpd, Period, Representation } from './mpd-model.js';
 import type { DashInit, DashSegment } from './mpd-segments.js';
+import {
+  type DashSelection,
+  isAudioSet,
+  isTextSet,
+  isVideoSet,
+  repKey,
+  selectionUrl,
+} from './mpd-selection.js';
 
-const FRAGMENT = 'gabe-dash=';
 const AUDIO_GROUP = 'dash-audio';
-
-/** A video or audio representation: `set` is the adaptation set's position among the period's sets. */
-export interface DashSelection {
-  readonly kind: 'v' | 'a';
-  readonly set: number;
-  readonly rep: string;
-}
-
-/** The MPD URL naming a selection (fragments never go on the wire: HttpClient sends path and query). */
-export function selectionUrl(mpdUrl: string, s: DashSelection): string {
-  const u = new URL(mpdUrl);
-  u.hash = `${FRAGMENT}${s.kind}:${s.set}:${encodeURIComponent(s.rep)}`;
-  return u.href;
-}
-
-/** The selection a URL names, or null for a URL without one. */
-export function selectionOf(url: string): DashSelection | null {
-  const hash = URL.canParse(url) ? new URL(url).hash : '';
-  const m = /^#gabe-dash=([va]):(\d+):(.*)$/.exec(hash);
-  if (!m) return null;
-  return { kind: m[1] as 'v' | 'a', set: Number(m[2]), rep: decodeURIComponent(m[3]!) };
-}
-
-export function withoutFragment(url: string): string {
-  const u = new URL(url);
-  u.hash = '';
-  return u.href;
-}
-
-const isVideoSet = (a: AdaptationSet) => a.kind === 'video' && !a.trickMode;
-const isAudioSet = (a: AdaptationSet) => a.kind === 'audio';
-
-/** A representation's key in a selection: its @id, else `#<position>` in its set. */
-function repKey(set: AdaptationSet, rep: Representation): string {
-  return rep.id ?? `#${set.representations.indexOf(rep)}`;
-}
+const SUBTITLE_GROUP = 'dash-subtitles';
 
 /** The DRM systems on the sets a download could take ("cenc, widevine"), or null when clear. */
 export function mpdDrm(mpd: Mpd): string | null {
@@ -78,7 +51,7 @@ function variantOf(
   period: Period,
   set: AdaptationSet,
   rep: Representation,
-  audio: boolean,
+  groups: { audio: boolean; subtitles: boolean },
 ): Variant {
   const s: DashSelection = { kind: 'v', set: period.adaptationSets.indexOf(set), rep: repKey(set, rep) };
   const uri = selectionUrl(mpd.url, s);
@@ -90,34 +63,39 @@ function variantOf(
     resolution: rep.width && rep.height ? { width: rep.width, height: rep.height } : null,
     codecs: rep.codecs,
     frameRate: rep.frameRate,
-    audio: audio ? AUDIO_GROUP : null,
+    audio: groups.audio ? AUDIO_GROUP : null,
     video: null,
-    subtitles: null,
+    subtitles: groups.subtitles ? SUBTITLE_GROUP : null,
     closedCaptions: null,
     iFrameOnly: false,
     attributes: {},
   };
 }
 
-function renditionOf(mpd: Mpd, period: Period, set: AdaptationSet, isDefault: boolean): Rendition | null {
+function renditionOf(
+  mpd: Mpd,
+  period: Period,
+  set: AdaptationSet,
+  type: 'AUDIO' | 'SUBTITLES',
+  isDefault: boolean,
+): Rendition | null {
   const rep = topBandwidth(set);
   if (!rep) return null;
-  const uri = selectionUrl(mpd.url, {
-    kind: 'a',
-    set: period.adaptationSets.indexOf(set),
-    rep: repKey(set, rep),
-  });
+  const at = period.adaptationSets.indexOf(set);
+  const uri = selectionUrl(mpd.url, { kind: type === 'AUDIO' ? 'a' : 's', set: at, rep: repKey(set, rep) });
+  const what = type === 'AUDIO' ? 'audio' : 'subtitles';
   return {
-    type: 'AUDIO',
-    groupId: AUDIO_GROUP,
-    name: set.labels[0] ?? set.lang ?? rep.lang ?? set.id ?? `audio ${period.adaptationSets.indexOf(set)}`,
+    type,
+    groupId: type === 'AUDIO' ? AUDIO_GROUP : SUBTITLE_GROUP,
+    name: set.labels[0] ?? set.lang ?? rep.lang ?? set.id ?? `${what} ${at}`,
     language: set.lang ?? rep.lang,
     assocLanguage: null,
     uri,
     resolvedUri: uri,
     default: isDefault,
     autoselect: true,
-    forced: false,
+    // ISO/IEC 23009-1 5.8.5.5: the Role that marks subtitles shown whatever the language chosen.
+    forced: set.roles.includes('forced-subtitle'),
     characteristics: null,
     channels: null,
     instreamId: null,
@@ -127,28 +105,35 @@ function renditionOf(mpd: Mpd, period: Period, set: AdaptationSet, isDefault: bo
 
 /**
  * The master: one variant per video representation of the first period (every audio representation
- * when there is no video), one AUDIO rendition per audio adaptation set (its best representation).
+ * when there is no video), one AUDIO rendition per audio adaptation set (its best representation), one
+ * SUBTITLES rendition per WebVTT text set.
  */
 export function mpdToMaster(mpd: Mpd): MasterPlaylist {
   const period = mpd.periods[0];
   const sets = period?.adaptationSets ?? [];
   const audioSets = sets.filter(isAudioSet);
   const videoSets = sets.filter(isVideoSet);
+  const textSets = sets.filter(isTextSet);
   const variants: Variant[] = [];
   const renditions: Rendition[] = [];
   if (period && videoSets.length > 0) {
+    const groups = { audio: audioSets.length > 0, subtitles: textSets.length > 0 };
     for (const set of videoSets)
-      for (const rep of set.representations)
-        variants.push(variantOf(mpd, period, set, rep, audioSets.length > 0));
+      for (const rep of set.representations) variants.push(variantOf(mpd, period, set, rep, groups));
     const main = defaultAudio(audioSets);
     for (const set of audioSets) {
-      const r = renditionOf(mpd, period, set, set === main);
+      const r = renditionOf(mpd, period, set, 'AUDIO', set === main);
+      if (r) renditions.push(r);
+    }
+    for (const set of textSets) {
+      const r = renditionOf(mpd, period, set, 'SUBTITLES', set.roles.includes('main'));
       if (r) renditions.push(r);
     }
   } else if (period) {
     // Audio only: its representations are the variants (selectVariant then takes the best).
+    const groups = { audio: false, subtitles: false };
     for (const set of audioSets)
-      for (const rep of set.representations) variants.push(variantOf(mpd, period, set, rep, false));
+      for (const rep of set.representations) variants.push(variantOf(mpd, period, set, rep, groups));
   }
   return {
     kind: 'master',
@@ -161,56 +146,6 @@ export function mpdToMaster(mpd: Mpd): MasterPlaylist {
     sessionKeys: [],
     defines: {},
   };
-}
-
-/** One period's part of a selection: the representation chosen in it. */
-export interface PeriodTrack {
-  readonly period: Period;
-  readonly set: AdaptationSet;
-  readonly rep: Representation;
-}
-
-/** Closest by bandwidth, then by height: the same rung of another period's ladder. */
-function closest(set: AdaptationSet, like: Representation): Representation | undefined {
-  const score = (r: Representation) =>
-    Math.abs((r.bandwidth ?? 0) - (like.bandwidth ?? 0)) +
-    Math.abs((r.height ?? 0) - (like.height ?? 0)) * 1e4;
-  return [...set.representations].sort((a, b) => score(a) - score(b))[0];
-}
-
-/**
- * The representation of a selection in every period: in the first period the one named; in the others
- * the one with the same @id, else the closest one in the set at the same position (else the first set
- * of the same kind). Periods without such a set (an audio-less ad break) are left out.
- */
-export function selectionTracks(mpd: Mpd, s: DashSelection): PeriodTrack[] {
-  const first = mpd.periods[0];
-  const set = first?.adaptationSets[s.set];
-  const rep = set?.representations.find((r) => repKey(set, r) === s.rep);
-  if (!first || !set || !rep) return [];
-  const ofKind = set.kind === 'audio' ? isAudioSet : isVideoSet;
-  const tracks: PeriodTrack[] = [{ period: first, set, rep }];
-  for (const period of mpd.periods.slice(1)) {
-    const sets = period.adaptationSets;
-    let found: PeriodTrack | undefined;
-    if (rep.id !== null) {
-      for (const a of sets.filter(ofKind)) {
-        const same = a.representations.find((r) => r.id === rep.id);
-        if (same) found = { period, set: a, rep: same };
-      }
-    }
-    if (!found) {
-      const positioned = sets[s.set];
-      const candidate =
-        positioned && ofKind(positioned) && (set.lang === null || positioned.lang === set.lang)
-          ? positioned
-          : (sets.find((a) => ofKind(a) && a.lang === set.lang) ?? sets.find(ofKind));
-      const r = candidate && closest(candidate, rep);
-      if (candidate && r) found = { period, set: candidate, rep: r };
-    }
-    if (found) tracks.push(found);
-  }
-  return tracks;
 }
 
 /** A period's segments, as the segment function or the sidx gave them. */
