@@ -11,6 +11,18 @@ export interface SubtitleSegment {
   /** Seconds: the sum of the EXTINF durations before this segment. */
   readonly start: number;
   readonly duration: number;
+  /**
+   * Where the video's clock stands for this segment: `pts` (90 kHz) is at `time` on the playlist's
+   * timeline. After a discontinuity the clock restarts or jumps (an ad, a stream joined on), so each
+   * run of the main track has its own; without one, the options' videoStartPts and originTime.
+   */
+  readonly anchor?: { readonly pts: number; readonly time: number };
+  /**
+   * Fetched only for the cues it may carry into the time shown (some packagers write a cue only in the
+   * segment where it starts), from skipped time or across a discontinuity: its X-TIMESTAMP-MAP is on
+   * a clock no anchor describes (an ad's), so its mapped cues are left out.
+   */
+  readonly otherClock?: boolean;
 }
 
 export interface StitchOptions {
@@ -135,12 +147,14 @@ export function stitchWebVtt(segments: readonly SubtitleSegment[], options: Stit
   const unmapped: { seg: SubtitleSegment; cues: readonly Cue[] }[] = [];
   for (const { seg, doc } of valid) {
     const map = doc.timestampMap;
-    if (map === null || originPts === null) {
+    const anchor = seg.anchor ?? (originPts === null ? null : { pts: originPts, time: originTime });
+    if (map === null || anchor === null) {
       unmapped.push({ seg, cues: doc.cues });
       continue;
     }
-    // RFC 8216 3.5: media time = cue - LOCAL + MPEGTS / 90 kHz; the output starts at originPts.
-    const offset = originTime + ptsDelta(map.mpegts, originPts) / 90_000 - map.local;
+    if (seg.otherClock) continue;
+    // RFC 8216 3.5: media time = cue - LOCAL + MPEGTS / 90 kHz; PTS anchor.pts is at anchor.time.
+    const offset = anchor.time + ptsDelta(map.mpegts, anchor.pts) / 90_000 - map.local;
     for (const c of doc.cues) mapped.push(shift(c, offset));
   }
   let unmappedTiming: StitchResult['unmappedTiming'] = 'none';

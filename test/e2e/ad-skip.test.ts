@@ -12,7 +12,14 @@ import type { Job } from '../../src/jobs/types.js';
 import { decodedHash, makeTempDir, runFfmpeg, streamsOf, writeFixtureFile } from '../helpers/fixtures.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
-import { assertSubtitleCues, type HlsSubtitlesFixture, makeHlsSubtitles } from '../helpers/subtitles.js';
+import {
+  assertSubtitleCues,
+  cuesOf,
+  firstPts,
+  type HlsSubtitlesFixture,
+  makeHlsSubtitles,
+  sidecarCues,
+} from '../helpers/subtitles.js';
 
 let origin: Origin;
 let svc: TestService;
@@ -268,6 +275,78 @@ describe('subtitles of a download with skipped segments', () => {
       { cue: 3, start: 1.95 + d, end: 4.1 + d },
       { cue: 4, start: 5 + d, end: 5.8 + d },
     ]);
+  });
+});
+
+describe('subtitles timed by X-TIMESTAMP-MAP across discontinuities', () => {
+  // Apple-style WebVTT: each segment maps its cue time 0 to its video segment's first PTS. The ad
+  // runs on its own clock (100 s on); the programme after it picks up its clock where it left off
+  // (6 s), four seconds short of the playlist's 10 s: each run's cues must follow that run's clock.
+  const names = ['p0', 'p1', 'p2', 'a0', 'a1', 'p3', 'p4', 'p5'];
+  let url = '';
+
+  before(async () => {
+    const media = playlist('m', true).split('\n');
+    let k = 0;
+    const lines: string[] = [];
+    for (const line of media) {
+      const m = /^(prog|ads)\/m_(\d+)\.ts$/.exec(line);
+      if (!m) {
+        lines.push(line);
+        continue;
+      }
+      const name = names[k++]!;
+      const pts = await firstPts(path.join(dir, line), 'v:0');
+      const vtt = `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${pts},LOCAL:00:00:00.000\n\n00:00.500 --> 00:01.500\n${name}\n`;
+      await writeFixtureFile(dir, `subs/${name}.vtt`, vtt);
+      lines.push(`subs/${name}.vtt`);
+    }
+    await writeFixtureFile(dir, 'subs.m3u8', lines.join('\n'));
+    await writeFixtureFile(
+      dir,
+      'subs-master.m3u8',
+      [
+        '#EXTM3U',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="s",NAME="English",LANGUAGE="en",DEFAULT=YES,AUTOSELECT=YES,URI="subs.m3u8"',
+        '#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=160x90,CODECS="avc1.42c00b,mp4a.40.2",SUBTITLES="s"',
+        'ad-m.m3u8',
+        '',
+      ].join('\n'),
+    );
+    url = `${origin.url}/s/subs-master.m3u8`;
+  });
+
+  async function assertCuesAt(job: Job, expected: [string, number][]): Promise<void> {
+    const files = [job.result!.output_path, job.result!.subtitles![0]!.path];
+    for (const cues of [await cuesOf(files[0]!, 0), await sidecarCues(files[1]!)]) {
+      assert.deepEqual(
+        cues.map((c) => c.text),
+        expected.map((e) => e[0]),
+      );
+      for (const [j, c] of cues.entries()) {
+        assert.ok(
+          Math.abs(c.start - expected[j]![1]) < 0.06,
+          `${c.text} at ${c.start} s, not ${expected[j]![1]}`,
+        );
+      }
+    }
+  }
+
+  it('the whole download: every cue where its segment plays', async () => {
+    const job = await download({ url });
+    await assertCuesAt(
+      job,
+      names.map((n, i): [string, number] => [n, i * 2 + 0.5]),
+    );
+  });
+
+  it('the ad skipped: the programme after it keeps its cues, moved up with the video', async () => {
+    const job = await download({ url, skip_segments: ['/ads/'] });
+    assert.deepEqual(job.result?.skipped, { segments: 2, seconds: 4 });
+    await assertCuesAt(
+      job,
+      names.filter((n) => n.startsWith('p')).map((n, i): [string, number] => [n, i * 2 + 0.5]),
+    );
   });
 });
 

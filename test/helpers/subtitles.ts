@@ -126,6 +126,11 @@ export async function cuesOf(file: string, index: number): Promise<readonly Cue[
   return parseWebVtt(await readFile(out, 'utf8')).cues;
 }
 
+/** A sidecar .vtt's cues. */
+export async function sidecarCues(file: string): Promise<readonly Cue[]> {
+  return parseWebVtt(await readFile(file, 'utf8')).cues;
+}
+
 /** A subtitle cue expected in a job's output: SOURCE_CUES[cue]'s text (or its French), at [start, end). */
 export interface ExpectedCue {
   cue: number;
@@ -149,7 +154,7 @@ export async function assertSubtitleCues(
   );
   for (const [i, rendition] of fx.subtitles.entries()) {
     const inMp4 = await cuesOf(result.output_path, i);
-    const beside = parseWebVtt(await readFile(sidecars[i]!.path, 'utf8')).cues;
+    const beside = await sidecarCues(sidecars[i]!.path);
     for (const cues of [inMp4, beside]) {
       assert.deepEqual(
         cues.map((c) => c.text),
@@ -186,7 +191,8 @@ function vttFile(cues: readonly SourceCue[], header: string[] = []): string {
   return `${['WEBVTT', ...header, '', ...blocks.flatMap((b) => [b, ''])].join('\n')}`;
 }
 
-async function firstPts(file: string, stream: 'v:0' | 'a:0'): Promise<number> {
+/** The 90 kHz start PTS of a stream of an MPEG-TS file. */
+export async function firstPts(file: string, stream: 'v:0' | 'a:0'): Promise<number> {
   const out = await runFfprobe([
     '-select_streams',
     stream,

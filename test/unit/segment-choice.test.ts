@@ -8,11 +8,17 @@ import { describe, it } from 'node:test';
 import { clipWindow, fileTime, segmentSpans } from '../../src/pipeline/hls/clip-window.js';
 import { chooseSegments } from '../../src/pipeline/hls/segment-choice.js';
 import { skipRules, skipSpans } from '../../src/pipeline/hls/skip-rules.js';
-import { cutCues, firstKeptTime, subtitleSegmentsFor } from '../../src/pipeline/hls/subtitle-cut.js';
+import {
+  cutCues,
+  firstKeptTime,
+  runTimes,
+  subtitleSegmentsFor,
+  type TimelineCut,
+} from '../../src/pipeline/hls/subtitle-cut.js';
 import type { MediaPlaylist } from '../../src/playlist/model.js';
 import { parsePlaylist } from '../../src/playlist/parser.js';
 import type { Cue } from '../../src/playlist/webvtt-parser.js';
-import { stitchWebVtt } from '../../src/playlist/webvtt-stitcher.js';
+import { type SubtitleSegment, stitchWebVtt } from '../../src/playlist/webvtt-stitcher.js';
 import { isGabeError } from '../../src/service/errors.js';
 
 /** A VOD playlist: `[seconds, uri]` per segment, `'|'` for EXT-X-DISCONTINUITY. */
@@ -188,21 +194,34 @@ describe('subtitles of a clip or a download with skipped segments', () => {
   });
 
   it('fetches the subtitle segments shown, and the one before each (a cue written only where it starts)', () => {
-    assert.deepEqual(
-      subtitleSegmentsFor(spans, { from: 2, removed: [], clip: { start: 3, end: 7 } }),
-      [0, 1, 2, 3],
-    );
-    assert.deepEqual(
-      subtitleSegmentsFor(spans, { from: 8, removed: [], clip: { start: 9, end: 10 } }),
-      [3, 4],
-    );
+    // (i): fetched, its mapped cues on another clock than the video kept.
+    const fetched = (cut: TimelineCut, breaks: boolean[] = []) =>
+      subtitleSegmentsFor(spans, cut, breaks).map((s) => (s.otherClock ? `(${s.index})` : `${s.index}`));
+    assert.deepEqual(fetched({ from: 2, removed: [], clip: { start: 3, end: 7 } }), ['0', '1', '2', '3']);
+    assert.deepEqual(fetched({ from: 8, removed: [], clip: { start: 9, end: 10 } }), ['3', '4']);
+    // Segment 4 starts a discontinuity: segment 3 is on the clock before it.
+    const after = { from: 8, removed: [], clip: { start: 9, end: 10 } };
+    assert.deepEqual(fetched(after, [false, false, false, false, true]), ['(3)', '4']);
     // Segments 2-6 skipped: 1 and 7 are shown, and 6 is fetched as the one before 7.
     const skipped = { from: 0, removed: [{ start: 4, end: 14 }], clip: { start: 2, end: 16 } };
-    assert.deepEqual(subtitleSegmentsFor(spans, skipped), [0, 1, 6, 7]);
+    assert.deepEqual(fetched(skipped), ['0', '1', '(6)', '7']);
+  });
+
+  it("finds where each discontinuity run begins on the playlist's timeline, by the msn of its first segment", () => {
+    const pieces = [
+      { kind: 'init', msn: -1, run: 0 },
+      { kind: 'segment', msn: 0, run: 0 },
+      { kind: 'segment', msn: 1, run: 0 },
+      // Segments 2 and 3 removed; 4 starts run 1.
+      { kind: 'segment', msn: 4, run: 1 },
+      { kind: 'segment', msn: 5, run: 1 },
+      { kind: 'segment', msn: 9, run: 3 },
+    ];
+    assert.deepEqual(runTimes(pieces, ten), [0, 8, Number.NaN, 18]);
   });
 });
 
-describe('the WebVTT stitcher on a clip', () => {
+describe('the WebVTT stitcher on a clip, and across discontinuities', () => {
   const segment = (start: number, mpegts: number, local: string, cueTimes: string) => ({
     text: `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${mpegts},LOCAL:${local}\n\n${cueTimes}\ntext\n`,
     start,
@@ -223,5 +242,36 @@ describe('the WebVTT stitcher on a clip', () => {
       whole.cues.map((c) => [c.start, c.end]),
       [[4.5, 5]],
     );
+  });
+
+  it("times each segment's mapped cues by its own run's clock; those on another clock go", () => {
+    // Programme from PTS 900000 at 0 s; an ad at 6 s on its own clock (PTS 9000000); the programme
+    // again at 10 s, its clock where it left off (6 s in: 1440000), not 4 s later.
+    const runs = [
+      { pts: 900_000, time: 0 },
+      { pts: 9_000_000, time: 6 },
+      { pts: 1_440_000, time: 10 },
+    ];
+    const at = (start: number, mpegts: number, run: number, otherClock = false) => ({
+      ...segment(start, mpegts, '00:00:00.000', '00:00:00.500 --> 00:00:01.000'),
+      anchor: runs[run],
+      otherClock,
+    });
+    const cues = (segs: SubtitleSegment[]) =>
+      stitchWebVtt(segs, { videoStartPts: 900_000 }).cues.map((c) => [c.start, c.end]);
+    assert.deepEqual(cues([at(0, 900_000, 0), at(6, 9_000_000, 1), at(10, 1_440_000, 2)]), [
+      [0.5, 1],
+      [6.5, 7],
+      [10.5, 11],
+    ]);
+    assert.deepEqual(cues([at(6, 9_000_000, 1, true), at(10, 1_440_000, 2)]), [[10.5, 11]]);
+    // Without a map, such a segment's cues are playlist times, and stay.
+    const plain = {
+      text: 'WEBVTT\n\n00:00:09.500 --> 00:00:10.500\nx\n',
+      start: 8,
+      duration: 2,
+      otherClock: true,
+    };
+    assert.deepEqual(cues([plain]), [[9.5, 10.5]]);
   });
 });

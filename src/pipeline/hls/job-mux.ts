@@ -8,6 +8,7 @@ import { buildMergeArgs, type SubtitleInput, type TrackInput } from '../../media
 import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
 import type { FileTags } from '../../media/file-tags.js';
+import type { MediaPlaylist } from '../../playlist/model.js';
 import { MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
@@ -19,8 +20,8 @@ import { jobTags } from '../output-extras.js';
 import type { TrackJob } from './job-plan.js';
 import { trackInput } from './output-checks.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
-import type { TimelineCut } from './subtitle-cut.js';
-import { prepareSubtitles, type SubtitleFile } from './subtitle-tracks.js';
+import { runTimes, type TimelineCut } from './subtitle-cut.js';
+import { prepareSubtitles, runAnchors, type SubtitleFile } from './subtitle-tracks.js';
 import type { TrackResult } from './track-download.js';
 import type { Fetch } from './track-plan.js';
 
@@ -48,6 +49,8 @@ export interface JobMuxOptions {
    * into the clip (clipSubtitles), not the merged file, whose cut would misplace them.
    */
   cut?: TimelineCut | null;
+  /** The main track's whole media playlist, on whose timeline the subtitles are timed. */
+  playlist?: MediaPlaylist;
 }
 
 export class JobMux {
@@ -122,9 +125,10 @@ export class JobMux {
   async open(): Promise<void> {
     const { ctx, src, subtitleTracks, piped } = this.o;
     try {
-      const cut = this.o.cut ?? null;
-      this.subtitles = await prepareSubtitles(src, subtitleTracks, this.watcher.origin, ctx.tempDir, cut);
+      // Several runs are merged from the files once all are in, and each run's clock is read then.
       if (!piped) return;
+      const timing = { origin: this.watcher.origin, cut: this.o.cut ?? null };
+      this.subtitles = await prepareSubtitles(src, subtitleTracks, ctx.tempDir, timing);
       this.merger = await openMerger({
         ffmpeg: ctx.ffmpeg.ffmpeg,
         separateAudio: this.o.audio !== null,
@@ -189,9 +193,23 @@ export class JobMux {
     } else {
       // Discontinuities (known up front, or a live stream that brought some): run by run, from the files.
       await merger?.abort();
+      if (!this.o.piped) await this.runSubtitles(results[0]!);
       log.info({ runs }, 'merging discontinuity runs from the track files');
       await this.mergeFromFiles(results, this.o.moovReserve);
     }
+  }
+
+  /**
+   * Subtitles of a main track in several discontinuity runs, each run's cues on its own clock: an ad
+   * or a joined stream restarts the timestamps, and the first run's clock would misplace the rest.
+   */
+  private async runSubtitles(main: TrackResult): Promise<void> {
+    const { ctx, src, subtitleTracks, playlist } = this.o;
+    if (subtitleTracks.length === 0 || !playlist) return;
+    const { plan, file } = this.o.main;
+    const anchors = await runAnchors(file, main, runTimes(plan.pieces, playlist), plan.fmp4);
+    const timing = { origin: Promise.resolve(anchors[0]?.pts ?? null), cut: this.o.cut ?? null, anchors };
+    this.subtitles = await prepareSubtitles(src, subtitleTracks, ctx.tempDir, timing);
   }
 
   /** The subtitles the merge takes: none for a clip (see clipSubtitles). */

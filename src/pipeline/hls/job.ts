@@ -173,7 +173,7 @@ class HlsJob {
     // A clip's merged file is not the one published: nothing to upload while it is written.
     const announce = clip === null;
     const audioLanguage = selected.audio?.rendition.language ?? selected.muxedAudioLanguage ?? null;
-    const muxed = { piped, moovReserve, announce, audioLanguage };
+    const muxed = { piped, moovReserve, announce, audioLanguage, playlist: selected.main.media };
     return new JobMux({ ctx, src, main, audio, audioOnly, subtitleTracks, cut, ...muxed });
   }
 

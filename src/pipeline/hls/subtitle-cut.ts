@@ -4,8 +4,9 @@
  * video was cut (clip-window.ts fileTime): cues in removed time go, cues across a cut are shortened.
  */
 import type { ClipRange } from '../../jobs/clip-range.js';
+import type { Segment } from '../../playlist/model.js';
 import type { Cue } from '../../playlist/webvtt-parser.js';
-import { fileTime, type Span } from './clip-window.js';
+import { fileTime, type Span, segmentSpans } from './clip-window.js';
 
 /** How the output's timeline was made from the playlist's. */
 export interface TimelineCut {
@@ -45,11 +46,42 @@ function showsAny(span: Span, cut: TimelineCut): boolean {
  * The subtitle segments worth fetching, by index: those that overlap the time shown, and the one
  * before each of them. RFC 8216 3.5 repeats a cue in every segment it is shown in, but ffmpeg's
  * segmenter (and others) write it only where it starts, so a cue running into the clip from the
- * segment before would be lost without it. Subtitle segments are a few hundred bytes.
+ * segment before would be lost without it. Subtitle segments are a few hundred bytes. `otherClock`:
+ * such a segment in skipped time (an ad), or across a discontinuity (`breaks[i]`: segment i starts
+ * one) from the one shown, whose timestamps may be on another clock than the video kept.
  */
-export function subtitleSegmentsFor(spans: readonly Span[], cut: TimelineCut): number[] {
-  const wanted = spans.map((s) => showsAny(s, cut));
-  return spans.flatMap((_, i) => (wanted[i] || wanted[i + 1] ? [i] : []));
+export function subtitleSegmentsFor(
+  spans: readonly Span[],
+  cut: TimelineCut,
+  breaks: readonly boolean[] = [],
+): { index: number; otherClock: boolean }[] {
+  const shows = spans.map((s) => showsAny(s, cut));
+  const skipped = (s: Span) => cut.removed.some((r) => r.start <= s.start && r.end >= s.end);
+  return spans.flatMap((span, i) => {
+    if (shows[i]) return [{ index: i, otherClock: false }];
+    if (!shows[i + 1]) return [];
+    return [{ index: i, otherClock: skipped(span) || breaks[i + 1] === true }];
+  });
+}
+
+/**
+ * Where each discontinuity run of the main track begins on the playlist's timeline: the start of its
+ * first segment downloaded (`pieces` in write order, numbered by run; `media` the whole playlist, whose
+ * segments they name by msn). NaN for a run without a segment.
+ */
+export function runTimes(
+  pieces: readonly { kind: string; msn: number; run: number }[],
+  media: { segments: readonly Segment[] },
+): number[] {
+  const spans = segmentSpans(media.segments);
+  const startOf = new Map(media.segments.map((s, i) => [s.msn, spans[i]!.start]));
+  const times: number[] = [];
+  for (const p of pieces) {
+    if (p.kind !== 'segment' || times[p.run] !== undefined) continue;
+    while (times.length < p.run) times.push(Number.NaN);
+    times[p.run] = startOf.get(p.msn) ?? Number.NaN;
+  }
+  return times;
 }
 
 const roundMs = (s: number): number => Math.round(s * 1000) / 1000;

@@ -3,8 +3,9 @@
  * hundred bytes each), stitched into one WebVTT document on the output's timeline (playlist/webvtt-stitcher.ts), and
  * written twice: one copy for ffmpeg to mux as mov_text, one to deliver beside the MP4.
  */
-import { writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { withRetry } from '../../net/retry.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
 import { formatWebVtt } from '../../playlist/webvtt-writer.js';
@@ -30,54 +31,127 @@ const CONCURRENCY = 8;
 const MAX_SUBTITLE_SEGMENT_BYTES = 1024 * 1024;
 
 /**
+ * Bytes at a run's start read for its first timestamp (TS: the first PES of each stream): a first
+ * read that is almost always enough, then as much as the origin watcher reads at most.
+ */
+const RUN_HEAD_READS = [256 * 1024, 4 * 1024 * 1024];
+
+/** The video clock of one discontinuity run: PTS `pts` is at `time` on the playlist's timeline. */
+export interface RunAnchor {
+  pts: number;
+  time: number;
+}
+
+/**
+ * The clock of each discontinuity run of the main track, from its track file: the first PTS at the
+ * run's start (`runStarts`, byte offsets; the file is `bytes` long), at the playlist time of the run's
+ * first segment (`times`, runTimes). null for a run whose first timestamp cannot be read (an fMP4 run
+ * without its own init section): its segments take the clock of the run before.
+ */
+export async function runAnchors(
+  file: string,
+  track: { runStarts: readonly number[]; bytes: number },
+  times: readonly number[],
+  fmp4: boolean,
+): Promise<(RunAnchor | null)[]> {
+  const fh = await open(file, 'r');
+  try {
+    const anchors: (RunAnchor | null)[] = [];
+    for (const [k, at] of track.runStarts.entries()) {
+      const runEnd = track.runStarts[k + 1] ?? track.bytes;
+      let pts: number | null = null;
+      for (const size of RUN_HEAD_READS) {
+        const head = Buffer.alloc(Math.max(0, Math.min(runEnd, at + size) - at));
+        const { bytesRead } = await fh.read(head, 0, head.length, at);
+        const bytes = head.subarray(0, bytesRead);
+        pts = fmp4 ? firstFmp4Pts(bytes) : firstTsPts(bytes);
+        if (pts !== null || at + size >= runEnd) break;
+      }
+      const time = times[k] ?? Number.NaN;
+      anchors.push(pts !== null && Number.isFinite(time) ? { pts, time } : null);
+    }
+    return anchors;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The anchor of the run a segment's middle falls in: the last one starting at or before it. */
+function anchorAt(anchors: readonly (RunAnchor | null)[], t: number): RunAnchor | undefined {
+  let found: RunAnchor | undefined;
+  for (const a of anchors) if (a && a.time <= t + 1e-3) found = a;
+  return found;
+}
+
+/**
  * The track's segments as text, each at its start on the playlist's timeline (GAP segments take their
- * time, unfetched); with a cut, only those holding cues for the time kept.
+ * time, unfetched) with the clock of the main track's run it falls in; with a cut, only those holding
+ * cues for the time kept.
  */
 async function fetchTexts(
   src: PlaylistSource,
   track: SubtitleTrack,
-  cut: TimelineCut | null,
+  o: SubtitleTiming,
 ): Promise<SubtitleSegment[]> {
   const { http, ctx, policy } = src;
-  const spans = segmentSpans(track.media.segments);
-  const indices = cut ? subtitleSegmentsFor(spans, cut) : spans.map((_, i) => i);
-  const wanted = indices.filter((i) => !track.media.segments[i]!.gap);
+  const { segments } = track.media;
+  const spans = segmentSpans(segments);
+  const breaks = segments.map((s) => s.discontinuity);
+  const listed = o.cut
+    ? subtitleSegmentsFor(spans, o.cut, breaks)
+    : spans.map((_, index) => ({ index, otherClock: false }));
+  const wanted = listed.filter((w) => !segments[w.index]!.gap);
   const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
   const worker = async () => {
     while (next < wanted.length) {
       const k = next++;
-      const i = wanted[k]!;
-      const url = urlOf(track.media.segments[i]!, track.media.baseUrl);
+      const { index, otherClock } = wanted[k]!;
+      const url = urlOf(segments[index]!, track.media.baseUrl);
       const { data } = await withRetry(
         () => http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_SUBTITLE_SEGMENT_BYTES }),
         policy,
         { signal: ctx.signal },
       );
-      const { start, end } = spans[i]!;
-      out[k] = { text: data.toString('utf8'), start, duration: end - start };
+      const { start, end } = spans[index]!;
+      const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
+      out[k] = { text: data.toString('utf8'), start, duration: end - start, anchor, otherClock };
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));
   return out;
 }
 
+/** How the subtitles are timed against the video. */
+export interface SubtitleTiming {
+  /**
+   * The 90 kHz PTS of the output's time 0 (the earliest stream of the main track's first segment
+   * downloaded), or null when it could not be read.
+   */
+  origin: Promise<number | null>;
+  /** The output is a clip or lacks skipped segments: its cues are cut the same way (subtitle-cut.ts). */
+  cut: TimelineCut | null;
+  /**
+   * Each discontinuity run's clock (runAnchors), when the main track has several: a run's clock
+   * may restart or jump, so the first one's would misplace its cues.
+   */
+  anchors?: readonly (RunAnchor | null)[];
+}
+
 /**
- * Fetches and stitches each subtitle track. `originPts` is the 90 kHz PTS of the output's time 0 (the
- * earliest stream of the main track's first segment), or null when it could not be read. `cut`: the
- * output is a clip or lacks skipped segments, and its cues are cut the same way (subtitle-cut.ts). A
- * track that fails is skipped with a warning: subtitles never cost the video.
+ * Fetches and stitches each subtitle track into `dir`. A track that fails is skipped with a warning:
+ * subtitles never cost the video.
  */
 export async function prepareSubtitles(
   src: PlaylistSource,
   tracks: readonly SubtitleTrack[],
-  originPts: Promise<number | null>,
   dir: string,
-  cut: TimelineCut | null = null,
+  timing: SubtitleTiming,
 ): Promise<SubtitleFile[]> {
+  const { cut } = timing;
   const texts = await Promise.all(
     tracks.map((t) =>
-      fetchTexts(src, t, cut).catch((err: unknown) => {
+      fetchTexts(src, t, timing).catch((err: unknown) => {
         if (isGabeError(err, 'CANCELLED')) throw err;
         src.ctx.log.warn(
           { language: t.rendition.language, err: (err as Error).message },
@@ -87,7 +161,7 @@ export async function prepareSubtitles(
       }),
     ),
   );
-  const origin = await originPts;
+  const origin = await timing.origin;
   const files: SubtitleFile[] = [];
   for (const [i, t] of tracks.entries()) {
     const segments = texts[i];
