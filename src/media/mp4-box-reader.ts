@@ -11,6 +11,8 @@ export interface Box {
   /** Bytes of its header: 8, or 16 with a 64-bit size. */
   header: number;
   size: number;
+  /** Its size field was 0: the box runs to the end of the file (here: of the bytes given). */
+  toEnd?: boolean;
 }
 
 /** The header of the box at `at`, or null when fewer than its header's bytes are there. */
@@ -24,7 +26,7 @@ export function boxHeader(b: Buffer, at: number, to = b.length): Box | null {
     size = wide > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(wide);
     header = 16;
   } else if (size === 0) {
-    size = to - at;
+    return { type: b.toString('latin1', at + 4, at + 8), start: at, header, size: to - at, toEnd: true };
   }
   return { type: b.toString('latin1', at + 4, at + 8), start: at, header, size };
 }

@@ -4,6 +4,7 @@
  * no @indexRange has its sidx among the file's first top-level boxes; findSidx walks them.
  */
 import { GabeError } from '../service/errors.js';
+import { boxHeader } from './mp4-box-reader.js';
 
 export interface SidxReference {
   /** Absolute byte offset in the file: the sidx's end + first_offset + the sizes before it. */
@@ -26,17 +27,6 @@ function broken(reason: string): GabeError {
   return new GabeError('NOT_A_PLAYLIST', `the DASH segment index (sidx) is unreadable: ${reason}`);
 }
 
-/** Size and header length of the box at `at`, or null when its header is not all in `bytes`. */
-function boxHeader(bytes: Buffer, at: number): { size: number; header: number; type: string } | null {
-  if (at + 8 > bytes.length) return null;
-  const size32 = bytes.readUInt32BE(at);
-  const type = bytes.toString('latin1', at + 4, at + 8);
-  if (size32 !== 1) return { size: size32, header: 8, type };
-  if (at + 16 > bytes.length) return null;
-  const size = Number(bytes.readBigUInt64BE(at + 8));
-  return { size, header: 16, type };
-}
-
 /**
  * Parses the sidx box at the start of `bytes`; `sidxOffset` is where that box starts in the file.
  * Throws a GabeError when the box is not a sidx or is cut short.
@@ -45,8 +35,8 @@ export function parseSidx(bytes: Buffer, sidxOffset: number): Sidx {
   const box = boxHeader(bytes, 0);
   if (!box) throw broken('cut short');
   if (box.type !== 'sidx') throw broken(`found a '${box.type.replace(/[^\x20-\x7e]/g, '?')}' box instead`);
-  // size 0 means "to the end of the file": the buffer is the best estimate of that.
-  const size = box.size === 0 ? bytes.length : box.size;
+  // A size of 0 means "to the end of the file": the buffer is the best estimate of that.
+  const { size } = box;
   if (size < box.header + 4 || size > bytes.length) throw broken('cut short');
   let at = box.header;
   const version = bytes.readUInt8(at);
@@ -95,7 +85,7 @@ export function findSidx(head: Buffer, headOffset: number): SidxSearch {
     const box = boxHeader(head, at);
     if (!box) return { kind: 'beyond', offset: headOffset + at };
     if (box.type === 'sidx') return { kind: 'found', offset: headOffset + at, size: box.size };
-    if (box.type === 'moof' || box.type === 'mdat' || box.size === 0) return { kind: 'none' };
+    if (box.type === 'moof' || box.type === 'mdat' || box.toEnd) return { kind: 'none' };
     if (box.size < box.header)
       throw broken(`a '${box.type.replace(/[^\x20-\x7e]/g, '?')}' box has size ${box.size}`);
     at += box.size;

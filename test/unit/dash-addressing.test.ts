@@ -197,3 +197,52 @@ describe('segment addressing against ffmpeg-made DASH, decoded and compared with
     await checkTrack(dir, mpd, 'video');
   });
 });
+
+describe('sidx boxes by hand', () => {
+  const box = (type: string, payload: Buffer, size?: number) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(size ?? 8 + payload.length, 0);
+    head.write(type, 4, 'latin1');
+    return Buffer.concat([head, payload]);
+  };
+  /** A version 0 sidx: timescale 1000, references of [bytes, ms]. */
+  const sidx = (refs: [number, number][], size?: number) => {
+    const body = Buffer.alloc(4 + 4 + 4 + 8 + 4 + refs.length * 12);
+    body.writeUInt32BE(1000, 8);
+    body.writeUInt16BE(refs.length, 22);
+    refs.forEach(([bytes, ms], i) => {
+      body.writeUInt32BE(bytes, 24 + i * 12);
+      body.writeUInt32BE(ms, 28 + i * 12);
+      body.writeUInt8(0x90, 32 + i * 12);
+    });
+    return box('sidx', body, size);
+  };
+
+  test('a head whose media box runs to the end of the file (size 0) has no sidx up front', () => {
+    const head = Buffer.concat([box('ftyp', Buffer.alloc(8)), box('mdat', Buffer.alloc(32), 0)]);
+    assert.deepEqual(findSidx(head, 100), { kind: 'none' });
+    const found = Buffer.concat([box('ftyp', Buffer.alloc(8)), sidx([[500, 2000]])]);
+    assert.deepEqual(findSidx(found, 100), { kind: 'found', offset: 116, size: 44 });
+    assert.deepEqual(findSidx(found.subarray(0, 20), 100), { kind: 'beyond', offset: 116 });
+  });
+
+  test('a sidx of size 0 runs to the end of the bytes read; its references follow it', () => {
+    const parsed = parseSidx(
+      sidx(
+        [
+          [500, 2000],
+          [700, 1500],
+        ],
+        0,
+      ),
+      1000,
+    );
+    assert.deepEqual(
+      parsed.references.map((r) => [r.offset, r.length, r.duration, r.startsWithSap]),
+      [
+        [1056, 500, 2, true],
+        [1556, 700, 1.5, true],
+      ],
+    );
+  });
+});
