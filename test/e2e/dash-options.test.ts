@@ -143,7 +143,7 @@ describe('ad skipping on an MPD', () => {
   });
 });
 
-describe('WebVTT subtitles of an MPD', () => {
+describe('WebVTT and TTML subtitles of an MPD', () => {
   const vtt = (cues: [number, number, string][]) =>
     `WEBVTT\n\n${cues.map(([a, b, t]) => `00:00:0${a.toFixed(3)} --> 00:00:0${b.toFixed(3)}\n${t}\n`).join('\n')}`;
   const english: [number, number, string][] = [
@@ -152,6 +152,12 @@ describe('WebVTT subtitles of an MPD', () => {
     [4, 5.5, 'three'],
   ];
   const french: [number, number, string][] = english.map(([a, b], i) => [a, b, ['un', 'deux', 'trois'][i]!]);
+  const italian: [number, number, string][] = english.map(([a, b], i) => [a, b, ['uno', 'due', 'tre'][i]!]);
+  // EBU-TT-D style: times in ticks of 100 ns.
+  const ttml = (cues: [number, number, string][]) =>
+    `<?xml version="1.0" encoding="UTF-8"?><tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:tickRate="10000000" xml:lang="it"><body><div>${cues
+      .map(([a, b, t]) => `<p begin="${Math.round(a * 1e7)}t" end="${Math.round(b * 1e7)}t">${t}</p>`)
+      .join('')}</div></body></tt>`;
   let url = '';
   let prefix = '';
 
@@ -162,6 +168,7 @@ describe('WebVTT subtitles of an MPD', () => {
       '<AdaptationSet mimeType="text/vtt" lang="en"><Representation id="en" bandwidth="256"><BaseURL>en.vtt</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp.ttml.im1t" lang="de"><Representation id="de" bandwidth="256"><BaseURL>de.mp4</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet mimeType="text/vtt" lang="fr"><Representation id="fr" bandwidth="256"><BaseURL>fr.vtt</BaseURL></Representation></AdaptationSet>',
+      '<AdaptationSet mimeType="application/ttml+xml" lang="it"><Representation id="it" bandwidth="256"><BaseURL>it.ttml</BaseURL></Representation></AdaptationSet>',
     ];
     const mpd = (await readFile(path.join(fx.dir, fx.mpdName), 'utf8')).replace(
       '</Period>',
@@ -170,6 +177,7 @@ describe('WebVTT subtitles of an MPD', () => {
     origin.route(`${prefix}subs.mpd`, { body: mpd, contentType: 'application/dash+xml' });
     origin.route(`${prefix}en.vtt`, { body: vtt(english), contentType: 'text/vtt' });
     origin.route(`${prefix}fr.vtt`, { body: vtt(french), contentType: 'text/vtt' });
+    origin.route(`${prefix}it.ttml`, { body: ttml(italian), contentType: 'application/ttml+xml' });
     url = `${origin.url}${prefix}subs.mpd`;
   });
 
@@ -195,16 +203,16 @@ describe('WebVTT subtitles of an MPD', () => {
     }
   }
 
-  it('each text/vtt set goes into the MP4 and beside it; a TTML set is left out', async () => {
+  it('each WebVTT and TTML set goes into the MP4 and beside it; TTML inside MP4 segments is left out', async () => {
     const job = await download({ url, video_name: 'dash-subs' });
     assert.deepEqual(
       job.result!.subtitles!.map((s) => s.language),
-      ['en', 'fr'],
+      ['en', 'fr', 'it'],
     );
-    for (const [i, expected] of [english, french].entries())
+    for (const [i, expected] of [english, french, italian].entries())
       for (const cues of await cuesOf(job, i)) assertCues(cues, expected);
     assert.equal(origin.countRequests(`${prefix}de.mp4`), 0);
-    // One copy of the MPD serves the master and the four tracks' playlists.
+    // One copy of the MPD serves the master and the five tracks' playlists.
     assert.equal(origin.countRequests(`${prefix}subs.mpd`), 1);
     const probe = await svc.app.inject({
       method: 'POST',
@@ -215,7 +223,7 @@ describe('WebVTT subtitles of an MPD', () => {
     });
     assert.deepEqual(
       probe.json().subtitles.map((s: { language: string }) => s.language),
-      ['en', 'fr'],
+      ['en', 'fr', 'it'],
       '/probe lists them',
     );
   });

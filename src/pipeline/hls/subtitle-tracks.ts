@@ -7,6 +7,7 @@ import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { withRetry } from '../../net/retry.js';
+import { parseTtml } from '../../playlist/ttml.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
 import { formatWebVtt } from '../../playlist/webvtt-writer.js';
 import { isGabeError } from '../../service/errors.js';
@@ -115,7 +116,11 @@ async function fetchTexts(
       );
       const { start, end } = spans[index]!;
       const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
-      out[k] = { text: data.toString('utf8'), start, duration: end - start, anchor, otherClock };
+      // A TTML document (DASH's application/ttml+xml) is read as the WebVTT it would be.
+      const raw = data.toString('utf8');
+      const ttml = parseTtml(raw);
+      const text = ttml ? formatWebVtt(ttml) : raw;
+      out[k] = { text, start, duration: end - start, anchor, otherClock };
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));

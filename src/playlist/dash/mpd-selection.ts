@@ -40,14 +40,17 @@ export function withoutFragment(url: string): string {
 
 export const isVideoSet = (a: AdaptationSet) => a.kind === 'video' && !a.trickMode;
 export const isAudioSet = (a: AdaptationSet) => a.kind === 'audio';
+/** Subtitles as text files, WebVTT or TTML (one per period, or segments): what the HLS path stitches. */
+const TEXT_TYPES = new Set(['text/vtt', 'application/ttml+xml']);
+
 /**
- * Subtitles as WebVTT text files (one per period, or segments): what the HLS path stitches and muxes.
- * TTML (stpp) and WebVTT in ISO BMFF (wvtt) are left out.
+ * A text set Gabe carries: WebVTT or TTML as text. Subtitles inside ISO BMFF segments (stpp, wvtt in
+ * `application/mp4`) are left out.
  */
 export const isTextSet = (a: AdaptationSet) =>
   a.kind === 'text' &&
-  [a.mimeType, ...a.representations.map((r) => r.mimeType)].some(
-    (m) => m?.trim().toLowerCase() === 'text/vtt',
+  [a.mimeType, ...a.representations.map((r) => r.mimeType)].some((m) =>
+    TEXT_TYPES.has(m?.trim().toLowerCase() ?? ''),
   );
 
 /** The sets a selection of this set's kind is made among, in every period. */

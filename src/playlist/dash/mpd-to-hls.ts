@@ -1,7 +1,7 @@
 /**
  * An MPD seen as the HLS model (pure), so that one pipeline downloads both: the master's variants are
  * the video representations, its AUDIO renditions the audio adaptation sets and its SUBTITLES
- * renditions the WebVTT text sets; a variant's or rendition's URI is the MPD's URL with a
+ * renditions the WebVTT and TTML text sets; a variant's or rendition's URI is the MPD's URL with a
  * `#gabe-dash=` fragment naming the selection (mpd-selection.ts), and loading that URL gives the
  * selection's media playlist over every period. Everything the HLS path has
  * (resume, retries, URL refresh, live recording, discontinuity merging) then works unchanged.
@@ -106,7 +106,7 @@ function renditionOf(
 /**
  * The master: one variant per video representation of the first period (every audio representation
  * when there is no video), one AUDIO rendition per audio adaptation set (its best representation), one
- * SUBTITLES rendition per WebVTT text set.
+ * SUBTITLES rendition per WebVTT or TTML text set.
  */
 export function mpdToMaster(mpd: Mpd): MasterPlaylist {
   const period = mpd.periods[0];
