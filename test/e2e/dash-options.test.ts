@@ -18,6 +18,7 @@ import {
   runFfmpeg,
   runFfprobe,
 } from '../helpers/fixtures.js';
+import { textInit, textSegment, wvttSample } from '../helpers/fmp4-text.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
 
@@ -153,6 +154,16 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
   ];
   const french: [number, number, string][] = english.map(([a, b], i) => [a, b, ['un', 'deux', 'trois'][i]!]);
   const italian: [number, number, string][] = english.map(([a, b], i) => [a, b, ['uno', 'due', 'tre'][i]!]);
+  const spanish: [number, number, string][] = english.map(([a, b], i) => [
+    a,
+    b,
+    ['uno-es', 'dos', 'tres'][i]!,
+  ]);
+  const portuguese: [number, number, string][] = english.map(([a, b], i) => [
+    a,
+    b,
+    ['um', 'dois', 'três'][i]!,
+  ]);
   // EBU-TT-D style: times in ticks of 100 ns.
   const ttml = (cues: [number, number, string][]) =>
     `<?xml version="1.0" encoding="UTF-8"?><tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:tickRate="10000000" xml:lang="it"><body><div>${cues
@@ -169,6 +180,10 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
       '<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp.ttml.im1t" lang="de"><Representation id="de" bandwidth="256"><BaseURL>de.mp4</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet mimeType="text/vtt" lang="fr"><Representation id="fr" bandwidth="256"><BaseURL>fr.vtt</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet mimeType="application/ttml+xml" lang="it"><Representation id="it" bandwidth="256"><BaseURL>it.ttml</BaseURL></Representation></AdaptationSet>',
+      ...['es', 'pt'].map(
+        (lang, i) =>
+          `<AdaptationSet contentType="text" mimeType="application/mp4" lang="${lang}"><SegmentTemplate timescale="1000" duration="2000" startNumber="1" initialization="${lang}/init.mp4" media="${lang}/$Number$.m4s"/><Representation id="${lang}" bandwidth="256" codecs="${['stpp', 'wvtt'][i]}"/></AdaptationSet>`,
+      ),
     ];
     const mpd = (await readFile(path.join(fx.dir, fx.mpdName), 'utf8')).replace(
       '</Period>',
@@ -178,6 +193,25 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     origin.route(`${prefix}en.vtt`, { body: vtt(english), contentType: 'text/vtt' });
     origin.route(`${prefix}fr.vtt`, { body: vtt(french), contentType: 'text/vtt' });
     origin.route(`${prefix}it.ttml`, { body: ttml(italian), contentType: 'application/ttml+xml' });
+    // fMP4 text tracks, one cue per 2 s segment: TTML (stpp) timed on the track's clock, and WebVTT
+    // cue boxes (wvtt), each sample an empty stretch, the cue, and another empty stretch.
+    origin.route(`${prefix}es/init.mp4`, { body: textInit('stpp', 1000, 'spa') });
+    origin.route(`${prefix}pt/init.mp4`, { body: textInit('wvtt', 1000, 'por') });
+    for (const [k, [a, b, t]] of spanish.entries()) {
+      const doc = ttml([[a, b, t]]);
+      origin.route(`${prefix}es/${k + 1}.m4s`, {
+        body: textSegment(k + 1, k * 2000, [{ duration: 2000, data: Buffer.from(doc) }]),
+      });
+    }
+    for (const [k, [a, b, t]] of portuguese.entries()) {
+      const [from, to] = [Math.round(a * 1000) - k * 2000, Math.round(b * 1000) - k * 2000];
+      const samples = [
+        { duration: from, data: wvttSample([]) },
+        { duration: to - from, data: wvttSample([{ text: t }]) },
+        { duration: 2000 - to, data: wvttSample([]) },
+      ].filter((x) => x.duration > 0);
+      origin.route(`${prefix}pt/${k + 1}.m4s`, { body: textSegment(k + 1, k * 2000, samples) });
+    }
     url = `${origin.url}${prefix}subs.mpd`;
   });
 
@@ -203,16 +237,17 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     }
   }
 
-  it('each WebVTT and TTML set goes into the MP4 and beside it; TTML inside MP4 segments is left out', async () => {
+  it('each WebVTT and TTML set, as a file or in fMP4 segments, goes into the MP4 and beside it', async () => {
     const job = await download({ url, video_name: 'dash-subs' });
     assert.deepEqual(
       job.result!.subtitles!.map((s) => s.language),
-      ['en', 'fr', 'it'],
+      ['en', 'fr', 'it', 'es', 'pt'],
     );
-    for (const [i, expected] of [english, french, italian].entries())
+    for (const [i, expected] of [english, french, italian, spanish, portuguese].entries())
       for (const cues of await cuesOf(job, i)) assertCues(cues, expected);
+    // A progressive MP4 of TTML (BaseURL alone) is left out, unread.
     assert.equal(origin.countRequests(`${prefix}de.mp4`), 0);
-    // One copy of the MPD serves the master and the five tracks' playlists.
+    // One copy of the MPD serves the master and the seven tracks' playlists.
     assert.equal(origin.countRequests(`${prefix}subs.mpd`), 1);
     const probe = await svc.app.inject({
       method: 'POST',
@@ -223,7 +258,7 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     });
     assert.deepEqual(
       probe.json().subtitles.map((s: { language: string }) => s.language),
-      ['en', 'fr', 'it'],
+      ['en', 'fr', 'it', 'es', 'pt'],
       '/probe lists them',
     );
   });

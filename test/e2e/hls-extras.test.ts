@@ -28,9 +28,10 @@ import {
   runFfmpeg,
   runFfprobe,
 } from '../helpers/fixtures.js';
+import { textInit, textSegment } from '../helpers/fmp4-text.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
-import { cuesOf, type HlsSubtitlesFixture, makeHlsSubtitles } from '../helpers/subtitles.js';
+import { cuesOf, type HlsSubtitlesFixture, makeHlsSubtitles, SOURCE_CUES } from '../helpers/subtitles.js';
 
 /** What `ffmpeg -i URL -c copy` makes of a playlist: what a download must decode to. */
 async function reference(url: string, map = ['-map', '0:v?', '-map', '0:a?']): Promise<string> {
@@ -182,6 +183,52 @@ describe('real-world HLS extras', () => {
       );
       const cues = await cuesOf(fr.result!.output_path, 0);
       assert.equal(cues[0]!.text, subs.subtitles[1].cues[0]!.text);
+    });
+
+    it('IMSC1 renditions (TTML in fMP4 segments, on the video clock) go in like WebVTT ones', async () => {
+      // Each 2 s text segment starts at its video segment's PTS; each cue in the segment where it begins.
+      const startMs = subs.videoStartPts / 90;
+      const ms = (t: number) => Math.round(startMs + t * 1000);
+      const clock = (t: number) => `${(ms(t) / 1000).toFixed(3)}s`;
+      const list = ['#EXTM3U', '#EXT-X-VERSION:7', '#EXT-X-TARGETDURATION:2', '#EXT-X-PLAYLIST-TYPE:VOD'];
+      list.push('#EXT-X-MAP:URI="init.mp4"');
+      origin.route('/imsc/init.mp4', { body: textInit('stpp', 1000) });
+      for (let k = 0; k < 4; k++) {
+        const here = SOURCE_CUES.filter((c) => c.start >= k * 2 && c.start < k * 2 + 2);
+        const ps = here.map(
+          (c) => `<p begin="${clock(c.start)}" end="${clock(c.end)}">${c.text.replace('\n', '<br/>')}</p>`,
+        );
+        const doc = `<tt xmlns="http://www.w3.org/ns/ttml"><body><div>${ps.join('')}</div></body></tt>`;
+        const body = textSegment(k + 1, ms(k * 2), [{ duration: 2000, data: Buffer.from(doc) }]);
+        origin.route(`/imsc/${k}.m4s`, { body });
+        list.push('#EXTINF:2.0,', `${k}.m4s`);
+      }
+      list.push('#EXT-X-ENDLIST', '');
+      origin.route('/imsc/index.m3u8', {
+        body: list.join('\n'),
+        contentType: 'application/vnd.apple.mpegurl',
+      });
+      const master = [
+        '#EXTM3U',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="imsc",NAME="English",LANGUAGE="en",AUTOSELECT=YES,URI="/imsc/index.m3u8"',
+        `#EXT-X-STREAM-INF:BANDWIDTH=${subs.video.bandwidth},CODECS="${subs.video.codecs},stpp.ttml.im1t",SUBTITLES="imsc"`,
+        `/subs/${subs.video.uri}`,
+        '',
+      ].join('\n');
+      origin.route('/imsc/master.m3u8', { body: master, contentType: 'application/vnd.apple.mpegurl' });
+      const job = await download({ url: `${origin.url}/imsc/master.m3u8` });
+      assert.equal(job.status, 'COMPLETED', job.error ?? '');
+      const cues = await cuesOf(job.result!.output_path, 0);
+      assert.deepEqual(
+        cues.map((c) => c.text),
+        SOURCE_CUES.map((c) => c.text.replace(/<\/?i>/g, '')),
+      );
+      for (const [j, c] of cues.entries()) {
+        assert.ok(
+          Math.abs(c.start - (SOURCE_CUES[j]!.start + subs.videoOffset)) < 0.05,
+          `${c.text} at ${c.start}`,
+        );
+      }
     });
   });
 

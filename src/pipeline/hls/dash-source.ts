@@ -79,9 +79,9 @@ async function periodSegments(
 ): Promise<PeriodSegments> {
   const found = representationSegments(mpd, t.period, t.rep, { nowMs });
   if (found.kind === 'segments') return found;
-  if (t.set.kind === 'text') {
-    // WebVTT is text, not ISO BMFF: there is no sidx to read its cues' byte ranges from.
-    throw new GabeError('NOT_A_PLAYLIST', 'a WebVTT representation addressed by SegmentBase');
+  if (t.set.kind === 'text' && t.rep.mimeType?.trim().toLowerCase() !== 'application/mp4') {
+    // WebVTT and TTML files are text, not ISO BMFF: there is no sidx to read their byte ranges from.
+    throw new GabeError('NOT_A_PLAYLIST', `a ${t.rep.mimeType} representation addressed by SegmentBase`);
   }
   const { references, sidxAt } = await readIndex(f, found.url, found.indexRange);
   const init = found.init ?? { url: found.url, range: { offset: 0, length: sidxAt } };

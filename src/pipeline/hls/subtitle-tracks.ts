@@ -5,15 +5,17 @@
  */
 import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { textTrackInit } from '../../media/fmp4-text.js';
 import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { withRetry } from '../../net/retry.js';
-import { parseTtml } from '../../playlist/ttml.js';
+import type { ByteRange } from '../../playlist/model.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
 import { formatWebVtt } from '../../playlist/webvtt-writer.js';
 import { isGabeError } from '../../service/errors.js';
 import { segmentSpans } from './clip-window.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
 import { cutCues, firstKeptTime, subtitleSegmentsFor, type TimelineCut } from './subtitle-cut.js';
+import { asWebVtt } from './subtitle-formats.js';
 import { urlOf } from './track-plan.js';
 
 /** A stitched subtitle track on disk, ready for the merge. */
@@ -102,25 +104,26 @@ async function fetchTexts(
     ? subtitleSegmentsFor(spans, o.cut, breaks)
     : spans.map((_, index) => ({ index, otherClock: false }));
   const wanted = listed.filter((w) => !segments[w.index]!.gap);
+  const get = async (item: { uri: string; resolvedUri?: string; byterange: ByteRange | null }) => {
+    const url = urlOf(item, track.media.baseUrl);
+    const r = item.byterange;
+    const range = r ? { start: r.offset, end: r.offset + r.length - 1 } : undefined;
+    const opts = { signal: ctx.signal, maxBytes: MAX_SUBTITLE_SEGMENT_BYTES, range };
+    return (await withRetry(() => http.getBuffer(url, opts), policy, { signal: ctx.signal })).data;
+  };
+  // An fMP4 text track (stpp, wvtt) needs its init segment for the timescale and the track.
+  const map = wanted.map((w) => segments[w.index]!.map).find((m) => m !== null) ?? null;
+  const init = map ? textTrackInit(await get(map)) : null;
   const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
   const worker = async () => {
     while (next < wanted.length) {
       const k = next++;
       const { index, otherClock } = wanted[k]!;
-      const url = urlOf(segments[index]!, track.media.baseUrl);
-      const { data } = await withRetry(
-        () => http.getBuffer(url, { signal: ctx.signal, maxBytes: MAX_SUBTITLE_SEGMENT_BYTES }),
-        policy,
-        { signal: ctx.signal },
-      );
+      const data = await get(segments[index]!);
       const { start, end } = spans[index]!;
       const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
-      // A TTML document (DASH's application/ttml+xml) is read as the WebVTT it would be.
-      const raw = data.toString('utf8');
-      const ttml = parseTtml(raw);
-      const text = ttml ? formatWebVtt(ttml) : raw;
-      out[k] = { text, start, duration: end - start, anchor, otherClock };
+      out[k] = { text: asWebVtt(data, init), start, duration: end - start, anchor, otherClock };
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));

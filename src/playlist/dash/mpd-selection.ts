@@ -40,18 +40,22 @@ export function withoutFragment(url: string): string {
 
 export const isVideoSet = (a: AdaptationSet) => a.kind === 'video' && !a.trickMode;
 export const isAudioSet = (a: AdaptationSet) => a.kind === 'audio';
-/** Subtitles as text files, WebVTT or TTML (one per period, or segments): what the HLS path stitches. */
+/** Subtitles as text files, WebVTT or TTML (one per period, or segments). */
 const TEXT_TYPES = new Set(['text/vtt', 'application/ttml+xml']);
+/** Subtitles in fMP4 segments: TTML (stpp, IMSC1) or WebVTT (wvtt) samples, ISO/IEC 14496-30. */
+const TEXT_CODECS = /^(stpp|wvtt)\b/i;
 
 /**
- * A text set Gabe carries: WebVTT or TTML as text. Subtitles inside ISO BMFF segments (stpp, wvtt in
- * `application/mp4`) are left out.
+ * A text set Gabe carries: WebVTT or TTML, as text files or in fMP4 segments (a whole MP4 file named by
+ * its BaseURL alone is a progressive one, whose samples lie in its sample tables: left out).
  */
 export const isTextSet = (a: AdaptationSet) =>
   a.kind === 'text' &&
-  [a.mimeType, ...a.representations.map((r) => r.mimeType)].some((m) =>
-    TEXT_TYPES.has(m?.trim().toLowerCase() ?? ''),
-  );
+  a.representations.some((r) => {
+    const mime = r.mimeType?.trim().toLowerCase() ?? '';
+    if (TEXT_TYPES.has(mime)) return true;
+    return mime === 'application/mp4' && r.addressing !== 'none' && TEXT_CODECS.test(r.codecs?.trim() ?? '');
+  });
 
 /** The sets a selection of this set's kind is made among, in every period. */
 function kindOf(set: AdaptationSet): (a: AdaptationSet) => boolean {
