@@ -63,7 +63,18 @@ function readTfhd(b: Buffer, tfhd: Box, trex: (id: number) => TrexDefaults | und
   return { trackId, defaults: d, baseIsMoof: (f & TFHD_BASE_IS_MOOF) !== 0 };
 }
 
-/** Appends the samples of one trun; returns where its data ends (the next trun's default start). */
+/**
+ * Samples a fragment may list beyond one per byte of its mdat. A trun whose samples take their size
+ * from the defaults is a 4-byte count with nothing behind it: 0xFFFFFFFF of them were appended one by
+ * one before the bounds check (a 100-byte fragment ran the process out of memory). Real samples take
+ * bytes; a few empty ones (a text track's gap) fit in this slack.
+ */
+const EMPTY_SAMPLE_SLACK = 4096;
+
+/**
+ * Appends the samples of one trun; returns where its data ends (the next trun's default start).
+ * `budget.left` is how many more samples the fragment may list.
+ */
 function readTrun(
   b: Buffer,
   trun: Box,
@@ -71,6 +82,7 @@ function readTrun(
   dataStart: number,
   moofStart: number,
   out: TrackRun,
+  budget: { left: number },
 ): number {
   const f = flags(b, trun);
   const signed = version(b, trun) === 1;
@@ -86,6 +98,8 @@ function readTrun(
   const first = f & TRUN_FIRST_FLAGS ? u32(0, 1) : null;
   const per = [TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_CTS].filter((x) => f & x).length * 4;
   if (at + count * per > trun.start + trun.size) throw new Error('a trun shorter than its sample count');
+  if (count > budget.left) throw new Error(`a trun of ${count} samples, more than its mdat can hold`);
+  budget.left -= count;
   for (let i = 0; i < count; i++) {
     const duration = u32(d.duration, f & TRUN_DURATION);
     const size = u32(d.size, f & TRUN_SIZE);
@@ -115,6 +129,7 @@ export function readFragment(
 ): TrackRun[] {
   const runs: TrackRun[] = [];
   let previousEnd = moof.start;
+  const budget = { left: Math.max(0, dataTo - dataFrom) + EMPTY_SAMPLE_SLACK };
   for (const traf of children(b, moof)) {
     if (traf.type !== 'traf') continue;
     const tfhd = child(b, traf, 'tfhd');
@@ -133,7 +148,7 @@ export function readFragment(
     // Without default-base-is-moof a traf's data follows the previous traf's (8.8.7.1).
     let data = baseIsMoof || runs.length === 0 ? moof.start : previousEnd;
     for (const x of children(b, traf)) {
-      if (x.type === 'trun') data = readTrun(b, x, defaults, data, moof.start, out);
+      if (x.type === 'trun') data = readTrun(b, x, defaults, data, moof.start, out, budget);
       else if (x.type === 'senc') throw new Error('encrypted samples (senc)');
     }
     previousEnd = data;

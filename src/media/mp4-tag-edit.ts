@@ -117,6 +117,8 @@ export function shiftChunkOffsets(moov: Buffer, delta: number): Buffer | null {
       } else if (depth === STBL_PATH.length && (k.type === 'stco' || k.type === 'co64')) {
         const wide = k.type === 'co64';
         const n = out.readUInt32BE(k.body + 4);
+        // A count past the box's end would move bytes of the boxes after it.
+        if (k.body + 8 + n * (wide ? 8 : 4) > k.end) return false;
         for (let i = 0; i < n; i++) {
           const at = k.body + 8 + i * (wide ? 8 : 4);
           const v = (wide ? Number(out.readBigUInt64BE(at)) : out.readUInt32BE(at)) + delta;

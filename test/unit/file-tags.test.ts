@@ -142,6 +142,16 @@ describe('chunk offsets', () => {
     const moov = box('moov', mvhd, stbl(fullBox('stco', 0, 0, u32be(1, 0xfffffff0))));
     assert.equal(shiftChunkOffsets(moov, 100), null);
   });
+
+  it('gives up on a count past its box, rather than move the bytes of the boxes after it', () => {
+    const moov = box(
+      'moov',
+      mvhd,
+      stbl(fullBox('stco', 0, 0, u32be(3, 100))),
+      stbl(fullBox('stco', 0, 0, u32be(1, 7))),
+    );
+    assert.equal(shiftChunkOffsets(moov, 42), null);
+  });
 });
 
 describe('ffmpeg arguments', () => {

@@ -186,6 +186,38 @@ describe('fMP4 fragments', () => {
     assert.equal(fmp4Refusal(null, { video: true, audio: true }), 'no data');
   });
 
+  it('refuses a trun listing billions of default-sized samples at once, instead of running out of memory', () => {
+    // tfhd gives a default sample size of 0; the trun is its 4-byte count and nothing else.
+    const traf = box(
+      'traf',
+      fullBox('tfhd', 0, 0x20000 | 0x10, u32be(1, 0)),
+      fullBox('trun', 0, 0, u32be(0xfffffff0)),
+    );
+    const moof = box('moof', fullBox('mfhd', 0, 0, u32be(1)), traf);
+    const seg = Buffer.concat([moof, box('mdat', Buffer.alloc(16))]);
+    const at = boxHeader(seg, 0)!;
+    const trex = () => ({ descriptionIndex: 1, duration: 0, size: 0, flags: 0 });
+    assert.throws(
+      () => readFragment(seg, at, moof.length + 8, seg.length, trex),
+      /more than its mdat can hold/,
+    );
+    // As many as the mdat has bytes are read (trun data offset: past the moof and the mdat header).
+    const moofOf = (offset: number) =>
+      box(
+        'moof',
+        fullBox('mfhd', 0, 0, u32be(1)),
+        box(
+          'traf',
+          fullBox('tfhd', 0, 0x20000 | 0x10, u32be(1, 1)),
+          fullBox('trun', 0, 1, u32be(16, offset)),
+        ),
+      );
+    const fits = moofOf(moofOf(0).length + 8);
+    const ok = Buffer.concat([fits, box('mdat', Buffer.alloc(16))]);
+    const [run] = readFragment(ok, boxHeader(ok, 0)!, fits.length + 8, ok.length, trex);
+    assert.equal(run!.sizes.length, 16);
+  });
+
   it('never throws on damaged bytes: 300 random corruptions are read or refused', () => {
     const stream = Buffer.concat([init, segments[0]!]);
     let seed = 7;
