@@ -4,7 +4,8 @@
  * which every demuxer drops), so the download must give the very file the small segments give. The
  * same for AES-128, byte ranges (Range honoured and ignored), fMP4 (padded with a `free` box, muxed by
  * ffmpeg), a body without Content-Length, a segment cut off midway and fetched again, and a restart in
- * the middle of a large segment. Each job runs in this process (the real service), so this process's
+ * the middle of a large segment; and an fMP4 fragment whose 4-byte trun count claims billions of
+ * samples. Each job runs in this process (the real service), so this process's
  * RSS growth is the job's.
  */
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { after, before, beforeEach, describe, it, type TestContext } from 'node:
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Job } from '../../src/jobs/types.js';
+import { box, fullBox, u32be, u64be } from '../../src/media/mp4-box-writer.js';
 import { H1Transport } from '../../src/net/transports/h1-transport.js';
 import {
   decodedHash,
@@ -170,6 +172,29 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
         })(),
       );
     }
+    // fMP4 whose second fragment lists 0xFFFFFFF0 samples of the default size in a 4-byte trun count.
+    await mkdir(path.join(dir, 'trun-bomb'), { recursive: true });
+    await writeFile(path.join(dir, 'trun-bomb/index.m3u8'), fmp4Text);
+    await writeFile(
+      path.join(dir, 'trun-bomb', fmp4.initName),
+      await readFile(path.join(fmp4.dir, fmp4.initName)),
+    );
+    for (const [i, s] of fmp4.segments.entries()) {
+      const traf = box(
+        'traf',
+        fullBox('tfhd', 0, 0x20000 | 0x10, u32be(1, 0)),
+        fullBox('tfdt', 1, 0, u64be(i * 180_000)),
+        fullBox('trun', 0, 0, u32be(0xfffffff0)),
+      );
+      const bomb = Buffer.concat([
+        box('moof', fullBox('mfhd', 0, 0, u32be(i + 1)), traf),
+        box('mdat', Buffer.alloc(16)),
+      ]);
+      await writeFile(
+        path.join(dir, 'trun-bomb', s),
+        i === 1 ? bomb : await readFile(path.join(fmp4.dir, s)),
+      );
+    }
     // A fake PNG header in front of a large first segment (the others small); an HTML page too large
     // to hold in memory.
     await mkdir(path.join(dir, 'disguised'), { recursive: true });
@@ -289,6 +314,16 @@ describe('a job of 128 MB segments: memory bounded, output exact', () => {
     const { job } = await runHostileJob(viaFfmpeg, { url: `${origin.url}/disguised/index.m3u8` }, bounded);
     assert.equal(await decodedVideoHash(job.result!.output_path), await decodedVideoHash(referenceFile));
     assert.equal(await decodedHash(job.result!.output_path, 'a'), await decodedHash(referenceFile, 'a'));
+  });
+
+  it('an fMP4 fragment listing billions of samples in a 4-byte count fails the job at once, memory bounded', async () => {
+    // The in-process remux refuses the fragment (it used to run this process out of memory reading
+    // it); ffmpeg, given the track file instead, finds it invalid.
+    await runHostileJob(
+      svc,
+      { url: `${origin.url}/trun-bomb/index.m3u8` },
+      { ...bounded, code: 'GABE_ERR_FFMPEG', error: /Invalid data/ },
+    );
   });
 
   it('fails with GABE_ERR_SEGMENT on an HTML page too large to hold where a segment belongs', async () => {
