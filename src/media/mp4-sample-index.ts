@@ -53,31 +53,41 @@ export interface SampleIndex {
   tracks: TrackSamples[];
 }
 
-/** A full box's entries after its version/flags and entry count. */
-function entries(b: Buffer, box: Box | null): { at: number; count: number } | null {
-  return box ? { at: box.start + 8, count: b.readUInt32BE(box.start + 4) } : null;
+/**
+ * A full box's entries after its version/flags and entry count, each `width` bytes; a count that
+ * claims more than the box holds (a damaged or hostile table) is a RangeError: not a moov to vouch for.
+ */
+function entries(b: Buffer, box: Box | null, width: number): { at: number; count: number } | null {
+  if (!box) return null;
+  const count = b.readUInt32BE(box.start + 4);
+  if (box.start + 8 + count * width > box.end) throw new RangeError(`a ${box.type} shorter than its count`);
+  return { at: box.start + 8, count };
 }
 
 /**
- * More samples than this in one track (a day at 60 fps is 5 M; uncompressed audio counts each PCM
- * frame) is left to the whole-file path rather than held as arrays here.
+ * More samples than this in one track (9 hours at 60 fps, 11 hours of 48 kHz AAC; uncompressed audio
+ * counts each PCM frame) is left to the whole-file path rather than held as arrays here: an index
+ * keeps about 45 bytes of heap a sample (measured, 1.5 M samples), and more while it is built.
  */
-const MAX_SAMPLES = 20_000_000;
+const MAX_SAMPLES = 2_000_000;
 
-function sampleSizes(b: Buffer, stbl: Box): number[] | null {
+function sampleSizes(b: Buffer, stbl: Box, fileSize: number): number[] | null {
   const stsz = find(b, stbl, 'stsz');
   if (stsz) {
     const fixed = b.readUInt32BE(stsz.start + 4);
     const count = b.readUInt32BE(stsz.start + 8);
     if (count > MAX_SAMPLES) return null;
-    if (fixed) return new Array<number>(count).fill(fixed);
+    // One size for all: a few bytes may claim millions of samples, which must fit in the file.
+    if (fixed) return count * fixed <= fileSize ? new Array<number>(count).fill(fixed) : null;
+    if (stsz.start + 12 + 4 * count > stsz.end) return null;
     return Array.from({ length: count }, (_, i) => b.readUInt32BE(stsz.start + 12 + 4 * i));
   }
   const stz2 = find(b, stbl, 'stz2');
   if (!stz2) return null;
   const field = b[stz2.start + 7];
   const count = b.readUInt32BE(stz2.start + 8);
-  if (count > MAX_SAMPLES) return null;
+  if (count > MAX_SAMPLES || !field || stz2.start + 12 + Math.ceil((count * field) / 8) > stz2.end)
+    return null;
   const at = stz2.start + 12;
   if (field === 8) return Array.from({ length: count }, (_, i) => b[at + i]!);
   if (field === 16) return Array.from({ length: count }, (_, i) => b.readUInt16BE(at + 2 * i));
@@ -87,9 +97,9 @@ function sampleSizes(b: Buffer, stbl: Box): number[] | null {
 }
 
 function chunkOffsets(b: Buffer, stbl: Box): number[] | null {
-  const stco = entries(b, find(b, stbl, 'stco'));
+  const stco = entries(b, find(b, stbl, 'stco'), 4);
   if (stco) return Array.from({ length: stco.count }, (_, i) => b.readUInt32BE(stco.at + 4 * i));
-  const co64 = entries(b, find(b, stbl, 'co64'));
+  const co64 = entries(b, find(b, stbl, 'co64'), 8);
   if (!co64) return null;
   return Array.from({ length: co64.count }, (_, i) => Number(b.readBigUInt64BE(co64.at + 8 * i)));
 }
@@ -97,7 +107,7 @@ function chunkOffsets(b: Buffer, stbl: Box): number[] | null {
 /** Each sample's offset and chunk, from the chunk offsets, stsc and the sizes. */
 function place(b: Buffer, stbl: Box, sizes: number[]): { offsets: number[]; chunkOf: number[] } | null {
   const chunks = chunkOffsets(b, stbl);
-  const stsc = entries(b, find(b, stbl, 'stsc'));
+  const stsc = entries(b, find(b, stbl, 'stsc'), 12);
   if (!chunks || !stsc || stsc.count === 0) return null;
   const offsets: number[] = [];
   const chunkOf: number[] = [];
@@ -120,7 +130,7 @@ function place(b: Buffer, stbl: Box, sizes: number[]): { offsets: number[]; chun
 
 /** Decode times (stts) and composition offsets (ctts) in media units, one per sample. */
 function times(b: Buffer, stbl: Box, count: number): { dts: number[]; cts: number[] } | null {
-  const stts = entries(b, find(b, stbl, 'stts'));
+  const stts = entries(b, find(b, stbl, 'stts'), 8);
   if (!stts) return null;
   const dts: number[] = [];
   let t = 0;
@@ -131,7 +141,7 @@ function times(b: Buffer, stbl: Box, count: number): { dts: number[]; cts: numbe
   }
   if (dts.length !== count) return null;
   const cts = new Array<number>(count).fill(0);
-  const ctts = entries(b, find(b, stbl, 'ctts'));
+  const ctts = entries(b, find(b, stbl, 'ctts'), 8);
   if (ctts) {
     // Version 1 offsets are signed; version 0 ones written by some muxers are too in practice.
     let i = 0;
@@ -170,7 +180,7 @@ function edits(b: Buffer, trak: Box, movieScale: number): { delay: number; media
   return { delay, mediaStart: mediaStart ?? 0 };
 }
 
-function readTrack(b: Buffer, trak: Box, movieScale: number): TrackSamples | null {
+function readTrack(b: Buffer, trak: Box, movieScale: number, fileSize: number): TrackSamples | null {
   const tkhd = find(b, trak, 'tkhd');
   const mdia = find(b, trak, 'mdia');
   const mdhd = mdia && find(b, mdia, 'mdhd');
@@ -180,13 +190,13 @@ function readTrack(b: Buffer, trak: Box, movieScale: number): TrackSamples | nul
   if (!tkhd || !mdhd || !hdlr || !stbl) return null;
   const timescale = b.readUInt32BE(mdhd.start + (b[mdhd.start] === 1 ? 20 : 12));
   const trackId = b.readUInt32BE(tkhd.start + (b[tkhd.start] === 1 ? 20 : 12));
-  const sizes = sampleSizes(b, stbl);
+  const sizes = sampleSizes(b, stbl, fileSize);
   const placed = sizes && place(b, stbl, sizes);
   const t = sizes && times(b, stbl, sizes.length);
   const edit = edits(b, trak, movieScale);
   if (!timescale || !sizes || !placed || !t || !edit) return null;
   const at = (units: number) => (units - edit.mediaStart) / timescale + edit.delay;
-  const stss = entries(b, find(b, stbl, 'stss'));
+  const stss = entries(b, find(b, stbl, 'stss'), 4);
   const sync = stss && Array.from({ length: stss.count }, (_, i) => b.readUInt32BE(stss.at + 4 * i) - 1);
   if (sync?.some((s, i) => s < 0 || s >= sizes.length || (i > 0 && s <= sync[i - 1]!))) return null;
   return {
@@ -202,10 +212,11 @@ function readTrack(b: Buffer, trak: Box, movieScale: number): TrackSamples | nul
 }
 
 /**
- * The sample index of a moov box (the whole box, header included), or null when the file is
- * fragmented (mvex: the samples live in moofs) or anything in the tables is not understood.
+ * The sample index of a moov box (the whole box, header included) of a file of `fileSize` bytes, or
+ * null when the file is fragmented (mvex: the samples live in moofs) or anything in the tables is not
+ * understood.
  */
-export function readSampleIndex(moov: Buffer): SampleIndex | null {
+export function readSampleIndex(moov: Buffer, fileSize = Number.POSITIVE_INFINITY): SampleIndex | null {
   try {
     const root = { type: 'moov', start: 8, end: moov.length };
     if (moov.toString('latin1', 4, 8) !== 'moov' || find(moov, root, 'mvex')) return null;
@@ -218,7 +229,7 @@ export function readSampleIndex(moov: Buffer): SampleIndex | null {
     const tracks: TrackSamples[] = [];
     for (const trak of children(moov, root.start, root.end)) {
       if (trak.type !== 'trak') continue;
-      const track = readTrack(moov, trak, scale);
+      const track = readTrack(moov, trak, scale, fileSize);
       if (!track) return null;
       if (track.sizes.length > 0) tracks.push(track);
     }

@@ -111,6 +111,21 @@ describe('the MP4 sample index', () => {
     assert.equal(readSampleIndex(moov)!.duration, 0.36);
   });
 
+  it('refuses a fixed sample size claiming more samples than the file holds, before building them', () => {
+    const moov = moovOf({ n: 10, size: 100, gop: 5, at: 1000, gap: 500 });
+    assert.ok(readSampleIndex(moov, 3000));
+    // One size for every sample: 1.5 M samples of 1000 bytes (tables consistent: 300,000 a chunk, one
+    // stts entry for all) do not fit in a 3,000-byte file, and are not built.
+    const fixed = Buffer.from(moov);
+    const at = (type: string) => fixed.indexOf(type, 0, 'latin1');
+    fixed.writeUInt32BE(1000, at('stsz') + 8);
+    fixed.writeUInt32BE(1_500_000, at('stsz') + 12);
+    fixed.writeUInt32BE(300_000, at('stsc') + 16);
+    fixed.writeUInt32BE(1_500_000, at('stts') + 12);
+    assert.equal(readSampleIndex(fixed, 3000), null);
+    assert.equal(readSampleIndex(fixed, 2e9)!.tracks[0]!.sizes.length, 1_500_000, 'in a 2 GB file they fit');
+  });
+
   it('reads co64 offsets past 4 GiB and stz2 sizes', () => {
     const t = readSampleIndex(moovOf({ n: 4, size: 300, gop: 2, at: 5_000_000_000, gap: 1000, wide: true }))!
       .tracks[0]!;

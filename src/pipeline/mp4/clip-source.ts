@@ -161,7 +161,9 @@ async function readIndex(src: SourceReader): Promise<SampleIndex | string> {
     at += size;
   }
   if (!moov) return 'no moov box';
-  return readSampleIndex(moov) ?? 'a sample table this reader does not follow (fragments, several edits)';
+  return (
+    readSampleIndex(moov, src.size) ?? 'a sample table this reader does not follow (fragments, several edits)'
+  );
 }
 
 /**
