@@ -185,6 +185,32 @@ describe('real-world HLS extras', () => {
       assert.equal(cues[0]!.text, subs.subtitles[1].cues[0]!.text);
     });
 
+    it('a subtitle rendition of more than 64 MB is left out after 64 MB, the video downloaded', async () => {
+      // 80 segments of ~1 MB (each under the per-segment cap): the whole would be 80 MB held at once.
+      const big = Buffer.from(`WEBVTT\n\nNOTE ${'x'.repeat(1_000_000)}\n\n00:00.500 --> 00:01.000\nhi\n`);
+      const list = ['#EXTM3U', '#EXT-X-TARGETDURATION:2', '#EXT-X-PLAYLIST-TYPE:VOD'];
+      for (let k = 0; k < 80; k++) {
+        origin.route(`/huge/${k}.vtt`, { body: big, contentType: 'text/vtt' });
+        list.push('#EXTINF:2.0,', `${k}.vtt`);
+      }
+      list.push('#EXT-X-ENDLIST', '');
+      origin.route('/huge/subs.m3u8', { body: list.join('\n') });
+      const master = [
+        '#EXTM3U',
+        '#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="s",NAME="Huge",LANGUAGE="en",URI="/huge/subs.m3u8"',
+        `#EXT-X-STREAM-INF:BANDWIDTH=${subs.video.bandwidth},SUBTITLES="s"`,
+        `/subs/${subs.video.uri}`,
+        '',
+      ].join('\n');
+      origin.route('/huge/master.m3u8', { body: master });
+      const job = await download({ url: `${origin.url}/huge/master.m3u8` });
+      assert.equal(job.status, 'COMPLETED', job.error ?? '');
+      assert.equal(job.result!.subtitles, undefined);
+      const fetched = origin.countRequests(/^\/huge\/\d+\.vtt$/);
+      // 64 MiB is passed with the 68th; the other seven fetches under way at once still finish.
+      assert.ok(fetched >= 68 && fetched <= 75, `${fetched} of 80 segments fetched: it stops past 64 MiB`);
+    });
+
     it('IMSC1 renditions (TTML in fMP4 segments, on the video clock) go in like WebVTT ones', async () => {
       // Each 2 s text segment starts at its video segment's PTS; each cue in the segment where it begins.
       const startMs = subs.videoStartPts / 90;

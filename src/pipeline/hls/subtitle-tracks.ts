@@ -11,7 +11,7 @@ import { withRetry } from '../../net/retry.js';
 import type { ByteRange } from '../../playlist/model.js';
 import { type SubtitleSegment, stitchWebVtt } from '../../playlist/webvtt-stitcher.js';
 import { formatWebVtt } from '../../playlist/webvtt-writer.js';
-import { isGabeError } from '../../service/errors.js';
+import { GabeError, isGabeError } from '../../service/errors.js';
 import { segmentSpans } from './clip-window.js';
 import type { PlaylistSource, SubtitleTrack } from './renditions.js';
 import { cutCues, firstKeptTime, subtitleSegmentsFor, type TimelineCut } from './subtitle-cut.js';
@@ -32,6 +32,11 @@ export interface SubtitleFile {
 /** Subtitle segments fetched at once; tiny files, so a few connections suffice. */
 const CONCURRENCY = 8;
 const MAX_SUBTITLE_SEGMENT_BYTES = 1024 * 1024;
+/**
+ * Bytes one subtitle rendition may take in all: a film's WebVTT is some 100 KB, but a playlist can list
+ * 100,000 segments of up to MAX_SUBTITLE_SEGMENT_BYTES, all held until stitched.
+ */
+const MAX_SUBTITLE_TRACK_BYTES = 64 * 1024 * 1024;
 
 /**
  * Bytes at a run's start read for its first timestamp (TS: the first PES of each stream): a first
@@ -116,14 +121,25 @@ async function fetchTexts(
   const init = map ? textTrackInit(await get(map)) : null;
   const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
+  let bytes = 0;
   const worker = async () => {
-    while (next < wanted.length) {
-      const k = next++;
-      const { index, otherClock } = wanted[k]!;
-      const data = await get(segments[index]!);
-      const { start, end } = spans[index]!;
-      const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
-      out[k] = { text: asWebVtt(data, init), start, duration: end - start, anchor, otherClock };
+    try {
+      while (next < wanted.length) {
+        const k = next++;
+        const { index, otherClock } = wanted[k]!;
+        const data = await get(segments[index]!);
+        bytes += data.length;
+        if (bytes > MAX_SUBTITLE_TRACK_BYTES) {
+          throw new GabeError('SEGMENT', `the subtitle rendition is over ${MAX_SUBTITLE_TRACK_BYTES} bytes`);
+        }
+        const { start, end } = spans[index]!;
+        const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
+        out[k] = { text: asWebVtt(data, init), start, duration: end - start, anchor, otherClock };
+      }
+    } catch (err) {
+      // The other workers stop too: what they would fetch is of no use now.
+      next = wanted.length;
+      throw err;
     }
   };
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, wanted.length) }, worker));
