@@ -185,7 +185,7 @@ describe('real-world HLS extras', () => {
       assert.equal(cues[0]!.text, subs.subtitles[1].cues[0]!.text);
     });
 
-    it('a subtitle rendition of more than 64 MB is left out after 64 MB, the video downloaded', async () => {
+    it('subtitles of more than 64 MiB in all are left out once past it, the video downloaded', async () => {
       // 80 segments of ~1 MB (each under the per-segment cap): the whole would be 80 MB held at once.
       const big = Buffer.from(`WEBVTT\n\nNOTE ${'x'.repeat(1_000_000)}\n\n00:00.500 --> 00:01.000\nhi\n`);
       const list = ['#EXTM3U', '#EXT-X-TARGETDURATION:2', '#EXT-X-PLAYLIST-TYPE:VOD'];

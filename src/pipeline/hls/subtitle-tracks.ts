@@ -33,10 +33,11 @@ export interface SubtitleFile {
 const CONCURRENCY = 8;
 const MAX_SUBTITLE_SEGMENT_BYTES = 1024 * 1024;
 /**
- * Bytes one subtitle rendition may take in all: a film's WebVTT is some 100 KB, but a playlist can list
- * 100,000 segments of up to MAX_SUBTITLE_SEGMENT_BYTES, all held until stitched.
+ * Bytes a job's subtitle renditions may take in all: a film's WebVTT is some 100 KB a language, but a
+ * playlist can list 100,000 segments of up to MAX_SUBTITLE_SEGMENT_BYTES, and a master any number of
+ * renditions, all held until stitched.
  */
-const MAX_SUBTITLE_TRACK_BYTES = 64 * 1024 * 1024;
+const MAX_SUBTITLE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Bytes at a run's start read for its first timestamp (TS: the first PES of each stream): a first
@@ -100,6 +101,7 @@ async function fetchTexts(
   src: PlaylistSource,
   track: SubtitleTrack,
   o: SubtitleTiming,
+  budget: { bytes: number },
 ): Promise<SubtitleSegment[]> {
   const { http, ctx, policy } = src;
   const { segments } = track.media;
@@ -121,16 +123,15 @@ async function fetchTexts(
   const init = map ? textTrackInit(await get(map)) : null;
   const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
-  let bytes = 0;
   const worker = async () => {
     try {
       while (next < wanted.length) {
         const k = next++;
         const { index, otherClock } = wanted[k]!;
         const data = await get(segments[index]!);
-        bytes += data.length;
-        if (bytes > MAX_SUBTITLE_TRACK_BYTES) {
-          throw new GabeError('SEGMENT', `the subtitle rendition is over ${MAX_SUBTITLE_TRACK_BYTES} bytes`);
+        budget.bytes -= data.length;
+        if (budget.bytes < 0) {
+          throw new GabeError('SEGMENT', `the subtitles are over ${MAX_SUBTITLE_BYTES} bytes in all`);
         }
         const { start, end } = spans[index]!;
         const anchor = o.anchors ? anchorAt(o.anchors, (start + end) / 2) : undefined;
@@ -173,13 +174,14 @@ export async function prepareSubtitles(
   timing: SubtitleTiming,
 ): Promise<SubtitleFile[]> {
   const { cut } = timing;
+  const budget = { bytes: MAX_SUBTITLE_BYTES };
   const texts = await Promise.all(
     tracks.map((t) =>
-      fetchTexts(src, t, timing).catch((err: unknown) => {
+      fetchTexts(src, t, timing, budget).catch((err: unknown) => {
         if (isGabeError(err, 'CANCELLED')) throw err;
         src.ctx.log.warn(
           { language: t.rendition.language, err: (err as Error).message },
-          'subtitle rendition skipped: its segments could not be fetched',
+          'subtitle rendition skipped: its segments could not be fetched or read',
         );
         return null;
       }),
