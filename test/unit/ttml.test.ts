@@ -55,6 +55,13 @@ describe('TTML documents', () => {
     ]);
   });
 
+  test('a prologue of 140,000 empty comments is read once through (a regular expression took minutes)', {
+    timeout: 10_000,
+  }, () => {
+    assert.equal(isTtml(`${'<!---->'.repeat(140_000)}x`), false);
+    assert.equal(isTtml(`${'<!-- c -->\n'.repeat(140_000)}<tt>`), true);
+  });
+
   test('only a document whose root is <tt> is TTML; broken XML gives no cues', () => {
     assert.equal(isTtml('WEBVTT\n\n00:00.000 --> 00:01.000\nx\n'), false);
     assert.equal(isTtml('\uFEFF<?xml version="1.0"?>\n<!-- made by hand -->\n<tt:tt xmlns:tt="x">'), true);
