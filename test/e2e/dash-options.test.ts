@@ -164,6 +164,7 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     b,
     ['um', 'dois', 'três'][i]!,
   ]);
+  const dutch: [number, number, string][] = english.map(([a, b], i) => [a, b, ['een', 'twee', 'drie'][i]!]);
   // EBU-TT-D style: times in ticks of 100 ns.
   const ttml = (cues: [number, number, string][]) =>
     `<?xml version="1.0" encoding="UTF-8"?><tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" ttp:tickRate="10000000" xml:lang="it"><body><div>${cues
@@ -180,6 +181,8 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
       '<AdaptationSet contentType="text" mimeType="application/mp4" codecs="stpp.ttml.im1t" lang="de"><Representation id="de" bandwidth="256"><BaseURL>de.mp4</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet mimeType="text/vtt" lang="fr"><Representation id="fr" bandwidth="256"><BaseURL>fr.vtt</BaseURL></Representation></AdaptationSet>',
       '<AdaptationSet mimeType="application/ttml+xml" lang="it"><Representation id="it" bandwidth="256"><BaseURL>it.ttml</BaseURL></Representation></AdaptationSet>',
+      // Segmented WebVTT whose template names an initialization too (a header-only text file).
+      '<AdaptationSet mimeType="text/vtt" lang="nl"><SegmentTemplate timescale="1000" duration="2000" startNumber="1" initialization="nl/init.vtt" media="nl/$Number$.vtt"/><Representation id="nl" bandwidth="256"/></AdaptationSet>',
       ...['es', 'pt'].map(
         (lang, i) =>
           `<AdaptationSet contentType="text" mimeType="application/mp4" lang="${lang}"><SegmentTemplate timescale="1000" duration="2000" startNumber="1" initialization="${lang}/init.mp4" media="${lang}/$Number$.m4s"/><Representation id="${lang}" bandwidth="256" codecs="${['stpp', 'wvtt'][i]}"/></AdaptationSet>`,
@@ -195,6 +198,8 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     origin.route(`${prefix}it.ttml`, { body: ttml(italian), contentType: 'application/ttml+xml' });
     // fMP4 text tracks, one cue per 2 s segment: TTML (stpp) timed on the track's clock, and WebVTT
     // cue boxes (wvtt), each sample an empty stretch, the cue, and another empty stretch.
+    origin.route(`${prefix}nl/init.vtt`, { body: 'WEBVTT\n', contentType: 'text/vtt' });
+    for (const [k, cue] of dutch.entries()) origin.route(`${prefix}nl/${k + 1}.vtt`, { body: vtt([cue]) });
     origin.route(`${prefix}es/init.mp4`, { body: textInit('stpp', 1000, 'spa') });
     origin.route(`${prefix}pt/init.mp4`, { body: textInit('wvtt', 1000, 'por') });
     for (const [k, [a, b, t]] of spanish.entries()) {
@@ -241,13 +246,13 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     const job = await download({ url, video_name: 'dash-subs' });
     assert.deepEqual(
       job.result!.subtitles!.map((s) => s.language),
-      ['en', 'fr', 'it', 'es', 'pt'],
+      ['en', 'fr', 'it', 'nl', 'es', 'pt'],
     );
-    for (const [i, expected] of [english, french, italian, spanish, portuguese].entries())
+    for (const [i, expected] of [english, french, italian, dutch, spanish, portuguese].entries())
       for (const cues of await cuesOf(job, i)) assertCues(cues, expected);
     // A progressive MP4 of TTML (BaseURL alone) is left out, unread.
     assert.equal(origin.countRequests(`${prefix}de.mp4`), 0);
-    // One copy of the MPD serves the master and the seven tracks' playlists.
+    // One copy of the MPD serves the master and the eight tracks' playlists.
     assert.equal(origin.countRequests(`${prefix}subs.mpd`), 1);
     const probe = await svc.app.inject({
       method: 'POST',
@@ -258,7 +263,7 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
     });
     assert.deepEqual(
       probe.json().subtitles.map((s: { language: string }) => s.language),
-      ['en', 'fr', 'it', 'es', 'pt'],
+      ['en', 'fr', 'it', 'nl', 'es', 'pt'],
       '/probe lists them',
     );
   });

@@ -5,7 +5,7 @@
  */
 import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { textTrackInit } from '../../media/fmp4-text.js';
+import { isIsoBmff, type TextTrackInit, textTrackInit } from '../../media/fmp4-text.js';
 import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { withRetry } from '../../net/retry.js';
 import type { ByteRange } from '../../playlist/model.js';
@@ -85,6 +85,16 @@ export async function runAnchors(
   }
 }
 
+/** An fMP4 text track's init segment, or null for anything else (text, another track, damage). */
+function readTextInit(data: Buffer): TextTrackInit | null {
+  if (!isIsoBmff(data)) return null;
+  try {
+    return textTrackInit(data);
+  } catch {
+    return null;
+  }
+}
+
 /** The anchor of the run a segment's middle falls in: the last one starting at or before it. */
 function anchorAt(anchors: readonly (RunAnchor | null)[], t: number): RunAnchor | undefined {
   let found: RunAnchor | undefined;
@@ -118,9 +128,10 @@ async function fetchTexts(
     const opts = { signal: ctx.signal, maxBytes: MAX_SUBTITLE_SEGMENT_BYTES, range };
     return (await withRetry(() => http.getBuffer(url, opts), policy, { signal: ctx.signal })).data;
   };
-  // An fMP4 text track (stpp, wvtt) needs its init segment for the timescale and the track.
+  // An fMP4 text track (stpp, wvtt) needs its init segment for the timescale and the track; an init
+  // that is not one leaves the segments to be read as text.
   const map = wanted.map((w) => segments[w.index]!.map).find((m) => m !== null) ?? null;
-  const init = map ? textTrackInit(await get(map)) : null;
+  const init = map ? readTextInit(await get(map)) : null;
   const out: SubtitleSegment[] = new Array(wanted.length);
   let next = 0;
   const worker = async () => {
