@@ -191,6 +191,43 @@ describe('live recording', () => {
     assert.ok(seconds >= 3.5 && seconds < 5.5, `${seconds} s`);
   });
 
+  it('skip_segments on a live stream: matching segments are never fetched, the recording has no hole', async () => {
+    const vod = await makeHlsTs({ seconds: 12, segmentSeconds: 1 });
+    // Segments 4 to 7 are listed under ads/ (the same media, served from there too): an ad break
+    // longer than three target durations, which must not look like a stalled playlist.
+    const ads = new Set([4, 5, 6, 7]);
+    const listedAs = vod.segments.map((x, i) => (ads.has(i) ? `ads/${x}` : x));
+    origin.serveDir('/liveads/ads/', vod.dir);
+    serveLive(origin, '/liveads/index.m3u8', { ...vod, segments: listedAs }, { window: 4, initial: 2 });
+    const id = await submit({ url: `${origin.url}/liveads/index.m3u8`, skip_segments: ['/ads/'] });
+    const job = await finished(id, 60_000);
+    assert.equal(job.status, 'COMPLETED', job.error ?? '');
+    assert.equal(job.result!.live?.ended, 'endlist');
+    assert.equal(job.result!.live?.missed_segments, 0, 'skipped segments are not counted as missed');
+    assert.deepEqual(job.result!.skipped, { segments: 4, seconds: 4 });
+    assert.equal(origin.countRequests(/^\/liveads\/ads\//), 0);
+    assert.equal(job.result!.segment_count, vod.segmentCount - 4);
+    // The programme without the ad, as ffmpeg copies it from a VOD playlist that leaves it out.
+    const kept = vod.segments.flatMap((x, i) =>
+      ads.has(i)
+        ? i === 4
+          ? ['#EXT-X-DISCONTINUITY']
+          : []
+        : [`#EXTINF:${vod.segmentDurations[i]!.toFixed(6)},`, `/liveads/${x}`],
+    );
+    const list = [
+      '#EXTM3U',
+      '#EXT-X-TARGETDURATION:1',
+      '#EXT-X-PLAYLIST-TYPE:VOD',
+      ...kept,
+      '#EXT-X-ENDLIST',
+      '',
+    ];
+    origin.route('/liveads-ref/index.m3u8', { body: list.join('\n') });
+    const ref = await vodReference(`${origin.url}/liveads-ref/index.m3u8`);
+    assert.equal(await decodedVideoHash(job.result!.output_path), await decodedVideoHash(ref));
+  });
+
   it('ends a recording whose playlist stops changing for three target durations, and says so', async () => {
     const vod = await makeHlsTs({ seconds: 4, segmentSeconds: 1 });
     serveLive(origin, '/dead/index.m3u8', vod, { window: 10, initial: 4, neverEnd: true });

@@ -115,8 +115,8 @@ export async function trackJobs(
   const { request } = o.ctx.job;
   const medias = specs.map((s) => s.track.media);
   const choose = o.stop ? null : chooser(request, medias, o.preroll ?? 0);
-  if (o.stop && skipRules(request))
-    o.ctx.log.warn('skip_segments and skip_discontinuity_runs do not apply to live recordings');
+  if (o.stop && request.skip_discontinuity_runs != null)
+    o.ctx.log.warn('skip_discontinuity_runs does not apply to live recordings (skip_segments does)');
   let selection: Selection | null = null;
   for (const spec of specs) {
     const file = path.join(o.ctx.tempDir, `${spec.label}.track`);
@@ -176,8 +176,12 @@ async function liveTrack(
   const checkpoint = await readCheckpoint(file, fingerprint);
   if (checkpoint) plan.lastMsn = checkpoint.lastMsn;
   const recorded = checkpoint?.seconds ?? 0;
+  // skip_segments: each track leaves out the segments whose own URLs match (a live ad's video and
+  // audio are served alike); run lengths are not known until a run ends.
+  const patterns = skipRules(request)?.patterns ?? [];
   const recording = new LiveRecording(plan, spec.track.media, {
     reload: async () => reloadTrack(o.src, o.selected, spec.which),
+    skip: patterns.length > 0 ? (url) => patterns.some((p) => p.test(url)) : undefined,
     maxDuration: request.max_duration ? Math.max(0, request.max_duration - recorded) : null,
     stop,
     signal: AbortSignal.any([ctx.signal, o.over]),

@@ -261,7 +261,6 @@ class HlsJob {
     { file, out, duration, warnings }: Finished,
   ): Promise<JobResult> {
     const { audioOnly, ctx } = this;
-    const resolution = audioOnly ? null : resolutionOf(out, selected.variant);
     const seconds = Number.isFinite(duration) ? duration : null;
     const hasVideo = out.streams.some((s) => s.codec_type === 'video');
     const mp4 = { file, ext: containerExt(audioOnly), container: audioOnly ? 'm4a' : 'mp4', hasVideo };
@@ -272,7 +271,7 @@ class HlsJob {
     const result: JobResult = {
       status: 'completed',
       output_path: outputPath,
-      resolution,
+      resolution: audioOnly ? null : resolutionOf(out, selected.variant),
       video_name: path.basename(outputPath, ext),
       original_url: this.request.url,
       file_size_mb: Math.round((size / (1024 * 1024)) * 100) / 100,
@@ -288,7 +287,8 @@ class HlsJob {
     if (outcome) result.live = { ended: outcome.reason, missed_segments: outcome.missed };
     if (warnings.length > 0) result.warnings = warnings;
     if (clip) result.clip = clip;
-    if (selection?.skipped.segments) result.skipped = selection.skipped;
+    const skipped = (selection ?? outcome)?.skipped;
+    if (skipped?.segments) result.skipped = skipped;
     return result;
   }
 }

@@ -10,7 +10,7 @@
 import { sleep } from '../../net/retry.js';
 import type { MediaPlaylist, Segment } from '../../playlist/model.js';
 import type { Logger } from '../../service/log.js';
-import { appendSegments, type TrackPlan } from './track-plan.js';
+import { appendSegments, type TrackPlan, urlOf } from './track-plan.js';
 
 export type LiveEnd = 'endlist' | 'max_duration' | 'stopped' | 'stalled';
 
@@ -18,6 +18,8 @@ export interface LiveOutcome {
   reason: LiveEnd;
   /** Segments that left the playlist's window before they could be fetched. */
   missed: number;
+  /** Segments left out by `skip` (skip_segments), and their EXTINF seconds. */
+  skipped: { segments: number; seconds: number };
 }
 
 /** What a track's downloader needs to know about a plan that grows. */
@@ -37,6 +39,11 @@ export interface LiveOptions {
   signal: AbortSignal;
   log: Logger;
   now?: () => number;
+  /**
+   * Segments not to record, by their URL (skip_segments): never fetched, and the next one recorded
+   * starts a new discontinuity run, so the file has no hole where they were.
+   */
+  skip?: (url: string) => boolean;
 }
 
 /**
@@ -91,6 +98,11 @@ export class LiveRecording implements Growth {
   private done = false;
   private readonly listeners: (() => void)[] = [];
   private missed = 0;
+  private readonly skipped = { segments: 0, seconds: 0 };
+  /** The last media sequence number skipped; with plan.lastMsn, the last one dealt with. */
+  private lastSkipped = -1;
+  /** A segment was skipped since the last one recorded. */
+  private gap = false;
   private readonly now: () => number;
 
   constructor(
@@ -117,14 +129,27 @@ export class LiveRecording implements Growth {
     return this.o.maxDuration !== null && this.plan.duration >= this.o.maxDuration;
   }
 
-  /** The segments of `media` not planned yet, cut at max_duration. */
+  /** The last media sequence number recorded or skipped. */
+  private get lastMsn(): number {
+    return Math.max(this.plan.lastMsn, this.lastSkipped);
+  }
+
+  /** The segments of `media` not planned yet, less those to skip, cut at max_duration. */
   private fresh(media: MediaPlaylist): Segment[] {
     const out: Segment[] = [];
     let duration = this.plan.duration;
     for (const s of media.segments) {
-      if (s.msn <= this.plan.lastMsn) continue;
+      if (s.msn <= this.lastMsn) continue;
       if (this.o.maxDuration !== null && duration >= this.o.maxDuration) break;
-      out.push(s);
+      if (this.o.skip?.(urlOf(s, media.baseUrl))) {
+        this.skipped.segments++;
+        this.skipped.seconds += s.duration ?? 0;
+        this.lastSkipped = s.msn;
+        this.gap = true;
+        continue;
+      }
+      out.push(this.gap && !s.discontinuity ? { ...s, discontinuity: true } : s);
+      this.gap = false;
       duration += s.duration ?? 0;
     }
     return out;
@@ -147,10 +172,11 @@ export class LiveRecording implements Growth {
           seconds: Math.round(this.plan.duration),
           segments: this.plan.segmentCount,
           missed: this.missed,
+          skipped: this.skipped.segments,
         },
         'live recording ended',
       );
-      return { reason, missed: this.missed };
+      return { reason, missed: this.missed, skipped: { ...this.skipped } };
     } finally {
       this.done = true;
       this.changed();
@@ -169,18 +195,24 @@ export class LiveRecording implements Growth {
       await this.wait(reloadDelayMs(target, grew));
       if (o.stop.aborted) return 'stopped';
       this.media = await o.reload();
+      const before = this.lastMsn;
+      // Fetched too slowly for the window: segments between the last dealt with and the playlist's
+      // first are gone from it.
+      const first = this.media.segments.find((x) => x.msn > before)?.msn ?? before + 1;
       const fresh = this.fresh(this.media);
-      const skipped = (fresh[0]?.msn ?? this.plan.lastMsn + 1) - (this.plan.lastMsn + 1);
-      if (skipped > 0 && this.plan.lastMsn >= 0) {
-        // Fetched too slowly for the window: those segments are gone from the origin's playlist.
-        this.missed += skipped;
-        o.log.warn({ missed: skipped, after: this.plan.lastMsn }, 'segments left the live window unrecorded');
+      const gone = first - (before + 1);
+      if (gone > 0 && before >= 0) {
+        this.missed += gone;
+        o.log.warn({ missed: gone, after: before }, 'segments left the live window unrecorded');
       }
-      grew = fresh.length > 0;
-      if (grew) {
+      if (fresh.length > 0) {
         appendSegments(this.plan, this.media, fresh);
-        unchangedSince = this.now();
         this.changed();
+      }
+      // Skipped segments are the playlist moving on too: neither a stall nor a reason to reload sooner.
+      grew = this.lastMsn > before;
+      if (grew) {
+        unchangedSince = this.now();
       } else if (
         !this.media.endlist &&
         this.now() - unchangedSince >= STALL_TARGET_DURATIONS * target * 1000
