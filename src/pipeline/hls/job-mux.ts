@@ -9,7 +9,7 @@ import { runTool } from '../../media/ffmpeg/run.js';
 import { inputOffsets, trackClockStart } from '../../media/ffmpeg/start-time.js';
 import type { FileTags } from '../../media/file-tags.js';
 import type { MediaPlaylist } from '../../playlist/model.js';
-import { MoovReserveError } from '../../service/errors.js';
+import { GabeError, isGabeError, MoovReserveError } from '../../service/errors.js';
 import type { DownloadContext } from '../context.js';
 import { deferred } from '../deferred.js';
 import { firstBytes, openMerger } from '../mux/choose.js';
@@ -177,7 +177,12 @@ export class JobMux {
         if (err instanceof NativeDeclined) {
           // Something the in-process remux does not carry showed up midway (a new SPS, say).
           log.info({ reason: err.message }, 'remuxing with ffmpeg from the track files instead');
-          await this.mergeFromFiles(results, this.o.moovReserve);
+          await this.mergeFromFiles(results, this.o.moovReserve).catch((failed: unknown) => {
+            // Damage both refuse: the decline names it where ffmpeg's stderr may not.
+            if (!isGabeError(failed, 'FFMPEG')) throw failed;
+            const message = `${failed.message} (the in-process remux had declined first: ${err.message})`;
+            throw new GabeError('FFMPEG', message, { retryable: failed.retryable, cause: failed });
+          });
         } else if (err instanceof MoovReserveError) {
           // More samples than the moov reservation allows for (very high frame rates): merge once
           // more from the complete track files, with a second pass for the moov.
