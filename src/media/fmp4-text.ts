@@ -20,11 +20,6 @@ export interface TextTrackInit {
 
 const TEXT_CODECS = new Set(['stpp', 'wvtt']);
 
-/** Whether `b` starts with an ISO BMFF box a segment or an init segment begins with. */
-export function isIsoBmff(b: Buffer): boolean {
-  return b.length >= 8 && /^(ftyp|styp|moov|moof|sidx|emsg|free)$/.test(b.toString('latin1', 4, 8));
-}
-
 /** The text track of an init segment, or null when it has none Gabe reads (stpp, wvtt). */
 export function textTrackInit(init: Buffer): TextTrackInit | null {
   const moov = [...children(init)].find((x) => x.type === 'moov');

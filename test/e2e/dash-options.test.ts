@@ -8,7 +8,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Job } from '../../src/jobs/types.js';
-import { parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import { makeDash, makeDashMultiPeriod, staticMpd } from '../helpers/dash-fixtures.js';
 import {
   decodedFrameHashes,
@@ -21,6 +20,7 @@ import {
 import { textInit, textSegment, wvttSample } from '../helpers/fmp4-text.js';
 import { type Origin, startOrigin } from '../helpers/origin.js';
 import { closeAllServices, startTestService, type TestService } from '../helpers/service.js';
+import { cuesOf as mp4Cues, sidecarCues } from '../helpers/subtitles.js';
 
 let origin: Origin;
 let svc: TestService;
@@ -222,10 +222,10 @@ describe('WebVTT and TTML subtitles of an MPD', () => {
 
   /** The cues of the MP4's subtitle track `i` and of its sidecar, as [start, end, text]. */
   async function cuesOf(job: Job, i: number): Promise<[number, number, string][][]> {
-    const out = path.join(await makeTempDir('dash-cues'), 'cues.vtt');
-    await runFfmpeg(['-v', 'error', '-i', job.result!.output_path, '-map', `0:s:${i}`, '-f', 'webvtt', out]);
-    const files = [out, job.result!.subtitles![i]!.path];
-    const docs = await Promise.all(files.map(async (f) => parseWebVtt(await readFile(f, 'utf8')).cues));
+    const docs = [
+      await mp4Cues(job.result!.output_path, i),
+      await sidecarCues(job.result!.subtitles![i]!.path),
+    ];
     return docs.map((cues) => cues.map((c) => [c.start, c.end, c.text]));
   }
 

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fmp4TextCues, isIsoBmff, textTrackInit } from '../../src/media/fmp4-text.js';
+import { looksFmp4 } from '../../src/media/fmp4-reader.js';
+import { fmp4TextCues, textTrackInit } from '../../src/media/fmp4-text.js';
 import { asWebVtt } from '../../src/pipeline/hls/subtitle-formats.js';
 import { parseWebVtt } from '../../src/playlist/webvtt-parser.js';
 import { makeTempDir, runFfprobe } from '../helpers/fixtures.js';
@@ -31,7 +32,7 @@ describe('fMP4 text tracks', () => {
       { duration: 1000, data: ttml([['00:00:04.200', '00:00:04.800', 'absolute']]) },
       { duration: 1000, data: ttml([['0.25s', '0.75s', 'relative']]) },
     ]);
-    assert.ok(isIsoBmff(segment));
+    assert.ok(looksFmp4(segment));
     assert.deepEqual(cues(fmp4TextCues(segment, init)), [
       [4.2, 4.8, 'absolute'],
       [5.25, 5.75, 'relative'],

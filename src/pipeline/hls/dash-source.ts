@@ -11,7 +11,7 @@ import { type RetryPolicy, withRetry } from '../../net/retry.js';
 import type { Mpd } from '../../playlist/dash/mpd-model.js';
 import { parseMpd } from '../../playlist/dash/mpd-parser.js';
 import { type DashSegment, representationSegments } from '../../playlist/dash/mpd-segments.js';
-import { selectionOf, selectionTracks } from '../../playlist/dash/mpd-selection.js';
+import { isTextFile, selectionOf, selectionTracks } from '../../playlist/dash/mpd-selection.js';
 import {
   dashMediaPlaylist,
   mpdDrm,
@@ -79,7 +79,7 @@ async function periodSegments(
 ): Promise<PeriodSegments> {
   const found = representationSegments(mpd, t.period, t.rep, { nowMs });
   if (found.kind === 'segments') return found;
-  if (t.set.kind === 'text' && t.rep.mimeType?.trim().toLowerCase() !== 'application/mp4') {
+  if (t.set.kind === 'text' && isTextFile(t.rep)) {
     // WebVTT and TTML files are text, not ISO BMFF: there is no sidx to read their byte ranges from.
     throw new GabeError('NOT_A_PLAYLIST', `a ${t.rep.mimeType} representation addressed by SegmentBase`);
   }

@@ -53,6 +53,13 @@ export interface JobMuxOptions {
   playlist?: MediaPlaylist;
 }
 
+/** A stitched subtitle file as ffmpeg's input. */
+const asInput = (s: SubtitleFile): SubtitleInput => ({
+  file: s.muxFile,
+  language: s.language,
+  title: s.name,
+});
+
 export class JobMux {
   /** The merge's output in the job's folder. */
   readonly output: string;
@@ -219,8 +226,7 @@ export class JobMux {
 
   /** The subtitles the merge takes: none for a clip (see clipSubtitles). */
   private subtitleInputs(): SubtitleInput[] {
-    if (this.o.cut?.clip) return [];
-    return this.subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name }));
+    return this.o.cut?.clip ? [] : this.subtitles.map(asInput);
   }
 
   /**
@@ -230,7 +236,7 @@ export class JobMux {
    */
   async clipSubtitles(): Promise<{ inputs: SubtitleInput[]; shift: number }> {
     if (!this.o.cut?.clip || this.subtitles.length === 0) return { inputs: [], shift: 0 };
-    const inputs = this.subtitles.map((s) => ({ file: s.muxFile, language: s.language, title: s.name }));
+    const inputs = this.subtitles.map(asInput);
     return { inputs, shift: this.o.audio ? (await this.trackOffsets()).main : 0 };
   }
 

@@ -33,13 +33,16 @@ function shown(cut: TimelineCut): Span {
   return { start: cut.clip?.start ?? cut.from, end: cut.clip?.end ?? Number.POSITIVE_INFINITY };
 }
 
+/** Whether all of `span` lies in one removed span. */
+const removed = (span: Span, cut: TimelineCut) =>
+  cut.removed.some((r) => r.start <= span.start && r.end >= span.end);
+
 /** Whether any of `span` is shown, not removed. */
 function showsAny(span: Span, cut: TimelineCut): boolean {
   const window = shown(cut);
   const start = Math.max(span.start, window.start);
   const end = Math.min(span.end, window.end);
-  if (end <= start) return false;
-  return !cut.removed.some((r) => r.start <= start && r.end >= end);
+  return end > start && !removed({ start, end }, cut);
 }
 
 /**
@@ -56,11 +59,10 @@ export function subtitleSegmentsFor(
   breaks: readonly boolean[] = [],
 ): { index: number; otherClock: boolean }[] {
   const shows = spans.map((s) => showsAny(s, cut));
-  const skipped = (s: Span) => cut.removed.some((r) => r.start <= s.start && r.end >= s.end);
   return spans.flatMap((span, i) => {
     if (shows[i]) return [{ index: i, otherClock: false }];
     if (!shows[i + 1]) return [];
-    return [{ index: i, otherClock: skipped(span) || breaks[i + 1] === true }];
+    return [{ index: i, otherClock: removed(span, cut) || breaks[i + 1] === true }];
   });
 }
 

@@ -4,20 +4,20 @@
  * (media/fmp4-text.ts: stpp, wvtt), whose times are on the track's media clock and so go out with an
  * X-TIMESTAMP-MAP tying them to the video's, as an HLS packager's WebVTT would.
  */
-import { fmp4TextCues, isIsoBmff, type TextTrackInit } from '../../media/fmp4-text.js';
+import { looksFmp4 } from '../../media/fmp4-reader.js';
+import { fmp4TextCues, type TextTrackInit } from '../../media/fmp4-text.js';
+import { WRAP } from '../../media/track-timeline.js';
 import { parseTtml } from '../../playlist/ttml.js';
 import { formatWebVtt } from '../../playlist/webvtt-writer.js';
 
-const PTS_WRAP = 2 ** 33;
-
 /** `data` as a WebVTT document; `init` is the text track's init segment, for fMP4 segments. */
 export function asWebVtt(data: Buffer, init: TextTrackInit | null): string {
-  if (init && isIsoBmff(data)) {
+  if (init && looksFmp4(data)) {
     const cues = fmp4TextCues(data, init);
     if (cues.length === 0) return 'WEBVTT\n';
     // Times relative to the first cue, and that cue's media time as the map's 90 kHz MPEGTS.
     const base = Math.min(...cues.map((c) => c.start));
-    const mpegts = Math.round(base * 90_000) % PTS_WRAP;
+    const mpegts = Math.round(base * 90_000) % WRAP;
     const vtt = formatWebVtt(cues.map((c) => ({ ...c, start: c.start - base, end: c.end - base })));
     return vtt.replace(/^WEBVTT\n/, `WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:${mpegts},LOCAL:00:00:00.000\n`);
   }

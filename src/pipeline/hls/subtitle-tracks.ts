@@ -5,7 +5,8 @@
  */
 import { open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isIsoBmff, type TextTrackInit, textTrackInit } from '../../media/fmp4-text.js';
+import { looksFmp4 } from '../../media/fmp4-reader.js';
+import { type TextTrackInit, textTrackInit } from '../../media/fmp4-text.js';
 import { firstFmp4Pts, firstTsPts } from '../../media/pts.js';
 import { withRetry } from '../../net/retry.js';
 import type { ByteRange } from '../../playlist/model.js';
@@ -87,7 +88,7 @@ export async function runAnchors(
 
 /** An fMP4 text track's init segment, or null for anything else (text, another track, damage). */
 function readTextInit(data: Buffer): TextTrackInit | null {
-  if (!isIsoBmff(data)) return null;
+  if (!looksFmp4(data)) return null;
   try {
     return textTrackInit(data);
   } catch {

@@ -51,11 +51,16 @@ const TEXT_CODECS = /^(stpp|wvtt)\b/i;
  */
 export const isTextSet = (a: AdaptationSet) =>
   a.kind === 'text' &&
-  a.representations.some((r) => {
-    const mime = r.mimeType?.trim().toLowerCase() ?? '';
-    if (TEXT_TYPES.has(mime)) return true;
-    return mime === 'application/mp4' && r.addressing !== 'none' && TEXT_CODECS.test(r.codecs?.trim() ?? '');
-  });
+  a.representations.some(
+    (r) =>
+      isTextFile(r) ||
+      (r.mimeType?.trim().toLowerCase() === 'application/mp4' &&
+        r.addressing !== 'none' &&
+        TEXT_CODECS.test(r.codecs?.trim() ?? '')),
+  );
+
+/** A representation of subtitles as text files (WebVTT, TTML), not in ISO BMFF. */
+export const isTextFile = (r: Representation) => TEXT_TYPES.has(r.mimeType?.trim().toLowerCase() ?? '');
 
 /** The sets a selection of this set's kind is made among, in every period. */
 function kindOf(set: AdaptationSet): (a: AdaptationSet) => boolean {
